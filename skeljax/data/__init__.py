@@ -1,0 +1,1 @@
+"""Data: PYSKL-exact skeleton transforms, NTU parsing, TFDS builders and the input pipeline."""
