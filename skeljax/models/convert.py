@@ -1,0 +1,287 @@
+"""PyTorch state_dict <-> skeljax model: key maps for PYSKL, MMAction2 0.x and 1.x, and family detection.
+
+The skeljax modules carry the PyTorch attribute names, so a module path joined with dots is the PYSKL key; only
+tensor layouts differ (1x1 conv (O, I, 1, 1) <-> (I, O); temporal conv (O, I, k, 1) <-> (k, I, O); Linear
+(out, in) <-> (in, out); data BN vectors (V*C,) <-> (V, C)). MMAction2 0.x files are renamed to PYSKL keys first
+(spec 3.4): its single `backbone.A` is copied into every block and `edge_importance.i` becomes block i's `PA`.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+from typing import Iterator
+
+import numpy as np
+from flax import nnx
+
+from skeljax.models import layers
+from skeljax.models.stgcn import ModelSpec, Recognizer
+
+FAMILIES = ("stgcnpp", "stgcn", "mmaction0x")
+EXPORT_FORMATS = ("pyskl", "mmaction1x", "mmaction0x")
+
+
+class CheckpointMismatchError(ValueError):
+    """A state_dict that does not fit the model; the message lists missing, unexpected and mis-shaped keys."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Walking the model in PyTorch's state_dict order.
+# ----------------------------------------------------------------------------------------------------------------
+
+def iter_torch_tensors(module: nnx.Module, prefix: str = "") -> Iterator[tuple[str, nnx.Variable, nnx.Module]]:
+    """(PYSKL key, variable, owning module) in PyTorch order: own parameters, own buffers, then children."""
+    own = [(k, v) for k, v in vars(module).items() if isinstance(v, nnx.Variable)]
+    for k, v in own:
+        if isinstance(v, nnx.Param):
+            yield prefix + k, v, module
+    for k, v in own:
+        if not isinstance(v, (nnx.Param, nnx.RngState)):
+            yield prefix + k, v, module
+    for k, v in vars(module).items():
+        if isinstance(v, nnx.List):
+            for i, child in enumerate(v):
+                if isinstance(child, nnx.Module):
+                    yield from iter_torch_tensors(child, f"{prefix}{k}.{i}.")
+        elif isinstance(v, nnx.Module) and not isinstance(v, (nnx.Dropout, nnx.Rngs)):
+            yield from iter_torch_tensors(v, f"{prefix}{k}.")
+
+
+def _to_jax(owner, name: str, t: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if name == "num_batches_tracked":
+        return np.asarray(t).astype(np.int32).reshape(())
+    t = np.asarray(t, np.float32)
+    if isinstance(owner, layers.Conv1x1) and name == "weight" and t.ndim == 4:
+        t = t[:, :, 0, 0].T
+    elif isinstance(owner, layers.TemporalConv) and name == "weight" and t.ndim == 4:
+        t = t[..., 0].transpose(2, 1, 0)
+    elif isinstance(owner, layers.Linear) and name == "weight" and t.ndim == 2:
+        t = t.T
+    elif isinstance(owner, layers.BatchNorm) and t.ndim == 1 and t.size == int(np.prod(shape)):
+        t = t.reshape(shape)
+    return t
+
+
+def _to_torch(owner, name: str, v: np.ndarray) -> np.ndarray:
+    if name == "num_batches_tracked":
+        return np.asarray(v, np.int64).reshape(())
+    v = np.asarray(v, np.float32)
+    if isinstance(owner, layers.Conv1x1) and name == "weight":
+        return np.ascontiguousarray(v.T[:, :, None, None])
+    if isinstance(owner, layers.TemporalConv) and name == "weight":
+        return np.ascontiguousarray(v.transpose(2, 1, 0)[..., None])
+    if isinstance(owner, layers.Linear) and name == "weight":
+        return np.ascontiguousarray(v.T)
+    if isinstance(owner, layers.BatchNorm):
+        return np.ascontiguousarray(v.reshape(-1))
+    return np.ascontiguousarray(v)
+
+
+def _torch_shape(owner, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    return _to_torch(owner, name, np.zeros(shape, np.float32)).shape
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Key maps between the formats.
+# ----------------------------------------------------------------------------------------------------------------
+
+_0X_RULES = [  # (0.x key prefix inside a block, PYSKL prefix); 0.x's tcn.0 BN + ReLU is PYSKL's gcn.bn + ReLU.
+    ("gcn.conv.", "gcn.conv."), ("tcn.0.", "gcn.bn."), ("tcn.2.", "tcn.conv."), ("tcn.3.", "tcn.bn."),
+    ("residual.0.", "residual.conv."), ("residual.1.", "residual.bn."),
+]
+
+
+def detect_format(sd: dict[str, np.ndarray]) -> str:
+    if any(k.startswith("backbone.st_gcn_networks.") for k in sd):
+        return "mmaction0x"
+    if "cls_head.fc.weight" in sd:
+        return "mmaction1x"
+    return "pyskl"
+
+
+def to_pyskl_keys(sd: dict[str, np.ndarray], path: str = "<state_dict>") -> dict[str, np.ndarray]:
+    """Rename MMAction2 0.x / 1.x keys to PYSKL keys; PYSKL dicts pass through."""
+    fmt = detect_format(sd)
+    if fmt == "mmaction1x":
+        out = dict(sd)
+        out["cls_head.fc_cls.weight"] = out.pop("cls_head.fc.weight")
+        out["cls_head.fc_cls.bias"] = out.pop("cls_head.fc.bias")
+        return out
+    if fmt == "pyskl":
+        return dict(sd)
+    out: dict[str, np.ndarray] = {}
+    shared_A = sd.get("backbone.A")
+    if shared_A is None:
+        raise CheckpointMismatchError(f"{path}: MMAction2 0.x checkpoint without 'backbone.A'")
+    blocks = set()
+    for k, v in sd.items():
+        m = re.match(r"backbone\.st_gcn_networks\.(\d+)\.(.*)$", k)
+        if m:
+            i, rest = m.groups()
+            blocks.add(int(i))
+            for old, new in _0X_RULES:
+                if rest.startswith(old):
+                    out[f"backbone.gcn.{i}.{new}{rest[len(old):]}"] = v
+                    break
+            else:
+                out[k] = v  # unknown: reported as unexpected later
+            continue
+        m = re.match(r"backbone\.edge_importance\.(\d+)$", k)
+        if m:
+            out[f"backbone.gcn.{m.group(1)}.gcn.PA"] = v
+        elif k == "backbone.A":
+            continue
+        elif k == "cls_head.fc.weight":
+            out["cls_head.fc_cls.weight"] = v[:, :, 0, 0] if v.ndim == 4 else v
+        elif k == "cls_head.fc.bias":
+            out["cls_head.fc_cls.bias"] = v
+        else:
+            out[k] = v
+    for i in blocks:
+        out[f"backbone.gcn.{i}.gcn.A"] = shared_A
+    return out
+
+
+def from_pyskl_keys(sd: dict[str, np.ndarray], fmt: str) -> "collections.OrderedDict[str, np.ndarray]":
+    """PYSKL-keyed state_dict -> the key naming and order of `fmt` (pyskl, mmaction1x or mmaction0x)."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; known: {EXPORT_FORMATS}")
+    if fmt == "pyskl":
+        return collections.OrderedDict(sd)
+    if fmt == "mmaction1x":
+        return collections.OrderedDict((k.replace("cls_head.fc_cls.", "cls_head.fc."), v) for k, v in sd.items())
+    As = {k: v for k, v in sd.items() if re.match(r"backbone\.gcn\.\d+\.gcn\.A$", k)}
+    first = next(iter(As.values()))
+    if any(not np.array_equal(first, a) for a in As.values()):
+        raise ValueError("cannot export as MMAction2 0.x: the blocks' graphs A differ (0.x stores one shared A)")
+    if any(k.endswith(".gcn.down.0.weight") or ".tcn.branches." in k for k in sd) or not any(
+            k.endswith(".gcn.PA") for k in sd):
+        raise ValueError("cannot export as MMAction2 0.x: only the ST-GCN architecture (edge importance, 9x1 "
+                         "temporal convolutions) exists in MMAction2 0.x")
+    out = collections.OrderedDict([("backbone.A", first)])
+    importance, block_keys = {}, []
+    for k, v in sd.items():
+        m = re.match(r"backbone\.gcn\.(\d+)\.(.*)$", k)
+        if m:
+            i, rest = m.groups()
+            if rest == "gcn.A":
+                continue
+            if rest == "gcn.PA":
+                importance[int(i)] = v
+                continue
+            for r, (old, new) in enumerate(_0X_RULES):
+                if rest.startswith(new):  # 0.x order within a block: gcn.conv, tcn.0, tcn.2, tcn.3, residual
+                    block_keys.append(((int(i), r), f"backbone.st_gcn_networks.{i}.{old}{rest[len(new):]}", v))
+                    break
+            else:
+                raise ValueError(f"cannot export key {k!r} as MMAction2 0.x")
+        elif not k.startswith("cls_head."):
+            out[k] = v
+    for _, k, v in sorted(block_keys, key=lambda e: e[0]):
+        out[k] = v
+    for i in sorted(importance):
+        out[f"backbone.edge_importance.{i}"] = importance[i]
+    out["cls_head.fc.weight"] = sd["cls_head.fc_cls.weight"][:, :, None, None]
+    out["cls_head.fc.bias"] = sd["cls_head.fc_cls.bias"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Model <-> state_dict.
+# ----------------------------------------------------------------------------------------------------------------
+
+def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **overrides) -> tuple[ModelSpec, str]:
+    """Model spec and family from PYSKL-keyed tensors (after `to_pyskl_keys`); keyword overrides win."""
+    fmt_0x = overrides.pop("_source_format", None) == "mmaction0x"
+    need = ["backbone.gcn.0.gcn.A", "backbone.gcn.0.gcn.conv.weight", "cls_head.fc_cls.weight"]
+    missing = [k for k in need if k not in sd]
+    if missing:
+        raise CheckpointMismatchError(
+            f"{path}: not an ST-GCN / ST-GCN++ checkpoint (missing {missing}); found keys such as "
+            f"{sorted(sd)[:5]}")
+    A = sd["backbone.gcn.0.gcn.A"]
+    K, V = A.shape[0], A.shape[-1]
+    nblocks = 1 + max(int(m.group(1)) for k in sd if (m := re.match(r"backbone\.gcn\.(\d+)\.", k)))
+    outs, ins = [], []
+    for i in range(nblocks):
+        w = sd.get(f"backbone.gcn.{i}.gcn.conv.weight")
+        if w is None:
+            raise CheckpointMismatchError(f"{path}: block {i} has no gcn.conv.weight")
+        outs.append(w.shape[0] // K)
+        ins.append(w.shape[1])
+    in_channels, base = ins[0], outs[0]
+    inflate = tuple(i + 1 for i in range(1, nblocks) if outs[i] != outs[i - 1])
+    down = tuple(i + 1 for i in range(1, nblocks) if f"backbone.gcn.{i}.residual.conv.weight" in sd)
+    ratio = outs[inflate[0] - 1] // outs[inflate[0] - 2] if inflate else 2
+    mstcn = "backbone.gcn.0.tcn.branches.0.0.weight" in sd
+    has_pa = "backbone.gcn.0.gcn.PA" in sd
+    with_res = any(re.match(r"backbone\.gcn\.\d+\.gcn\.down\.", k) for k in sd)
+    bn = sd.get("backbone.data_bn.weight")
+    if bn is None:
+        data_bn, num_person = None, 2
+    elif bn.size == V * in_channels:
+        data_bn, num_person = "VC", 2
+    else:
+        data_bn, num_person = "MVC", bn.size // (V * in_channels)
+    if fmt_0x:
+        family, mode, layout, init = "mmaction0x", "mmaction_spatial", {25: "ntu-rgb+d", 17: "mmaction_coco"}, \
+            "kaiming_normal"
+    elif mstcn:
+        family, mode, layout, init = "stgcnpp", "spatial", {25: "nturgb+d", 17: "coco"}, "torch"
+    else:
+        family, mode, layout, init = "stgcn", "stgcn_spatial", {25: "nturgb+d", 17: "coco"}, "torch"
+    kw = dict(num_classes=int(sd["cls_head.fc_cls.weight"].shape[0]), layout=layout.get(V, "checkpoint"),
+              graph_mode=mode, num_joints=V, in_channels=in_channels, base_channels=base, ch_ratio=int(ratio),
+              num_person=num_person, num_stages=nblocks + (in_channels == base), inflate_stages=inflate,
+              down_stages=down, data_bn_type=data_bn, gcn_adaptive="importance" if has_pa else "init",
+              gcn_with_res=with_res, tcn_type="mstcn" if mstcn else "unit_tcn", init=init)
+    kw.update(overrides)
+    return ModelSpec(**kw), family
+
+
+def load_state_dict(model: Recognizer, sd: dict[str, np.ndarray], path: str = "<state_dict>") -> None:
+    """Copy a PYSKL-keyed state_dict into `model`; raises listing every missing, unexpected, mis-shaped key."""
+    expected = {k: (var, owner) for k, var, owner in iter_torch_tensors(model)}
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    misshaped = []
+    for k, (var, owner) in expected.items():
+        if k in sd:
+            name = k.rsplit(".", 1)[-1]
+            want = _torch_shape(owner, name, var.shape)
+            got = tuple(np.shape(sd[k]))
+            if got != want and not (name == "num_batches_tracked" and np.size(sd[k]) == 1):
+                misshaped.append(f"{k}: checkpoint {got}, model {want}")
+    if missing or unexpected or misshaped:
+        def fmt(title, items):
+            return f"\n  {title} ({len(items)}): " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else "")
+        msg = f"{path}: checkpoint does not match the model"
+        msg += fmt("missing keys", missing) if missing else ""
+        msg += fmt("unexpected keys", unexpected) if unexpected else ""
+        msg += fmt("mis-shaped keys", misshaped) if misshaped else ""
+        raise CheckpointMismatchError(msg)
+    for k, (var, owner) in expected.items():
+        value = _to_jax(owner, k.rsplit(".", 1)[-1], sd[k], var.shape)
+        if not np.all(np.isfinite(value)):
+            raise CheckpointMismatchError(f"{path}: tensor {k} holds NaN or inf")
+        var[...] = value.astype(var[...].dtype)
+
+
+def model_state_dict(model: Recognizer, fmt: str = "pyskl") -> "collections.OrderedDict[str, np.ndarray]":
+    """The model as a PyTorch-style state_dict (NumPy arrays) in the key naming of `fmt`."""
+    sd = collections.OrderedDict(
+        (k, _to_torch(owner, k.rsplit(".", 1)[-1], np.asarray(var[...])))
+        for k, var, owner in iter_torch_tensors(model))
+    return from_pyskl_keys(sd, fmt)
+
+
+def model_from_state_dict(sd: dict[str, np.ndarray], path: str = "<state_dict>", **overrides) -> Recognizer:
+    """Build a skeljax Recognizer (eval mode) from any supported PyTorch state_dict."""
+    fmt = detect_format(sd)
+    psd = to_pyskl_keys(sd, path)
+    spec, _ = infer_spec(psd, path, _source_format=fmt, **overrides)
+    model = Recognizer(spec, A=np.asarray(psd["backbone.gcn.0.gcn.A"], np.float32), rngs=nnx.Rngs(0))
+    load_state_dict(model, psd, path)
+    model.eval()
+    return model

@@ -1,0 +1,316 @@
+"""PYSKL's STGCN backbone, GCN head and recognizer in Flax NNX (spec sections 2 and 3).
+
+One network serves three families: ST-GCN++ (`gcn_adaptive='init', gcn_with_res=True, tcn_type='mstcn'`, graph
+mode 'spatial'), PYSKL ST-GCN (defaults, graph mode 'stgcn_spatial') and MMAction2 0.x's ST-GCN, which is PYSKL
+ST-GCN with the 0.x graph edges and another key naming (spec 3.4; the mapping lives in `convert.py`).
+Input layout (N, M, T, V, C) as in PYSKL; internally activations are channels-last (N*M, T, V, C).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from skeljax import graph as graph_lib
+from skeljax.models.layers import BatchNorm, Buffer, Conv1x1, Linear, TemporalConv, max_pool_time
+
+MSTCN_CFG = ((3, 1), (3, 2), (3, 3), (3, 4), ("max", 3), "1x1")
+ADAPTIVE = (None, "init", "offset", "importance")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to rebuild a recognizer; stored as JSON beside skeljax checkpoints."""
+
+    num_classes: int
+    layout: str = "nturgb+d"          # a name in graph.LAYOUTS (the initial graph; checkpoints carry their own A)
+    graph_mode: str = "spatial"
+    num_joints: int | None = None     # only for custom layouts whose A comes from a checkpoint
+    in_channels: int = 3
+    base_channels: int = 64
+    ch_ratio: int = 2
+    num_person: int = 2
+    num_stages: int = 10
+    inflate_stages: tuple[int, ...] = (5, 8)
+    down_stages: tuple[int, ...] = (5, 8)
+    data_bn_type: str = "VC"
+    gcn_adaptive: str | None = "importance"
+    gcn_with_res: bool = False
+    tcn_type: str = "unit_tcn"
+    tcn_dropout: float = 0.0
+    head_dropout: float = 0.0
+    init: str = "torch"               # 'torch' (PYSKL: PyTorch defaults) or 'kaiming_normal' (MMAction2 0.x)
+    bn_group: int | None = 16         # samples per BatchNorm statistics group in training (one PYSKL GPU)
+
+    def __post_init__(self):
+        if self.gcn_adaptive not in ADAPTIVE:
+            raise ValueError(f"gcn_adaptive must be one of {ADAPTIVE}, got {self.gcn_adaptive!r}")
+        if self.tcn_type not in ("unit_tcn", "mstcn"):
+            raise ValueError(f"tcn_type must be 'unit_tcn' or 'mstcn', got {self.tcn_type!r}")
+        if self.data_bn_type not in ("VC", "MVC", None):
+            raise ValueError(f"data_bn_type must be 'VC', 'MVC' or None, got {self.data_bn_type!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ModelSpec":
+        d = dict(d)
+        for k in ("inflate_stages", "down_stages"):
+            if k in d:
+                d[k] = tuple(d[k])
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown model spec fields {sorted(unknown)}")
+        return cls(**d)
+
+    def graph(self) -> np.ndarray:
+        return graph_lib.adjacency(self.layout, self.graph_mode)
+
+
+# Named families as in the reference configs (spec 2.8 and 3.3).
+def stgcnpp_spec(num_classes: int, layout: str = "nturgb+d", **kw) -> ModelSpec:
+    return ModelSpec(num_classes, layout, "spatial", gcn_adaptive="init", gcn_with_res=True, tcn_type="mstcn", **kw)
+
+
+def stgcn_spec(num_classes: int, layout: str = "nturgb+d", **kw) -> ModelSpec:
+    return ModelSpec(num_classes, layout, "stgcn_spatial", **kw)
+
+
+def mmaction0x_spec(num_classes: int, layout: str = "coco", **kw) -> ModelSpec:
+    return ModelSpec(num_classes, graph_lib.mmaction_layout(layout), "mmaction_spatial", init="kaiming_normal", **kw)
+
+
+class UnitGCN(nnx.Module):
+    """Spatial graph convolution: 1x1 conv to K subsets, einsum with the graph, BN, (+ residual), ReLU."""
+
+    def __init__(self, cin, cout, A: np.ndarray, *, adaptive, with_res, rngs, bn_group=None, init="torch"):
+        self.adaptive = adaptive
+        k = A.shape[0]
+        A = jnp.asarray(A, jnp.float32)
+        if adaptive == "init":
+            self.A = nnx.Param(A)
+        else:
+            self.A = Buffer(A)
+        if adaptive == "importance":
+            self.PA = nnx.Param(jnp.ones_like(A))
+        elif adaptive == "offset":
+            self.PA = nnx.Param(jax.random.uniform(rngs.params(), A.shape, jnp.float32, -1e-6, 1e-6))
+        else:
+            self.PA = None
+        self.bn = BatchNorm(cout, group_size=bn_group)
+        self.conv = Conv1x1(cin, cout * k, rngs=rngs, init=init)
+        if with_res and cin != cout:
+            self.down = nnx.List([Conv1x1(cin, cout, rngs=rngs, init=init), BatchNorm(cout, group_size=bn_group)])
+        else:
+            self.down = None
+        self.with_res = with_res
+        self.cout = cout
+
+    def graph(self) -> jax.Array:
+        A = self.A[...]
+        if self.adaptive == "importance":
+            return A * self.PA[...]
+        if self.adaptive == "offset":
+            return A + self.PA[...]
+        return A
+
+    def __call__(self, x):
+        if not self.with_res:
+            res = 0
+        elif self.down is None:
+            res = x
+        else:
+            res = self.down[1](self.down[0](x))
+        A = self.graph().astype(x.dtype)
+        y = self.conv(x)
+        # Output channel index is k * C_out + c (subset-major), as in the reference reshape.
+        y = y.reshape(y.shape[:-1] + (A.shape[0], self.cout))
+        y = jnp.einsum("ntvkc,kvw->ntwc", y, A)
+        return jax.nn.relu(self.bn(y) + res)
+
+
+class UnitTCN(nnx.Module):
+    """Temporal convolution (k x 1) + BN (optional) + dropout; no activation."""
+
+    def __init__(self, cin, cout, kernel_size=9, *, rngs, stride=1, dilation=1, norm=True, dropout=0.0,
+                 bn_group=None, init="torch"):
+        if kernel_size == 1:
+            self.conv = Conv1x1(cin, cout, rngs=rngs, stride=stride, init=init)
+        else:
+            self.conv = TemporalConv(cin, cout, kernel_size, rngs=rngs, stride=stride, dilation=dilation, init=init)
+        self.bn = BatchNorm(cout, group_size=bn_group) if norm else None
+        self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
+
+    def __call__(self, x):
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        if self.drop is not None:
+            x = self.drop(x)
+        return x
+
+
+class MSTCN(nnx.Module):
+    """ST-GCN++'s multi-scale temporal convolution: six branches, concat, BN-ReLU-1x1 transform, BN."""
+
+    def __init__(self, cin, cout, *, rngs, stride=1, dropout=0.0, bn_group=None, init="torch",
+                 ms_cfg: Sequence = MSTCN_CFG):
+        nb = len(ms_cfg)
+        mid = cout // nb
+        widths = [cout - mid * (nb - 1)] + [mid] * (nb - 1)  # branch 0 takes the remainder
+        branches = []
+        for cfg, bc in zip(ms_cfg, widths):
+            if cfg == "1x1":
+                branches.append(Conv1x1(cin, bc, rngs=rngs, stride=stride, init=init))
+                continue
+            head = [Conv1x1(cin, bc, rngs=rngs, init=init), BatchNorm(bc, group_size=bn_group), None]
+            if cfg[0] == "max":
+                branches.append(nnx.List(head + [None]))
+            else:
+                k, d = cfg
+                branches.append(nnx.List(head + [UnitTCN(bc, bc, k, rngs=rngs, stride=stride, dilation=d,
+                                                         norm=False, init=init)]))
+        self.branches = nnx.List(branches)
+        self.ms_cfg = tuple(ms_cfg)
+        self.stride = stride
+        self.transform = nnx.List([BatchNorm(cout, group_size=bn_group), None,
+                                   Conv1x1(cout, cout, rngs=rngs, init=init)])
+        self.bn = BatchNorm(cout, group_size=bn_group)
+        self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
+
+    def __call__(self, x):
+        outs = []
+        for cfg, branch in zip(self.ms_cfg, self.branches):
+            if cfg == "1x1":
+                outs.append(branch(x))
+                continue
+            y = jax.nn.relu(branch[1](branch[0](x)))
+            if cfg[0] == "max":
+                y = max_pool_time(y, cfg[1], self.stride)
+            else:
+                y = branch[3](y)
+            outs.append(y)
+        y = jnp.concatenate(outs, axis=-1)
+        y = self.transform[2](jax.nn.relu(self.transform[0](y)))
+        y = self.bn(y)
+        if self.drop is not None:
+            y = self.drop(y)
+        return y
+
+
+class STGCNBlock(nnx.Module):
+    """unit_gcn -> temporal unit -> + residual -> ReLU."""
+
+    def __init__(self, cin, cout, A, *, stride=1, residual=True, spec: ModelSpec, tcn_dropout=0.0, rngs):
+        g = spec.bn_group
+        self.gcn = UnitGCN(cin, cout, A, adaptive=spec.gcn_adaptive, with_res=spec.gcn_with_res, rngs=rngs,
+                           bn_group=g, init=spec.init)
+        if spec.tcn_type == "mstcn":
+            self.tcn = MSTCN(cout, cout, rngs=rngs, stride=stride, dropout=tcn_dropout, bn_group=g, init=spec.init)
+        else:
+            self.tcn = UnitTCN(cout, cout, 9, rngs=rngs, stride=stride, dropout=tcn_dropout, bn_group=g,
+                               init=spec.init)
+        if not residual:
+            self.res_kind, self.residual = "zero", None
+        elif cin == cout and stride == 1:
+            self.res_kind, self.residual = "identity", None
+        else:
+            self.res_kind = "conv"
+            self.residual = UnitTCN(cin, cout, 1, rngs=rngs, stride=stride, bn_group=g, init=spec.init)
+
+    def __call__(self, x):
+        if self.res_kind == "zero":
+            res = 0
+        elif self.res_kind == "identity":
+            res = x
+        else:
+            res = self.residual(x)
+        return jax.nn.relu(self.tcn(self.gcn(x)) + res)
+
+
+class STGCN(nnx.Module):
+    """The STGCN backbone: data BN over (V, C) (or (M, V, C)), then the stack of ST-GCN blocks."""
+
+    def __init__(self, spec: ModelSpec, A: np.ndarray | None = None, *, rngs: nnx.Rngs):
+        A = spec.graph() if A is None else np.asarray(A, np.float32)
+        V = A.shape[-1]
+        M, C = spec.num_person, spec.in_channels
+        group = spec.bn_group
+        if spec.data_bn_type == "MVC":
+            self.data_bn = BatchNorm((M, V, C), group_size=group)
+        elif spec.data_bn_type == "VC":
+            self.data_bn = BatchNorm((V, C), group_size=group and group * M)
+        else:
+            self.data_bn = None
+        self.data_bn_type = spec.data_bn_type
+        block_group = group and group * M
+        bspec = dataclasses.replace(spec, bn_group=block_group)
+        blocks = []
+        num_stages = spec.num_stages
+        if spec.in_channels != spec.base_channels:
+            blocks.append(STGCNBlock(C, spec.base_channels, A, residual=False, spec=bspec, rngs=rngs))
+        else:
+            num_stages -= 1
+        inflate_times, cin = 0, spec.base_channels
+        start = 2 if spec.in_channels != spec.base_channels else 1
+        for i in range(start, spec.num_stages + 1):
+            stride = 2 if i in spec.down_stages else 1
+            inflate_times += i in spec.inflate_stages
+            cout = int(spec.base_channels * spec.ch_ratio ** inflate_times + 1e-4)
+            blocks.append(STGCNBlock(cin, cout, A, stride=stride, spec=bspec, tcn_dropout=spec.tcn_dropout,
+                                     rngs=rngs))
+            cin = cout
+        self.gcn = nnx.List(blocks)
+        self.out_channels = cin
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """(N, M, T, V, C) -> features (N, M, T', V, C_out)."""
+        N, M, T, V, C = x.shape
+        if self.data_bn_type == "MVC":
+            x = self.data_bn(x.transpose(0, 2, 1, 3, 4)).transpose(0, 2, 1, 3, 4)
+        x = x.reshape(N * M, T, V, C)
+        if self.data_bn_type == "VC":
+            x = self.data_bn(x)
+        for block in self.gcn:
+            x = block(x)
+        return x.reshape((N, M) + x.shape[1:])
+
+
+class GCNHead(nnx.Module):
+    """Mean over (T', V) per person, mean over persons (zero-padded ones included), dropout, linear classifier."""
+
+    def __init__(self, num_classes: int, in_channels: int, *, rngs: nnx.Rngs, dropout: float = 0.0,
+                 init_std: float = 0.01):
+        self.fc_cls = Linear(in_channels, num_classes, rngs=rngs, init_std=init_std)
+        self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
+
+    def __call__(self, feats: jax.Array, *, return_features: bool = False):
+        pooled = feats.mean(axis=(2, 3)).mean(axis=1)
+        x = self.drop(pooled) if self.drop is not None else pooled
+        logits = self.fc_cls(x)
+        return (logits, pooled) if return_features else logits
+
+
+class Recognizer(nnx.Module):
+    """Backbone + head: `model(x)` maps (N, M, T, V, C) float32 to logits (N, num_classes)."""
+
+    def __init__(self, spec: ModelSpec, A: np.ndarray | None = None, *, rngs: nnx.Rngs | None = None):
+        rngs = rngs if rngs is not None else nnx.Rngs(0)
+        self.spec = spec
+        self.backbone = STGCN(spec, A, rngs=rngs)
+        self.cls_head = GCNHead(spec.num_classes, self.backbone.out_channels, rngs=rngs, dropout=spec.head_dropout)
+
+    def __call__(self, x: jax.Array, *, return_features: bool = False):
+        if x.ndim != 5:
+            raise ValueError(f"expected input (N, M, T, V, C), got shape {x.shape}")
+        return self.cls_head(self.backbone(x), return_features=return_features)
+
+
+def count_params(model: nnx.Module) -> int:
+    return sum(int(np.prod(v.shape)) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
