@@ -285,3 +285,41 @@ def model_from_state_dict(sd: dict[str, np.ndarray], path: str = "<state_dict>",
     load_state_dict(model, psd, path)
     model.eval()
     return model
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Files.
+# ----------------------------------------------------------------------------------------------------------------
+
+def load_pytorch_checkpoint(path: str, *, trusted: bool = False, **overrides) -> Recognizer:
+    """Load a released PYSKL / MMAction2 `.pth` into a skeljax model in eval mode.
+
+    `model(x)` with x float32 (N, M, T, V, C) then gives the PyTorch logits (for MMAction2 0.x files, those of
+    the PyTorch model fed x transposed to (N, C, T, V, M)). The family, joint layout and class count are
+    detected from the keys; `overrides` set ModelSpec fields that a state_dict cannot show (for example
+    `tcn_dropout=0.5` to fine-tune a vanilla ST-GCN). Files are read without running pickled code unless
+    `trusted=True`.
+    """
+    from skeljax import pth_io
+
+    obj = pth_io.load_pth(path, trusted=trusted)
+    sd = pth_io.extract_state_dict(obj, path)
+    return model_from_state_dict(sd, str(path), **overrides)
+
+
+def save_pytorch_checkpoint(model: Recognizer, path: str, fmt: str | None = None, *,
+                            meta: dict | None = None) -> str:
+    """Write `model` as a `.pth` that PYSKL / MMAction2 load unchanged; returns the format used.
+
+    The default format follows the model: MMAction2 0.x keys for 0.x graphs, PYSKL keys otherwise;
+    'mmaction1x' names the head `cls_head.fc` for MMAction2 1.x.
+    """
+    from skeljax import pth_io
+
+    if fmt is None:
+        fmt = "mmaction0x" if model.spec.family == "mmaction0x" else "pyskl"
+    sd = model_state_dict(model, fmt)
+    info = {"skeljax_version": __import__("skeljax").__version__, "skeljax_spec": str(model.spec.to_json())}
+    info.update(meta or {})
+    pth_io.save_pth(path, {"meta": info, "state_dict": sd})
+    return fmt

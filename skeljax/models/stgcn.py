@@ -69,7 +69,17 @@ class ModelSpec:
             raise ValueError(f"unknown model spec fields {sorted(unknown)}")
         return cls(**d)
 
+    @property
+    def family(self) -> str:
+        """'mmaction0x', 'stgcnpp' or 'stgcn' (PYSKL ST-GCN, vanilla included)."""
+        if self.graph_mode == "mmaction_spatial":
+            return "mmaction0x"
+        return "stgcnpp" if self.tcn_type == "mstcn" else "stgcn"
+
     def graph(self) -> np.ndarray:
+        if self.layout == "checkpoint":
+            raise ValueError("this model's graph came from a checkpoint (unknown layout): it cannot be regenerated; "
+                             "load it from the checkpoint or give a known layout")
         return graph_lib.adjacency(self.layout, self.graph_mode)
 
 

@@ -1,0 +1,116 @@
+"""skeljax model checkpoints: a directory with `model_spec.json` and an orbax checkpoint of the model state.
+
+Layout of a model directory (written by `save_model`, by `scripts/convert_checkpoint.py` and as `best/` and
+`final/` exports of a training run):
+
+    DIR/model_spec.json   # skeljax.models.stgcn.ModelSpec as JSON, plus the skeljax version and the source file
+    DIR/state/            # orbax StandardCheckpointer: parameters, BatchNorm statistics and graph buffers
+
+A directory is written under a temporary name and renamed when complete, so a crash never leaves a directory
+that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+from flax import nnx
+
+import skeljax
+from skeljax.models.layers import Buffer
+from skeljax.models.stgcn import ModelSpec, Recognizer
+
+SPEC_FILE = "model_spec.json"
+STATE_DIR = "state"
+MODEL_STATE = nnx.Any(nnx.Param, nnx.BatchStat, Buffer)
+
+
+class SkeljaxCheckpointError(ValueError):
+    """A skeljax checkpoint directory that is missing, incomplete or does not fit the model."""
+
+
+def model_state(model: nnx.Module) -> dict[str, Any]:
+    """Parameters, BN statistics and buffers as a pure nested dict of arrays."""
+    return nnx.to_pure_dict(nnx.state(model, MODEL_STATE))
+
+
+def save_model(directory: str, model: Recognizer, *, extra: dict[str, Any] | None = None,
+               overwrite: bool = False) -> str:
+    """Write `model` to `directory` atomically; returns the absolute path."""
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and not overwrite:
+        raise FileExistsError(f"{directory} already exists; pass overwrite=True (--overwrite) to replace it")
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=os.path.basename(directory) + ".tmp-", dir=parent)
+    try:
+        meta = {"spec": model.spec.to_json(), "skeljax_version": skeljax.__version__}
+        meta.update(extra or {})
+        with open(os.path.join(tmp, SPEC_FILE), "w") as f:
+            json.dump(meta, f, indent=2)
+        state = jax.tree.map(np.asarray, model_state(model))
+        with ocp.StandardCheckpointer() as ckptr:
+            ckptr.save(os.path.join(tmp, STATE_DIR), state)
+            ckptr.wait_until_finished()
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def read_spec(directory: str) -> tuple[ModelSpec, dict[str, Any]]:
+    path = os.path.join(directory, SPEC_FILE)
+    if not os.path.isdir(directory):
+        raise SkeljaxCheckpointError(f"{directory}: no such skeljax checkpoint directory")
+    if not os.path.isfile(path):
+        raise SkeljaxCheckpointError(f"{directory}: not a skeljax model directory (no {SPEC_FILE})")
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+        return ModelSpec.from_json(meta["spec"]), meta
+    except (ValueError, KeyError, TypeError) as e:
+        raise SkeljaxCheckpointError(f"{path}: malformed model spec ({e})") from e
+
+
+def abstract_model(spec: ModelSpec) -> Recognizer:
+    """A model with the right structure for `spec`; the graph is a placeholder when it comes from a checkpoint."""
+    A = None
+    if spec.layout == "checkpoint":
+        A = np.zeros((3, spec.num_joints, spec.num_joints), np.float32)
+    return Recognizer(spec, A=A, rngs=nnx.Rngs(0))
+
+
+def restore_into(model: nnx.Module, state_dir: str) -> None:
+    """Restore an orbax model state into `model` in place, checking the tree and shapes."""
+    target = model_state(model)
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+    try:
+        with ocp.StandardCheckpointer() as ckptr:
+            restored = ckptr.restore(state_dir, abstract)
+    except (ValueError, KeyError, FileNotFoundError) as e:
+        raise SkeljaxCheckpointError(f"{state_dir}: checkpoint does not match the model ({e})") from e
+    state = nnx.state(model, MODEL_STATE)
+    nnx.replace_by_pure_dict(state, restored)
+    nnx.update(model, state)
+
+
+def load_model(directory: str) -> Recognizer:
+    """Load a skeljax model directory; returns the model in eval mode."""
+    spec, _ = read_spec(directory)
+    model = abstract_model(spec)
+    state_dir = os.path.join(directory, STATE_DIR)
+    if not os.path.isdir(state_dir):
+        raise SkeljaxCheckpointError(f"{directory}: incomplete checkpoint (no {STATE_DIR}/ directory)")
+    restore_into(model, state_dir)
+    model.eval()
+    return model
