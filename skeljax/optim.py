@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -50,7 +51,7 @@ def make_lr_schedule(
     if steps_per_epoch is None or steps_per_epoch <= 0:
         raise ValueError(f"make_lr_schedule('step'): needs a positive steps_per_epoch, got {steps_per_epoch}")
     milestones = [int(m) for m in milestones_epochs]
-    if any(b <= a for a, b in zip(milestones, milestones[1:])):
+    if any(b <= a for a, b in itertools.pairwise(milestones)):
         raise ValueError(f"make_lr_schedule('step'): milestones_epochs must be strictly increasing, got {milestones}")
     return _step(base_lr, steps_per_epoch, milestones, gamma, min_lr)
 

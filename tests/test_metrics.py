@@ -45,7 +45,7 @@ def _loop_top_k(scores, labels, k):
 
 def _loop_mean_class(scores, labels):
     pred = [int(np.argmax(s)) for s in scores]
-    classes = sorted(set(pred) | set(int(y) for y in labels))
+    classes = sorted(set(pred) | {int(y) for y in labels})
     accs = []
     for c in classes:
         idx = [i for i, y in enumerate(labels) if y == c]
