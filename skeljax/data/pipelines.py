@@ -1,0 +1,99 @@
+"""`make_pipeline`: the PYSKL / MMAction2-0.x per-sample input pipelines as one callable returning model input."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from skeljax.data import transforms as T
+
+LAYOUTS = tuple(T.RAW_LAYOUTS)
+MODES = ("train", "val", "test")
+RECIPES = ("pyskl", "vanilla", "mmaction0x")
+
+
+def make_rng(seed: int | None) -> np.random.RandomState:
+    """A private legacy RandomState: `RandomState(seed)` for 32-bit seeds (same stream as `np.random.seed(seed)`)."""
+    if seed is None:
+        return np.random.RandomState()
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+    if seed < 2**32:
+        return np.random.RandomState(int(seed))
+    # Wider seeds (e.g. hashes of (seed, step, index)) are spread over the full MT19937 key.
+    return np.random.RandomState(np.random.SeedSequence(int(seed)).generate_state(8))
+
+
+class Pipeline:
+    """A list of transforms applied to a copy of an annotation dict; `__call__` returns the float32 model input."""
+
+    def __init__(self, transforms: Sequence[Any], out_shape: tuple[int, ...]):
+        self.transforms = list(transforms)
+        self.out_shape = out_shape  # (num_clips, 2, clip_len, V, C), for documentation and checks
+
+    def run(self, annotation: Mapping[str, Any], *, seed: int | None = None) -> dict[str, Any]:
+        """Apply every transform and return the whole results dict (the input dict and its arrays are not modified)."""
+        results = dict(annotation)
+        rng = make_rng(seed) if any(getattr(t, "uses_rng", False) for t in self.transforms) else None
+        for t in self.transforms:
+            results = t(results, rng=rng) if getattr(t, "uses_rng", False) else t(results)
+        return results
+
+    def __call__(self, annotation: Mapping[str, Any], *, seed: int | None = None) -> np.ndarray:
+        """(num_clips, 2, clip_len, V, C) float32; `seed` drives train-mode sampling, test/val ignore it."""
+        kp = self.run(annotation, seed=seed)["keypoint"].astype(np.float32, copy=False)
+        assert kp.shape == self.out_shape, (kp.shape, self.out_shape)  # guards the transforms, not the data
+        return kp
+
+    def __repr__(self) -> str:
+        inner = ", ".join(type(t).__name__ for t in self.transforms)
+        return f"Pipeline([{inner}] -> {self.out_shape})"
+
+
+def make_pipeline(layout: str, feat: str, clip_len: int | None = None, num_clips: int = 1, mode: str = "test", *,
+                  recipe: str = "pyskl") -> Pipeline:
+    """Build the per-sample pipeline of a recipe.
+
+    recipe 'pyskl' (ST-GCN++ and PYSKL ST-GCN): PreNormalize3D/2D -> GenSkeFeat -> UniformSample(clip_len, num_clips)
+      -> PoseDecode -> FormatGCNInput(2); clip_len defaults to 100. 'val' and 'test' both sample deterministically
+      (seed 255 per video, as PYSKL's test_mode); PYSKL's configs use num_clips=1 for val and 10 for test.
+    recipe 'vanilla' (PYSKL stgcn_vanilla): PreNormalize -> GenSkeFeat -> PadTo(300, zero) -> PoseDecode ->
+      FormatGCNInput(2); one clip, identical in every mode.
+    recipe 'mmaction0x' (AAAI-2018 ST-GCN configs): PaddingWithLoop(300) -> PoseDecode -> NCTVM -> PoseNormalize (coco
+      only) -> (1, 2, 300, V, C); joints only; 'nturgb+d' expects MMAction2's own pre-normalised 3D data (spec 5.4).
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+    if feat not in T.FEATS:
+        raise ValueError(f"unknown feat {feat!r}; expected one of {T.FEATS}")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; expected one of {RECIPES}")
+    if clip_len is None:
+        clip_len = 100 if recipe == "pyskl" else 300
+    for name, value in (("clip_len", clip_len), ("num_clips", num_clips)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if recipe != "pyskl" and num_clips != 1:
+        raise ValueError(f"recipe {recipe!r} produces one clip; got num_clips={num_clips}")
+    if recipe == "mmaction0x" and feat != "j":
+        raise ValueError(f"recipe 'mmaction0x' has joint input only; got feat={feat!r}")
+
+    V = T.RAW_LAYOUTS[layout][0]
+    out_shape = (num_clips, 2, clip_len, V, 3)
+    check = T.CheckLayout(layout)
+    if recipe == "mmaction0x":
+        steps = [check, T.PaddingWithLoop(clip_len), T.PoseDecode(), T.FormatNCTVM(num_person=2)]
+        if layout == "coco":
+            steps.append(T.PoseNormalize())
+        return Pipeline(steps + [T.NCTVMToModel()], out_shape)
+
+    normalize = T.PreNormalize3D() if layout == "nturgb+d" else T.PreNormalize2D()
+    features = T.GenSkeFeat(dataset=layout, feats=[feat])
+    if recipe == "vanilla":
+        sample = T.PadTo(length=clip_len, mode="zero")
+    else:
+        sample = T.UniformSample(clip_len, num_clips, test_mode=mode != "train")
+    return Pipeline([check, normalize, features, sample, T.PoseDecode(), T.FormatGCNInput(num_person=2)], out_shape)
