@@ -13,6 +13,7 @@ tar format (torch < 0.4) is refused with a clear error.
 
 from __future__ import annotations
 
+import _compat_pickle
 import codecs
 import collections
 import io
@@ -291,6 +292,10 @@ class _CheckpointUnpickler(pickle._Unpickler):
         self._buildable: dict[int, Any] = {}  # objects made in this load whose state BUILD may set
 
     def find_class(self, module: str, name: str) -> Any:
+        if self.proto < 3 and self.fix_imports:  # protocol 2 writes Python 2 names: '__builtin__ set'
+            if (module, name) in _compat_pickle.NAME_MAPPING:
+                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         obj = _ALLOWED_GLOBALS.get(f"{module}.{name}")
         if obj is None:
             raise UnsafePickleError(
@@ -481,12 +486,13 @@ def load_pth(path: str | os.PathLike, *, trusted: bool = False) -> dict:
             raise
         except _Problem as e:
             raise CheckpointFormatError(f"cannot read checkpoint {path}: {e}") from None
-        except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, UnicodeDecodeError) as e:
-            raise CheckpointFormatError(f"cannot read checkpoint {path}: corrupt pickle ({e})") from None
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError, OverflowError) as e:
-            # Malformed opcode streams surface as these (e.g. calling a non-callable); never as a traceback.
+        except (
+            pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, UnicodeDecodeError,
+            # malformed opcode streams surface as these (popping an empty stack, calling a non-callable, ...)
+            TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError, OverflowError,
+        ) as e:
             raise CheckpointFormatError(
-                f"cannot read checkpoint {path}: malformed pickle ({type(e).__name__}: {e})"
+                f"cannot read checkpoint {path}: corrupt pickle ({type(e).__name__}: {e})"
             ) from None
     if not isinstance(obj, dict):
         raise CheckpointFormatError(f"cannot read checkpoint {path}: top level is {type(obj).__name__}, not a dict")
