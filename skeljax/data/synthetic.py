@@ -266,9 +266,10 @@ def _place(xs: np.ndarray, c: dict) -> np.ndarray:
 def _sample(seed: int, label: int, idx: int) -> dict:
     """Clean camera-frame motion of one sample plus its metadata; independent of every other sample."""
     rng = np.random.default_rng([seed, label, idx])
-    subject = idx % NUM_SUBJECTS + 1
-    r = idx // NUM_SUBJECTS
-    cam, rep, setup = r % 3 + 1, (r // 3) % 2 + 1, r // 6 + 1
+    # (subject, camera) runs through all 120 pairs before the replication/setup numbers advance.
+    subject, cam = idx % NUM_SUBJECTS + 1, idx % 3 + 1
+    r = idx // (3 * NUM_SUBJECTS)
+    rep, setup = r % 2 + 1, r // 2 + 1
     n = int(rng.integers(30, 151))
     people = _script(label, rng, n)
     dims = [_subject_dims(np.random.default_rng([seed, 10_000 + subject]))]
@@ -344,17 +345,17 @@ def synthetic_annotation(seed: int, label: int, idx: int, kind: str = '3d') -> d
 def generate_synthetic(num_per_class: int, seed: int = 0, kind: str = '3d') -> dict:
     """A PYSKL-style annotation file dict with ``num_per_class`` samples of every synthetic class.
 
-    Splits: ``xsub_*`` holds out subjects P005, P010, ..., P040 (20%); ``xview_*`` holds out camera 1;
-    ``train``/``val`` are the xsub split.
+    Splits: ``xsub_*`` holds out subjects P001, P006, ..., P036 (20% of a class once num_per_class is a
+    multiple of 5); ``xview_*`` holds out camera 1 (a third); ``train``/``val`` are the xsub split.
     """
-    if num_per_class < 1:
-        raise ValueError(f'num_per_class must be >= 1, got {num_per_class}')
+    if num_per_class < 2:
+        raise ValueError(f'num_per_class must be >= 2 (so that both splits are non-empty), got {num_per_class}')
     annos = [synthetic_annotation(seed, lab, i, kind)
              for i in range(num_per_class) for lab in range(len(SYNTHETIC_CLASSES))]
     names = [a['frame_dir'] for a in annos]
-    xsub_val = [x for x in names if int(x[9:12]) % 5 == 0]
+    xsub_val = [x for x in names if int(x[9:12]) % 5 == 1]
     xview_val = [x for x in names if x[4:8] == 'C001']
-    split = {'xsub_train': [x for x in names if int(x[9:12]) % 5 != 0], 'xsub_val': xsub_val,
+    split = {'xsub_train': [x for x in names if int(x[9:12]) % 5 != 1], 'xsub_val': xsub_val,
              'xview_train': [x for x in names if x[4:8] != 'C001'], 'xview_val': xview_val}
     split['train'], split['val'] = split['xsub_train'], split['xsub_val']
     return {'split': split, 'annotations': annos}

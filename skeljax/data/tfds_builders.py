@@ -1,0 +1,289 @@
+"""TFDS builders (array_record, no TensorFlow) for NTU RGB+D 60/120 and the synthetic dataset.
+
+Build with ``download_and_prepare(file_format='array_record')`` and read with ``as_data_source()`` or
+:func:`load_source`; ``as_dataset``/``tfds.load`` need TensorFlow and are not supported. Records hold the
+raw PYSKL annotations (no preprocessing), in the annotation-list order of the source file, so PYSKL's
+online pipeline runs unchanged on what :func:`load_source` returns.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from skeljax.data import ntu_meta, synthetic
+
+_PYSKL_URL = 'https://download.openmmlab.com/mmaction/pyskl/data/nturgbd'
+_NTU_HOMEPAGE = 'https://rose1.ntu.edu.sg/dataset/actionRecognition/'
+_CITATION = """@article{liu2020ntu,
+  title={NTU RGB+D 120: A Large-Scale Benchmark for 3D Human Activity Understanding},
+  author={Liu, Jun and Shahroudy, Amir and Perez, Mauricio and Wang, Gang and Duan, Ling-Yu and Kot, Alex C},
+  journal={IEEE TPAMI}, year={2020}}
+@inproceedings{shahroudy2016ntu,
+  title={NTU RGB+D: A Large Scale Dataset for 3D Human Activity Analysis},
+  author={Shahroudy, Amir and Liu, Jun and Ng, Tian-Tsong and Wang, Gang}, booktitle={CVPR}, year={2016}}"""
+
+MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
+Put ONE of the following into the manual directory (default: <data_dir>/downloads/manual/):
+
+* PYSKL's released annotation pickles (the same files PYSKL trains on):
+    3D skeletons:  {_PYSKL_URL}/ntu60_3danno.pkl     {_PYSKL_URL}/ntu120_3danno.pkl
+    HRNet 2D:      {_PYSKL_URL}/ntu60_hrnet.pkl      {_PYSKL_URL}/ntu120_hrnet.pkl
+  e.g. `wget -P <manual_dir> {_PYSKL_URL}/ntu60_3danno.pkl`; keep the file names.
+* For the 3D configs only, the official raw skeletons from the ROSE Lab ({_NTU_HOMEPAGE},
+  registration required): nturgbd_skeletons_s001_to_s017.zip (NTU-60) and, for NTU-120, also
+  nturgbd_skeletons_s018_to_s032.zip. Unzip both into <manual_dir>/nturgb+d_skeletons/ so that it holds
+  the *.skeleton files (S001C001P001R001A001.skeleton, ...). They are converted with PYSKL's procedure.
+The pickle is used when present; the raw folder only when the pickle is absent.
+"""
+
+_KIND_LAYOUT = {'3d': 'nturgb+d', '2d': 'coco'}
+
+
+def _features(kind: str, class_names) -> tfds.features.FeaturesDict:
+    """Raw PYSKL annotation fields: float16 NTU-25 3D keypoints, or COCO-17 2D pixels with scores."""
+    feats = {
+        'frame_dir': tfds.features.Text(),
+        'label': tfds.features.ClassLabel(names=list(class_names)),
+        'total_frames': tfds.features.Scalar(dtype=np.int32),
+    }
+    if kind == '3d':
+        feats['keypoint'] = tfds.features.Tensor(shape=(None, None, 25, 3), dtype=np.float16, encoding='zlib')
+    else:
+        feats['keypoint'] = tfds.features.Tensor(shape=(None, None, 17, 2), dtype=np.float32, encoding='zlib')
+        feats['keypoint_score'] = tfds.features.Tensor(shape=(None, None, 17), dtype=np.float32, encoding='zlib')
+        feats['img_shape'] = tfds.features.Tensor(shape=(2,), dtype=np.int32)
+        feats['original_shape'] = tfds.features.Tensor(shape=(2,), dtype=np.int32)
+    return tfds.features.FeaturesDict(feats)
+
+
+def _encode(anno: dict, kind: str) -> dict:
+    """The record of one annotation dict; 3D keypoints are stored as float16 like PYSKL's pickles."""
+    rec = {'frame_dir': anno['frame_dir'], 'label': int(anno['label']), 'total_frames': int(anno['total_frames'])}
+    if kind == '3d':
+        rec['keypoint'] = np.asarray(anno['keypoint'], np.float16)
+    else:
+        rec['keypoint'] = np.asarray(anno['keypoint'], np.float32)
+        rec['keypoint_score'] = np.asarray(anno['keypoint_score'], np.float32)
+        rec['img_shape'] = np.asarray(anno.get('img_shape', synthetic.IMG_SHAPE), np.int32)
+        rec['original_shape'] = np.asarray(anno.get('original_shape', rec['img_shape']), np.int32)
+    return rec
+
+
+def decode_record(rec: dict) -> dict:
+    """A record read from a data source → the annotation dict PYSKL's pickle holds (same keys and dtypes)."""
+    out = {'frame_dir': rec['frame_dir'].decode() if isinstance(rec['frame_dir'], bytes) else str(rec['frame_dir']),
+           'label': int(rec['label']), 'total_frames': int(rec['total_frames']), 'keypoint': rec['keypoint']}
+    if 'keypoint_score' in rec:
+        out['keypoint_score'] = rec['keypoint_score']
+        out['img_shape'] = tuple(int(x) for x in rec['img_shape'])
+        out['original_shape'] = tuple(int(x) for x in rec['original_shape'])
+    return out
+
+
+def _split_examples(annos: list, names, kind: str, path: str, split_key: str) -> Iterator[tuple[int, dict]]:
+    """Records of the annotations named in one split, in annotation-list order (PYSKL's PoseDataset order)."""
+    if not isinstance(names, (list, tuple)):
+        raise ValueError(f'{path}: split {split_key!r} must be a list of frame_dir')
+    wanted = set(names)
+    found = 0
+    for anno in annos:
+        if anno['frame_dir'] in wanted:
+            yield found, _encode(anno, kind)
+            found += 1
+    if found != len(wanted):
+        raise ValueError(f'{path}: split {split_key!r} lists {len(wanted)} samples, only {found} are annotated')
+
+
+# ----------------------------------------------------------------------------------------------
+# NTU RGB+D 60 / 120
+# ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class NtuConfig(tfds.core.BuilderConfig):
+    """One benchmark ('xsub', 'xview' or 'xset') of one skeleton kind ('3d' Kinect or '2d' HRNet)."""
+
+    benchmark: str = 'xsub'
+    kind: str = '3d'
+
+
+class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    """Shared NTU logic; subclasses set the dataset name, its benchmarks and class names."""
+
+    VERSION = tfds.core.Version('1.0.0')
+    RELEASE_NOTES = {'1.0.0': 'Raw PYSKL annotations (pickles or converted raw skeletons).'}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
+    CLASSES: tuple = ()
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=_features(self.builder_config.kind, self.CLASSES), homepage=_NTU_HOMEPAGE,
+            citation=_CITATION, disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+        cfg = self.builder_config
+        manual = Path(os.fspath(dl_manager.manual_dir))
+        pkl = manual / f"{self.name}_{'3danno' if cfg.kind == '3d' else 'hrnet'}.pkl"
+        raw = manual / 'nturgb+d_skeletons'
+        if pkl.is_file():
+            annos, split = self._from_pickle(pkl)
+            source = str(pkl)
+        elif cfg.kind == '3d' and raw.is_dir():
+            return self._from_raw(raw)
+        else:
+            looked = f'{pkl}' + (f' or the folder {raw}' if cfg.kind == '3d' else '')
+            raise FileNotFoundError(f'{self.name}/{cfg.name}: found neither {looked}.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}')
+        out = {}
+        for ours in ('train', 'val'):
+            key = f'{cfg.benchmark}_{ours}'
+            if key not in split:
+                raise ValueError(f'{source}: no split {key!r} (has {sorted(split)})')
+            out[ours] = _split_examples(annos, split[key], cfg.kind, source, key)
+        return out
+
+    def _generate_examples(self, examples):
+        """Examples are produced by the generators ``_split_generators`` returns."""
+        yield from examples
+
+    def _from_pickle(self, pkl: Path) -> tuple[list, dict]:
+        """Load with the restricted unpickler and validate every sample before writing anything."""
+        from skeljax.data.annotations import load_annotations, validate_annotations
+
+        print(f'{self.name}: reading {pkl}', file=sys.stderr)
+        data = load_annotations(pkl)
+        if not isinstance(data, dict) or 'split' not in data:
+            raise ValueError(f"{pkl}: expected PYSKL's {{'split': ..., 'annotations': [...]}} file")
+        validate_annotations(data, pkl, layout=_KIND_LAYOUT[self.builder_config.kind],
+                             num_classes=len(self.CLASSES))
+        return data['annotations'], data['split']
+
+    def _from_raw(self, folder: Path) -> dict:
+        """Convert raw `.skeleton` files with PYSKL's procedure; splits from the official rules."""
+        files = {p.name.split('.')[0]: p for p in sorted(folder.glob('*.skeleton'))}
+        if not files:
+            raise FileNotFoundError(f'{folder}: no *.skeleton files.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}')
+        split = ntu_meta.make_split(sorted(files), self.name)
+        bench = self.builder_config.benchmark
+        return {ours: self._raw_examples([files[n] for n in split[f'{bench}_{ours}']]) for ours in ('train', 'val')}
+
+    def _raw_examples(self, paths: list[Path]) -> Iterator[tuple[int, dict]]:
+        from skeljax.data.annotations import validate_annotations
+        from skeljax.data.ntu_raw import read_ntu_skeleton
+
+        for i, path in enumerate(paths):
+            anno = read_ntu_skeleton(path)
+            validate_annotations([anno], path, layout='nturgb+d', num_classes=len(self.CLASSES))
+            yield i, _encode(anno, '3d')
+
+
+class Ntu60(_NtuBase):
+    """NTU RGB+D 60 skeletons (PYSKL annotations): xsub / xview, Kinect 3D or HRNet 2D."""
+
+    name = 'ntu60'
+    CLASSES = ntu_meta.NTU60_CLASSES
+    BUILDER_CONFIGS = [NtuConfig(name=f'{b}_{k}', benchmark=b, kind=k, description=f'NTU-60 {b}, {k} skeletons')
+                       for b in ('xsub', 'xview') for k in ('3d', '2d')]
+
+
+class Ntu120(_NtuBase):
+    """NTU RGB+D 120 skeletons (PYSKL annotations): xsub / xset, Kinect 3D or HRNet 2D."""
+
+    name = 'ntu120'
+    CLASSES = ntu_meta.NTU120_CLASSES
+    BUILDER_CONFIGS = [NtuConfig(name=f'{b}_{k}', benchmark=b, kind=k, description=f'NTU-120 {b}, {k} skeletons')
+                       for b in ('xsub', 'xset') for k in ('3d', '2d')]
+
+
+# ----------------------------------------------------------------------------------------------
+# Synthetic
+# ----------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class SyntheticConfig(tfds.core.BuilderConfig):
+    """Synthetic skeletons of one kind; ``num_per_class`` and ``seed`` fix the generated set."""
+
+    kind: str = '3d'
+    num_per_class: int = 200
+    seed: int = 0
+
+
+class SkeljaxSynthetic(tfds.core.GeneratorBasedBuilder):
+    """Procedural skeleton actions (skeljax.data.synthetic) in NTU-25 3D or COCO-17 2D; xsub-style split."""
+
+    name = 'skeljax_synthetic'
+    VERSION = tfds.core.Version('1.0.0')
+    RELEASE_NOTES = {'1.0.0': '14 classes, 200 samples per class, seed 0.'}
+    BUILDER_CONFIGS = [SyntheticConfig(name=k, kind=k, description=f'{k} synthetic skeletons') for k in ('3d', '2d')]
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=_features(self.builder_config.kind, synthetic.SYNTHETIC_CLASSES), disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+        cfg = self.builder_config
+        data = synthetic.generate_synthetic(cfg.num_per_class, cfg.seed, cfg.kind)
+        return {s: _split_examples(data['annotations'], data['split'][s], cfg.kind, f'<synthetic {cfg.name}>', s)
+                for s in ('train', 'val')}
+
+    def _generate_examples(self, examples):
+        """Examples are produced by the generators ``_split_generators`` returns."""
+        yield from examples
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+# ----------------------------------------------------------------------------------------------
+class AnnotationSource:
+    """Random-access source of PYSKL annotation dicts over a TFDS array_record split (grain-compatible)."""
+
+    def __init__(self, data_source, class_names=()):
+        self._source = data_source
+        self.class_names = tuple(class_names)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict:
+        return decode_record(self._source[int(index)])
+
+    def __getitems__(self, indices) -> list[dict]:
+        return [decode_record(r) for r in self._source.__getitems__([int(i) for i in indices])]
+
+    def __repr__(self) -> str:
+        return f'AnnotationSource({self._source!r}, {len(self)} samples)'
+
+
+def make_builder(name: str, data_dir: str | os.PathLike, **config_kwargs) -> tfds.core.DatasetBuilder:
+    """A registered builder by 'dataset/config' name, e.g. 'ntu60/xsub_3d' or 'skeljax_synthetic/3d'.
+
+    ``config_kwargs`` (synthetic only) build a custom config, e.g. ``num_per_class=3`` for a tiny set.
+    """
+    builders = {b.name: b for b in (Ntu60, Ntu120, SkeljaxSynthetic)}
+    dataset, _, config = name.partition('/')
+    if dataset not in builders:
+        raise ValueError(f'unknown dataset {dataset!r} in {name!r}; expected one of {sorted(builders)}')
+    cls = builders[dataset]
+    configs = {c.name: c for c in cls.BUILDER_CONFIGS}
+    if config not in configs:
+        raise ValueError(f'unknown config {config!r} of {dataset}; expected one of {sorted(configs)}')
+    cfg = configs[config]
+    if config_kwargs:  # a custom config gets its own name, hence its own folder
+        suffix = '_'.join(f'{k}{v}' for k, v in sorted(config_kwargs.items()))
+        cfg = dataclasses.replace(cfg, name=f'{config}_{suffix}', **config_kwargs)
+    return cls(config=cfg, data_dir=os.fspath(data_dir))
+
+
+def load_source(name: str, split: str, data_dir: str | os.PathLike, *, manual_dir: str | os.PathLike | None = None,
+                **config_kwargs) -> AnnotationSource:
+    """Random-access annotation dicts of ``split`` ('train'/'val'); builds the dataset on first use."""
+    builder = make_builder(name, data_dir, **config_kwargs)
+    if not builder.is_prepared():
+        print(f'Building {name} into {builder.data_dir} (first use; progress below) ...', file=sys.stderr)
+        cfg = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir) if manual_dir else None)
+        builder.download_and_prepare(file_format='array_record', download_config=cfg)
+    if split not in builder.info.splits:
+        raise ValueError(f'{name}: no split {split!r}; has {sorted(builder.info.splits)}')
+    return AnnotationSource(builder.as_data_source(split=split), builder.info.features['label'].names)
