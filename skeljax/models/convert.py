@@ -268,12 +268,17 @@ def load_state_dict(model: Recognizer, sd: dict[str, np.ndarray], path: str = "<
         var[...] = value.astype(var[...].dtype)
 
 
-def model_state_dict(model: Recognizer, fmt: str = "pyskl") -> "collections.OrderedDict[str, np.ndarray]":
-    """The model as a PyTorch-style state_dict (NumPy arrays) in the key naming of `fmt`."""
+def default_format(model: Recognizer) -> str:
+    """The key naming a model's own family was released with."""
+    return "mmaction0x" if model.spec.family == "mmaction0x" else "pyskl"
+
+
+def model_state_dict(model: Recognizer, fmt: str | None = None) -> "collections.OrderedDict[str, np.ndarray]":
+    """The model as a PyTorch-style state_dict (NumPy arrays) in the key naming of `fmt` (default: its own)."""
     sd = collections.OrderedDict(
         (k, _to_torch(owner, k.rsplit(".", 1)[-1], np.asarray(var[...])))
         for k, var, owner in iter_torch_tensors(model))
-    return from_pyskl_keys(sd, fmt)
+    return from_pyskl_keys(sd, fmt or default_format(model))
 
 
 def model_from_state_dict(sd: dict[str, np.ndarray], path: str = "<state_dict>", **overrides) -> Recognizer:
@@ -316,8 +321,7 @@ def save_pytorch_checkpoint(model: Recognizer, path: str, fmt: str | None = None
     """
     from skeljax import pth_io
 
-    if fmt is None:
-        fmt = "mmaction0x" if model.spec.family == "mmaction0x" else "pyskl"
+    fmt = fmt or default_format(model)
     sd = model_state_dict(model, fmt)
     info = {"skeljax_version": __import__("skeljax").__version__, "skeljax_spec": str(model.spec.to_json())}
     info.update(meta or {})
