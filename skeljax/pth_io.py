@@ -24,7 +24,7 @@ import struct
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -65,13 +65,23 @@ class _Problem(Exception):
 
 def _dtype_table() -> dict[str, np.dtype]:
     """torch dtype name (canonical and alias) -> little-endian NumPy dtype."""
-    table = {
-        "float64": "<f8", "double": "<f8", "float32": "<f4", "float": "<f4", "float16": "<f2", "half": "<f2",
-        "int64": "<i8", "long": "<i8", "int32": "<i4", "int": "<i4", "int16": "<i2", "short": "<i2",
-        "int8": "i1", "uint8": "u1", "bool": "?", "uint16": "<u2", "uint32": "<u4", "uint64": "<u8",
-        "complex64": "<c8", "cfloat": "<c8", "complex128": "<c16", "cdouble": "<c16",
-    }
-    out = {k: np.dtype(v) for k, v in table.items()}
+    codes = (
+        ("float64 double", "<f8"),
+        ("float32 float", "<f4"),
+        ("float16 half", "<f2"),
+        ("int64 long", "<i8"),
+        ("int32 int", "<i4"),
+        ("int16 short", "<i2"),
+        ("int8", "i1"),
+        ("uint8", "u1"),
+        ("bool", "?"),
+        ("uint16", "<u2"),
+        ("uint32", "<u4"),
+        ("uint64", "<u8"),
+        ("complex64 cfloat", "<c8"),
+        ("complex128 cdouble", "<c16"),
+    )
+    out = {name: np.dtype(code) for names, code in codes for name in names.split()}
     if ml_dtypes is not None:
         out["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
         for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz", "float8_e8m0fnu"):
@@ -81,10 +91,19 @@ def _dtype_table() -> dict[str, np.dtype]:
 
 
 _TORCH_DTYPES = _dtype_table()
+# torch.<X>Storage -> element dtype; also the storage save_pth writes for that dtype.
 _STORAGE_DTYPES = {
-    "DoubleStorage": "float64", "FloatStorage": "float32", "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
-    "LongStorage": "int64", "IntStorage": "int32", "ShortStorage": "int16", "CharStorage": "int8",
-    "ByteStorage": "uint8", "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
+    "DoubleStorage": "float64",
+    "FloatStorage": "float32",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexFloatStorage": "complex64",
     "ComplexDoubleStorage": "complex128",
 }
 
@@ -92,7 +111,7 @@ _STORAGE_DTYPES = {
 class _StorageType:
     """Stand-in for ``torch.FloatStorage`` etc.: a non-callable marker carrying the element dtype."""
 
-    __slots__ = ("name", "dtype")
+    __slots__ = ("dtype", "name")
 
     def __init__(self, name: str, dtype: np.dtype):
         self.name, self.dtype = name, dtype
@@ -209,9 +228,9 @@ _NDARRAY = _TypeMarker("numpy.ndarray")
 
 def _numpy_reconstruct(subtype, shape, dtype):
     # Protocol-2 ndarray pickles: an empty array whose contents arrive through BUILD (ndarray.__setstate__).
-    if subtype is not _NDARRAY:
-        raise _Problem(f"array subtype {subtype!r} is not numpy.ndarray")
-    return np.ndarray.__new__(np.ndarray, shape, dtype)
+    if subtype is not _NDARRAY or tuple(shape) != (0,):  # numpy always writes (0,); the data comes with BUILD
+        raise _Problem(f"unexpected array reconstruction {subtype!r}, {shape!r}")
+    return np.ndarray.__new__(np.ndarray, (0,), dtype)
 
 
 def _numpy_frombuffer(buf, dtype, shape, order):
@@ -283,7 +302,7 @@ class _CheckpointUnpickler(pickle._Unpickler):
     let one file tamper with how later files load. Checkpoint pickles are small, so the speed does not matter.
     """
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    dispatch: ClassVar[dict] = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file: io.BytesIO, path: str, load_storage: Callable[[Any], Any] | None):
         super().__init__(file, encoding="utf-8")
@@ -487,9 +506,19 @@ def load_pth(path: str | os.PathLike, *, trusted: bool = False) -> dict:
         except _Problem as e:
             raise CheckpointFormatError(f"cannot read checkpoint {path}: {e}") from None
         except (
-            pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, UnicodeDecodeError,
+            pickle.UnpicklingError,
+            EOFError,
+            zipfile.BadZipFile,
+            struct.error,
+            UnicodeDecodeError,
             # malformed opcode streams surface as these (popping an empty stack, calling a non-callable, ...)
-            TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError, OverflowError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            KeyError,
+            IndexError,
+            RecursionError,
+            OverflowError,
         ) as e:
             raise CheckpointFormatError(
                 f"cannot read checkpoint {path}: corrupt pickle ({type(e).__name__}: {e})"
@@ -502,14 +531,7 @@ def load_pth(path: str | os.PathLike, *, trusted: bool = False) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # Saving
 
-_SAVE_STORAGES = {
-    np.dtype("float64"): "DoubleStorage", np.dtype("float32"): "FloatStorage", np.dtype("float16"): "HalfStorage",
-    np.dtype("int64"): "LongStorage", np.dtype("int32"): "IntStorage", np.dtype("int16"): "ShortStorage",
-    np.dtype("int8"): "CharStorage", np.dtype("uint8"): "ByteStorage", np.dtype("bool"): "BoolStorage",
-    np.dtype("complex64"): "ComplexFloatStorage", np.dtype("complex128"): "ComplexDoubleStorage",
-}
-if ml_dtypes is not None:
-    _SAVE_STORAGES[np.dtype(ml_dtypes.bfloat16)] = "BFloat16Storage"
+_SAVE_STORAGES = {_TORCH_DTYPES[d]: name for name, d in _STORAGE_DTYPES.items() if d in _TORCH_DTYPES}
 
 
 class _PickleWriter:
@@ -637,7 +659,7 @@ def _aligned_info(zf: zipfile.ZipFile, name: str) -> zipfile.ZipInfo:
 
 
 def save_pth(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` (nested dicts/lists of arrays, scalars, strings) as a torch.load-able zip checkpoint, atomically."""
+    """Write ``obj`` (nested dicts/lists of arrays, scalars, strings) as a torch.load-able checkpoint, atomically."""
     path = os.fspath(path)
     writer = _PickleWriter()
     writer.save(obj, "obj")  # serialise first: a bad object fails before any file is touched
@@ -683,7 +705,7 @@ def extract_state_dict(obj: Any, path: str | os.PathLike) -> dict[str, np.ndarra
         raise CheckpointFormatError(f"{path}: no tensors found (neither a 'state_dict' entry nor a bare state dict)")
     out: dict[str, np.ndarray] = {}
     for key, value in sd.items():
-        name = key[len("module.") :] if key.startswith("module.") else key  # DistributedDataParallel wrapper
+        name = key.removeprefix("module.")  # DistributedDataParallel wrapper
         if name in out:
             raise CheckpointFormatError(f"{path}: key {key!r} collides with {name!r} after removing 'module.'")
         out[name] = value

@@ -6,6 +6,7 @@ import os
 import pickle
 import struct
 import sys
+import warnings
 import zipfile
 
 import ml_dtypes
@@ -17,9 +18,17 @@ from skeljax import pth_io
 from skeljax.pth_io import CheckpointFormatError, UnsafePickleError, extract_state_dict, load_pth, save_pth
 
 TORCH_TO_NP = {
-    torch.float32: np.float32, torch.float16: np.float16, torch.float64: np.float64, torch.int64: np.int64,
-    torch.int32: np.int32, torch.int16: np.int16, torch.int8: np.int8, torch.uint8: np.uint8, torch.bool: np.bool_,
-    torch.bfloat16: ml_dtypes.bfloat16, torch.uint16: np.uint16,
+    torch.float32: np.float32,
+    torch.float16: np.float16,
+    torch.float64: np.float64,
+    torch.int64: np.int64,
+    torch.int32: np.int32,
+    torch.int16: np.int16,
+    torch.int8: np.int8,
+    torch.uint8: np.uint8,
+    torch.bool: np.bool_,
+    torch.bfloat16: ml_dtypes.bfloat16,
+    torch.uint16: np.uint16,
 }
 
 
@@ -62,10 +71,20 @@ def mmcv_checkpoint():
     sd["half.weight"] = torch.randn(4, 5, generator=g).half()
     sd["empty"] = torch.zeros(0, 3)
     meta = {
-        "mmcv_version": "1.3.18", "time": "Sat Jun 18 12:00:00 2022", "epoch": 16, "iter": 250000,
-        "seed": -12, "big": 2**40, "lr": 0.1, "flag": True, "none": None, "CLASSES": ("a", "b"),
-        "config": "model = dict(type='RecognizerGCN')\n", "raw": b"\x00\xffbytes",
-        "tags": {"ntu60", "xsub"}, "frozen": frozenset({3}),
+        "mmcv_version": "1.3.18",
+        "time": "Sat Jun 18 12:00:00 2022",
+        "epoch": 16,
+        "iter": 250000,
+        "seed": -12,
+        "big": 2**40,
+        "lr": 0.1,
+        "flag": True,
+        "none": None,
+        "CLASSES": ("a", "b"),
+        "config": "model = dict(type='RecognizerGCN')\n",
+        "raw": b"\x00\xffbytes",
+        "tags": {"ntu60", "xsub"},
+        "frozen": frozenset({3}),
         "hook_msgs": {"best_score": np.float64(0.91), "best_ckpt": "/w/best_top1_acc_epoch_16.pth", "last": [1, 2]},
     }
     optimizer = {
@@ -110,7 +129,8 @@ def test_reads_mmcv_checkpoint_exactly_like_torch(ckpt_file):
     assert type(ours["meta"]["hook_msgs"]["best_score"]) is np.float64
     sd = ours["state_dict"]
     assert not sd["backbone.gcn.0.gcn.A"].flags.c_contiguous
-    assert sd["backbone.data_bn.num_batches_tracked"].shape == () and sd["backbone.data_bn.num_batches_tracked"] == 12345
+    nbt = sd["backbone.data_bn.num_batches_tracked"]
+    assert nbt.shape == () and nbt.dtype == np.int64 and nbt == 12345
     # Views of one storage stay views, as in torch: element 8 of the storage is a[2, 0] and b[0, 2].
     assert np.shares_memory(sd["shared.a"], sd["shared.b"])
     sd["shared.a"][2, 0] = -1.0
@@ -243,8 +263,15 @@ def test_save_pth_reads_back_in_torch_weights_only(tmp_path):
     sd["empty"] = np.zeros((0, 3), np.float32)
     sd["tied.a"] = shared
     sd["tied.b"] = shared  # the same array twice: one storage, like tied weights in torch
-    meta = {"epoch": 3, "lr": 0.05, "name": "stgcn++", "nested": {"x": [1, 2.5, None, True], "t": (1, "a")},
-            "score": np.float64(0.75), "neg": -(2**40), "raw": b"\x00\x01\xfe"}
+    meta = {
+        "epoch": 3,
+        "lr": 0.05,
+        "name": "stgcn++",
+        "nested": {"x": [1, 2.5, None, True], "t": (1, "a")},
+        "score": np.float64(0.75),
+        "neg": -(2**40),
+        "raw": b"\x00\x01\xfe",
+    }
     path = tmp_path / "out.pth"
     save_pth(path, {"state_dict": sd, "meta": meta})
 
@@ -389,8 +416,8 @@ def test_pickle_cannot_tamper_with_shared_objects(tmp_path, ckpt_file):
 
 
 class _StorageRef:
-    def __init__(self, dtype_storage, key, numel):
-        self.pid = ("storage", dtype_storage, key, "cpu", numel)
+    def __init__(self, dtype_storage, key, numel, location="cpu"):
+        self.pid = ("storage", dtype_storage, key, location, numel)
 
 
 class _TensorPickler(pickle.Pickler):
@@ -408,9 +435,10 @@ def _tensor_pickle(storage, offset, size, stride):
 def test_out_of_bounds_tensor_views_are_refused(tmp_path):
     path = tmp_path / "oob.pth"
     four_floats = np.arange(4, dtype=np.float32).tobytes()
-    ok = _tensor_pickle(_StorageRef(torch.FloatStorage, "0", 4), 0, (2, 2), (2, 1))
+    ok = _tensor_pickle(_StorageRef(torch.FloatStorage, "0", 4, "cuda:0"), 0, (2, 2), (2, 1))  # a GPU-saved tensor
     write_zip(path, ok, [four_floats])
     np.testing.assert_array_equal(load_pth(path)["t"], [[0, 1], [2, 3]])  # control: the crafted file is valid
+    np.testing.assert_array_equal(torch.load(path, map_location="cpu", weights_only=True)["t"], [[0, 1], [2, 3]])
     bad_cases = [
         ((_StorageRef(torch.FloatStorage, "0", 4), 1, (2, 2), (2, 1)), "reaches element 4"),
         ((_StorageRef(torch.FloatStorage, "0", 4), 0, (2, 2), (1000, 1)), "reaches element 1001"),
@@ -441,6 +469,7 @@ def test_corrupt_and_foreign_files(tmp_path, ckpt_file):
         "bad_byteorder.pth": (None, "unknown byteorder"),
         "no_data_pkl.zip": (None, "without <dir>/data.pkl"),
         "cut_pickle.pth": (None, "corrupt pickle"),
+        "scripted.pt": (None, "TorchScript archive"),
     }
     for name, (data, message) in cases.items():
         path = tmp_path / name
@@ -451,6 +480,10 @@ def test_corrupt_and_foreign_files(tmp_path, ckpt_file):
         elif name == "no_data_pkl.zip":
             with zipfile.ZipFile(path, "w") as zf:
                 zf.writestr("readme.txt", "hello")
+        elif name == "scripted.pt":
+            with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; such files still exist
+                warnings.simplefilter("ignore", DeprecationWarning)
+                torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
         elif name == "cut_pickle.pth":
             rewrite_zip(ckpt_file, path, lambda n, d: d[: len(d) // 2] if n.endswith("data.pkl") else d)
         else:
