@@ -354,3 +354,102 @@ def read_ntu_skeleton_mmaction0x(path: str | os.PathLike) -> dict:
     keypoint = mmaction0x_keypoints(parse_skeleton_file(path), path)
     return dict(total_frames=keypoint.shape[1], keypoint=keypoint, frame_dir=frame_dir,
                 img_shape=(1080, 1920), original_shape=(1080, 1920), label=label)
+
+
+# ------------------------------------------------------------------------------------------------
+# Folder conversion (scripts/prepare_ntu.py)
+
+CONVERTERS = {'pyskl': read_ntu_skeleton, 'mmaction0x': read_ntu_skeleton_mmaction0x}
+
+
+@dataclass
+class ConversionReport:
+    """What convert_folder did: converted samples and every file it skipped, with the reason."""
+
+    out_path: str
+    converted: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (file, error message)
+    skipped_missing: list[str] = field(default_factory=list)
+    skipped_other: list[str] = field(default_factory=list)  # outside the benchmark or not an NTU name
+    split_sizes: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f'wrote {self.out_path}: {self.converted} samples converted, {len(self.failed)} failed, '
+                 f'{len(self.skipped_missing)} skipped as missing-skeleton samples, '
+                 f'{len(self.skipped_other)} outside the benchmark or not NTU names']
+        lines += [f'  {k}: {v}' for k, v in self.split_sizes.items()]
+        if self.failed:
+            lines.append('failed files (skipped):')
+            lines += [f'  {msg}' for _, msg in self.failed]
+        return '\n'.join(lines)
+
+
+def _convert_one(task: tuple[str, str]) -> tuple[str, dict | None, str | None]:
+    """Worker: (path, format) -> (path, annotation or None, error message or None)."""
+    path, fmt = task
+    try:
+        return path, CONVERTERS[fmt](path), None
+    except (SkeletonFormatError, EmptySkeletonError) as e:
+        return path, None, str(e)
+    except OSError as e:
+        return path, None, f'{path}: cannot read: {e}'
+
+
+def convert_folder(raw_dir: str | os.PathLike, out_path: str | os.PathLike, *, benchmark: str = 'ntu60',
+                   fmt: str = 'pyskl', workers: int = 1, progress: bool = True) -> ConversionReport:
+    """Converts every `.skeleton` file of raw_dir into one PYSKL-style pickle {'split', 'annotations'}."""
+    from tqdm import tqdm
+
+    from skeljax.data.annotations import save_annotations
+
+    if fmt not in CONVERTERS:
+        raise ValueError(f'unknown format {fmt!r}; expected one of {sorted(CONVERTERS)}')
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise ValueError(f'{raw_dir}: not a folder of .skeleton files')
+    files = {p.name.split('.')[0]: p for p in sorted(raw_dir.glob('*.skeleton'))}
+    if not files:
+        raise ValueError(f'{raw_dir}: no .skeleton files found')
+    report = ConversionReport(str(out_path))
+    ntu_names = []
+    for name in files:
+        try:
+            ntu_meta.parse_ntu_name(name)
+            ntu_names.append(name)
+        except ValueError:
+            report.skipped_other.append(name)
+    missing = ntu_meta.missing_samples(benchmark)
+    report.skipped_missing = [n for n in ntu_names if n in missing]
+    selected = ntu_meta.select_samples(ntu_names, benchmark)
+    chosen = set(selected)
+    report.skipped_other += [n for n in ntu_names if n not in missing and n not in chosen]
+
+    tasks = [(str(files[n]), fmt) for n in selected]
+    annos = {}
+    bar = tqdm(total=len(tasks), unit='file', desc=f'{benchmark} ({fmt})', disable=not progress, dynamic_ncols=True)
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context('spawn').Pool(workers) as pool:  # spawn: safe even if JAX is already imported
+            results = pool.imap(_convert_one, tasks, chunksize=8)
+            _collect(results, annos, report, bar)
+    else:
+        _collect(map(_convert_one, tasks), annos, report, bar)
+    bar.close()
+
+    names = [n for n in selected if n in annos]
+    split = ntu_meta.make_split(names, benchmark)
+    report.converted = len(names)
+    report.split_sizes = {k: len(v) for k, v in split.items()}
+    save_annotations(out_path, {'split': split, 'annotations': [annos[n] for n in names]})
+    return report
+
+
+def _collect(results, annos: dict, report: ConversionReport, bar) -> None:
+    for path, anno, error in results:
+        if error is None:
+            annos[anno['frame_dir']] = anno
+        else:
+            report.failed.append((path, error))
+            bar.write(f'skipping {error}')
+        bar.update()
