@@ -335,8 +335,11 @@ class _CheckpointUnpickler(pickle._Unpickler):
         return self._load_storage(pid)
 
     def _load_build(self) -> None:
-        target = self.stack[-2]
-        if id(target) not in self._buildable:
+        state, target = self.stack[-1], self.stack[-2]
+        # module.state_dict() is an OrderedDict with a `_metadata` attribute (BN versions), restored by BUILD;
+        # every OrderedDict here was made by this pickle, so setting its attributes affects nothing else.
+        fresh_container = type(target) is collections.OrderedDict and type(state) is dict
+        if not fresh_container and id(target) not in self._buildable:
             raise _Problem(f"pickle sets the state of a {type(target).__name__}, which checkpoints never do")
         pickle._Unpickler.load_build(self)
 

@@ -16,6 +16,7 @@ import torch
 
 from skeljax import pth_io
 from skeljax.pth_io import CheckpointFormatError, UnsafePickleError, extract_state_dict, load_pth, save_pth
+from tests import torch_reference
 
 TORCH_TO_NP = {
     torch.float32: np.float32,
@@ -59,11 +60,13 @@ def assert_matches_torch(ours, ref, where="obj"):
 def mmcv_checkpoint():
     """A checkpoint shaped like mmcv's save_checkpoint output, with the awkward tensor layouts."""
     g = torch.Generator().manual_seed(0)
-    sd = collections.OrderedDict()
+    # A real module's state_dict: an OrderedDict whose `_metadata` attribute the pickle restores with BUILD.
+    sd = torch.nn.ModuleDict({"data_bn": torch.nn.BatchNorm1d(75)}).state_dict(prefix="backbone.")
+    assert sd._metadata
     sd["backbone.gcn.0.gcn.conv.weight"] = torch.randn(192, 3, 1, 1, generator=g)
     sd["backbone.gcn.0.gcn.conv.bias"] = torch.randn(192, generator=g)
-    sd["backbone.data_bn.running_var"] = torch.rand(75, generator=g) + 0.5
-    sd["backbone.data_bn.num_batches_tracked"] = torch.tensor(12345, dtype=torch.int64)
+    sd["backbone.data_bn.running_var"].copy_(torch.rand(75, generator=g) + 0.5)
+    sd["backbone.data_bn.num_batches_tracked"].fill_(12345)
     sd["backbone.gcn.0.gcn.A"] = torch.randn(25, 25, 3, generator=g).permute(2, 0, 1)  # non-contiguous
     shared = torch.arange(24, dtype=torch.float32)
     sd["shared.a"] = shared[:12].view(3, 4)  # two overlapping views of one storage, one with an offset
@@ -126,6 +129,7 @@ def test_reads_mmcv_checkpoint_exactly_like_torch(ckpt_file):
     ours = load_pth(ckpt_file)
     ref = torch.load(ckpt_file, map_location="cpu", weights_only=False)
     assert_matches_torch(ours, ref)
+    assert ours["state_dict"]._metadata == ref["state_dict"]._metadata
     assert type(ours["meta"]["hook_msgs"]["best_score"]) is np.float64
     sd = ours["state_dict"]
     assert not sd["backbone.gcn.0.gcn.A"].flags.c_contiguous
@@ -190,6 +194,24 @@ def test_numpy1_module_path_protocol2(tmp_path):
     np.testing.assert_array_equal(ours["meta"]["hist"], ckpt["meta"]["hist"])
     assert ours["meta"]["hist"].dtype == np.float32
     assert_matches_torch(ours["state_dict"], torch.load(src, weights_only=False)["state_dict"])
+
+
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_released_style_fixtures(tmp_path, zip_format):
+    # tests/torch_reference.py writes files the way PYSKL / MMAction2 0.x did in 2022 (numpy 1.x globals).
+    sd = mmcv_checkpoint()["state_dict"]
+    for style in torch_reference.CHECKPOINT_STYLES:
+        path = tmp_path / f"{style}.pth"
+        torch_reference.save_released_checkpoint(sd, path, style=style, numpy1_style=True, zip_format=zip_format)
+        ours = load_pth(path)
+        if style != "bare":
+            assert "numpy.core.multiarray scalar" in torch_reference.pickle_globals(path)
+            assert type(ours["meta"]["hook_msgs"]["best_score"]) is np.float64
+            assert ours["meta"]["hook_msgs"]["best_score"] == 0.8930
+        got = extract_state_dict(ours, path)
+        assert list(got) == list(sd)
+        for key, t in sd.items():
+            assert_matches_torch(got[key], t, key)
 
 
 def test_hand_written_numpy1_scalar_pickle(tmp_path):
