@@ -429,7 +429,8 @@ def test_malicious_bare_and_legacy_pickles_are_refused(tmp_path):
 
 def test_pickle_cannot_tamper_with_shared_objects(tmp_path, ckpt_file):
     # BUILD on an allow-listed global (a storage marker, a torch dtype) would change later loads: refused.
-    for glob in (b"ctorch\nFloatStorage\n", b"ctorch\nfloat32\n", b"ctorch._utils\n_rebuild_tensor_v2\n"):
+    globs = (b"ctorch\nFloatStorage\n", b"ctorch\nfloat32\n", b"ctorch._utils\n_rebuild_tensor_v2\n")
+    for glob in globs + (b"ccollections\nOrderedDict\n", b"cnumpy\nndarray\n"):
         path = tmp_path / "tamper.pth"
         write_zip(path, b"\x80\x02" + glob + b"}X\x05\x00\x00\x00dtypeK\x01sb.")
         with pytest.raises(CheckpointFormatError, match="sets the state"):
