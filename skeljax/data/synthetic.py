@@ -281,6 +281,8 @@ def _sample(seed: int, label: int, idx: int) -> dict:
     if label in REVERSED_OF:
         joints, face = joints[:, ::-1], face[:, ::-1]
     c = _camera_params(rng, cam)
+    if len(people) == 2:  # as in NTU, the two face each other across the image (side-on to camera 1)
+        c['view'] += rng.choice([-0.5, 0.5]) * np.pi
     both = _place(np.concatenate([joints, face], 2), c)
     joints, face = both[:, :, :25], both[:, :, 25:]
     if len(people) == 2:  # like ntu_preproc: the person who moves more comes first
