@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from skeljax.data.ntu_raw import (
-    EmptySkeletonError, SkeletonFormatError, parse_skeleton_file, read_ntu_skeleton, read_ntu_skeleton_mmaction0x)
+    EmptySkeletonError,
+    SkeletonFormatError,
+    parse_skeleton_file,
+    read_ntu_skeleton,
+    read_ntu_skeleton_mmaction0x,
+)
 
 RNG = np.random.default_rng(1234)
 NAME = 'S001C002P003R002A013'
@@ -64,7 +69,8 @@ def f16(a):
 
 
 def reference_pyskl(path):
-    text = open(path, newline=None).read().split('\n')
+    with open(path, newline=None) as f:
+        text = f.read().split('\n')
     pos = 0
 
     def nxt():

@@ -1,1 +1,39 @@
 """Data: PYSKL-exact skeleton transforms, NTU parsing, TFDS builders and the input pipeline."""
+
+# Re-exports: the public data API.
+from skeljax.data.annotations import (  # noqa: F401
+    AnnotationError,
+    load_annotations,
+    save_annotations,
+    validate_annotations,
+)
+from skeljax.data.ntu_meta import (  # noqa: F401
+    NTU60_CLASSES,
+    NTU120_CLASSES,
+    make_split,
+    parse_ntu_name,
+)
+from skeljax.data.ntu_raw import (  # noqa: F401
+    EmptySkeletonError,
+    SkeletonFormatError,
+    convert_folder,
+    read_ntu_skeleton,
+    read_ntu_skeleton_mmaction0x,
+)
+from skeljax.data.pipelines import Pipeline, make_pipeline, make_rng  # noqa: F401
+from skeljax.data.transforms import (  # noqa: F401
+    CheckLayout,
+    FormatGCNInput,
+    FormatNCTVM,
+    GenSkeFeat,
+    NCTVMToModel,
+    PaddingWithLoop,
+    PadTo,
+    PoseDecode,
+    PoseNormalize,
+    PreNormalize2D,
+    PreNormalize3D,
+    UniformSample,
+    joint_to_bone,
+    to_motion,
+)

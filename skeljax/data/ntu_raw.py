@@ -256,7 +256,7 @@ def read_ntu_skeleton(path: str | os.PathLike) -> dict:
     frame_dir = Path(path).name.split('.')[0]
     label = ntu_meta.ntu_label(frame_dir)
     keypoint = pyskl_keypoints(track_bodies(parse_skeleton_file(path)), path).astype(np.float16)
-    return dict(frame_dir=frame_dir, label=label, keypoint=keypoint, total_frames=keypoint.shape[1])
+    return {'frame_dir': frame_dir, 'label': label, 'keypoint': keypoint, 'total_frames': keypoint.shape[1]}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -352,8 +352,8 @@ def read_ntu_skeleton_mmaction0x(path: str | os.PathLike) -> dict:
     frame_dir = Path(path).name.split('.')[0]
     label = ntu_meta.ntu_label(frame_dir)
     keypoint = mmaction0x_keypoints(parse_skeleton_file(path), path)
-    return dict(total_frames=keypoint.shape[1], keypoint=keypoint, frame_dir=frame_dir,
-                img_shape=(1080, 1920), original_shape=(1080, 1920), label=label)
+    return {'total_frames': keypoint.shape[1], 'keypoint': keypoint, 'frame_dir': frame_dir,
+            'img_shape': (1080, 1920), 'original_shape': (1080, 1920), 'label': label}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -374,9 +374,9 @@ class ConversionReport:
     split_sizes: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
-        lines = [f'wrote {self.out_path}: {self.converted} samples converted, {len(self.failed)} failed, '
-                 f'{len(self.skipped_missing)} skipped as missing-skeleton samples, '
-                 f'{len(self.skipped_other)} outside the benchmark or not NTU names']
+        lines = [(f'wrote {self.out_path}: {self.converted} samples converted, {len(self.failed)} failed, '
+                  f'{len(self.skipped_missing)} skipped as missing-skeleton samples, '
+                  f'{len(self.skipped_other)} outside the benchmark or not NTU names')]
         lines += [f'  {k}: {v}' for k, v in self.split_sizes.items()]
         if self.failed:
             lines.append('failed files (skipped):')
