@@ -96,6 +96,8 @@ def _split_examples(annos: list, names, kind: str, path: str, split_key: str) ->
         if anno['frame_dir'] in wanted:
             yield found, _encode(anno, kind)
             found += 1
+    if found == 0:
+        raise ValueError(f'{path}: split {split_key!r} has no samples (TFDS cannot write an empty split)')
     if found != len(wanted):
         raise ValueError(f'{path}: split {split_key!r} lists {len(wanted)} samples, only {found} are annotated')
 
@@ -168,6 +170,9 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             raise FileNotFoundError(f'{folder}: no *.skeleton files.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}')
         split = ntu_meta.make_split(sorted(files), self.name)
         bench = self.builder_config.benchmark
+        for ours in ('train', 'val'):
+            if not split[f'{bench}_{ours}']:
+                raise ValueError(f'{folder}: no {self.name} sample of split {bench}_{ours} among {len(files)} files')
         return {ours: self._raw_examples([files[n] for n in split[f'{bench}_{ours}']]) for ours in ('train', 'val')}
 
     def _raw_examples(self, paths: list[Path]) -> Iterator[tuple[int, dict]]:
