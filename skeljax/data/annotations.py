@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import collections
-import io
 import numbers
 import os
 import pickle
@@ -87,14 +86,12 @@ def load_annotations(path: str | os.PathLike, *, trusted: bool = False):
     """
     path = str(path)
     try:
-        data = Path(path).read_bytes()
+        f = open(path, 'rb')  # noqa: SIM115 (closed below; streamed because NTU-120 pickles are large)
     except OSError as e:
         raise AnnotationError(f'{path}: cannot read annotation file: {e}') from e
     try:
-        if trusted:
-            obj = pickle.loads(data)
-        else:
-            obj = _RestrictedUnpickler(io.BytesIO(data), path).load()
+        with f:
+            obj = pickle.load(f) if trusted else _RestrictedUnpickler(f, path).load()
     except AnnotationError:
         raise
     except Exception as e:  # pickle raises many types on corrupt input
