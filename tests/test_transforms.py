@@ -76,6 +76,14 @@ def test_prenormalize3d_dtype_flow_float16_centring():
     want = np.where((kp != 0).any(-1, keepdims=True), kp - kp[0, 0, 1], np.float16(0))
     np.testing.assert_array_equal(out["keypoint"], want)
     assert np.array_equal(out["body_center"], kp[0, 0, 1])
+    # wide magnitudes (subnormals to ~1e4): the float32 evaluation must equal NumPy's float16 arithmetic bit for bit
+    x = (rs.randn(2, 50, 25, 3) * np.exp(rs.uniform(-18, 9, size=(2, 50, 25, 1)))).astype(np.float16)
+    x[0, 3, 4] = 0
+    center = x[0, 0, 1].copy()
+    want = (x - center) * (x != 0).any(-1, keepdims=True)
+    got = T._center_in_dtype(x, center)
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 
 def test_prenormalize3d_axes():

@@ -115,6 +115,16 @@ def _align(skel: np.ndarray, j_from: int, j_to: int, ref: np.ndarray) -> np.ndar
     return np.einsum("abcd,kd->abck", skel.astype(np.float64, copy=False), rot)
 
 
+def _center_in_dtype(skel: np.ndarray, center: np.ndarray) -> np.ndarray:
+    """(skel - center) * mask(non-zero joints), rounded to skel's dtype as PYSKL's float16 arithmetic does."""
+    if skel.dtype != np.float16:
+        return (skel - center) * (skel != 0).any(axis=-1, keepdims=True)
+    # float16 ops evaluated in float32 and rounded once more give the correctly rounded float16 result (24 >= 2*11+2
+    # bits, so double rounding is harmless), i.e. exactly NumPy's float16 result, and twice as fast.
+    x = skel.astype(np.float32)
+    return ((x - center.astype(np.float32)) * (x != 0).any(axis=-1, keepdims=True)).astype(np.float16)
+
+
 class PreNormalize3D:
     """Drop empty frames, centre on the main body's spine-mid (frame 0) and rotate spine to +z, shoulders to +x."""
 
@@ -146,8 +156,7 @@ class PreNormalize3D:
         center = None
         if self.align_center:
             center = skel[0, 0, 1 if V == 25 else -1].copy()
-            present = (skel != 0).any(axis=-1, keepdims=True)
-            skel = (skel - center) * present  # in the input dtype (float16 for PYSKL pickles)
+            skel = _center_in_dtype(skel, center)
         if self.align_spine:
             skel = _align(skel, self.zaxis[0], self.zaxis[1], np.array([0.0, 0.0, 1.0]))
             skel = _align(skel, self.xaxis[1], self.xaxis[0], np.array([1.0, 0.0, 0.0]))
