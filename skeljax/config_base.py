@@ -1,0 +1,133 @@
+"""The configuration schema every `configs/*.py` builds on: `base_config()` returns all fields with defaults.
+
+Configs follow big_vision: `get_config(arg=None)` starts from `base_config()`, overrides a few fields, and its
+docstring holds the run command and the expected result. The command line can then change any field
+(`--config.batch_size=32`); new fields cannot be added there (the config is locked), so every field the trainer
+reads is defined here. Defaults are PYSKL's ST-GCN++ NTU-60 XSub joint recipe (spec section 6.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+from skeljax.models.stgcn import ModelSpec
+
+FAMILIES = ("stgcnpp", "stgcn", "mmaction0x")
+TEST_AVERAGES = ("prob", "score")
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """All fields the trainer reads, with PYSKL ST-GCN++ defaults."""
+    c = ml_collections.ConfigDict()
+
+    # Model: a family preset (skeljax.models.stgcn.{stgcnpp,stgcn,mmaction0x}_spec) plus ModelSpec overrides.
+    # Any further key a config adds to `model` must be a ModelSpec field (e.g. base_channels) and is passed on.
+    c.model = ml_collections.ConfigDict()
+    c.model.family = "stgcnpp"          # 'stgcnpp' | 'stgcn' (PYSKL ST-GCN, vanilla too) | 'mmaction0x'
+    c.model.layout = "nturgb+d"         # 'nturgb+d' (3D) | 'coco' (2D); also the data pipeline's layout
+    c.model.num_classes = 60
+    c.model.tcn_dropout = 0.0           # 0.5 for PYSKL's vanilla ST-GCN
+    c.model.head_dropout = 0.0
+    c.model.bn_group = 16               # samples per BN statistics group in training (one PYSKL GPU); 0 = whole batch
+
+    # Data: a TFDS builder name read through skeljax.data.tfds_builders.load_source (array_record, no TF).
+    c.data = ml_collections.ConfigDict()
+    c.data.dataset = "ntu60/xsub_3d"    # or 'ntu120/xset_2d', 'skeljax_synthetic/3d', ...
+    c.data.data_dir = "~/tensorflow_datasets"
+    c.data.manual_dir = ""              # '' = <data_dir>/downloads/manual
+    c.data.builder_kwargs = ml_collections.ConfigDict()  # custom builder config (synthetic: num_per_class, seed)
+    c.data.train_split = "train"
+    c.data.val_split = "val"
+    c.data.test_split = "val"           # NTU benchmarks have train/val only; PYSKL tests on val
+    c.data.feat = "j"                   # 'j' | 'b' | 'jm' | 'bm'
+    c.data.clip_len = 100
+    c.data.recipe = "pyskl"             # 'pyskl' | 'vanilla' | 'mmaction0x' (skeljax.data.pipelines.RECIPES)
+    c.data.val_num_clips = 1
+    c.data.test_num_clips = 10
+    c.data.repeat_times = 5             # PYSKL's RepeatDataset(times=5): an epoch is 5 passes over the train split
+    c.data.num_workers = 0              # grain worker processes (0 = threads in the main process)
+    c.data.read_threads = 1
+
+    c.batch_size = 128                  # global, over all devices of all processes
+    c.eval_batch_size = 64              # global samples per validation/test batch (x num_clips model rows)
+    c.num_epochs = 16                   # (repeated) epochs
+    c.stop_after_steps = 0              # > 0: stop (with a checkpoint) after this step; the schedule is unchanged
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.base_lr = 0.1           # lr at reference_batch
+    c.optimizer.reference_batch = 128   # PYSKL: 16 videos x 8 GPUs
+    c.optimizer.lr = -1.0               # < 0: linear scaling rule, base_lr * batch_size / reference_batch
+    c.optimizer.momentum = 0.9
+    c.optimizer.nesterov = True
+    c.optimizer.weight_decay = 5e-4     # on every parameter (BN, biases, graphs), as torch SGD does
+    c.optimizer.schedule = "cosine"     # 'cosine' (per step, no warm-up) | 'step' (by epoch) | 'constant'
+    c.optimizer.milestones_epochs = ()  # for 'step'
+    c.optimizer.gamma = 0.1
+    c.optimizer.min_lr = 0.0
+
+    c.test_average = "prob"             # 'prob': mean softmax over clips (PYSKL) | 'score': raw logits (0.x)
+    c.test_last = True                  # after training: test the final model
+    c.test_best = True                  # after training: test the best-validation model
+
+    c.seed = 0
+    c.deterministic = True              # deterministic XLA ops on GPU (CPU is deterministic anyway)
+    c.eval_every_epochs = 1
+    c.log_every_steps = 50
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.keep = 3               # last N training checkpoints (the best one is kept in addition)
+    c.checkpoint.every_epochs = 1
+    c.checkpoint.every_steps = 0        # > 0: also save every this many steps
+
+    # Initialisation / fine-tuning: a skeljax model directory or a PyTorch .pth (through the converter).
+    c.init_from = ml_collections.ConfigDict()
+    c.init_from.path = ""
+    c.init_from.dont_load = ""          # regex on parameter paths ('backbone.gcn.0.gcn.A', 'cls_head.fc_cls.weight')
+    c.init_from.trusted = False         # allow full unpickling of a trusted .pth
+
+    c.compute_dtype = "float32"         # only float32 is supported for now
+    return c
+
+
+def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
+    """The ModelSpec a config describes (family preset + overrides)."""
+    from skeljax.models import stgcn
+
+    m = dict(config.model)
+    family = m.pop("family")
+    if family not in FAMILIES:
+        raise ValueError(f"config.model.family must be one of {FAMILIES}, got {family!r}")
+    num_classes, layout = m.pop("num_classes"), m.pop("layout")
+    fields = {f.name for f in dataclasses.fields(ModelSpec)}
+    unknown = sorted(set(m) - fields)
+    if unknown:
+        raise ValueError(f"config.model has keys that are not ModelSpec fields: {unknown}")
+    if not m.get("bn_group"):
+        m["bn_group"] = None  # 0: statistics over the whole global batch (like SyncBN)
+    for k in ("inflate_stages", "down_stages"):
+        if k in m:
+            m[k] = tuple(m[k])
+    make = {"stgcnpp": stgcn.stgcnpp_spec, "stgcn": stgcn.stgcn_spec, "mmaction0x": stgcn.mmaction0x_spec}[family]
+    return make(int(num_classes), layout, **m)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+    """Clear errors for settings the trainer cannot honour."""
+    from skeljax.data.pipelines import LAYOUTS, RECIPES
+
+    if config.model.layout not in LAYOUTS:
+        raise ValueError(f"config.model.layout must be one of {LAYOUTS}, got {config.model.layout!r}")
+    if config.data.recipe not in RECIPES:
+        raise ValueError(f"config.data.recipe must be one of {RECIPES}, got {config.data.recipe!r}")
+    if config.test_average not in TEST_AVERAGES:
+        raise ValueError(f"config.test_average must be one of {TEST_AVERAGES}, got {config.test_average!r}")
+    if config.compute_dtype != "float32":
+        raise ValueError(f"config.compute_dtype: only 'float32' is supported, got {config.compute_dtype!r}")
+    for name in ("batch_size", "eval_batch_size", "num_epochs"):
+        if int(config[name]) < 1:
+            raise ValueError(f"config.{name} must be >= 1, got {config[name]}")
+    if config.model.bn_group and config.batch_size % config.model.bn_group:
+        raise ValueError(f"config.batch_size {config.batch_size} is not a multiple of config.model.bn_group "
+                         f"{config.model.bn_group}")
+    model_spec(config)
