@@ -21,6 +21,7 @@ from skeljax.data.ntu_raw import (  # noqa: F401
     read_ntu_skeleton_mmaction0x,
 )
 from skeljax.data.pipelines import Pipeline, make_pipeline, make_rng  # noqa: F401
+from skeljax.data.synthetic import SYNTHETIC_CLASSES, generate_synthetic, synthetic_annotation  # noqa: F401
 from skeljax.data.transforms import (  # noqa: F401
     CheckLayout,
     FormatGCNInput,
@@ -37,3 +38,5 @@ from skeljax.data.transforms import (  # noqa: F401
     joint_to_bone,
     to_motion,
 )
+# TFDS builders (skeljax.data.tfds_builders) and the grain pipeline (skeljax.data.input_pipeline) are not
+# re-exported: they pull in tensorflow_datasets and grain, import them where needed.

@@ -38,7 +38,10 @@ Put ONE of the following into the manual directory (default: <data_dir>/download
 * For the 3D configs only, the official raw skeletons from the ROSE Lab ({_NTU_HOMEPAGE},
   registration required): nturgbd_skeletons_s001_to_s017.zip (NTU-60) and, for NTU-120, also
   nturgbd_skeletons_s018_to_s032.zip. Unzip both into <manual_dir>/nturgb+d_skeletons/ so that it holds
-  the *.skeleton files (S001C001P001R001A001.skeleton, ...). They are converted with PYSKL's procedure.
+  the *.skeleton files (S001C001P001R001A001.skeleton, ...). They are converted with PYSKL's procedure,
+  one file at a time; converting them first in parallel is faster:
+  `python scripts/prepare_ntu.py <manual_dir>/nturgb+d_skeletons <manual_dir>/ntu60_3danno.pkl
+  --benchmark ntu60 --workers 2` (likewise ntu120) writes the pickle the builder then uses.
 The pickle is used when present; the raw folder only when the pickle is absent.
 """
 
