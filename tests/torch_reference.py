@@ -365,7 +365,7 @@ def randomize_(model: nn.Module, seed: int, calib_input: torch.Tensor | None = N
     if missing:  # only the fixed graph buffers `A` may stay as built
         raise ValueError(f"randomize_: entries left untouched: {missing[:5]}")
     if calib_input is None and hasattr(model, "example_input"):
-        calib_input = model.example_input(seed=10_000 + seed)  # not the seeds tests use for their inputs
+        calib_input = model.example_input(t=24, seed=10_000 + seed)  # not the seeds tests use for inputs
     if calib_input is not None:
         _calibrate_convs_(model, calib_input)
     return model
