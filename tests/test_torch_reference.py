@@ -1,4 +1,5 @@
-"""Checks of the PyTorch references themselves against the spec (counts, graphs, 0.x <-> PYSKL equivalence, fixtures)."""
+"""Checks of the PyTorch references against the spec: counts, graphs, 0.x <-> PYSKL equivalence, fixtures."""
+
 import collections
 import warnings
 import zipfile
@@ -53,13 +54,17 @@ def test_pyskl_counts_and_key_prefixes(pyskl_models, key):
     assert list(sd)[-2:] == ["cls_head.fc_cls.weight", "cls_head.fc_cls.bias"]
     assert sd["cls_head.fc_cls.weight"].shape == (60, 256)
     v = R.NUM_JOINTS[key[1]]
-    assert list(sd)[:5] == [f"backbone.data_bn.{s}" for s in
-                            ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+    assert list(sd)[:5] == [
+        f"backbone.data_bn.{s}" for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    ]
     assert sd["backbone.data_bn.weight"].shape == (3 * v,)
     # spec 2.2: own tensors first, PA before the A buffer for 'importance'
     first_block = [k for k in sd if k.startswith("backbone.gcn.0.gcn.")][:2]
-    expect = ["backbone.gcn.0.gcn.A", "backbone.gcn.0.gcn.bn.weight"] if key[0] == "stgcnpp" else \
-        ["backbone.gcn.0.gcn.PA", "backbone.gcn.0.gcn.A"]
+    expect = (
+        ["backbone.gcn.0.gcn.A", "backbone.gcn.0.gcn.bn.weight"]
+        if key[0] == "stgcnpp"
+        else ["backbone.gcn.0.gcn.PA", "backbone.gcn.0.gcn.A"]
+    )
     assert first_block == expect
     assert all(sd[f"backbone.gcn.{i}.gcn.A"].shape == (3, v, v) for i in range(10))
 
@@ -67,11 +72,16 @@ def test_pyskl_counts_and_key_prefixes(pyskl_models, key):
 def test_stgcnpp_key_shapes_from_spec(pyskl_models):
     sd = pyskl_models[("stgcnpp", "nturgb+d")].state_dict()
     shapes = {
-        "backbone.gcn.0.gcn.conv.weight": (192, 3, 1, 1), "backbone.gcn.0.gcn.down.0.weight": (64, 3, 1, 1),
-        "backbone.gcn.0.tcn.branches.0.3.conv.weight": (14, 14, 3, 1), "backbone.gcn.0.tcn.branches.5.weight": (10, 64, 1, 1),
-        "backbone.gcn.4.gcn.conv.weight": (384, 64, 1, 1), "backbone.gcn.4.residual.conv.weight": (128, 64, 1, 1),
-        "backbone.gcn.4.tcn.branches.0.0.weight": (23, 128, 1, 1), "backbone.gcn.7.gcn.conv.weight": (768, 128, 1, 1),
-        "backbone.gcn.7.tcn.branches.0.0.weight": (46, 256, 1, 1), "backbone.gcn.7.tcn.branches.3.3.conv.weight": (42, 42, 3, 1),
+        "backbone.gcn.0.gcn.conv.weight": (192, 3, 1, 1),
+        "backbone.gcn.0.gcn.down.0.weight": (64, 3, 1, 1),
+        "backbone.gcn.0.tcn.branches.0.3.conv.weight": (14, 14, 3, 1),
+        "backbone.gcn.0.tcn.branches.5.weight": (10, 64, 1, 1),
+        "backbone.gcn.4.gcn.conv.weight": (384, 64, 1, 1),
+        "backbone.gcn.4.residual.conv.weight": (128, 64, 1, 1),
+        "backbone.gcn.4.tcn.branches.0.0.weight": (23, 128, 1, 1),
+        "backbone.gcn.7.gcn.conv.weight": (768, 128, 1, 1),
+        "backbone.gcn.7.tcn.branches.0.0.weight": (46, 256, 1, 1),
+        "backbone.gcn.7.tcn.branches.3.3.conv.weight": (42, 42, 3, 1),
         "backbone.gcn.9.tcn.transform.2.weight": (256, 256, 1, 1),
     }
     for k, s in shapes.items():
@@ -96,8 +106,20 @@ def test_mmaction1x_head_naming(pyskl_models):
         torch.testing.assert_close(model_1x(x), pyskl_models[("stgcn", "coco")](x), rtol=0, atol=0)
 
 
-def expected_0x_keys(num_blocks_io=((3, 64), (64, 64), (64, 64), (64, 64), (64, 128), (128, 128), (128, 128),
-                                    (128, 256), (256, 256), (256, 256))) -> list:
+def expected_0x_keys(
+    num_blocks_io=(
+        (3, 64),
+        (64, 64),
+        (64, 64),
+        (64, 64),
+        (64, 128),
+        (128, 128),
+        (128, 128),
+        (128, 256),
+        (256, 256),
+        (256, 256),
+    ),
+) -> list:
     """The 0.x key list written out from the spec 4.4 table."""
     bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     keys = ["backbone.A"] + [f"backbone.data_bn.{s}" for s in bn]
@@ -142,8 +164,15 @@ def test_bad_names_raise():
 # ---------------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key, counts", [(("stgcnpp", "nturgb+d"), (25, 24, 24)), (("stgcnpp", "coco"), (17, 16, 16)),
-                                         (("stgcn", "nturgb+d"), (25, 40, 8)), (("stgcn", "coco"), (17, 22, 10))])
+@pytest.mark.parametrize(
+    "key, counts",
+    [
+        (("stgcnpp", "nturgb+d"), (25, 24, 24)),
+        (("stgcnpp", "coco"), (17, 16, 16)),
+        (("stgcn", "nturgb+d"), (25, 40, 8)),
+        (("stgcn", "coco"), (17, 22, 10)),
+    ],
+)
 def test_pyskl_graph_nonzeros(pyskl_models, key, counts):
     a = pyskl_models[key].backbone.gcn[0].gcn.A.detach()
     v = R.NUM_JOINTS[key[1]]
@@ -195,7 +224,7 @@ def test_mmaction0x_graph_equals_library_stgcn_spatial_on_same_edges(layout):
     from mmaction.models.utils import Graph
 
     v, center, edges = R.mmaction0x_edges(layout)
-    lib = Graph(layout=dict(num_node=v, inward=edges, center=center), mode="stgcn_spatial").A
+    lib = Graph(layout={"num_node": v, "inward": edges, "center": center}, mode="stgcn_spatial").A
     np.testing.assert_array_equal(R.mmaction0x_graph(layout), lib)
     own_layout = {"ntu-rgb+d": "nturgb+d", "coco": "coco"}[layout]
     assert not np.array_equal(Graph(layout=own_layout, mode="stgcn_spatial").A, lib)  # the edge sets differ
@@ -241,9 +270,14 @@ def test_mmaction0x_head_and_input_layout():
         model(R.make_inputs("coco", 2, 37))
 
 
-@pytest.mark.parametrize("layout0x, layout, dtype, t, rtol", [("coco", "coco", torch.float32, 37, 1e-5),
-                                                              ("ntu-rgb+d", "nturgb+d", torch.float32, 37, 1e-5),
-                                                              ("coco", "coco", torch.float64, 13, 1e-12)])
+@pytest.mark.parametrize(
+    "layout0x, layout, dtype, t, rtol",
+    [
+        ("coco", "coco", torch.float32, 37, 1e-5),
+        ("ntu-rgb+d", "nturgb+d", torch.float32, 37, 1e-5),
+        ("coco", "coco", torch.float64, 13, 1e-12),
+    ],
+)
 def test_mmaction0x_equals_pyskl_stgcn_after_key_map(layout0x, layout, dtype, t, rtol):
     """Spec 3.4: the 0.x model is PYSKL's ST-GCN with renamed keys and the 0.x graph copied into every block."""
     m0 = R.randomize_(R.MMAction0xSTGCN(layout0x, 60), seed=11).to(dtype)
@@ -287,8 +321,9 @@ def test_randomize_deterministic_complete_and_conditioned():
         if k.endswith("num_batches_tracked"):
             assert sa[k].dtype == torch.int64 and sa[k].shape == () and sa[k] > 0
     rms = []
-    hooks = [blk.register_forward_hook(lambda m, i, o: rms.append(float(o.pow(2).mean().sqrt()))) for blk in
-             a.backbone.gcn]
+    hooks = [
+        blk.register_forward_hook(lambda m, i, o: rms.append(float(o.pow(2).mean().sqrt()))) for blk in a.backbone.gcn
+    ]
     with torch.no_grad():
         logits = a(R.make_inputs("coco", 2, 37, seed=1))
     for h in hooks:
@@ -327,8 +362,10 @@ def small_model():
     return R.randomize_(R.MMAction0xSTGCN("coco", 5), seed=4)
 
 
-@pytest.mark.parametrize("style, top", [("pyskl", ["meta", "state_dict", "optimizer"]),
-                                        ("mmaction0x", ["meta", "state_dict"]), ("bare", None)])
+@pytest.mark.parametrize(
+    "style, top",
+    [("pyskl", ["meta", "state_dict", "optimizer"]), ("mmaction0x", ["meta", "state_dict"]), ("bare", None)],
+)
 @pytest.mark.parametrize("numpy1_style", [False, True])
 def test_checkpoint_styles_round_trip(tmp_path, small_model, style, top, numpy1_style):
     path = R.save_released_checkpoint(small_model, tmp_path / f"{style}.pth", style=style, numpy1_style=numpy1_style)
@@ -366,21 +403,23 @@ def test_checkpoint_styles_round_trip(tmp_path, small_model, style, top, numpy1_
 
 def test_numpy1_checkpoint_needs_old_name_allow_listed(tmp_path):
     """The trap the loader must handle: weights_only needs the numpy 1.x *name* of `scalar` allow-listed."""
-    path = R.save_released_checkpoint({"w": torch.ones(3)}, tmp_path / "old.pth", style="mmaction0x",
-                                      numpy1_style=True)
+    path = R.save_released_checkpoint({"w": torch.ones(3)}, tmp_path / "old.pth", style="mmaction0x", numpy1_style=True)
     scalar = np._core.multiarray.scalar
     dtypes = [np.dtype, type(np.dtype(np.float64))]
-    with pytest.raises(Exception, match="Weights only load failed"):
-        with torch.serialization.safe_globals([scalar] + dtypes):
-            torch.load(path, weights_only=True)
+    with (
+        pytest.raises(Exception, match="Weights only load failed"),
+        torch.serialization.safe_globals([scalar, *dtypes]),
+    ):
+        torch.load(path, weights_only=True)
     with torch.serialization.safe_globals([(scalar, "numpy.core.multiarray.scalar")] + dtypes):
         ck = torch.load(path, weights_only=True)
     assert ck["meta"]["hook_msgs"]["best_score"] == np.float64(0.893)
 
 
 def test_legacy_format_and_bad_style(tmp_path, small_model):
-    path = R.save_released_checkpoint(small_model, tmp_path / "legacy.pth", style="mmaction0x", numpy1_style=True,
-                                      zip_format=False)
+    path = R.save_released_checkpoint(
+        small_model, tmp_path / "legacy.pth", style="mmaction0x", numpy1_style=True, zip_format=False
+    )
     assert not zipfile.is_zipfile(path)
     assert "numpy.core.multiarray scalar" in R.pickle_globals(path)
     ck = torch.load(path, weights_only=False)

@@ -5,6 +5,7 @@ Two references (see docs spec sections 2-4):
   the same key names, wrapped in a recognizer whose keys are exactly PYSKL's (`backbone.*`, `cls_head.fc_cls.*`).
 * MMAction2 0.x's original ST-GCN, written here from the spec because no installable package exists.
 """
+
 from __future__ import annotations
 
 import collections
@@ -16,7 +17,7 @@ import sys
 import time
 import types
 import warnings
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ def _install_drn_stubs() -> None:
     spec = importlib.util.find_spec("mmaction")
     if spec is None:
         raise ImportError(f"MMAction2 is not installed; the PyTorch parity reference needs it: {_INSTALL_HINT}")
-    pkg_dir = list(spec.submodule_search_locations or [])[0]
+    pkg_dir = next(iter(spec.submodule_search_locations or []))
     if os.path.isdir(os.path.join(pkg_dir, "models", "localizers", "drn")):
         return  # a complete install: nothing to patch
     for name in ("mmaction.models.localizers.drn", "mmaction.models.localizers.drn.drn"):
@@ -108,22 +109,28 @@ def pyskl_backbone_kwargs(family: str, layout: str) -> dict:
     if layout not in PYSKL_LAYOUTS:
         raise ValueError(f"unknown PYSKL layout {layout!r}; expected one of {PYSKL_LAYOUTS}")
     if family == "stgcnpp":
-        return dict(graph_cfg=dict(layout=layout, mode="spatial"), gcn_adaptive="init", gcn_with_res=True,
-                    tcn_type="mstcn")
+        return {
+            "graph_cfg": {"layout": layout, "mode": "spatial"},
+            "gcn_adaptive": "init",
+            "gcn_with_res": True,
+            "tcn_type": "mstcn",
+        }
     if family == "stgcn":
-        return dict(graph_cfg=dict(layout=layout, mode="stgcn_spatial"))
+        return {"graph_cfg": {"layout": layout, "mode": "stgcn_spatial"}}
     raise ValueError(f"unknown family {family!r}; expected one of {PYSKL_FAMILIES}")
 
 
-def build_pyskl_recognizer(family: str, layout: str, num_classes: int = 60, seed: int | None = 0, *,
-                           mmaction1x_keys: bool = False) -> PysklRecognizer:
+def build_pyskl_recognizer(
+    family: str, layout: str, num_classes: int = 60, seed: int | None = 0, *, mmaction1x_keys: bool = False
+) -> PysklRecognizer:
     """Build a PYSKL recognizer in eval mode; `seed` randomizes all weights (None keeps library init)."""
     kwargs = pyskl_backbone_kwargs(family, layout)
     stgcn_cls = mmaction_stgcn_class()
     with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG; leave the caller's alone
         torch.manual_seed(0 if seed is None else seed)
-        model = PysklRecognizer(stgcn_cls(**kwargs), GCNHeadRef(num_classes, 256, "fc" if mmaction1x_keys else
-                                                                "fc_cls"), layout)
+        model = PysklRecognizer(
+            stgcn_cls(**kwargs), GCNHeadRef(num_classes, 256, "fc" if mmaction1x_keys else "fc_cls"), layout
+        )
     if seed is not None:
         randomize_(model, seed)
     return model.eval()
@@ -133,7 +140,7 @@ def to_mmaction1x_keys(state_dict: Mapping[str, torch.Tensor]) -> collections.Or
     """Rename PYSKL's head `cls_head.fc_cls.*` to MMAction2 1.x's `cls_head.fc.*` (backbone keys are shared)."""
     out = collections.OrderedDict()
     for k, v in state_dict.items():
-        out["cls_head.fc." + k[len("cls_head.fc_cls."):] if k.startswith("cls_head.fc_cls.") else k] = v
+        out["cls_head.fc." + k[len("cls_head.fc_cls.") :] if k.startswith("cls_head.fc_cls.") else k] = v
     return out
 
 
@@ -143,11 +150,61 @@ def to_mmaction1x_keys(state_dict: Mapping[str, torch.Tensor]) -> collections.Or
 
 # (num_joints, center, 1-based undirected edges) as listed in MMAction2 0.x's graph.py.
 _MMA0X_EDGES_1BASED = {
-    "ntu-rgb+d": (25, 21, [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9),
-                           (11, 10), (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18),
-                           (20, 19), (22, 23), (23, 8), (24, 25), (25, 12)]),
-    "coco": (17, 1, [(16, 14), (14, 12), (17, 15), (15, 13), (12, 13), (6, 12), (7, 13), (6, 7), (8, 6), (9, 7),
-                     (10, 8), (11, 9), (2, 3), (2, 1), (3, 1), (4, 2), (5, 3), (4, 6), (5, 7)]),
+    "ntu-rgb+d": (
+        25,
+        21,
+        [
+            (1, 2),
+            (2, 21),
+            (3, 21),
+            (4, 3),
+            (5, 21),
+            (6, 5),
+            (7, 6),
+            (8, 7),
+            (9, 21),
+            (10, 9),
+            (11, 10),
+            (12, 11),
+            (13, 1),
+            (14, 13),
+            (15, 14),
+            (16, 15),
+            (17, 1),
+            (18, 17),
+            (19, 18),
+            (20, 19),
+            (22, 23),
+            (23, 8),
+            (24, 25),
+            (25, 12),
+        ],
+    ),
+    "coco": (
+        17,
+        1,
+        [
+            (16, 14),
+            (14, 12),
+            (17, 15),
+            (15, 13),
+            (12, 13),
+            (6, 12),
+            (7, 13),
+            (6, 7),
+            (8, 6),
+            (9, 7),
+            (10, 8),
+            (11, 9),
+            (2, 3),
+            (2, 1),
+            (3, 1),
+            (4, 2),
+            (5, 3),
+            (4, 6),
+            (5, 7),
+        ],
+    ),
 }
 
 
@@ -214,9 +271,13 @@ class _Block0x(nn.Module):
     def __init__(self, in_c: int, out_c: int, stride: int, residual: bool, num_subsets: int = 3, dropout: float = 0.0):
         super().__init__()
         self.gcn = _ConvTemporalGraphical(in_c, out_c, num_subsets)
-        self.tcn = nn.Sequential(nn.BatchNorm2d(out_c), nn.ReLU(inplace=True),
-                                 nn.Conv2d(out_c, out_c, (9, 1), (stride, 1), (4, 0)), nn.BatchNorm2d(out_c),
-                                 nn.Dropout(dropout, inplace=True))
+        self.tcn = nn.Sequential(
+            nn.BatchNorm2d(out_c),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(out_c, out_c, (9, 1), (stride, 1), (4, 0)),
+            nn.BatchNorm2d(out_c),
+            nn.Dropout(dropout, inplace=True),
+        )
         self.relu = nn.ReLU(inplace=True)
         if not residual:
             self.residual_kind = "zero"
@@ -240,8 +301,14 @@ class _Backbone0x(nn.Module):
         self.register_buffer("A", a)
         v = a.shape[1]
         self.data_bn = nn.BatchNorm1d(in_channels * v)
-        plan = [(in_channels, 64, 1, False)] + [(64, 64, 1, True)] * 3 + [(64, 128, 2, True)] + \
-               [(128, 128, 1, True)] * 2 + [(128, 256, 2, True)] + [(256, 256, 1, True)] * 2
+        plan = (
+            [(in_channels, 64, 1, False)]
+            + [(64, 64, 1, True)] * 3
+            + [(64, 128, 2, True)]
+            + [(128, 128, 1, True)] * 2
+            + [(128, 256, 2, True)]
+            + [(256, 256, 1, True)] * 2
+        )
         self.st_gcn_networks = nn.ModuleList(_Block0x(i, o, s, r, a.shape[0]) for i, o, s, r in plan)
         self.edge_importance = nn.ParameterList(nn.Parameter(torch.ones(a.shape)) for _ in plan)
 
@@ -295,17 +362,23 @@ class MMAction0xSTGCN(nn.Module):
 
 def mmaction0x_to_pyskl_stgcn(state_dict: Mapping[str, torch.Tensor]) -> collections.OrderedDict:
     """Map a 0.x ST-GCN state_dict onto PYSKL STGCN(mode='stgcn_spatial') keys (spec 3.4)."""
-    block_map = {"gcn.conv.": "gcn.conv.", "tcn.0.": "gcn.bn.", "tcn.2.": "tcn.conv.", "tcn.3.": "tcn.bn.",
-                 "residual.0.": "residual.conv.", "residual.1.": "residual.bn."}
+    block_map = {
+        "gcn.conv.": "gcn.conv.",
+        "tcn.0.": "gcn.bn.",
+        "tcn.2.": "tcn.conv.",
+        "tcn.3.": "tcn.bn.",
+        "residual.0.": "residual.conv.",
+        "residual.1.": "residual.bn.",
+    }
     a = state_dict["backbone.A"]
     out = collections.OrderedDict()
     for k, v in state_dict.items():
         if k == "backbone.A":
             continue
         if k.startswith("backbone.st_gcn_networks."):
-            i, rest = k[len("backbone.st_gcn_networks."):].split(".", 1)
+            i, rest = k[len("backbone.st_gcn_networks.") :].split(".", 1)
             prefix = next(p for p in block_map if rest.startswith(p))
-            out[f"backbone.gcn.{i}.{block_map[prefix]}{rest[len(prefix):]}"] = v
+            out[f"backbone.gcn.{i}.{block_map[prefix]}{rest[len(prefix) :]}"] = v
         elif k.startswith("backbone.edge_importance."):
             i = k.rsplit(".", 1)[1]
             out[f"backbone.gcn.{i}.gcn.PA"] = v
@@ -324,6 +397,7 @@ def mmaction0x_to_pyskl_stgcn(state_dict: Mapping[str, torch.Tensor]) -> collect
 # ------------------------------------------------------------------------------------------------------------------
 # Random but well-conditioned weights
 # ------------------------------------------------------------------------------------------------------------------
+
 
 @torch.no_grad()
 def randomize_(model: nn.Module, seed: int, calib_input: torch.Tensor | None = None) -> nn.Module:
@@ -379,6 +453,7 @@ def _calibrate_convs_(model: nn.Module, x: torch.Tensor) -> None:
     multiply any scale error; fixing each layer's output scale in execution order (LSUV-style) keeps every block O(1).
     Returning the rescaled output from the hook makes downstream layers see exactly what the rescaled weights give.
     """
+
     def hook(mod: nn.Module, _inp: tuple, out: torch.Tensor) -> torch.Tensor | None:
         rms = float(out.detach().double().pow(2).mean().sqrt())
         if rms == 0.0:
@@ -410,8 +485,11 @@ def make_inputs(layout: str, n: int = 2, t: int = 37, m: int = 2, seed: int = 0,
     v = NUM_JOINTS[layout]
     # a smooth trajectory per joint plus noise, so motion/temporal convs see structured signals
     base = torch.randn(n, m, 1, v, c, generator=gen)
-    drift = 0.1 * torch.randn(n, m, 1, v, c, generator=gen) * torch.arange(t, dtype=torch.float32)[None, None, :,
-                                                                                                   None, None]
+    drift = (
+        0.1
+        * torch.randn(n, m, 1, v, c, generator=gen)
+        * torch.arange(t, dtype=torch.float32)[None, None, :, None, None]
+    )
     x = base + drift / max(t, 1) * 4 + 0.1 * torch.randn(n, m, t, v, c, generator=gen)
     if m > 1:
         x[1::2, 1] = 0.0  # padded person, as FormatGCNInput produces it
@@ -437,12 +515,13 @@ class Numpy1Pickler(pickle._Pickler):
     the stock pickler would verify the name against the live module and write `numpy._core.multiarray`.
     """
 
-    def save_global(self, obj, name=None):  # noqa: D102 - pickle's hook
+    def save_global(self, obj, name=None):
+        """Write numpy._core globals under their numpy.core names; defer everything else to pickle."""
         name = name or getattr(obj, "__qualname__", None) or obj.__name__
         module = pickle.whichmodule(obj, name)
         if not module.startswith("numpy._core"):
             return super().save_global(obj, name)
-        module = "numpy.core" + module[len("numpy._core"):]
+        module = "numpy.core" + module[len("numpy._core") :]
         if self.proto >= 4:
             self.save(module)
             self.save(name)
@@ -476,8 +555,16 @@ def _sgd_state(model_or_state_dict, sd: Mapping[str, torch.Tensor], seed: int) -
         params = [v for k, v in sd.items() if v.is_floating_point() and not k.endswith(("running_mean", "running_var"))]
     gen = torch.Generator().manual_seed(seed)
     state = {i: {"momentum_buffer": 1e-3 * torch.randn(p.shape, generator=gen)} for i, p in enumerate(params)}
-    group = {"lr": 1.2e-6, "momentum": 0.9, "dampening": 0, "weight_decay": 5e-4, "nesterov": True,
-             "maximize": False, "initial_lr": 0.1, "params": list(range(len(params)))}
+    group = {
+        "lr": 1.2e-6,
+        "momentum": 0.9,
+        "dampening": 0,
+        "weight_decay": 5e-4,
+        "nesterov": True,
+        "maximize": False,
+        "initial_lr": 0.1,
+        "params": list(range(len(params))),
+    }
     return {"state": state, "param_groups": [group]}
 
 
@@ -491,8 +578,11 @@ def released_meta(style: str, *, seed: int = 0, best_score: float = 0.8930, epoc
         "seed": seed,
         "config_name": "j.py" if pyskl else "stgcn_80e_ntu60_xsub_keypoint.py",
         "work_dir": work_dir,
-        "hook_msgs": {"last_ckpt": f"{work_dir}/epoch_{epoch}.pth", "best_score": np.float64(best_score),
-                      "best_ckpt": f"{work_dir}/best_top1_acc_epoch_{epoch}.pth"},
+        "hook_msgs": {
+            "last_ckpt": f"{work_dir}/epoch_{epoch}.pth",
+            "best_score": np.float64(best_score),
+            "best_ckpt": f"{work_dir}/best_top1_acc_epoch_{epoch}.pth",
+        },
         ("pyskl_version" if pyskl else "mmaction_version"): "0.1.0" if pyskl else "0.20.0+fe9fea0",
         "config": "model = dict(type='RecognizerGCN', backbone=dict(type='STGCN', ...))\n",
         "epoch": epoch,
@@ -503,9 +593,16 @@ def released_meta(style: str, *, seed: int = 0, best_score: float = 0.8930, epoc
     return meta
 
 
-def save_released_checkpoint(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor], path: str | os.PathLike, *,
-                             style: str, numpy1_style: bool = False, zip_format: bool = True, seed: int = 0,
-                             meta_overrides: Mapping | None = None) -> str:
+def save_released_checkpoint(
+    model_or_state_dict: nn.Module | Mapping[str, torch.Tensor],
+    path: str | os.PathLike,
+    *,
+    style: str,
+    numpy1_style: bool = False,
+    zip_format: bool = True,
+    seed: int = 0,
+    meta_overrides: Mapping | None = None,
+) -> str:
     """Write a checkpoint the way PYSKL ('pyskl'), the MMAction2 0.x model zoo ('mmaction0x') or a bare
     `torch.save(state_dict)` ('bare') did; numpy1_style pickles numpy globals under numpy 1.x names."""
     if style not in CHECKPOINT_STYLES:
@@ -549,4 +646,3 @@ def pickle_globals(path: str | os.PathLike) -> set[str]:
             elif op.name == "STACK_GLOBAL":  # operands come from the stack/memo; not resolvable by a scan
                 raise ValueError(f"{path}: protocol 4+ pickle (STACK_GLOBAL); this helper reads protocol <= 3 only")
     return found
-
