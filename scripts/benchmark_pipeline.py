@@ -65,7 +65,8 @@ def main(argv=None) -> int:
         print(f"{'feat':<5}{'pipeline':<26}{'first batch s':>14}{'samples/s':>11}")
         for feat in ('j', 'b'):
             transform = make_pipeline('nturgb+d', feat, clip_len=100, mode='train')
-            print(f"{feat:<5}{'bare loop (no grain)':<26}{'':>14}{bare_rate(source, transform, steps * args.batch):>11.1f}")
+            bare = bare_rate(source, transform, steps * args.batch)
+            print(f"{feat:<5}{'bare loop (no grain)':<26}{'':>14}{bare:>11.1f}")
             for w in args.workers:
                 first, rate = iterator_rate(source, transform, args.batch, steps, w, mesh)
                 print(f"{feat:<5}{f'grain, {w} workers':<26}{first:>14.2f}{rate:>11.1f}", flush=True)

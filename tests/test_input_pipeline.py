@@ -180,7 +180,8 @@ _SHARDED = textwrap.dedent('''
 
 def test_sharded_global_arrays_on_8_cpu_devices():
     env = dict(os.environ, XLA_FLAGS='--xla_force_host_platform_device_count=8', JAX_PLATFORMS='cpu')
-    proc = subprocess.run([sys.executable, '-c', _SHARDED], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, '-c', _SHARDED], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.split('RESULT', 1)[1])
     assert out['spec'] == [True, True]

@@ -39,7 +39,8 @@ def _ntu_annos(names, kind):
     annos = []
     for n in names:
         s = _synthetic_keypoints(n, kind)
-        a = {'frame_dir': n, 'label': ntu_meta.ntu_label(n), 'keypoint': s['keypoint'], 'total_frames': s['total_frames']}
+        a = {'frame_dir': n, 'label': ntu_meta.ntu_label(n), 'keypoint': s['keypoint'],
+             'total_frames': s['total_frames']}
         if kind == '2d':
             a = {'frame_dir': n, 'label': a['label'], 'img_shape': (1080, 1920), 'original_shape': (1080, 1920),
                  'total_frames': s['total_frames'], 'keypoint': s['keypoint'], 'keypoint_score': s['keypoint_score']}
@@ -182,7 +183,7 @@ def raw_folder(tmp_path_factory):
         _write_skeleton(folder / f'{n}.skeleton', kp, drop)
         written[n] = kp[:, ~drop]
     # a sample on the official missing list: an empty recording that must be skipped, not read
-    missing = sorted(ntu_meta.ntu60_missing())[0]
+    missing = min(ntu_meta.ntu60_missing())
     (folder / f'{missing}.skeleton').write_text('0\r\n')
     return root, written
 

@@ -19,6 +19,7 @@ and ``get_state``/``set_state`` (a JSON dict) resume with exactly the batches an
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 
 import grain
@@ -44,7 +45,7 @@ def local_rows(global_batch: int, mesh: Mesh) -> tuple[int, int]:
         raise ValueError(f"global batch {global_batch} is not divisible by the mesh's 'data' size {n_data}")
     index_map = data_sharding(mesh).addressable_devices_indices_map((global_batch,))
     starts = sorted({(s[0].start or 0, global_batch if s[0].stop is None else s[0].stop) for s in index_map.values()})
-    for (_, stop), (start, _) in zip(starts, starts[1:]):
+    for (_, stop), (start, _) in itertools.pairwise(starts):
         if start != stop:
             raise ValueError(f'this process holds non-contiguous batch rows {starts}; order the mesh by process')
     return starts[0][0], starts[-1][1]
