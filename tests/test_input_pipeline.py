@@ -204,3 +204,50 @@ def test_worker_processes_give_the_same_batches(source, mesh1):
     ev2 = [{k: np.asarray(v) for k, v in b.items()} for b in ip.make_eval_batches(source, TEST, 8, mesh1,
                                                                                    num_workers=2)]
     assert _same(ev0, ev2)
+
+
+_TWO_PROCESS = textwrap.dedent('''
+    import json, sys
+    import jax
+    jax.config.update('jax_num_cpu_devices', 2)
+    jax.distributed.initialize(coordinator_address=f'localhost:{sys.argv[2]}', num_processes=2,
+                               process_id=int(sys.argv[1]))
+    import numpy as np
+    from jax.sharding import Mesh
+    from skeljax.data import input_pipeline as ip
+    from skeljax.data.pipelines import make_pipeline
+    from skeljax.data.synthetic import generate_synthetic
+    src = generate_synthetic(2, seed=1)['annotations']
+    mesh = Mesh(np.array(jax.devices()), ('data',))
+    b = next(ip.make_train_iterator(src, make_pipeline('nturgb+d', 'j', clip_len=16, mode='train'), 8, 0, mesh,
+                                    repeat_times=2))
+    shards = sorted(b['index'].addressable_shards, key=lambda s: s.index[0].start)
+    ev = ip.make_eval_batches(src, make_pipeline('nturgb+d', 'j', clip_len=16), 8, mesh)
+    seen = []
+    for e in ev:
+        for si, sm in zip(e['index'].addressable_shards, e['mask'].addressable_shards):
+            seen += [int(i) for i, m in zip(np.asarray(si.data), np.asarray(sm.data)) if m]
+    print('RESULT' + json.dumps({'rows': ip.local_rows(8, mesh), 'seen': sorted(seen),
+                                 'index': [int(i) for s in shards for i in np.asarray(s.data)]}))
+''')
+
+
+@pytest.mark.slow
+def test_two_processes_each_read_their_rows(source, mesh1):
+    """Two JAX processes (2 CPU devices each): each reads only its half of every global batch."""
+    import socket
+    with socket.socket() as s:
+        s.bind(('localhost', 0))
+        port = str(s.getsockname()[1])
+    env = dict(os.environ, JAX_PLATFORMS='cpu')
+    env.pop('XLA_FLAGS', None)
+    procs = [subprocess.Popen([sys.executable, '-c', _TWO_PROCESS, str(p), port], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for p in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    res = [json.loads(o[0].split('RESULT', 1)[1]) for o in outs]
+    assert res[0]['rows'] == [0, 4] and res[1]['rows'] == [4, 8]
+    whole = next(ip.make_train_iterator(source, TRAIN, 8, 0, mesh1, repeat_times=2))
+    assert res[0]['index'] + res[1]['index'] == np.asarray(whole['index']).tolist()
+    assert sorted(res[0]['seen'] + res[1]['seen']) == list(range(N))
+    assert not set(res[0]['seen']) & set(res[1]['seen'])
