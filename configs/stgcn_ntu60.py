@@ -1,0 +1,35 @@
+"""ST-GCN on NTU RGB+D 60: PYSKL's recipe, PYSKL's vanilla recipe, and MMAction2 0.x's original configs.
+
+Variants:
+    pyskl_SPLIT_KIND_FEAT    PYSKL ST-GCN (stgcn_spatial graph, edge importance), ST-GCN++'s recipe (spec 6.1)
+    vanilla_SPLIT_KIND_FEAT  PYSKL vanilla ST-GCN: PadTo 300, tcn dropout 0.5, SGD (no nesterov) wd 1e-4,
+                             lr x0.1 at repeated epochs 2 and 10 of 16 (spec 6.2); 1 test clip
+    mmaction0x_2d            MMAction2 0.x stgcn_80e_ntu60_xsub_keypoint (HRNet 2D, 0.x coco graph, PoseNormalize,
+                             300 looped frames, batch 32, step lr at 10/50 of 80 epochs, raw-logit test)
+    mmaction0x_3d            MMAction2 0.x stgcn_80e_ntu60_xsub_keypoint_3d (ntu-rgb+d graph; expects data in
+                             gen_ntu_rgbd_raw's pre-normalised format: scripts/prepare_ntu.py --format mmaction0x)
+SPLIT in xsub / xview, KIND 3d / 2d, FEAT j / b / jm / bm. For example:
+
+    python -m skeljax.main --config configs/stgcn_ntu60.py:pyskl_xsub_3d_j --workdir workdirs/stgcn_pyskl_xsub_3d_j
+    python -m skeljax.main --config configs/stgcn_ntu60.py:mmaction0x_2d --workdir workdirs/stgcn_80e_2d
+
+Expected top-1 (released models): PYSKL xsub_3d j 87.8 b 88.6 jm 85.8 bm 86.2; xsub_2d j 89.0 b 91.2 jm 86.7
+bm 87.8; xview_3d j 95.5 b 95.0 jm 93.7 bm 92.8; xview_2d j 98.0 b 96.5 jm 95.6 bm 95.4. Vanilla xsub_3d j 81.5
+b 81.0 jm 79.9 bm 81.2; xsub_2d j 85.7 b 85.8 jm 81.6 bm 83.9; xview_3d j 90.1 b 87.7 jm 88.8 bm 88.3; xview_2d
+j 92.4 b 90.0 jm 92.0 bm 86.5. MMAction2 0.x: 2D 86.91, 3D 84.61.
+"""
+
+from skeljax import zoo
+
+
+def get_config(arg=None):
+    arg = arg or "pyskl_xsub_3d_j"
+    practice, _, rest = arg.partition("_")
+    if practice == "mmaction0x" and rest in ("2d", "3d"):
+        return zoo.mmaction0x_config(rest)
+    if practice == "pyskl":
+        return zoo.pyskl_config("stgcn", "ntu60", *zoo.parse_variant(rest, rest))
+    if practice == "vanilla":
+        return zoo.vanilla_config("ntu60", *zoo.parse_variant(rest, rest))
+    raise ValueError(f"unknown variant {arg!r}: use pyskl_SPLIT_KIND_FEAT, vanilla_SPLIT_KIND_FEAT, "
+                     "mmaction0x_2d or mmaction0x_3d")

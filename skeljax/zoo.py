@@ -1,0 +1,149 @@
+"""The model zoos skeljax reproduces: every released row of PYSKL's ST-GCN++ / ST-GCN tables and MMAction2 0.x's
+ST-GCN, with its reference top-1, checkpoint URL and the skeljax config that trains it.
+
+Reference accuracies are the published ones (PYSKL `configs/stgcn++/README.md`, `configs/stgcn/README.md`; MMAction2
+0.x `configs/skeleton/stgcn/README.md`): top-1 % on the validation split, 10-clip testing for PYSKL recipes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import ml_collections
+
+from skeljax import config_base
+
+FEATS = ("j", "b", "jm", "bm")
+PYSKL_CKPT = "http://download.openmmlab.com/mmaction/pyskl/ckpt"
+MMACTION_CKPT = "https://download.openmmlab.com/mmaction/skeleton/stgcn"
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooRow:
+    """One released model: where its config lives and what it should reach."""
+
+    config: str          # 'configs/stgcnpp_ntu60.py:xsub_3d_j'
+    reference: str       # the reference config name
+    top1: float          # published top-1 %
+    url: str             # released checkpoint
+
+
+# (benchmark, split, kind) -> (j, b, jm, bm, two-stream, four-stream) top-1 %.
+STGCNPP = {
+    ("ntu60", "xsub", "3d"): (89.3, 90.1, 87.5, 87.3, 91.4, 92.1),
+    ("ntu60", "xsub", "2d"): (89.3, 92.3, 84.0, 88.8, 92.8, 93.2),
+    ("ntu60", "xview", "3d"): (95.6, 95.5, 94.3, 93.8, 96.7, 97.0),
+    ("ntu60", "xview", "2d"): (97.4, 97.2, 93.4, 95.4, 98.4, 98.5),
+    ("ntu120", "xsub", "3d"): (83.2, 85.6, 80.4, 81.5, 87.0, 87.5),
+    ("ntu120", "xsub", "2d"): (84.4, 84.8, 76.4, 81.1, 86.4, 86.4),
+    ("ntu120", "xset", "3d"): (85.6, 87.5, 84.3, 83.0, 89.1, 89.8),
+    ("ntu120", "xset", "2d"): (88.1, 88.5, 82.6, 84.1, 90.0, 90.3),
+}
+STGCN_PYSKL = {
+    ("ntu60", "xsub", "3d"): (87.8, 88.6, 85.8, 86.2, 90.0, 90.7),
+    ("ntu60", "xsub", "2d"): (89.0, 91.2, 86.7, 87.8, 92.0, 92.4),
+    ("ntu60", "xview", "3d"): (95.5, 95.0, 93.7, 92.8, 96.2, 96.5),
+    ("ntu60", "xview", "2d"): (98.0, 96.5, 95.6, 95.4, 98.2, 98.3),
+    ("ntu120", "xsub", "3d"): (82.1, 83.7, 80.3, 80.6, 85.6, 86.2),
+    ("ntu120", "xsub", "2d"): (80.1, 83.4, 78.6, 79.8, 84.0, 84.7),
+    ("ntu120", "xset", "3d"): (84.5, 85.8, 82.7, 83.0, 87.5, 88.4),
+    ("ntu120", "xset", "2d"): (84.2, 87.7, 82.5, 83.5, 88.3, 89.0),
+}
+STGCN_VANILLA = {
+    ("ntu60", "xsub", "3d"): (81.5, 81.0, 79.9, 81.2, 84.3, 86.6),
+    ("ntu60", "xsub", "2d"): (85.7, 85.8, 81.6, 83.9, 88.8, 90.1),
+    ("ntu60", "xview", "3d"): (90.1, 87.7, 88.8, 88.3, 91.4, 93.2),
+    ("ntu60", "xview", "2d"): (92.4, 90.0, 92.0, 86.5, 93.8, 95.1),
+}
+# MMAction2 0.x: variant -> (reference config, top-1 %, checkpoint file).
+MMACTION0X = {
+    "mmaction0x_2d": ("stgcn_80e_ntu60_xsub_keypoint", 86.91, "stgcn_80e_ntu60_xsub_keypoint-e7bb9653.pth"),
+    "mmaction0x_3d": ("stgcn_80e_ntu60_xsub_keypoint_3d", 84.61, "stgcn_80e_ntu60_xsub_keypoint_3d-13e7ccf0.pth"),
+}
+_KIND_DIR = {"3d": "3dkp", "2d": "hrnet"}
+
+
+def _pyskl_rows(table, family_dir, prefix, config_file_of, variant_prefix=""):
+    rows = []
+    for (bench, split, kind), accs in table.items():
+        for feat, acc in zip(FEATS, accs):
+            ref = f"{prefix}_{bench}_{split}_{_KIND_DIR[kind]}/{feat}"
+            rows.append(ZooRow(f"{config_file_of(bench)}:{variant_prefix}{split}_{kind}_{feat}",
+                               f"{family_dir}/{ref}.py", acc, f"{PYSKL_CKPT}/{family_dir}/{ref}.pth"))
+    return rows
+
+
+def zoo_rows() -> list[ZooRow]:
+    """Every single-stream row of the reference zoos."""
+    rows = _pyskl_rows(STGCNPP, "stgcn++", "stgcn++", lambda b: f"configs/stgcnpp_{b}.py")
+    rows += _pyskl_rows(STGCN_PYSKL, "stgcn", "stgcn_pyskl", lambda b: f"configs/stgcn_{b}.py", "pyskl_")
+    rows += _pyskl_rows(STGCN_VANILLA, "stgcn", "stgcn_vanilla", lambda b: f"configs/stgcn_{b}.py", "vanilla_")
+    for variant, (ref, acc, ckpt) in MMACTION0X.items():
+        rows.append(ZooRow(f"configs/stgcn_ntu60.py:{variant}", f"configs/skeleton/stgcn/{ref}.py", acc,
+                           f"{MMACTION_CKPT}/{ref}/{ckpt}"))
+    return rows
+
+
+def parse_variant(arg: str | None, default: str) -> tuple[str, ...]:
+    """'xsub_3d_j' -> ('xsub', '3d', 'j'); clear errors for malformed variants."""
+    parts = tuple((arg or default).split("_"))
+    if len(parts) != 3 or parts[1] not in _KIND_DIR or parts[2] not in FEATS:
+        raise ValueError(f"config variant {arg!r} must look like SPLIT_KIND_FEAT, e.g. 'xsub_3d_j' "
+                         f"(KIND in {tuple(_KIND_DIR)}, FEAT in {FEATS})")
+    return parts
+
+
+def pyskl_config(family: str, bench: str, split: str, kind: str, feat: str) -> ml_collections.ConfigDict:
+    """PYSKL's recipe (spec 6.1): ST-GCN++ or PYSKL ST-GCN on an NTU benchmark, one feature stream."""
+    splits = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}[bench]
+    if split not in splits:
+        raise ValueError(f"{bench} has benchmarks {splits}, not {split!r}")
+    c = config_base.base_config()
+    c.model.family = family
+    c.model.layout = "nturgb+d" if kind == "3d" else "coco"
+    c.model.num_classes = 60 if bench == "ntu60" else 120
+    c.data.dataset = f"{bench}/{split}_{kind}"
+    c.data.feat = feat
+    # Linear scaling rule: lr = base_lr * batch_size / 128 (PYSKL: 0.1 for 16 videos x 8 GPUs).
+    c.optimizer.lr = c.optimizer.base_lr * c.batch_size / c.optimizer.reference_batch
+    return c
+
+
+def vanilla_config(bench: str, split: str, kind: str, feat: str) -> ml_collections.ConfigDict:
+    """PYSKL's vanilla ST-GCN (spec 6.2): PadTo 300, tcn dropout 0.5, step lr at repeated epochs 2 and 10."""
+    c = pyskl_config("stgcn", bench, split, kind, feat)
+    c.model.tcn_dropout = 0.5
+    c.data.recipe = "vanilla"
+    c.data.clip_len = 300
+    c.data.val_num_clips = c.data.test_num_clips = 1
+    c.optimizer.nesterov = False
+    c.optimizer.weight_decay = 1e-4
+    c.optimizer.schedule = "step"
+    c.optimizer.milestones_epochs = (2, 10)   # of 16 repeated epochs = epochs 10 and 50 of 80
+    return c
+
+
+def mmaction0x_config(kind: str) -> ml_collections.ConfigDict:
+    """MMAction2 0.x `stgcn_80e_ntu60_xsub_keypoint` (2D) / `_3d` (spec 3.3, 6.3)."""
+    c = config_base.base_config()
+    c.model.family = "mmaction0x"
+    c.model.layout = "coco" if kind == "2d" else "nturgb+d"
+    c.model.num_classes = 60
+    c.data.dataset = f"ntu60/xsub_{kind}"
+    c.data.feat = "j"
+    c.data.recipe = "mmaction0x"
+    c.data.clip_len = 300
+    c.data.val_num_clips = c.data.test_num_clips = 1
+    c.data.repeat_times = 1
+    c.test_average = "score"                  # 0.x evaluates raw logits of one looped 300-frame clip
+    c.num_epochs = 80
+    c.batch_size = 32                         # 16 x 2 GPUs (2D) or 32 x 1 GPU (3D)
+    c.model.bn_group = 16 if kind == "2d" else 32
+    c.optimizer.reference_batch = 32          # 0.x does not scale: lr 0.1 at batch 32
+    c.optimizer.lr = c.optimizer.base_lr * c.batch_size / c.optimizer.reference_batch
+    c.optimizer.weight_decay = 1e-4
+    c.optimizer.schedule = "step"
+    c.optimizer.milestones_epochs = (10, 50)
+    c.eval_every_epochs = 5 if kind == "2d" else 3
+    c.checkpoint.every_epochs = c.eval_every_epochs
+    return c
