@@ -51,7 +51,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.read_threads = 1
 
     c.batch_size = 128                  # global, over all devices of all processes
-    c.eval_batch_size = 64              # global samples per validation/test batch (x num_clips model rows)
+    c.eval_batch_size = 64              # global samples per validation batch (x val_num_clips model rows)
+    c.test_batch_size = 16              # global samples per test batch (x test_num_clips model rows)
     c.num_epochs = 16                   # (repeated) epochs
     c.stop_after_steps = 0              # > 0: stop (with a checkpoint) after this step; the schedule is unchanged
 
@@ -124,7 +125,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.test_average must be one of {TEST_AVERAGES}, got {config.test_average!r}")
     if config.compute_dtype != "float32":
         raise ValueError(f"config.compute_dtype: only 'float32' is supported, got {config.compute_dtype!r}")
-    for name in ("batch_size", "eval_batch_size", "num_epochs"):
+    for name in ("batch_size", "eval_batch_size", "test_batch_size", "num_epochs"):
         if int(config[name]) < 1:
             raise ValueError(f"config.{name} must be >= 1, got {config[name]}")
     if config.model.bn_group and config.batch_size % config.model.bn_group:

@@ -1,0 +1,61 @@
+"""Data parallelism: a ('data',) mesh over every device of every process, replicated state, sharded batches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from skeljax.data.input_pipeline import data_sharding  # noqa: F401  (re-exported: batch-axis sharding)
+
+
+def make_mesh(devices=None) -> Mesh:
+    """A 1-D mesh named 'data' (auto axis type) over `devices` (default: all devices of all processes).
+
+    `jax.devices()` lists devices process by process, so each process's devices hold contiguous batch rows,
+    which the input pipeline requires.
+    """
+    devices = jax.devices() if devices is None else list(devices)
+    return Mesh(np.array(devices), ("data",))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Every device holds the whole array (parameters, optimizer state, BN statistics)."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def put_replicated(tree: Any, mesh: Mesh) -> Any:
+    """Copy a host/device pytree onto every device of the mesh (as fresh buffers: safe to donate)."""
+    sharding = replicated(mesh)
+    return jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), tree)
+
+
+def to_host(tree: Any) -> Any:
+    """Global arrays -> NumPy on every process (an all-gather when the array spans several processes)."""
+    def get(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+    return jax.tree.map(get, tree)
+
+
+def check_batch(global_batch: int, mesh: Mesh, what: str = "config.batch_size") -> int:
+    """The per-device batch; the global batch must split evenly over the mesh's 'data' axis."""
+    n = mesh.shape["data"]
+    if global_batch % n:
+        raise ValueError(f"{what} = {global_batch} is not divisible by the number of devices ({n})")
+    return global_batch // n
+
+
+def bn_groups_per_device(global_batch: int, bn_group: int | None, mesh: Mesh) -> str:
+    """How BatchNorm groups fall on devices: 'aligned' (whole groups per device) or 'spanning' (a group spans
+    several devices, computed across them like SyncBN over that subset). Either way the result is the same
+    as on one device; 'aligned' with bn_group = per-device batch is PYSKL's per-GPU statistics."""
+    per_device = check_batch(global_batch, mesh)
+    group = bn_group or global_batch
+    if group >= global_batch:
+        return "aligned" if mesh.shape["data"] == 1 else "spanning"
+    return "aligned" if per_device % group == 0 else "spanning"
