@@ -183,8 +183,8 @@ def make_train_step(parts: TrainParts, tx, schedule, seed: int):
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
         metrics = {"train/loss": loss, "train/top1": jnp.mean(jnp.argmax(logits, -1) == labels),
-                   "train/lr": schedule(state["step"]), "train/grad_norm": optax.global_norm(grads),
-                   "train/param_norm": optax.global_norm(params), "train/update_norm": optax.global_norm(updates)}
+                   "train/lr": schedule(state["step"]), "train/grad_norm": optax.tree.norm(grads),
+                   "train/param_norm": optax.tree.norm(params), "train/update_norm": optax.tree.norm(updates)}
         return {"params": params, "batch_stats": stats, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 
     return train_step

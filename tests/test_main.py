@@ -1,0 +1,114 @@
+"""The command line: `python -m skeljax.main --mode test` on a released-format PyTorch checkpoint gives PyTorch's
+per-sample 10-clip probabilities; configs with `path.py:variant` and `--config.x=y` overrides; demo config."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from skeljax import config_base, ensemble
+from skeljax.data.pipelines import make_pipeline
+from skeljax.data.tfds_builders import load_source
+from tests import torch_reference as ref
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLIP_LEN, NUM_CLIPS, NUM_PER_CLASS = 12, 10, 3
+
+CONFIG = textwrap.dedent(f'''
+    from skeljax import config_base
+
+    def get_config(arg=None):
+        c = config_base.base_config()
+        c.model.family, c.model.layout, c.model.num_classes = "stgcnpp", "nturgb+d", 14
+        c.data.dataset = "skeljax_synthetic/3d"
+        c.data.builder_kwargs.num_per_class = {NUM_PER_CLASS}
+        c.data.clip_len, c.data.test_num_clips = {CLIP_LEN}, {NUM_CLIPS}
+        c.test_batch_size = 4
+        c.test_average = arg or "prob"
+        return c
+''')
+
+
+def run_main(tmp_path, *args):
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text(CONFIG)
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
+    cmd = [sys.executable, "-m", "skeljax.main", *[a.replace("CFG", str(cfg)) for a in args]]
+    proc = subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    return proc
+
+
+def test_test_mode_on_a_pytorch_checkpoint_matches_pytorch(tmp_path):
+    torch.manual_seed(0)
+    tmodel = ref.build_pyskl_recognizer("stgcnpp", "nturgb+d", num_classes=14, seed=7)
+    pth = ref.save_released_checkpoint(tmodel, tmp_path / "j.pth", style="pyskl", numpy1_style=True)
+    data_dir, workdir = tmp_path / "tfds", tmp_path / "run"
+    proc = run_main(tmp_path, "--config", "CFG:prob", "--workdir", str(workdir), "--mode", "test",
+                    f"--config.init_from.path={pth}", f"--config.data.data_dir={data_dir}")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    scores = ensemble.read_scores(workdir / "test_scores_init.npz")
+
+    # PyTorch on the same pipeline outputs: 10 test clips per video, mean of softmax probabilities.
+    source = load_source("skeljax_synthetic/3d", "val", str(data_dir), num_per_class=NUM_PER_CLASS)
+    assert len(source) % 4  # the last test batch is padded
+    pipeline = make_pipeline("nturgb+d", "j", CLIP_LEN, NUM_CLIPS, "test")
+    want, labels = {}, {}
+    for i in range(len(source)):
+        anno = source[i]
+        x = torch.from_numpy(pipeline(anno)[None])
+        want[anno["frame_dir"]] = tmodel.forward_test(x)[0].numpy()
+        labels[anno["frame_dir"]] = anno["label"]
+    assert sorted(scores.names.tolist()) == sorted(want)
+    got = dict(zip(scores.names.tolist(), scores.scores))
+    for name, probs in want.items():
+        np.testing.assert_allclose(got[name], probs, rtol=1e-4, atol=2e-6, err_msg=name)
+    assert [labels[n] for n in scores.names] == scores.labels.tolist()
+    # The logged metrics are those of the written scores.
+    with open(workdir / "metrics.jsonl") as f:
+        rec = [json.loads(line) for line in f][-1]
+    p = np.stack([want[n] for n in scores.names])
+    assert rec["checkpoint"] == "init"
+    assert rec["test/top1"] == pytest.approx(float(np.mean(p.argmax(1) == scores.labels)))
+    assert (workdir / "confusion_matrix_init.png").is_file()
+
+
+def test_cli_errors_name_the_problem(tmp_path):
+    proc = run_main(tmp_path, "--config", "CFG", "--workdir", str(tmp_path / "w"), "--mode", "test",
+                    "--config.init_from.path=/nonexistent/x.pth", f"--config.data.data_dir={tmp_path / 'tfds'}")
+    assert proc.returncode != 0 and "/nonexistent/x.pth" in proc.stderr
+    proc = run_main(tmp_path, "--config", "CFG", "--workdir", str(tmp_path / "w"), "--config.no_such_field=1")
+    assert proc.returncode != 0 and "no_such_field" in proc.stderr
+
+
+def _load_config(path, arg=None):
+    spec = importlib.util.spec_from_file_location("cfg", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config(arg)
+
+
+def test_demo_config():
+    c = _load_config(os.path.join(REPO, "configs", "demo.py"))
+    config_base.validate(c)
+    assert c.data.dataset == "skeljax_synthetic/3d" and c.model.family == "stgcnpp"
+    assert c.optimizer.lr == pytest.approx(c.optimizer.base_lr * c.batch_size / c.optimizer.reference_batch)
+    with open(os.path.join(REPO, "configs", "demo.py")) as f:
+        doc = f.read()
+    assert "python -m skeljax.main --config configs/demo.py" in doc
+
+
+def test_base_config_is_pyskl_recipe():
+    c = config_base.base_config()
+    assert (c.optimizer.base_lr, c.optimizer.momentum, c.optimizer.nesterov, c.optimizer.weight_decay) == \
+        (0.1, 0.9, True, 5e-4)
+    assert (c.batch_size, c.num_epochs, c.data.repeat_times, c.data.clip_len, c.data.test_num_clips) == \
+        (128, 16, 5, 100, 10)
+    assert c.model.bn_group == 16 and c.test_average == "prob" and c.optimizer.schedule == "cosine"
+    spec = config_base.model_spec(c)
+    assert (spec.tcn_type, spec.gcn_adaptive, spec.gcn_with_res, spec.num_classes) == ("mstcn", "init", True, 60)

@@ -1,0 +1,201 @@
+"""End-to-end training on a tiny synthetic set: interrupted + resumed equals uninterrupted, the run directory holds
+what it promises (config.json, metrics.jsonl keys, TensorBoard events, PNGs, score files, model exports), and
+init_from loads checkpoints with `dont_load` for a new head."""
+
+import json
+import math
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from skeljax import checkpoint, config_base, ensemble, train
+from skeljax.data.tfds_builders import load_source
+
+NUM_PER_CLASS = 3
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    # A persistent compilation cache makes the repeated runs below (same shapes) skip most of XLA's work.
+    cache = tmp_path_factory.mktemp("xla_cache")
+    old = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    yield str(tmp_path_factory.mktemp("tfds"))
+    jax.config.update("jax_compilation_cache_dir", old[0])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
+
+
+def tiny_config(data_dir, **over):
+    c = config_base.base_config()
+    c.model.family, c.model.layout, c.model.num_classes = "stgcnpp", "nturgb+d", 14
+    c.model.base_channels, c.model.num_stages = 8, 4
+    c.model.inflate_stages, c.model.down_stages = (3,), (3,)
+    c.model.bn_group = 4
+    c.model.tcn_dropout = 0.2  # exercises the per-step dropout keys on resume
+    c.data.dataset, c.data.data_dir = "skeljax_synthetic/3d", data_dir
+    c.data.builder_kwargs.num_per_class = NUM_PER_CLASS
+    c.data.clip_len, c.data.test_num_clips, c.data.repeat_times = 8, 2, 1
+    c.batch_size, c.eval_batch_size, c.test_batch_size = 8, 8, 4  # neither divides the val split
+    c.num_epochs, c.log_every_steps = 2, 2
+    c.optimizer.lr = 0.05
+    c.checkpoint.keep = 1
+    for k, v in over.items():
+        node = c
+        *path, leaf = k.split(".")
+        for p in path:
+            node = node[p]
+        node[leaf] = v
+    return c
+
+
+@pytest.fixture(scope="module")
+def full_run(data_dir, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("full"))
+    results = train.train_and_evaluate(tiny_config(data_dir), workdir)
+    return workdir, results
+
+
+def _params(model_dir):
+    return train.flat_model_state(checkpoint.load_model(model_dir))
+
+
+@pytest.mark.slow
+def test_interrupted_and_resumed_run_equals_uninterrupted(data_dir, full_run, tmp_path):
+    full_dir, full_results = full_run
+    workdir = str(tmp_path / "resumed")
+    total = full_results["step"]
+    stop = total // 2 + 1  # mid-epoch: the data iterator must resume inside an epoch
+    part = train.train_and_evaluate(tiny_config(data_dir, stop_after_steps=stop, test_last=False, test_best=False),
+                                    workdir)
+    assert part["step"] == stop and not os.path.exists(os.path.join(workdir, "final"))
+    ckpts = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
+    assert ckpts[-1] == stop
+    rest = train.train_and_evaluate(tiny_config(data_dir, test_last=False, test_best=False), workdir)
+    assert rest["step"] == total
+    a, b = _params(os.path.join(full_dir, "final")), _params(os.path.join(workdir, "final"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-6, atol=1e-7, err_msg=k)
+    # Sanity: training moved the parameters, so equality above is not trivial.
+    init = train.flat_model_state(train.create_model(tiny_config(data_dir)))
+    assert any(not np.allclose(init[k], a[k]) for k in a)
+    # Same validation history for the resumed steps.
+    va = [r for r in _records(full_dir) if "val/top1" in r]
+    vb = [r for r in _records(workdir) if "val/top1" in r]
+    assert [(r["step"], r["val/top1"]) for r in va] == [(r["step"], r["val/top1"]) for r in vb]
+
+
+def _records(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_run_directory_contents(data_dir, full_run):
+    workdir, results = full_run
+    config = tiny_config(data_dir)
+    with open(os.path.join(workdir, "config.json")) as f:
+        saved = json.load(f)
+    assert saved["model"]["family"] == "stgcnpp" and saved["batch_size"] == 8
+
+    records = _records(workdir)
+    keys = set().union(*records)
+    for k in ("train/loss", "train/lr", "train/top1", "val/top1", "val/top5", "val/mean_class_acc",
+              "test/top1", "test/top5", "test/mean_class_acc"):
+        assert k in keys, k
+    assert all("step" in r for r in records)
+    # train/lr is the mean of the cosine schedule over the logged window (independent formula).
+    total, lr0 = results["step"], 0.05
+    train_rows = [r for r in records if "train/lr" in r]
+    prev = 0
+    for r in train_rows:
+        steps = range(prev, r["step"])
+        want = np.mean([0.5 * lr0 * (1 + math.cos(math.pi * s / total)) for s in steps])
+        assert r["train/lr"] == pytest.approx(want, rel=1e-5)
+        prev = r["step"]
+    assert prev == total
+
+    tb = os.path.join(workdir, "tensorboard")
+    events = [f for f in os.listdir(tb) if f.startswith("events.out.tfevents")]
+    assert events
+    blob = b""
+    for name in events:
+        with open(os.path.join(tb, name), "rb") as f:
+            blob += f.read()
+    assert b"train/loss" in blob and b"val/top1" in blob
+
+    for png in ("training_curves.png", "confusion_matrix_last.png", "confusion_matrix_best.png"):
+        with open(os.path.join(workdir, png), "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n", png
+
+    # Score files: every val sample exactly once, keyed by frame_dir, probabilities (10-clip softmax mean).
+    source = load_source("skeljax_synthetic/3d", "val", data_dir, num_per_class=NUM_PER_CLASS)
+    assert len(source) % config.test_batch_size and len(source) % config.eval_batch_size  # padding exercised
+    truth = {source[i]["frame_dir"]: source[i]["label"] for i in range(len(source))}
+    for tag in ("last", "best"):
+        s = ensemble.read_scores(os.path.join(workdir, f"test_scores_{tag}.npz"))
+        assert sorted(s.names.tolist()) == sorted(truth)
+        assert [truth[n] for n in s.names] == s.labels.tolist()
+        np.testing.assert_allclose(s.scores.sum(axis=1), 1.0, rtol=1e-5)
+        top1 = float(np.mean(np.argmax(s.scores, axis=1) == s.labels))
+        logged = [r for r in records if r.get("checkpoint") == tag]
+        assert logged and logged[-1]["test/top1"] == pytest.approx(top1)
+        assert results[f"{tag}/test/top1"] == pytest.approx(top1)
+
+    # Exports load as skeljax model directories; best/ holds the best validation step.
+    best_spec, best_meta = checkpoint.read_spec(os.path.join(workdir, "best"))
+    assert best_spec.num_classes == 14
+    vals = [r for r in records if "val/top1" in r]
+    best_val = max(r["val/top1"] for r in vals)
+    first_best = next(r["step"] for r in vals if r["val/top1"] == best_val)
+    assert best_meta["step"] == first_best and results["best/val_top1"] == pytest.approx(best_val)
+    # Last N checkpoints (keep=1) plus the best one.
+    steps = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
+    assert steps[-1] == total and set(steps) <= {total, first_best}
+
+
+def test_evaluate_and_test_modes_on_a_finished_run(data_dir, full_run):
+    workdir, results = full_run
+    config = tiny_config(data_dir)
+    val = train.evaluate(config, workdir)
+    assert set(val) == {"best", "last"}
+    assert val["best"]["val/top1"] == pytest.approx(results["best/val_top1"])
+    tested = train.test(config, workdir)
+    assert tested["last"]["test/top1"] == pytest.approx(results["last/test/top1"])
+
+
+def test_init_from_with_dont_load_for_a_new_head(data_dir, full_run):
+    workdir, _ = full_run
+    src = train.flat_model_state(checkpoint.load_model(os.path.join(workdir, "best")))
+    config = tiny_config(data_dir, **{"model.num_classes": 5})
+    config.init_from.path = os.path.join(workdir, "best")
+    with pytest.raises(ValueError, match="best.*cls_head.fc_cls.weight"):
+        train.create_model(config)
+    config.init_from.dont_load = r"^cls_head\."
+    model = train.create_model(config)
+    got = train.flat_model_state(model)
+    fresh = train.flat_model_state(train.create_model(tiny_config(data_dir, **{"model.num_classes": 5})))
+    for k, v in got.items():
+        if k.startswith("cls_head."):
+            assert v.shape[-1] == 5 and np.array_equal(v, fresh[k])
+        else:
+            np.testing.assert_array_equal(v, src[k], err_msg=k)
+
+
+def test_bad_configs_are_refused(data_dir):
+    with pytest.raises(ValueError, match="not ModelSpec fields"):
+        config_base.model_spec(_bad_model())
+    with pytest.raises(ValueError, match="multiple of config.model.bn_group"):
+        config_base.validate(tiny_config(data_dir, batch_size=6))
+    with pytest.raises(ValueError, match="test_average"):
+        config_base.validate(tiny_config(data_dir, test_average="mean"))
+    with pytest.raises(FileNotFoundError, match="no_such.pth"):
+        train.create_model(tiny_config(data_dir, **{"init_from.path": "/nonexistent/no_such.pth"}))
+
+
+def _bad_model():
+    c = config_base.base_config()
+    c.model.not_a_field = 1
+    return c
