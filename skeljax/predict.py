@@ -1,0 +1,517 @@
+"""Predict actions for your own skeletons with one checkpoint or a multi-stream fusion of several.
+
+    python -m skeljax.predict --checkpoint CKPT --input FILE [--json] [--feat j|b|jm|bm]
+        [--labels ntu60|ntu120|synthetic|FILE.txt] [--sample FRAME_DIR] [--recipe pyskl|vanilla|mmaction0x]
+    python -m skeljax.predict --checkpoint J_DIR --checkpoint B_DIR --input FILE     # J+B fusion (1:1)
+
+CKPT is a skeljax model directory (`model_spec.json` + `state/`) or a released PyTorch `.pth` (PYSKL, MMAction2
+0.x / 1.x). FILE is a raw NTU `.skeleton` file, a `.npy` array (M, T, V, C) (COCO-17 2D: C = 3 = x, y, score in
+pixels of a 1080x1920 image unless --img-shape), or a PYSKL / MMAction2 0.x annotation pickle (`.pkl`: every sample,
+or only --sample FRAME_DIR).
+
+Each checkpoint's own test pipeline is applied: PYSKL (ST-GCN++, PYSKL ST-GCN) 10 clips x 100 frames with the mean of
+the clips' softmax; vanilla ST-GCN (--recipe vanilla) PadTo 300; MMAction2 0.x one clip of 300 looped frames, whose
+raw logits are shown through a softmax. The modality (j, b, jm, bm) and recipe are read from a skeljax model
+directory's `model_spec.json` when it stores them (keys `feat`, `recipe`, `clip_len`, `test_num_clips`,
+`test_average`, `class_names`) or from the training run's `config.json` beside a `best/` or `final/` model
+directory (`data.feat`, `data.recipe`, ...), else from the flags. Several checkpoints are fused as PYSKL does: a weighted sum of
+the streams' probabilities (default weights 1:1, 2:2:1:1 for four streams); the printed probability is that sum
+divided by the sum of the weights.
+
+Output: the top-5 classes per sample. With --json, one line per sample, in input order (JSON Lines), each exactly
+{"top5": [{"index": int, "label": str, "prob": float}, ...]}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from skeljax.data import transforms as T
+from skeljax.data.annotations import load_annotations
+from skeljax.data.ntu_meta import NTU60_CLASSES, NTU120_CLASSES, parse_ntu_name
+from skeljax.data.pipelines import RECIPES, Pipeline, make_pipeline
+from skeljax.data.synthetic import SYNTHETIC_CLASSES
+from skeljax.ensemble import default_weights
+from skeljax.models.stgcn import Recognizer
+
+LABEL_SETS: dict[str, tuple[str, ...]] = {"ntu60": NTU60_CLASSES, "ntu120": NTU120_CLASSES,
+                                          "synthetic": SYNTHETIC_CLASSES}
+INPUT_EXTENSIONS = (".skeleton", ".npy", ".pkl", ".pickle")
+AVERAGES = ("prob", "score")
+ROWS_PER_CALL = 16  # model rows (samples x clips) per forward call; bounds memory, fixes the compiled shape
+
+
+class PredictError(ValueError):
+    """A user error: a missing or unreadable input, a layout the checkpoint cannot take, conflicting options."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoints.
+# ----------------------------------------------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(graphdef, state, x):
+    """(rows, M, T, V, C) -> (logits, pooled features); compiled once per architecture and input shape."""
+    return nnx.merge(graphdef, state)(x, return_features=True)
+
+
+def pipeline_layout(num_joints: int, where: str) -> str:
+    """The data layout ('nturgb+d' 3D or 'coco' 2D) of a model from its number of joints."""
+    for layout, (v, _, _) in T.RAW_LAYOUTS.items():
+        if v == num_joints:
+            return layout
+    raise PredictError(f"{where}: the model has {num_joints} joints; prediction supports NTU-25 3D and COCO-17 2D "
+                       "skeletons only")
+
+
+@dataclasses.dataclass
+class Predictor:
+    """A model in eval mode with the test pipeline it needs; `scores(samples)` runs it."""
+
+    model: Recognizer
+    source: str
+    feat: str
+    recipe: str
+    clip_len: int
+    num_clips: int
+    average: str
+    class_names: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        self.model.eval()
+        self.layout = pipeline_layout(self.num_joints, self.source)
+        if self.recipe not in RECIPES:
+            raise PredictError(f"{self.source}: unknown recipe {self.recipe!r}; expected one of {RECIPES}")
+        if self.feat not in T.FEATS:
+            raise PredictError(f"{self.source}: unknown feat {self.feat!r}; expected one of {T.FEATS}")
+        if self.average not in AVERAGES:
+            raise PredictError(f"{self.source}: unknown test_average {self.average!r}; expected one of {AVERAGES}")
+        try:
+            self.pipeline: Pipeline = make_pipeline(self.layout, self.feat, self.clip_len, self.num_clips, "test",
+                                                    recipe=self.recipe)
+        except ValueError as e:
+            raise PredictError(f"{self.source}: {e}") from e
+        self._graphdef, self._state = nnx.split(self.model)
+
+    @property
+    def num_classes(self) -> int:
+        return self.model.spec.num_classes
+
+    @property
+    def num_joints(self) -> int:
+        return int(self.model.backbone.gcn[0].gcn.A.shape[-1])
+
+    @property
+    def conversion(self) -> str:
+        """How a raw .skeleton file becomes 3D joints for this model: PYSKL's or MMAction2 0.x's procedure."""
+        return "mmaction0x" if self.recipe == "mmaction0x" else "pyskl"
+
+    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Model rows (R, M, T, V, C) -> logits (R, K) and pooled features (R, D) as NumPy float32."""
+        logits, feats = _forward(self._graphdef, self._state, np.asarray(x, np.float32))
+        return np.asarray(logits), np.asarray(feats)
+
+    def scores(self, samples: Sequence[Mapping[str, Any]], where: str = "<input>") -> tuple[np.ndarray, np.ndarray]:
+        """Per-sample class probabilities (N, K) and clip-averaged features (N, D) of annotation dicts."""
+        clips = []
+        for s in samples:
+            check_sample(s, self.layout, where, self.source)
+            try:
+                clips.append(self.pipeline(s))
+            except ValueError as e:
+                raise PredictError(f"{where}: {e}") from e
+        nc = self.num_clips
+        per_call = max(1, ROWS_PER_CALL // nc)
+        per_call = min(per_call, len(clips))  # a single sample is not padded to a full batch
+        probs, feats = [], []
+        for i in range(0, len(clips), per_call):
+            chunk = np.stack(clips[i:i + per_call])
+            n = chunk.shape[0]
+            if n < per_call:  # pad the last chunk so every call has the compiled shape
+                chunk = np.concatenate([chunk, np.zeros((per_call - n,) + chunk.shape[1:], chunk.dtype)])
+            logits, f = self.forward(chunk.reshape((-1,) + chunk.shape[2:]))
+            logits = logits.reshape(per_call, nc, -1)[:n].astype(np.float64)
+            if self.average == "prob":  # PYSKL: mean over clips of the softmax
+                probs.append(softmax(logits).mean(axis=1))
+            else:  # 'score' (MMAction2 0.x): mean raw logits, shown through a softmax
+                probs.append(softmax(logits.mean(axis=1)))
+            feats.append(f.reshape(per_call, nc, -1)[:n].mean(axis=1))
+        return np.concatenate(probs), np.concatenate(feats)
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis (float64, max-shifted)."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def default_recipe(model: Recognizer) -> str:
+    """MMAction2 0.x models take the 0.x pipeline; PYSKL models PYSKL's (vanilla ST-GCN must be asked for)."""
+    return "mmaction0x" if model.spec.family == "mmaction0x" else "pyskl"
+
+
+def from_model(model: Recognizer, *, feat: str | None = None, recipe: str | None = None, source: str = "<model>",
+               meta: Mapping[str, Any] | None = None) -> Predictor:
+    """A Predictor for an in-memory model; `meta` (a model_spec.json dict) wins over the keyword defaults."""
+    meta = meta or {}
+    stored_feat = meta.get("feat")
+    if stored_feat is not None and feat is not None and feat != stored_feat:
+        raise PredictError(f"{source}: the checkpoint was trained on feat {stored_feat!r} but feat {feat!r} was "
+                           "requested; leave the feat option out to use the stored one")
+    stored_recipe = meta.get("recipe")
+    if stored_recipe is not None and recipe is not None and recipe != stored_recipe:
+        raise PredictError(f"{source}: the checkpoint's test recipe is {stored_recipe!r} but {recipe!r} was "
+                           "requested")
+    recipe = stored_recipe or recipe or default_recipe(model)
+    pyskl = recipe == "pyskl"
+    names = meta.get("class_names")
+    return Predictor(model, source, feat=stored_feat or feat or "j", recipe=recipe,
+                     clip_len=int(meta.get("clip_len") or (100 if pyskl else 300)),
+                     num_clips=int(meta.get("test_num_clips") or (10 if pyskl else 1)),
+                     average=meta.get("test_average") or ("score" if recipe == "mmaction0x" else "prob"),
+                     class_names=tuple(names) if names else None)
+
+
+def run_config_meta(model_dir: str) -> dict[str, Any]:
+    """Test settings from the training run's `config.json` when `model_dir` is a run's `best/` or `final/`."""
+    model_dir = os.path.abspath(model_dir)
+    cfg_path = os.path.join(os.path.dirname(model_dir), "config.json")
+    if os.path.basename(model_dir) not in ("best", "final") or not os.path.isfile(cfg_path):
+        return {}
+    try:
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        data = cfg.get("data", {})
+        meta = {"feat": data.get("feat"), "recipe": data.get("recipe"), "clip_len": data.get("clip_len"),
+                "test_num_clips": data.get("test_num_clips"), "test_average": cfg.get("test_average")}
+    except (ValueError, AttributeError, OSError) as e:
+        raise PredictError(f"{cfg_path}: unreadable run configuration ({e})") from e
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def load_predictor(checkpoint: str | os.PathLike, *, feat: str | None = None, recipe: str | None = None,
+                   trusted: bool = False) -> Predictor:
+    """Load a skeljax model directory or a PyTorch `.pth` with its test pipeline."""
+    from skeljax import checkpoint as ckpt
+    from skeljax.models import convert
+
+    path = os.fspath(checkpoint)
+    if not os.path.exists(path):
+        raise PredictError(f"{path}: no such checkpoint (expected a skeljax model directory or a .pth file)")
+    if os.path.isdir(path):
+        _, meta = ckpt.read_spec(path)
+        meta = {**run_config_meta(path), **meta}
+        return from_model(ckpt.load_model(path), feat=feat, recipe=recipe, source=path, meta=meta)
+    return from_model(convert.load_pytorch_checkpoint(path, trusted=trusted), feat=feat, recipe=recipe, source=path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs.
+# ----------------------------------------------------------------------------------------------------------------
+
+def _expected(layout: str) -> str:
+    v, c, score = T.RAW_LAYOUTS[layout]
+    return f"{v} joints x {c} channels" + (" plus keypoint_score" if score else "")
+
+
+def check_sample(sample: Mapping[str, Any], layout: str, where: str, checkpoint: str = "the checkpoint") -> None:
+    """Clear error naming the file when a sample's joints/channels do not fit the checkpoint's layout."""
+    kp = sample.get("keypoint")
+    name = sample.get("frame_dir", "?")
+    if not isinstance(kp, np.ndarray) or kp.ndim != 4:
+        raise PredictError(f"{where}: sample {name}: 'keypoint' must be an array (M, T, V, C), got "
+                           f"{getattr(kp, 'shape', type(kp).__name__)}")
+    v, c, needs_score = T.RAW_LAYOUTS[layout]
+    if kp.shape[2:] != (v, c):
+        raise PredictError(f"{where}: sample {name}: expected {v} joints x {c} channels for {checkpoint} (layout "
+                           f"{layout!r}), got {kp.shape[2]} x {kp.shape[3]}")
+    if needs_score and "keypoint_score" not in sample:
+        raise PredictError(f"{where}: sample {name}: layout {layout!r} needs keypoint_score (M, T, V)")
+
+
+def _read_skeleton(path: str, conversion: str) -> dict:
+    from skeljax.data import ntu_raw
+
+    frames = ntu_raw.parse_skeleton_file(path)
+    if conversion == "mmaction0x":
+        kp = ntu_raw.mmaction0x_keypoints(frames, path)
+    else:
+        kp = ntu_raw.pyskl_keypoints(ntu_raw.track_bodies(frames), path).astype(np.float16)
+    name = Path(path).name.split(".")[0]
+    anno = {"frame_dir": name, "keypoint": kp, "total_frames": kp.shape[1]}
+    try:
+        anno["label"] = parse_ntu_name(name)["action"] - 1
+    except ValueError:
+        pass  # not an NTU file name: no ground truth
+    return anno
+
+
+def _read_npy(path: str, layout: str, img_shape) -> dict:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as e:
+        raise PredictError(f"{path}: cannot read as a .npy array ({e})") from e
+    return array_annotation(arr, Path(path).stem, layout, path, img_shape)
+
+
+def array_annotation(arr: np.ndarray, name: str, layout: str, where: str, img_shape=(1080, 1920)) -> dict:
+    """An array (M, T, V, C) -> annotation dict; COCO-17 arrays carry the score as channel 2 (x, y, score)."""
+    v, c, needs_score = T.RAW_LAYOUTS[layout]
+    want = c + needs_score
+    if arr.ndim != 4 or arr.dtype.kind not in "fiu":
+        raise PredictError(f"{where}: expected a numeric array (M, T, V, C), got {arr.dtype} {arr.shape}")
+    if arr.shape[2:] != (v, want):
+        extra = " (x, y, score)" if needs_score else ""
+        raise PredictError(f"{where}: expected {v} joints x {want} channels{extra} for layout {layout!r}, got "
+                           f"{arr.shape[2]} x {arr.shape[3]}")
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise PredictError(f"{where}: the array {arr.shape} has no person or no frame")
+    if not np.isfinite(arr).all():
+        raise PredictError(f"{where}: the array holds NaN or inf")
+    anno = {"frame_dir": name, "total_frames": arr.shape[1]}
+    if needs_score:
+        anno.update(keypoint=arr[..., :2].astype(np.float32), keypoint_score=arr[..., 2].astype(np.float32),
+                    img_shape=tuple(img_shape))
+    else:
+        anno["keypoint"] = arr if arr.dtype.kind == "f" else arr.astype(np.float32)
+    return anno
+
+
+def _read_pickle(path: str, sample: str | None) -> list[dict]:
+    obj = load_annotations(path)
+    annos = obj["annotations"] if isinstance(obj, dict) else obj
+    if not all(isinstance(a, dict) and "keypoint" in a for a in annos):
+        raise PredictError(f"{path}: every annotation must be a dict with a 'keypoint' array")
+    if sample is not None:
+        annos = [a for a in annos if a.get("frame_dir") == sample]
+        if not annos:
+            raise PredictError(f"{path}: no sample with frame_dir {sample!r}")
+    if not annos:
+        raise PredictError(f"{path}: holds no samples")
+    return annos
+
+
+def read_input(path: str | os.PathLike, *, layout: str, conversion: str = "pyskl", sample: str | None = None,
+               img_shape=(1080, 1920)) -> list[dict]:
+    """A file -> annotation dicts: `.skeleton` (raw NTU), `.npy` (M, T, V, C), `.pkl`/`.pickle` (annotations)."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in INPUT_EXTENSIONS:
+        raise PredictError(f"{path}: unknown input type {ext or '(no extension)'!r}; expected one of "
+                           f"{', '.join(INPUT_EXTENSIONS)}")
+    if not os.path.isfile(path):
+        raise PredictError(f"{path}: no such input file")
+    if sample is not None and ext not in (".pkl", ".pickle"):
+        raise PredictError(f"{path}: a sample name selects from an annotation pickle, not a {ext} file")
+    if ext == ".skeleton":
+        if layout != "nturgb+d":
+            raise PredictError(f"{path}: a .skeleton file holds NTU-25 3D joints but the checkpoint takes "
+                               f"{_expected(layout)} (layout {layout!r})")
+        return [_read_skeleton(path, conversion)]
+    if ext == ".npy":
+        return [_read_npy(path, layout, img_shape)]
+    return _read_pickle(path, sample)
+
+
+def _samples_for(inputs, predictor: Predictor, sample, img_shape) -> list[tuple[str, list[dict]]]:
+    """(where, annotation dicts) per input item, read the way `predictor` needs."""
+    items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+    out = []
+    for k, item in enumerate(items):
+        if isinstance(item, (str, os.PathLike)):
+            out.append((os.fspath(item), read_input(item, layout=predictor.layout, conversion=predictor.conversion,
+                                                    sample=sample, img_shape=img_shape)))
+        elif isinstance(item, np.ndarray):
+            where = f"<array {k}>"
+            out.append((where, [array_annotation(item, f"array{k}", predictor.layout, where, img_shape)]))
+        elif isinstance(item, Mapping):
+            out.append((f"<annotation {item.get('frame_dir', k)}>", [dict(item)]))
+        else:
+            raise PredictError(f"input {k}: expected a file path, an array (M, T, V, C) or an annotation dict, got "
+                               f"{type(item).__name__}")
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Prediction and fusion.
+# ----------------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Prediction:
+    """Fused results for N samples: `scores` is PYSKL's weighted sum, `probs` that sum over the sum of weights."""
+
+    names: list[str]
+    labels: list[int | None]                 # ground truth when the input carries one
+    scores: np.ndarray                       # (N, K) sum_i w_i * p_i
+    probs: np.ndarray                        # (N, K) scores / sum(w)
+    stream_probs: list[np.ndarray]           # per checkpoint (N, K): mean softmax over the test clips
+    weights: list[float]
+    class_names: tuple[str, ...]
+    features: list[np.ndarray] | None = None  # per checkpoint (N, D): pooled features averaged over clips
+
+    def top_k(self, i: int, k: int = 5) -> list[dict[str, Any]]:
+        """[{'index', 'label', 'prob'}] of sample i, best first (ties by lower index)."""
+        order = np.argsort(-self.probs[i], kind="stable")[:k]
+        return [{"index": int(j), "label": self.class_names[j], "prob": float(self.probs[i, j])} for j in order]
+
+
+def class_names_for(num_classes: int, labels: str | Sequence[str] | None = None,
+                    stored: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Names from `labels` (a set name, a .txt file with one name per line, or a list), else stored ones, else
+    NTU-60/120 by class count, else 'class i'."""
+    if isinstance(labels, str):
+        if labels in LABEL_SETS:
+            names = LABEL_SETS[labels]
+        else:
+            if not os.path.isfile(labels):
+                raise PredictError(f"{labels}: not a label set ({', '.join(LABEL_SETS)}) nor a label file")
+            with open(labels, encoding="utf-8") as f:
+                names = tuple(line.strip() for line in f if line.strip())
+        where = labels
+    elif labels is not None:
+        names, where = tuple(labels), "the label list"
+    elif stored:
+        names, where = tuple(stored), "the checkpoint's class_names"
+    else:
+        return {60: NTU60_CLASSES, 120: NTU120_CLASSES}.get(num_classes) or tuple(
+            f"class {i}" for i in range(num_classes))
+    if len(names) != num_classes:
+        raise PredictError(f"{where}: {len(names)} class names for a model with {num_classes} classes")
+    return tuple(names)
+
+
+def _as_predictors(checkpoints, feats, recipes, trusted) -> list[Predictor]:
+    items = list(checkpoints) if isinstance(checkpoints, (list, tuple)) else [checkpoints]
+    if not items:
+        raise PredictError("no checkpoint given")
+    feats = [None] * len(items) if feats is None else ([feats] * len(items) if isinstance(feats, str) else feats)
+    recipes = [None] * len(items) if recipes is None else (
+        [recipes] * len(items) if isinstance(recipes, str) else recipes)
+    for what, seq in (("feats", feats), ("recipes", recipes)):
+        if len(seq) != len(items):
+            raise PredictError(f"{len(seq)} {what} for {len(items)} checkpoints")
+    out = []
+    for c, f, r in zip(items, feats, recipes):
+        if isinstance(c, Predictor):
+            out.append(c)
+        elif isinstance(c, Recognizer):
+            out.append(from_model(c, feat=f, recipe=r))
+        else:
+            out.append(load_predictor(c, feat=f, recipe=r, trusted=trusted))
+    return out
+
+
+def predict(checkpoints, inputs, *, feats=None, weights: Sequence[float] | None = None,
+            return_features: bool = False, recipes=None, sample: str | None = None,
+            labels: str | Sequence[str] | None = None, img_shape=(1080, 1920), trusted: bool = False) -> Prediction:
+    """Predict the actions of `inputs` with one checkpoint or the fusion of several.
+
+    checkpoints: a path (skeljax model directory or .pth), a `Predictor`, a `Recognizer`, or a list of these (one
+      stream each). Reuse `load_predictor` objects to load once. feats / recipes: one value for all or one per
+      checkpoint; stored values in a model directory win and conflicting requests are errors.
+    inputs: a file path (.skeleton, .npy, .pkl), an array (M, T, V, C), an annotation dict, or a list of these.
+    weights: per-stream fusion weights (default 1:1, 2:2:1:1 for four streams).
+    """
+    preds = _as_predictors(checkpoints, feats, recipes, trusted)
+    weights = default_weights(len(preds)) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(preds):
+        raise PredictError(f"{len(weights)} weights for {len(preds)} checkpoints")
+    if sum(weights) <= 0:
+        raise PredictError(f"the fusion weights must have a positive sum, got {weights}")
+    num_classes = {p.num_classes for p in preds}
+    if len(num_classes) > 1:
+        raise PredictError("the checkpoints disagree on the number of classes: " +
+                           ", ".join(f"{p.source}: {p.num_classes}" for p in preds))
+    stream_probs, stream_feats, names, gts = [], [], None, None
+    for p in preds:
+        groups = _samples_for(inputs, p, sample, img_shape)
+        probs, fts = [], []
+        for where, annos in groups:
+            pr, ft = p.scores(annos, where)
+            probs.append(pr)
+            fts.append(ft)
+        if names is None:
+            names = [str(a.get("frame_dir", "?")) for _, annos in groups for a in annos]
+            gts = [a.get("label") for _, annos in groups for a in annos]
+            gts = [int(g) if isinstance(g, (int, np.integer)) else None for g in gts]
+        stream_probs.append(np.concatenate(probs))
+        stream_feats.append(np.concatenate(fts))
+    scores = sum(w * s for w, s in zip(weights, stream_probs))
+    return Prediction(names=names, labels=gts, scores=scores, probs=scores / sum(weights),
+                      stream_probs=stream_probs, weights=weights,
+                      class_names=class_names_for(preds[0].num_classes, labels, preds[0].class_names),
+                      features=stream_feats if return_features else None)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line.
+# ----------------------------------------------------------------------------------------------------------------
+
+def format_text(pred: Prediction, k: int = 5) -> str:
+    """Human-readable top-k per sample."""
+    lines = []
+    for i, name in enumerate(pred.names):
+        gt = pred.labels[i]
+        lines.append(name + (f"  (ground truth: {pred.class_names[gt]})" if gt is not None
+                             and 0 <= gt < len(pred.class_names) else ""))
+        for rank, t in enumerate(pred.top_k(i, k), 1):
+            lines.append(f"  {rank}. {t['label']:<48} {t['prob']:.4f}")
+    return "\n".join(lines)
+
+
+def format_json(pred: Prediction, k: int = 5) -> str:
+    """One JSON object per sample and line: {"top5": [{"index", "label", "prob"}, ...]}."""
+    return "\n".join(json.dumps({"top5": pred.top_k(i, k)}) for i in range(len(pred.names)))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m skeljax.predict", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", action="append", required=True,
+                   help="skeljax model directory or .pth; repeat for multi-stream fusion")
+    p.add_argument("--input", required=True, help=".skeleton, .npy (M, T, V, C) or annotation .pkl")
+    p.add_argument("--feat", action="append", choices=T.FEATS,
+                   help="modality when the checkpoint does not store it (default j); once, or once per checkpoint")
+    p.add_argument("--recipe", action="append", choices=RECIPES,
+                   help="test pipeline when the checkpoint does not store it (default: pyskl, or mmaction0x for "
+                        "MMAction2 0.x models); once, or once per checkpoint")
+    p.add_argument("--weights", nargs="+", type=float, help="fusion weights, one per checkpoint")
+    p.add_argument("--labels", help="class names: ntu60, ntu120, synthetic or a .txt file with one name per line "
+                                    "(default: NTU-60/120 by the number of classes)")
+    p.add_argument("--sample", help="only this frame_dir of an annotation pickle")
+    p.add_argument("--img-shape", nargs=2, type=int, default=(1080, 1920), metavar=("H", "W"),
+                   help="image size of 2D .npy keypoints in pixels (default 1080 1920)")
+    p.add_argument("--json", action="store_true", help="JSON Lines output, one {\"top5\": [...]} per sample")
+    p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
+    args = p.parse_args(argv)
+    n = len(args.checkpoint)
+    for name in ("feat", "recipe"):
+        value = getattr(args, name)
+        if value is not None and len(value) not in (1, n):
+            p.error(f"--{name} given {len(value)} times for {n} checkpoints (give it once or once per checkpoint)")
+        if value is not None and len(value) == 1:
+            setattr(args, name, value * n)
+    try:
+        pred = predict(args.checkpoint, args.input, feats=args.feat, weights=args.weights, recipes=args.recipe,
+                       sample=args.sample, labels=args.labels, img_shape=tuple(args.img_shape), trusted=args.trusted)
+    except (ValueError, OSError) as e:  # user errors; the message names the file and the problem
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(format_json(pred) if args.json else format_text(pred))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
