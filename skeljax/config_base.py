@@ -87,7 +87,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.init_from.dont_load = ""          # regex on parameter paths ('backbone.gcn.0.gcn.A', 'cls_head.fc_cls.weight')
     c.init_from.trusted = False         # allow full unpickling of a trusted .pth
 
-    c.compute_dtype = "float32"         # only float32 is supported for now
+    c.compute_dtype = "float32"         # activations' dtype; 'bfloat16' where the model supports it (params stay f32)
     return c
 
 
@@ -123,8 +123,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.data.recipe must be one of {RECIPES}, got {config.data.recipe!r}")
     if config.test_average not in TEST_AVERAGES:
         raise ValueError(f"config.test_average must be one of {TEST_AVERAGES}, got {config.test_average!r}")
-    if config.compute_dtype != "float32":
-        raise ValueError(f"config.compute_dtype: only 'float32' is supported, got {config.compute_dtype!r}")
+    if config.compute_dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"config.compute_dtype must be 'float32' or 'bfloat16', got {config.compute_dtype!r}")
     for name in ("batch_size", "eval_batch_size", "test_batch_size", "num_epochs"):
         if int(config[name]) < 1:
             raise ValueError(f"config.{name} must be >= 1, got {config[name]}")

@@ -60,6 +60,10 @@ def make_transform(config: ml_collections.ConfigDict, mode: str):
 def create_model(config: ml_collections.ConfigDict) -> Recognizer:
     """A freshly initialised recognizer (seeded by config.seed), then `config.init_from` if given."""
     model = Recognizer(config_base.model_spec(config), rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+    if config.compute_dtype != "float32":
+        if not hasattr(model, "set_compute_dtype"):
+            raise ValueError(f"config.compute_dtype={config.compute_dtype!r}: this model computes in float32 only")
+        model.set_compute_dtype(config.compute_dtype)
     if config.init_from.path:
         loaded, skipped = load_init(model, config.init_from.path, config.init_from.dont_load,
                                     trusted=config.init_from.trusted)
@@ -242,6 +246,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     log(f"model {config.model.family} ({model.spec.layout}, {model.spec.num_classes} classes): "
         f"{sum(int(np.prod(x.shape)) for x in jax.tree.leaves(parts.state['params'])):,} parameters; "
         f"lr {learning_rate(config):g} ({config.optimizer.schedule})")
+
+    o = config.optimizer
+    if o.lr >= 0 and not np.isclose(o.lr, optim.scaled_lr(o.base_lr, config.batch_size, o.reference_batch)):
+        log(f"note: optimizer.lr {o.lr:g} is not base_lr x batch_size / reference_batch = "
+            f"{optim.scaled_lr(o.base_lr, config.batch_size, o.reference_batch):g} (a command-line batch size does "
+            "not rescale an lr fixed in the config; set --config.optimizer.lr=-1 for the linear scaling rule)")
 
     # --- Sharding --------------------------------------------------------------------------------------------
     state = sharding.put_replicated(parts.state, mesh)

@@ -1,0 +1,45 @@
+"""Demo: a small ST-GCN++ on the synthetic 3D skeleton actions (14 classes), trained on a laptop-class CPU.
+
+    export MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_MMAP_THRESHOLD_=33554432 \
+        MALLOC_TRIM_THRESHOLD_=8589934592 MALLOC_TOP_PAD_=536870912   # much faster XLA on CPU
+    python -m skeljax.main --config configs/demo.py --workdir /tmp/demo_run
+
+The first run builds `skeljax_synthetic/3d` (2240 train / 560 val samples, 14 classes) into
+~/tensorflow_datasets (~15 s). It then trains ST-GCN++ with 16 base channels (110k parameters) on 32-frame clips
+(batch 32, PYSKL's SGD nesterov + per-step cosine recipe) for 3 epochs, validates after every epoch and tests the
+best model with 10 clips (softmax mean) on the val split (add --config.test_last=True to test the last one too).
+
+Measured on this project's 2-core CPU, shared with other jobs (load average ~4), allocator settings above:
+val top-1 72.3% / 92.9% / 100.0% after epochs 1 / 2 / 3; the last validation finished 8 min 01 s after the
+command started (compilation ~50 s, 14-23 training samples/s). Each 10-clip test adds ~1.5 min (test top-1
+100.0%; that run tested best and last: 10 min 51 s in all, ~9 min 20 s with the best model only). Larger runs on the same data:
+6 epochs reached 98.6% after epoch 2 and 100% from epoch 4.
+"""
+
+from skeljax import config_base
+
+
+def get_config(arg=None):
+    c = config_base.base_config()
+    c.model.family = "stgcnpp"
+    c.model.layout = "nturgb+d"
+    c.model.num_classes = 14
+    c.model.base_channels = 16          # 4x fewer channels than ST-GCN++ (same depth, graph and temporal units)
+    c.model.bn_group = 16
+
+    c.data.dataset = "skeljax_synthetic/3d"
+    c.data.clip_len = 32                # the synthetic actions last ~3 s; 32 sampled frames keep their order
+    c.data.repeat_times = 1
+    c.data.test_num_clips = 10
+
+    c.batch_size = 32
+    c.eval_batch_size = 64
+    c.test_batch_size = 16
+    c.num_epochs = 3
+    # Linear scaling rule from a larger base lr: 0.4 * 32 / 128 = 0.1 (a short run wants PYSKL's full lr of 0.1).
+    c.optimizer.base_lr = 0.4
+    c.optimizer.lr = c.optimizer.base_lr * c.batch_size / c.optimizer.reference_batch
+    c.log_every_steps = 10
+    c.checkpoint.keep = 2
+    c.test_last = False                 # best = last here; one 10-clip test keeps the demo under 10 minutes
+    return c
