@@ -303,10 +303,8 @@ def _read_pickle(path: str, sample: str | None) -> list[dict]:
     return annos
 
 
-def read_input(path: str | os.PathLike, *, layout: str, conversion: str = "pyskl", sample: str | None = None,
-               img_shape=(1080, 1920)) -> list[dict]:
-    """A file -> annotation dicts: `.skeleton` (raw NTU), `.npy` (M, T, V, C), `.pkl`/`.pickle` (annotations)."""
-    path = os.fspath(path)
+def _check_path(path: str, sample: str | None) -> str:
+    """The input's extension, after checking that it is a known kind and that the file exists."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in INPUT_EXTENSIONS:
         raise PredictError(f"{path}: unknown input type {ext or '(no extension)'!r}; expected one of "
@@ -315,6 +313,14 @@ def read_input(path: str | os.PathLike, *, layout: str, conversion: str = "pyskl
         raise PredictError(f"{path}: no such input file")
     if sample is not None and ext not in (".pkl", ".pickle"):
         raise PredictError(f"{path}: a sample name selects from an annotation pickle, not a {ext} file")
+    return ext
+
+
+def read_input(path: str | os.PathLike, *, layout: str, conversion: str = "pyskl", sample: str | None = None,
+               img_shape=(1080, 1920)) -> list[dict]:
+    """A file -> annotation dicts: `.skeleton` (raw NTU), `.npy` (M, T, V, C), `.pkl`/`.pickle` (annotations)."""
+    path = os.fspath(path)
+    ext = _check_path(path, sample)
     if ext == ".skeleton":
         if layout != "nturgb+d":
             raise PredictError(f"{path}: a .skeleton file holds NTU-25 3D joints but the checkpoint takes "
@@ -424,6 +430,9 @@ def predict(checkpoints, inputs, *, feats=None, weights: Sequence[float] | None 
     inputs: a file path (.skeleton, .npy, .pkl), an array (M, T, V, C), an annotation dict, or a list of these.
     weights: per-stream fusion weights (default 1:1, 2:2:1:1 for four streams).
     """
+    for item in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
+        if isinstance(item, (str, os.PathLike)):
+            _check_path(os.fspath(item), sample)  # fail fast, before loading and compiling models
     preds = _as_predictors(checkpoints, feats, recipes, trusted)
     weights = default_weights(len(preds)) if weights is None else [float(w) for w in weights]
     if len(weights) != len(preds):
