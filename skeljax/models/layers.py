@@ -12,6 +12,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -46,29 +47,82 @@ class BatchNorm(nnx.Module):
         self.group_size = group_size
         self.use_running_average = False
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        nf = self.weight.ndim
+    def __call__(self, x: jax.Array, batch_axis: int = 0) -> jax.Array:
+        """Normalise `x`; its rows (samples) lie along `batch_axis`, the features are the trailing axes."""
         if self.use_running_average:
-            mean, var = self.running_mean[...], self.running_var[...]
-            return (x - mean) * (self.weight[...] * jax.lax.rsqrt(var + self.eps)) + self.bias[...]
-        rows = x.shape[0]
-        gs = self.group_size if self.group_size and self.group_size < rows else rows
-        if rows % gs:
-            raise ValueError(f"BatchNorm: batch of {rows} rows is not a multiple of the BN group size {gs}")
-        xg = x.reshape((rows // gs, gs) + x.shape[1:])
-        axes = tuple(range(1, xg.ndim - nf))
-        xf = xg.astype(jnp.float32)
-        mean = jnp.mean(xf, axis=axes, keepdims=True)
-        var = jnp.mean(jnp.square(xf - mean), axis=axes, keepdims=True)
-        y = (xg - mean) * jax.lax.rsqrt(var + self.eps) * self.weight[...] + self.bias[...]
-        n = math.prod(xg.shape[a] for a in axes)
+            scale, shift = self.affine()
+            return x * scale.astype(x.dtype) + shift.astype(x.dtype)
+        y, mean, var = batch_norm_train(x, self.weight[...], self.bias[...], self.eps, self.group_size,
+                                        batch_axis, self.weight.ndim)
+        self.update_stats(mean, var)
+        return y
+
+    def affine(self) -> tuple[jax.Array, jax.Array]:
+        """Eval-mode BN as y = x * scale + shift (float32), for folding into a preceding linear op."""
+        scale = self.weight[...] * jax.lax.rsqrt(self.running_var[...] + self.eps)
+        return scale, self.bias[...] - self.running_mean[...] * scale
+
+    def update_stats(self, mean: jax.Array, var: jax.Array) -> None:
+        """Running-statistics update from a batch's mean and unbiased variance (PyTorch's momentum rule)."""
         m = self.momentum
-        bmean = jnp.mean(mean, axis=(0,) + axes)
-        bvar = jnp.mean(var, axis=(0,) + axes) * (n / max(n - 1, 1))
-        self.running_mean[...] = (1 - m) * self.running_mean[...] + m * jax.lax.stop_gradient(bmean)
-        self.running_var[...] = (1 - m) * self.running_var[...] + m * jax.lax.stop_gradient(bvar)
+        self.running_mean[...] = (1 - m) * self.running_mean[...] + m * jax.lax.stop_gradient(mean)
+        self.running_var[...] = (1 - m) * self.running_var[...] + m * jax.lax.stop_gradient(var)
         self.num_batches_tracked[...] = self.num_batches_tracked[...] + 1
-        return y.reshape(x.shape).astype(x.dtype)
+
+
+def batch_norm_train(x, weight, bias, eps, group_size, batch_axis, nf):
+    """Training-mode BN with statistics per group of `group_size` rows along `batch_axis`.
+
+    Returns (y in x's dtype, mean over groups of the batch means, mean over groups of the unbiased variances);
+    statistics are computed in float32 whatever the compute dtype.
+    """
+    rows = x.shape[batch_axis]
+    gs = group_size if group_size and group_size < rows else rows
+    if rows % gs:
+        raise ValueError(f"BatchNorm: batch of {rows} rows is not a multiple of the BN group size {gs}")
+    ba = batch_axis % x.ndim
+    xg = x.reshape(x.shape[:ba] + (rows // gs, gs) + x.shape[ba + 1:])
+    axes = tuple(a for a in range(xg.ndim - nf) if a != ba)
+    xf = xg.astype(jnp.float32)
+    mean = jnp.mean(xf, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(xf - mean), axis=axes, keepdims=True)
+    scale = jax.lax.rsqrt(var + eps) * weight
+    y = (xf - mean) * scale + bias
+    n = math.prod(xg.shape[a] for a in axes)
+    bmean = jnp.mean(mean, axis=(ba,) + axes)
+    bvar = jnp.mean(var, axis=(ba,) + axes) * (n / max(n - 1, 1))
+    return y.reshape(x.shape).astype(x.dtype), bmean, bvar
+
+
+def joint_batch_norm(bns: list[BatchNorm], x: jax.Array, batch_axis: int = 0) -> jax.Array:
+    """Apply several 1-D BatchNorms to consecutive channel slices of `x` at once (per-channel stats are unchanged)."""
+    if bns[0].use_running_average:
+        scale, shift = joint_affine(bns)
+        return x * scale.astype(x.dtype) + shift.astype(x.dtype)
+    w = jnp.concatenate([bn.weight[...] for bn in bns])
+    b = jnp.concatenate([bn.bias[...] for bn in bns])
+    y, mean, var = batch_norm_train(x, w, b, bns[0].eps, bns[0].group_size, batch_axis, 1)
+    off = 0
+    for bn in bns:
+        n = bn.weight.shape[0]
+        bn.update_stats(mean[off:off + n], var[off:off + n])
+        off += n
+    return y
+
+
+def joint_affine(bns: list[BatchNorm]) -> tuple[jax.Array, jax.Array]:
+    parts = [bn.affine() for bn in bns]
+    return jnp.concatenate([p[0] for p in parts]), jnp.concatenate([p[1] for p in parts])
+
+
+def linear_bn(x: jax.Array, w: jax.Array, b: jax.Array, bn: BatchNorm | None, batch_axis: int = 0) -> jax.Array:
+    """x @ w + b, then `bn`; an eval-mode BN is folded into (w, b) at trace time (one matmul, no extra pass)."""
+    dt = x.dtype
+    if bn is not None and bn.use_running_average:
+        scale, shift = bn.affine()
+        w, b, bn = w * scale, b * scale + shift, None
+    y = jnp.dot(x, w.astype(dt)) + b.astype(dt)
+    return y if bn is None else bn(y, batch_axis=batch_axis)
 
 
 class Conv1x1(nnx.Module):
@@ -79,10 +133,14 @@ class Conv1x1(nnx.Module):
         self.bias = nnx.Param(_conv_bias(rngs, cout, fan_in=cin, init=init))
         self.stride = stride
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        if self.stride > 1:
-            x = x[:, ::self.stride]
-        return jnp.dot(x, self.weight[...].astype(x.dtype)) + self.bias[...].astype(x.dtype)
+    def __call__(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
+        return jnp.dot(self.strided(x, time_axis), self.weight[...].astype(x.dtype)) + self.bias[...].astype(x.dtype)
+
+    def strided(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
+        """The input rows this convolution sees (every stride-th frame)."""
+        if self.stride == 1:
+            return x
+        return jax.lax.slice_in_dim(x, 0, x.shape[time_axis], self.stride, axis=time_axis)
 
 
 class TemporalConv(nnx.Module):
@@ -97,12 +155,20 @@ class TemporalConv(nnx.Module):
         self.dilation = dilation
         self.padding = (k + (k - 1) * (dilation - 1) - 1) // 2
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        w = self.weight[...].astype(x.dtype)[:, None]  # (k, 1, C_in, C_out): HWIO with H = time, W = joints
-        y = jax.lax.conv_general_dilated(
-            x, w, window_strides=(self.stride, 1), padding=((self.padding, self.padding), (0, 0)),
-            rhs_dilation=(self.dilation, 1), dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        return y + self.bias[...].astype(x.dtype)
+    def __call__(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
+        w = self.weight[...].reshape(-1, self.weight.shape[-1])
+        return jnp.dot(self.im2col(x, time_axis), w.astype(x.dtype)) + self.bias[...].astype(x.dtype)
+
+    def im2col(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
+        """The k shifted (and strided) copies of x side by side on the channel axis: the conv is then one matmul."""
+        k, p, d, s = self.weight.shape[0], self.padding, self.dilation, self.stride
+        t = x.shape[time_axis]
+        t_out = (t + 2 * p - d * (k - 1) - 1) // s + 1
+        pad = [(0, 0)] * x.ndim
+        pad[time_axis] = (p, p)
+        xp = jnp.pad(x, pad)
+        cols = [jax.lax.slice_in_dim(xp, j * d, j * d + (t_out - 1) * s + 1, s, axis=time_axis) for j in range(k)]
+        return jnp.concatenate(cols, axis=-1)
 
 
 class Linear(nnx.Module):
@@ -120,11 +186,12 @@ class Linear(nnx.Module):
         return jnp.dot(x, self.weight[...].astype(x.dtype)) + self.bias[...].astype(x.dtype)
 
 
-def max_pool_time(x: jax.Array, window: int = 3, stride: int = 1) -> jax.Array:
+def max_pool_time(x: jax.Array, window: int = 3, stride: int = 1, time_axis: int = 1) -> jax.Array:
     """Max pooling over time with -inf padding (window - 1) // 2, as PyTorch's MaxPool2d((3, 1), padding=(1, 0))."""
     pad = (window - 1) // 2
-    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, window, 1, 1), (1, stride, 1, 1),
-                                 ((0, 0), (pad, pad), (0, 0), (0, 0)))
+    dims, strides, pads = [1] * x.ndim, [1] * x.ndim, [(0, 0)] * x.ndim
+    dims[time_axis], strides[time_axis], pads[time_axis] = window, stride, (pad, pad)
+    return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, dims, strides, pads)
 
 
 def _conv_weight(rngs, shape, *, fan_in, fan_out, init):

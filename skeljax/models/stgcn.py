@@ -3,7 +3,9 @@
 One network serves three families: ST-GCN++ (`gcn_adaptive='init', gcn_with_res=True, tcn_type='mstcn'`, graph
 mode 'spatial'), PYSKL ST-GCN (defaults, graph mode 'stgcn_spatial') and MMAction2 0.x's ST-GCN, which is PYSKL
 ST-GCN with the 0.x graph edges and another key naming (spec 3.4; the mapping lives in `convert.py`).
-Input layout (N, M, T, V, C) as in PYSKL; internally activations are channels-last (N*M, T, V, C).
+Input layout (N, M, T, V, C) as in PYSKL. Internally activations are joints-first, (V, N*M, T, C): every 1x1
+convolution is then one matmul over the channels and the graph aggregation one matmul over the joints, with no
+transposes in between (XLA on CPU spent about a third of the time on transposes with (N*M, T, V, C)).
 """
 
 from __future__ import annotations
@@ -17,9 +19,22 @@ import numpy as np
 from flax import nnx
 
 from skeljax import graph as graph_lib
-from skeljax.models.layers import BatchNorm, Buffer, Conv1x1, Linear, TemporalConv, max_pool_time
+from skeljax.models.layers import (
+    BatchNorm,
+    Buffer,
+    Conv1x1,
+    Linear,
+    TemporalConv,
+    joint_affine,
+    joint_batch_norm,
+    linear_bn,
+    max_pool_time,
+)
 
 MSTCN_CFG = ((3, 1), (3, 2), (3, 3), (3, 4), ("max", 3), "1x1")
+COMPUTE_DTYPES = ("float32", "bfloat16")
+# Internal activation layout (V, B, T, C): samples along axis 1, time along axis 2.
+B_AXIS, T_AXIS = 1, 2
 ADAPTIVE = (None, "init", "offset", "importance")
 
 
@@ -131,18 +146,35 @@ class UnitGCN(nnx.Module):
         return A
 
     def __call__(self, x):
+        """(V, B, T, C_in) -> (V, B, T, C_out)."""
         if not self.with_res:
             res = 0
         elif self.down is None:
             res = x
         else:
-            res = self.down[1](self.down[0](x))
-        A = self.graph().astype(x.dtype)
-        y = self.conv(x)
-        # Output channel index is k * C_out + c (subset-major), as in the reference reshape.
-        y = y.reshape(y.shape[:-1] + (A.shape[0], self.cout))
-        y = jnp.einsum("ntvkc,kvw->ntwc", y, A)
-        return jax.nn.relu(self.bn(y) + res)
+            res = linear_bn(x, self.down[0].weight[...], self.down[0].bias[...], self.down[1], B_AXIS)
+        A = self.graph()
+        K, V, W = A.shape
+        cin, cout = x.shape[-1], self.cout
+        # Aggregate over the graph first (C_in <= C_out here, so it is never more work), as one matmul over the
+        # joints: z[k, w] = sum_v A[k, v, w] x[v].
+        z = jnp.dot(A.transpose(0, 2, 1).reshape(K * W, V).astype(x.dtype), x.reshape(V, -1))
+        z = z.reshape((K, -1, cin))
+        # conv output channel k * C_out + c (subset-major, as the reference reshape) -> weight (K, C_in, C_out).
+        w = self.conv.weight[...].reshape(cin, K, cout).transpose(1, 0, 2)
+        b = self.conv.bias[...].reshape(K, cout)
+        # sum_v A[k, v, w] * bias[k] is what the conv bias becomes after aggregation.
+        bias = jnp.einsum("kvw,kc->wc", A, b)[:, None, None, :]
+        bn = self.bn
+        if bn.use_running_average:
+            scale, shift = bn.affine()
+            w, bias, bn = w * scale, bias * scale + shift, None
+        w = w.astype(x.dtype)
+        y = sum(jnp.dot(z[k], w[k]) for k in range(K))
+        y = y.reshape(x.shape[:-1] + (cout,)) + bias.astype(x.dtype)
+        if bn is not None:
+            y = bn(y, batch_axis=B_AXIS)
+        return jax.nn.relu(y + res)
 
 
 class UnitTCN(nnx.Module):
@@ -158,9 +190,13 @@ class UnitTCN(nnx.Module):
         self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
 
     def __call__(self, x):
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
+        """(V, B, T, C) -> (V, B, T', C'): one matmul (shifted copies side by side), eval BN folded into it."""
+        conv = self.conv
+        if isinstance(conv, Conv1x1):
+            x, w = conv.strided(x, T_AXIS), conv.weight[...]
+        else:
+            x, w = conv.im2col(x, T_AXIS), conv.weight[...].reshape(-1, conv.weight.shape[-1])
+        x = linear_bn(x, w, conv.bias[...], self.bn, B_AXIS)
         if self.drop is not None:
             x = self.drop(x)
         return x
@@ -195,23 +231,72 @@ class MSTCN(nnx.Module):
         self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
 
     def __call__(self, x):
+        """(V, B, T, C) -> (V, B, T', C_out)."""
+        cfgs, branches, s = self.ms_cfg, self.branches, self.stride
+        widths = [(br.weight if cfg == "1x1" else br[0].weight).shape[-1] for cfg, br in zip(cfgs, branches)]
+        offs = np.cumsum([0] + widths)
+        # The six branch 1x1 convs share their input: one matmul; BN (per channel) + ReLU on the BN'd branches.
+        w = jnp.concatenate([(br if cfg == "1x1" else br[0]).weight[...] for cfg, br in zip(cfgs, branches)], -1)
+        b = jnp.concatenate([(br if cfg == "1x1" else br[0]).bias[...] for cfg, br in zip(cfgs, branches)], -1)
+        normed = [i for i, cfg in enumerate(cfgs) if cfg != "1x1"]
+        if normed != list(range(len(normed))):
+            raise NotImplementedError("mstcn: the un-normalised 1x1 branches must come last in ms_cfg")
+        nn_ = int(offs[len(normed)])
+        bns = [branches[i][1] for i in normed]
+        if bns[0].use_running_average:  # fold the branch BNs into the shared matmul
+            scale, shift = joint_affine(bns)
+            w = w.at[:, :nn_].multiply(scale)
+            b = b.at[:nn_].set(b[:nn_] * scale + shift)
+        h = jnp.dot(x, w.astype(x.dtype)) + b.astype(x.dtype)
+        hn = h[..., :nn_]
+        if not bns[0].use_running_average:
+            hn = joint_batch_norm(bns, hn, B_AXIS)
+        hn = jax.nn.relu(hn)
+        # Temporal convs of all dilated branches in one block-diagonal matmul; taps are shifted afterwards.
+        tconv = [i for i, cfg in enumerate(cfgs) if cfg != "1x1" and cfg[0] != "max"]
+        taps = None
+        if tconv:
+            k = branches[tconv[0]][3].conv.weight.shape[0]
+            if any(branches[i][3].conv.weight.shape[0] != k for i in tconv):
+                raise NotImplementedError("mstcn: dilated branches with different kernel sizes")
+            wt = jnp.zeros((nn_, k, nn_), jnp.float32)
+            for i in tconv:
+                o, e = int(offs[i]), int(offs[i + 1])
+                wt = wt.at[o:e, :, o:e].set(branches[i][3].conv.weight[...].transpose(1, 0, 2))
+            taps = jnp.dot(hn, wt.reshape(nn_, k * nn_).astype(x.dtype))
+            taps = taps.reshape(hn.shape[:-1] + (k, nn_))
+        T = x.shape[T_AXIS]
+        t_out = (T - 1) // s + 1
         outs = []
-        for cfg, branch in zip(self.ms_cfg, self.branches):
+        for i, (cfg, br) in enumerate(zip(cfgs, branches)):
+            o, e = int(offs[i]), int(offs[i + 1])
             if cfg == "1x1":
-                outs.append(branch(x))
-                continue
-            y = jax.nn.relu(branch[1](branch[0](x)))
-            if cfg[0] == "max":
-                y = max_pool_time(y, cfg[1], self.stride)
+                outs.append(jax.lax.slice_in_dim(h[..., o:e], 0, T, s, axis=T_AXIS))
+            elif cfg[0] == "max":
+                outs.append(max_pool_time(hn[..., o:e], cfg[1], s, time_axis=T_AXIS))
             else:
-                y = branch[3](y)
-            outs.append(y)
+                conv = br[3].conv
+                outs.append(_shift_taps(taps[..., o:e], conv.dilation, conv.padding, s, t_out)
+                            + conv.bias[...].astype(x.dtype))
         y = jnp.concatenate(outs, axis=-1)
-        y = self.transform[2](jax.nn.relu(self.transform[0](y)))
-        y = self.bn(y)
+        y = jax.nn.relu(self.transform[0](y, batch_axis=B_AXIS))
+        y = linear_bn(y, self.transform[2].weight[...], self.transform[2].bias[...], self.bn, B_AXIS)
         if self.drop is not None:
             y = self.drop(y)
         return y
+
+
+def _shift_taps(taps, dilation, padding, stride, t_out):
+    """out[t] = sum_j taps[stride * t + j * dilation - padding, j] with zeros outside: a temporal conv's taps."""
+    k = taps.shape[-2]
+    pad = [(0, 0)] * taps.ndim
+    pad[T_AXIS] = (padding, padding)
+    tp = jnp.pad(taps, pad)
+    out = 0
+    for j in range(k):
+        sl = jax.lax.slice_in_dim(tp, j * dilation, j * dilation + (t_out - 1) * stride + 1, stride, axis=T_AXIS)
+        out = out + sl[..., j, :]
+    return out
 
 
 class STGCNBlock(nnx.Module):
@@ -279,17 +364,27 @@ class STGCN(nnx.Module):
         self.gcn = nnx.List(blocks)
         self.out_channels = cin
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, compute_dtype: str = "float32") -> jax.Array:
         """(N, M, T, V, C) -> features (N, M, T', V, C_out)."""
+        N, M = x.shape[:2]
+        y = self.features(x, compute_dtype)
+        return y.transpose(1, 2, 0, 3).reshape((N, M) + y.shape[2:3] + y.shape[:1] + y.shape[3:])
+
+    def features(self, x: jax.Array, compute_dtype: str = "float32") -> jax.Array:
+        """(N, M, T, V, C) -> features in the internal layout (V, N*M, T', C_out), in the compute dtype."""
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
         N, M, T, V, C = x.shape
+        x = x.astype(jnp.float32)
         if self.data_bn_type == "MVC":
             x = self.data_bn(x.transpose(0, 2, 1, 3, 4)).transpose(0, 2, 1, 3, 4)
         x = x.reshape(N * M, T, V, C)
         if self.data_bn_type == "VC":
             x = self.data_bn(x)
+        x = x.transpose(2, 0, 1, 3).astype(compute_dtype)
         for block in self.gcn:
             x = block(x)
-        return x.reshape((N, M) + x.shape[1:])
+        return x
 
 
 class GCNHead(nnx.Module):
@@ -301,7 +396,11 @@ class GCNHead(nnx.Module):
         self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
 
     def __call__(self, feats: jax.Array, *, return_features: bool = False):
-        pooled = feats.mean(axis=(2, 3)).mean(axis=1)
+        """Features (N, M, T', V, C) -> logits (N, classes) [, pooled features (N, C)]."""
+        return self.classify(feats.astype(jnp.float32).mean(axis=(2, 3)).mean(axis=1), return_features)
+
+    def classify(self, pooled: jax.Array, return_features: bool = False):
+        """Pooled features (N, C), float32 -> logits."""
         x = self.drop(pooled) if self.drop is not None else pooled
         logits = self.fc_cls(x)
         return (logits, pooled) if return_features else logits
@@ -315,11 +414,23 @@ class Recognizer(nnx.Module):
         self.spec = spec
         self.backbone = STGCN(spec, A, rngs=rngs)
         self.cls_head = GCNHead(spec.num_classes, self.backbone.out_channels, rngs=rngs, dropout=spec.head_dropout)
+        self.compute_dtype = "float32"
 
-    def __call__(self, x: jax.Array, *, return_features: bool = False):
+    def __call__(self, x: jax.Array, *, return_features: bool = False, compute_dtype: str | None = None):
+        """Logits (N, classes), float32; `compute_dtype` overrides the model's (see `set_compute_dtype`)."""
         if x.ndim != 5:
             raise ValueError(f"expected input (N, M, T, V, C), got shape {x.shape}")
-        return self.cls_head(self.backbone(x), return_features=return_features)
+        N, M = x.shape[:2]
+        feats = self.backbone.features(x, compute_dtype or self.compute_dtype)  # (V, N*M, T', C)
+        # Mean over (T', V) per person, then over persons; in float32 whatever the compute dtype.
+        pooled = feats.astype(jnp.float32).mean(axis=(0, 2)).reshape(N, M, -1).mean(axis=1)
+        return self.cls_head.classify(pooled, return_features)
+
+    def set_compute_dtype(self, dtype: str) -> None:
+        """'float32' or 'bfloat16' matmuls and activations; parameters, BN statistics and logits stay float32."""
+        if dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
+        self.compute_dtype = dtype
 
 
 def count_params(model: nnx.Module) -> int:

@@ -1,0 +1,554 @@
+"""skeljax ST-GCN++ vs the PyTorch reference (MMAction2 1.2.0's STGCN): inference and training-step throughput.
+
+One run on one machine, same shapes, alternating skeljax and PyTorch calls so that drift (other processes, CPU
+frequency) hits both alike; medians over repeats after warm-up. Also measures the machine's fp32 matmul rate with
+XLA's dot (the ceiling for this model), compile times, peak memory and the input pipeline's samples/s.
+
+glibc malloc settings decide CPU speed for both frameworks (docs/benchmarks.md): the script re-executes itself with
+MALLOC_ENV set when any of those variables is missing (values already set are kept).
+
+Examples:
+  python scripts/benchmark.py                      # full run (~5 min on 2 cores)
+  python scripts/benchmark.py --update-docs        # ... and regenerate docs/benchmarks.md
+  python scripts/benchmark.py --quick --json /tmp/bench.json
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Before jax/torch load: both take scratch memory from glibc malloc on every call; without these settings glibc
+# maps and page-faults fresh pages each time (stack notes: ~66k faults per call, 1.6x slower inference).
+MALLOC_ENV = {
+    "MALLOC_ARENA_MAX": "1",
+    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_MMAP_THRESHOLD_": "33554432",
+    "MALLOC_TRIM_THRESHOLD_": "8589934592",
+    "MALLOC_TOP_PAD_": "536870912",
+}
+if __name__ == "__main__" and "--no-malloc-env" not in sys.argv and any(k not in os.environ for k in MALLOC_ENV):
+    for _k, _v in MALLOC_ENV.items():
+        os.environ.setdefault(_k, _v)
+    os.execv(sys.executable, [sys.executable] + sys.argv)
+
+import argparse
+import datetime
+import importlib.util
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from skeljax.models.stgcn import Recognizer, stgcnpp_spec
+from skeljax.optim import make_optimizer
+
+GFLOP_PER_SAMPLE = 5.85  # ST-GCN++ forward, NTU layout, M=2, T=100 (spec 7: 2.925 GMAC)
+NUM_CLASSES = 60
+DOCS = os.path.join(REPO, "docs", "benchmarks.md")
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Machine
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def num_threads() -> int:
+    """CPUs this process may run on: XLA sizes its thread pool by them; torch gets the same."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info = {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "threads": num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "jax": jax.__version__,
+        "flax": _version("flax"),
+        "numpy": np.__version__,
+        "jax_backend": jax.default_backend(),
+        "jax_device": str(jax.devices()[0].device_kind),
+        "malloc_env": {k: os.environ.get(k) for k in MALLOC_ENV},
+    }
+    try:
+        import psutil
+
+        info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        pass
+    for mod in ("torch", "mmaction"):
+        info[mod] = _version(mod)
+    return info
+
+
+def _version(mod: str) -> str | None:
+    try:
+        return __import__(mod).__version__
+    except Exception:  # noqa: BLE001 - absent or broken optional package: report None
+        return None
+
+
+def matmul_gflops(n: int, repeats: int) -> float:
+    """fp32 (n x n) @ (n x n) rate with XLA's dot on the default device, median of `repeats`."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(jnp.dot)
+    f(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, b).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# skeljax
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def skeljax_infer(x_shape, compute_dtype):
+    """(compiled fn(state, x), state, compile seconds, XLA memory analysis) for eval-mode inference."""
+    model = Recognizer(stgcnpp_spec(NUM_CLASSES), rngs=nnx.Rngs(0))
+    model.eval()
+    if compute_dtype != "float32":
+        model.set_compute_dtype(compute_dtype)
+    graphdef, state = nnx.split(model)
+
+    def fwd(state, x):
+        return nnx.merge(graphdef, state)(x)
+
+    t = time.perf_counter()
+    compiled = jax.jit(fwd).lower(state, jax.ShapeDtypeStruct(x_shape, jnp.float32)).compile()
+    return compiled, state, time.perf_counter() - t, _memory(compiled)
+
+
+def skeljax_train(x_shape, compute_dtype):
+    """(step(carry, x, y) -> carry, carry, compile seconds, memory): forward, backward, SGD nesterov, donated state."""
+    model = Recognizer(stgcnpp_spec(NUM_CLASSES), rngs=nnx.Rngs(0))
+    model.train()
+    if compute_dtype != "float32":
+        model.set_compute_dtype(compute_dtype)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx = make_optimizer(0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    opt_state = tx.init(params)
+
+    def step(carry, x, y):
+        params, rest, opt_state = carry
+        model = nnx.merge(graphdef, params, rest)
+
+        def loss_fn(model):
+            logits = model(x).astype(jnp.float32)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        _, _, new_rest = nnx.split(model, nnx.Param, ...)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), new_rest, opt_state), loss
+
+    carry = (params, rest, opt_state)
+    t = time.perf_counter()
+    compiled = (
+        jax.jit(step, donate_argnums=0)
+        .lower(carry, jax.ShapeDtypeStruct(x_shape, jnp.float32), jax.ShapeDtypeStruct(x_shape[:1], jnp.int32))
+        .compile()
+    )
+    return compiled, carry, time.perf_counter() - t, _memory(compiled)
+
+
+def _memory(compiled) -> dict | None:
+    try:
+        m = compiled.memory_analysis()
+        return {"temp_mb": m.temp_size_in_bytes / 2**20, "argument_mb": m.argument_size_in_bytes / 2**20}
+    except Exception:  # noqa: BLE001 - not every backend implements it
+        return None
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# PyTorch reference
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def torch_setup(threads: int):
+    import torch
+
+    from tests import torch_reference as ref
+
+    torch.set_num_threads(threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch, ref, device
+
+
+def torch_model(ref, torch, device, train: bool):
+    model = ref.build_pyskl_recognizer("stgcnpp", "nturgb+d", num_classes=NUM_CLASSES, seed=None).to(device)
+    return model.train(train)
+
+
+def torch_flops_per_sample(torch, ref, x_shape) -> float:
+    """Forward FLOPs of one sample at these shapes (PyTorch's FlopCounter: conv + einsum, 2 per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = torch_model(ref, torch, "cpu", train=False)
+    x = torch.zeros((1,) + tuple(x_shape[1:]))
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    return counter.get_total_flops() / 1e9
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Timing
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def alternate(fns: dict, warmup: int, repeats: int) -> dict:
+    """Median seconds per call of each fn, calling them in turn (a, b, a, b, ...) after `warmup` rounds."""
+    times = {k: [] for k in fns}
+    for r in range(warmup + repeats):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            if r >= warmup:
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench_inference(batch, frames, joints, repeats, warmup, threads, compute_dtype, with_torch, tctx) -> dict:
+    shape = (batch, 2, frames, joints, 3)
+    x_np = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    compiled, state, compile_s, mem = skeljax_infer(shape, compute_dtype)
+    x = jnp.asarray(x_np)
+    fns = {"skeljax": lambda: compiled(state, x).block_until_ready()}
+    out = {"batch": batch, "skeljax_compile_s": compile_s, "skeljax_xla_memory": mem}
+    if with_torch:
+        torch, ref, device = tctx
+        tmodel = torch_model(ref, torch, device, train=False)
+        tx = torch.from_numpy(x_np).to(device)
+
+        def tcall():
+            with torch.inference_mode():
+                tmodel(tx)
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        fns["torch"] = tcall
+    med = alternate(fns, warmup, repeats)
+    out["skeljax_samples_per_s"] = batch / med["skeljax"]
+    if with_torch:
+        out["torch_samples_per_s"] = batch / med["torch"]
+        out["ratio"] = out["skeljax_samples_per_s"] / out["torch_samples_per_s"]
+    return out
+
+
+def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, with_torch, tctx) -> dict:
+    shape = (batch, 2, frames, joints, 3)
+    rng = np.random.default_rng(1)
+    x_np = rng.normal(size=shape).astype(np.float32)
+    y_np = rng.integers(0, NUM_CLASSES, size=batch)
+    compiled, carry, compile_s, mem = skeljax_train(shape, compute_dtype)
+    x, y = jnp.asarray(x_np), jnp.asarray(y_np, jnp.int32)
+    box = [carry]
+
+    def jstep():
+        box[0], loss = compiled(box[0], x, y)
+        loss.block_until_ready()
+
+    fns = {"skeljax": jstep}
+    out = {"batch": batch, "skeljax_compile_s": compile_s, "skeljax_xla_memory": mem}
+    if with_torch:
+        torch, ref, device = tctx
+        tmodel = torch_model(ref, torch, device, train=True)
+        opt = torch.optim.SGD(tmodel.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+        tx, ty = torch.from_numpy(x_np).to(device), torch.from_numpy(y_np).to(device)
+
+        def tstep():
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
+            loss.backward()
+            opt.step()
+            loss.item()
+
+        fns["torch"] = tstep
+    med = alternate(fns, warmup, repeats)
+    out["skeljax_samples_per_s"] = batch / med["skeljax"]
+    if with_torch:
+        out["torch_samples_per_s"] = batch / med["torch"]
+        out["ratio"] = out["skeljax_samples_per_s"] / out["torch_samples_per_s"]
+    return out
+
+
+def memory_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str) -> float:
+    """Peak RSS (MB) of a fresh process that runs only `which` (e.g. 'skeljax-infer') twice; ru_maxrss."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--_probe", which, "--batch", str(batch), "--frames",
+           str(frames), "--joints", str(joints), "--compute-dtype", compute_dtype]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=os.environ.copy())
+    if res.returncode != 0:
+        raise RuntimeError(f"memory probe {which} failed:\n{res.stderr[-2000:]}")
+    return float(res.stdout.strip().splitlines()[-1])
+
+
+def run_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str) -> None:
+    shape = (batch, 2, frames, joints, 3)
+    fw, kind = which.split("-")
+    tctx = torch_setup(num_threads()) if fw == "torch" else None
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    bench = bench_inference if kind == "infer" else bench_train
+    if fw == "skeljax":
+        bench(batch, frames, joints, 1, 1, num_threads(), compute_dtype, False, None)
+    else:  # time the torch side only: a stub skeljax would still compile, so run torch by hand
+        torch, ref, device = tctx
+        model = torch_model(ref, torch, device, train=kind == "train")
+        x = torch.zeros(shape, device=device)
+        for _ in range(2):
+            if kind == "infer":
+                with torch.inference_mode():
+                    model(x)
+            else:
+                torch.nn.functional.cross_entropy(model(x), torch.zeros(batch, dtype=torch.long)).backward()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(f"# baseline maxrss {before / 1024:.0f} MB")
+    print(peak_kb / 1024)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Input pipeline (scripts/benchmark_pipeline.py)
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def pipeline_rate(batch: int, quick: bool) -> dict:
+    """Samples/s of the ST-GCN++ train transform ('j') on synthetic data: bare loop and grain with 0 workers."""
+    spec = importlib.util.spec_from_file_location("benchmark_pipeline", os.path.join(REPO, "scripts",
+                                                                                      "benchmark_pipeline.py"))
+    bp = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bp)
+    from skeljax.data.pipelines import make_pipeline
+    from skeljax.data.tfds_builders import load_source
+
+    per_class, steps = (10, 5) if quick else (50, 30)
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+    with tempfile.TemporaryDirectory() as tmp:
+        source = load_source("skeljax_synthetic/3d", "train", tmp, num_per_class=per_class)
+        transform = make_pipeline("nturgb+d", "j", clip_len=100, mode="train")
+        bare = bp.bare_rate(source, transform, steps * batch)
+        _, grain0 = bp.iterator_rate(source, transform, batch, steps, 0, mesh)
+    return {"bare_samples_per_s": bare, "grain_0_workers_samples_per_s": grain0}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------------------------------
+
+
+def add_rates(res: dict, gflop_per_sample: float) -> None:
+    """Achieved GFLOP/s (forward FLOPs; a train step counts 3x) and the fraction of the matmul rate."""
+    mm = res["matmul_gflops"]
+    for entry in res["inference_batches"]:
+        entry["skeljax_gflops"] = entry["skeljax_samples_per_s"] * gflop_per_sample
+        entry["fraction_of_matmul"] = entry["skeljax_gflops"] / mm
+    ts = res["train_step"]
+    ts["skeljax_gflops"] = ts["skeljax_samples_per_s"] * 3 * gflop_per_sample  # forward + 2x for backward
+    ts["fraction_of_matmul"] = ts["skeljax_gflops"] / mm
+    first = res["inference_batches"][0]
+    res["inference"] = {k: first[k] for k in ("batch", "skeljax_samples_per_s", "torch_samples_per_s", "ratio",
+                                              "skeljax_gflops", "fraction_of_matmul") if k in first}
+
+
+def table(res: dict) -> str:
+    rows = ["| measurement | skeljax samples/s | PyTorch samples/s | skeljax / PyTorch | skeljax GFLOP/s "
+            "| of matmul rate | skeljax compile s |", "|---|---|---|---|---|---|---|"]
+
+    def fmt(name, e):
+        t = e.get("torch_samples_per_s")
+        r = e.get("ratio")
+        rows.append(f"| {name} | {e['skeljax_samples_per_s']:.1f} | {'-' if t is None else f'{t:.1f}'} | "
+                    f"{'-' if r is None else f'{r:.2f}x'} | {e['skeljax_gflops']:.0f} | "
+                    f"{100 * e['fraction_of_matmul']:.0f}% | {e['skeljax_compile_s']:.1f} |")
+
+    for e in res["inference_batches"]:
+        fmt(f"inference, batch {e['batch']}", e)
+    fmt(f"train step, batch {res['train_step']['batch']}", res["train_step"])
+    out = "\n".join(rows)
+    out += f"\n\nfp32 matmul rate (XLA dot, {res['matmul_n']}x{res['matmul_n']}): {res['matmul_gflops']:.0f} GFLOP/s."
+    out += f" Forward cost: {res['gflop_per_sample']:.2f} GFLOP per sample"
+    out += " (a training step is counted as 3x the forward)."
+    if res.get("memory_mb"):
+        mem = ", ".join(f"{k} {v:.0f} MB" for k, v in res["memory_mb"].items())
+        out += f"\n\nPeak RSS of a process running only that workload (ru_maxrss): {mem}."
+    if res.get("pipeline"):
+        p = res["pipeline"]
+        if "error" in p:
+            out += f"\n\nInput pipeline: not measured ({p['error']})."
+        else:
+            out += (f"\n\nInput pipeline (ST-GCN++ train transform, joints, synthetic data): "
+                    f"{p['bare_samples_per_s']:.0f} samples/s in a bare loop, "
+                    f"{p['grain_0_workers_samples_per_s']:.0f} with grain (0 workers).")
+    return out
+
+
+def write_docs(res: dict, argv: list[str]) -> None:
+    m = res["machine"]
+    cmd = "python scripts/benchmark.py " + " ".join(a for a in argv if a != "--update-docs")
+    text = f"""# Benchmarks: skeljax vs the PyTorch reference
+
+Generated by `scripts/benchmark.py --update-docs` on {res['date']}. Do not edit by hand; rerun the script.
+
+Model: ST-GCN++ (NTU layout, 60 classes, M=2 persons, T={res['frames']} frames, V={res['joints']} joints).
+skeljax: `jax.jit` of the Flax NNX model (nnx.split/merge), eval mode for inference; the training step is one
+jitted function (forward, backward, SGD with Nesterov momentum and weight decay from `skeljax.optim.make_optimizer`)
+with donated state. PyTorch: MMAction2 1.2.0's `STGCN` backbone plus a linear head (`tests/torch_reference.py`),
+`torch.inference_mode()` for inference, `loss.backward()` + `torch.optim.SGD` for training,
+`torch.set_num_threads({m['threads']})` (the CPUs XLA uses). Medians over repeats after warm-up, skeljax and PyTorch
+calls alternating. Compute dtype: {res['compute_dtype']}.
+
+Command: `{cmd.strip()}`
+
+## Results
+
+{table(res)}
+
+## Machine
+
+- CPU: {m['cpu']}, {m['cpu_count']} CPUs ({m['threads']} usable), {m.get('memory_gb', '?')} GB RAM; JAX backend
+  {m['jax_backend']} ({m['jax_device']})
+- Python {m['python']}, jax {m['jax']}, flax {m['flax']}, numpy {m['numpy']}, torch {m['torch']},
+  mmaction2 {m['mmaction']}; {m['platform']}
+
+## Environment: glibc malloc
+
+The script runs with these variables (it re-executes itself with them when any is missing; `--no-malloc-env`
+turns that off). Both frameworks take hundreds of MB of scratch memory per call from malloc; with glibc's defaults
+every call maps and page-faults fresh pages, which costs 1.5-2x in speed for both. Use the same settings for
+training and evaluation runs on CPU:
+
+```
+{chr(10).join(f'export {k}={v}' for k, v in MALLOC_ENV.items())}
+```
+
+## How the skeljax forward is organised for speed
+
+- Activations are laid out joints-first, (V, N*M, T, C): every 1x1 convolution is one matrix product over the
+  channels and the graph aggregation is one matrix product over the joints, with no transposes in between.
+- The graph aggregation runs before the 1x1 convolution (fewer channels to aggregate when C_in < C_out); the
+  convolution's bias is aggregated through the graph exactly.
+- The six MSTCN branch convolutions that share an input are one matrix product; temporal convolutions are
+  matrix products over shifted slices.
+- In eval mode, BatchNorm layers that directly follow a linear op are folded into its weights at trace time.
+- Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
+
+Noise: other processes share this machine; run-to-run differences of 5-25% are normal. Compare numbers from one run.
+"""
+    with open(DOCS, "w") as f:
+        f.write(text)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="few repeats, batch 2, 20 frames (CI smoke run)")
+    p.add_argument("--json", help="write the results to this JSON file")
+    p.add_argument("--update-docs", action="store_true", help="regenerate docs/benchmarks.md")
+    p.add_argument("--batch", type=int, nargs="+", default=None, help="inference batches (default 16 64)")
+    p.add_argument("--train-batch", type=int, default=None, help="training step batch (default 16)")
+    p.add_argument("--frames", type=int, default=None, help="T (default 100)")
+    p.add_argument("--joints", type=int, default=25, help="V; 25 is the NTU layout the models are built with")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 10)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 2)")
+    p.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--no-torch", action="store_true", help="skeljax only")
+    p.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline measurement")
+    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
+                   help="peak RSS per workload in fresh processes (default: on, off with --quick)")
+    p.add_argument("--no-malloc-env", action="store_true", help="do not re-execute with the malloc settings")
+    p.add_argument("--_probe", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.joints != 25:
+        p.error("--joints: only the NTU layout (25 joints) is benchmarked")
+    q = args.quick
+    batches = args.batch or ([2] if q else [16, 64])
+    train_batch = args.train_batch or (2 if q else 16)
+    frames = args.frames or (20 if q else 100)
+    repeats = args.repeats or (2 if q else 10)
+    warmup = args.warmup if args.warmup is not None else (1 if q else 2)
+    memory = (not q) if args.memory is None else args.memory
+    if args._probe:
+        run_probe(args._probe, batches[0], frames, args.joints, args.compute_dtype)
+        return 0
+
+    threads = num_threads()
+    res = {"date": datetime.date.today().isoformat(), "frames": frames, "joints": args.joints,
+           "compute_dtype": args.compute_dtype, "machine": machine_info(), "repeats": repeats, "warmup": warmup}
+    print(f"machine: {res['machine']['cpu']}, {threads} threads, jax {jax.__version__} "
+          f"({jax.default_backend()}), torch {res['machine']['torch']}", flush=True)
+    n = 2048 if jax.default_backend() == "cpu" else 8192
+    res["matmul_n"] = n
+    res["matmul_gflops"] = matmul_gflops(n, 5 if q else 20)
+    print(f"fp32 matmul (XLA dot {n}): {res['matmul_gflops']:.0f} GFLOP/s", flush=True)
+    with_torch = not args.no_torch
+    tctx = torch_setup(threads) if with_torch else None
+    shape1 = (1, 2, frames, args.joints, 3)
+    res["gflop_per_sample"] = (torch_flops_per_sample(tctx[0], tctx[1], shape1) if with_torch
+                               else GFLOP_PER_SAMPLE * frames / 100)
+    res["inference_batches"] = []
+    for b in batches:
+        e = bench_inference(b, frames, args.joints, repeats, warmup, threads, args.compute_dtype, with_torch, tctx)
+        res["inference_batches"].append(e)
+        print(f"inference batch {b}: {json.dumps(_short(e))}", flush=True)
+    e = bench_train(train_batch, frames, args.joints, max(2, repeats * 2 // 3), warmup, threads,
+                    args.compute_dtype, with_torch, tctx)
+    res["train_step"] = e
+    print(f"train step batch {train_batch}: {json.dumps(_short(e))}", flush=True)
+    add_rates(res, res["gflop_per_sample"])
+    if memory:
+        res["memory_mb"] = {}
+        for which, b in (("skeljax-infer", batches[-1]), ("torch-infer", batches[-1]),
+                         ("skeljax-train", train_batch), ("torch-train", train_batch)):
+            if which.startswith("torch") and not with_torch:
+                continue
+            res["memory_mb"][f"{which} (batch {b})"] = memory_probe(which, b, frames, args.joints,
+                                                                    args.compute_dtype)
+    if not args.no_pipeline:
+        try:
+            res["pipeline"] = pipeline_rate(train_batch, q)
+        except Exception as err:  # noqa: BLE001 - the pipeline is another module's; report, do not hide it
+            print(f"WARNING: input pipeline benchmark failed: {err!r}", file=sys.stderr)
+            res["pipeline"] = {"error": repr(err)}
+    res["matmul_gflops"] = float(res["matmul_gflops"])
+    print()
+    print(table(res))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=1, default=float)
+    if args.update_docs:
+        write_docs(res, argv)
+        print(f"wrote {DOCS}")
+    return 0
+
+
+def _short(e: dict) -> dict:
+    return {k: round(v, 2) for k, v in e.items() if isinstance(v, float)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""scripts/benchmark.py: its reporting helpers, and a tiny end-to-end run that must write the documented keys."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "scripts", "benchmark.py")
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("benchmark_script", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_alternate_calls_in_turn_and_takes_medians():
+    bench = _load()
+    calls = []
+    med = bench.alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, repeats=3)
+    assert calls == ["a", "b"] * 4
+    assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
+
+
+def test_rates_and_table():
+    bench = _load()
+    res = {"matmul_gflops": 200.0, "matmul_n": 2048, "gflop_per_sample": 5.85,
+           "inference_batches": [{"batch": 16, "skeljax_samples_per_s": 20.0, "torch_samples_per_s": 10.0,
+                                  "ratio": 2.0, "skeljax_compile_s": 3.0}],
+           "train_step": {"batch": 16, "skeljax_samples_per_s": 5.0, "torch_samples_per_s": 4.0, "ratio": 1.25,
+                          "skeljax_compile_s": 20.0}}
+    bench.add_rates(res, 5.85)
+    assert res["inference"]["skeljax_gflops"] == pytest.approx(117.0)
+    assert res["inference"]["fraction_of_matmul"] == pytest.approx(117.0 / 200.0)
+    assert res["train_step"]["skeljax_gflops"] == pytest.approx(5.0 * 3 * 5.85)
+    text = bench.table(res)
+    assert "| inference, batch 16 | 20.0 | 10.0 | 2.00x | 117 | 58% | 3.0 |" in text
+    assert "| train step, batch 16 | 5.0 | 4.0 | 1.25x |" in text
+
+
+@pytest.mark.slow
+def test_quick_run_writes_json(tmp_path):
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, SCRIPT, "--quick", "--frames", "8", "--no-pipeline", "--json", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    data = json.loads(out.read_text())
+    for section in ("inference", "train_step"):
+        for key in ("skeljax_samples_per_s", "torch_samples_per_s", "ratio"):
+            assert data[section][key] > 0, (section, key)
+    assert data["matmul_gflops"] > 0 and data["inference"]["fraction_of_matmul"] > 0
+    # the script re-executed itself with the malloc settings
+    assert data["machine"]["malloc_env"]["MALLOC_ARENA_MAX"] == "1"
