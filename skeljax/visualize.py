@@ -1,0 +1,207 @@
+"""Render a skeleton sequence (with its predicted action as the title) to an animated GIF or an MP4.
+
+    python -m skeljax.visualize --input FILE --out clip.gif [--checkpoint CKPT ...] [--sample FRAME_DIR] [--step 2]
+
+FILE is what `skeljax.predict` reads (.skeleton, .npy (M, T, V, C), annotation .pkl). With --checkpoint the title is
+the predicted top-1 class and its probability (and the ground truth when the input names it); several checkpoints
+are fused as in `skeljax.predict`.
+
+Drawing: NTU-25 3D joints (camera space, metres) are shown as the Kinect saw them, u = -x, v = y; COCO-17 2D joints
+(pixels) with y pointing down. Joints whose coordinates are all zero (absent persons or frames) are not drawn, nor
+2D joints whose score is below `min_score`. Person 1 is blue, person 2 orange; edges are the layout's graph edges
+(`skeljax.graph.LAYOUTS`). One video frame per `step` input frames: ceil(T / step) frames in all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+
+import numpy as np
+
+from skeljax.graph import LAYOUTS
+
+COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+WRITERS = {".gif": "pillow", ".mp4": "ffmpeg"}
+LAYOUT_KIND = {"nturgb+d": "3d", "ntu-rgb+d": "3d", "coco": "2d", "mmaction_coco": "2d"}
+
+
+class RenderError(ValueError):
+    """A skeleton that cannot be drawn or an output that cannot be written."""
+
+
+def _prepare(keypoint, layout: str, keypoint_score, min_score: float, where: str):
+    """-> points (M, T, V, 2) in plot coordinates and a visibility mask (M, T, V)."""
+    if layout not in LAYOUT_KIND:
+        raise RenderError(f"{where}: unknown layout {layout!r}; expected one of {sorted(LAYOUT_KIND)}")
+    kp = np.asarray(keypoint, dtype=np.float64)
+    if kp.ndim == 3:  # one person (T, V, C)
+        kp = kp[None]
+        keypoint_score = None if keypoint_score is None else np.asarray(keypoint_score)[None]
+    v = LAYOUTS[layout].num_joints
+    if kp.ndim != 4 or kp.shape[2] != v or kp.shape[0] < 1 or kp.shape[1] < 1:
+        raise RenderError(f"{where}: expected keypoints (M, T, {v}, C) for layout {layout!r}, got {kp.shape}")
+    kind = LAYOUT_KIND[layout]
+    if kind == "3d" and kp.shape[3] != 3:
+        raise RenderError(f"{where}: layout {layout!r} needs x, y, z (C = 3), got C = {kp.shape[3]}")
+    if kind == "2d" and kp.shape[3] not in (2, 3):
+        raise RenderError(f"{where}: layout {layout!r} needs x, y (and optionally a score), got C = {kp.shape[3]}")
+    if not np.isfinite(kp).all():
+        raise RenderError(f"{where}: keypoints hold NaN or inf")
+    visible = np.any(kp != 0, axis=-1)
+    if kind == "3d":
+        pts = np.stack([-kp[..., 0], kp[..., 1]], axis=-1)
+    else:
+        if keypoint_score is None and kp.shape[3] == 3:
+            keypoint_score = kp[..., 2]
+        pts = kp[..., :2]
+        if keypoint_score is not None:
+            score = np.asarray(keypoint_score, dtype=np.float64)
+            if score.shape != kp.shape[:3]:
+                raise RenderError(f"{where}: keypoint_score shape {score.shape} does not match keypoints "
+                                  f"{kp.shape[:3]}")
+            visible &= score >= min_score
+        visible &= np.any(pts != 0, axis=-1)
+    return pts, visible
+
+
+def _limits(pts: np.ndarray, visible: np.ndarray, flip_y: bool):
+    """Fixed axis limits over the whole sequence, with a 10% margin and a square-ish frame."""
+    if not visible.any():
+        return (-1.0, 1.0), ((1.0, -1.0) if flip_y else (-1.0, 1.0))
+    p = pts[visible]
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    center, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * 1.1, 1e-3)
+    xlim = (center[0] - half, center[0] + half)
+    ylim = (center[1] - half, center[1] + half)
+    return xlim, (ylim[::-1] if flip_y else ylim)
+
+
+def render_skeleton(keypoint, path: str | os.PathLike, *, layout: str, title: str | None = None, fps: int = 15,
+                    keypoint_score=None, step: int = 1, min_score: float = 0.1, size: float = 4.0,
+                    dpi: int = 80) -> int:
+    """Write an animation of keypoint (M, T, V, C) or (T, V, C) to `path` (.gif or .mp4); returns the frame count.
+
+    layout: a name in `skeljax.graph.LAYOUTS` ('nturgb+d' 3D, 'coco' 2D, or their MMAction2 0.x variants).
+    keypoint_score (M, T, V): 2D detection scores; a third channel of 2D keypoints is taken as the score.
+    step: draw every step-th frame, so the animation has ceil(T / step) frames.
+    """
+    from matplotlib import animation
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in WRITERS:
+        raise RenderError(f"{path}: unknown output type {ext or '(none)'!r}; expected .gif or .mp4")
+    if ext == ".mp4" and not animation.writers.is_available("ffmpeg"):
+        raise RenderError(f"{path}: writing MP4 needs the ffmpeg program on PATH (e.g. apt-get install ffmpeg); "
+                          "write a .gif instead")
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise RenderError(f"step must be a positive integer, got {step!r}")
+    if not fps or fps <= 0:
+        raise RenderError(f"fps must be positive, got {fps!r}")
+    pts, visible = _prepare(keypoint, layout, keypoint_score, min_score, path)
+    flip_y = LAYOUT_KIND[layout] == "2d"
+    xlim, ylim = _limits(pts, visible, flip_y)
+    edges = LAYOUTS[layout].inward
+    M, T = pts.shape[:2]
+
+    fig = Figure(figsize=(size, size), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.84))
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10, y=0.97)
+    counter = fig.text(0.5, 0.885, "", ha="center", fontsize=8, color="0.4")
+    lines = [[ax.plot([], [], "-", color=COLORS[m % len(COLORS)], lw=2)[0] for _ in edges] for m in range(M)]
+    dots = [ax.plot([], [], "o", color=COLORS[m % len(COLORS)], ms=3)[0] for m in range(M)]
+
+    frames = range(0, T, step)
+    writer = animation.writers[WRITERS[ext]](fps=fps)
+    tmp = f"{os.path.splitext(path)[0]}.tmp{os.getpid()}{ext}"  # written whole, then renamed
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with writer.saving(fig, tmp, dpi):
+            for t in frames:
+                counter.set_text(f"frame {t + 1}/{T}")
+                for m in range(M):
+                    vis, p = visible[m, t], pts[m, t]
+                    dots[m].set_data(p[vis, 0], p[vis, 1])
+                    for line, (i, j) in zip(lines[m], edges):
+                        if vis[i] and vis[j]:
+                            line.set_data([p[i, 0], p[j, 0]], [p[i, 1], p[j, 1]])
+                        else:
+                            line.set_data([], [])
+                writer.grab_frame()
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return len(frames)
+
+
+def _layout_of(arr_shape, where: str) -> str:
+    v = arr_shape[2] if len(arr_shape) == 4 else None
+    if v == 25:
+        return "nturgb+d"
+    if v == 17:
+        return "coco"
+    raise RenderError(f"{where}: cannot tell the layout of an array {tuple(arr_shape)}; expected (M, T, 25, 3) "
+                      "or (M, T, 17, 3)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from skeljax import predict as P
+
+    p = argparse.ArgumentParser(prog="python -m skeljax.visualize", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", required=True, help=".skeleton, .npy (M, T, V, C) or annotation .pkl")
+    p.add_argument("--out", required=True, help="output .gif (or .mp4 when ffmpeg is installed)")
+    p.add_argument("--checkpoint", action="append", help="predict with this checkpoint (repeat to fuse streams)")
+    p.add_argument("--feat", action="append", choices=("j", "b", "jm", "bm"), help="as in skeljax.predict")
+    p.add_argument("--labels", help="class names, as in skeljax.predict")
+    p.add_argument("--sample", help="frame_dir of the sample to draw from an annotation pickle (default: the first)")
+    p.add_argument("--title", help="title (default: the prediction, or the sample name)")
+    p.add_argument("--fps", type=int, default=15)
+    p.add_argument("--step", type=int, default=1, help="draw every step-th frame")
+    args = p.parse_args(argv)
+    try:
+        preds, layout = None, "nturgb+d"
+        if args.checkpoint:
+            n = len(args.checkpoint)
+            feats = args.feat * n if args.feat and len(args.feat) == 1 else (args.feat or [None] * n)
+            if len(feats) != n:
+                p.error(f"--feat given {len(feats)} times for {n} checkpoints")
+            preds = [P.load_predictor(c, feat=f) for c, f in zip(args.checkpoint, feats)]
+            layout = preds[0].layout
+        elif args.input.lower().endswith(".npy") and os.path.isfile(args.input):
+            layout = _layout_of(np.load(args.input, mmap_mode="r", allow_pickle=False).shape, args.input)
+        anno = P.read_input(args.input, layout=layout, sample=args.sample)[0]
+        if preds is None:  # pickles: the sample's own joint count decides
+            layout = _layout_of(anno["keypoint"].shape, args.input)
+        title = args.title or str(anno.get("frame_dir", ""))
+        if preds is not None and args.title is None:
+            pred = P.predict(preds, anno, labels=args.labels)
+            top = pred.top_k(0, 1)[0]
+            title = f"{title}: {top['label']} ({top['prob']:.0%})"
+            if pred.labels[0] is not None and pred.labels[0] < len(pred.class_names):
+                title += f"\nground truth: {pred.class_names[pred.labels[0]]}"
+        n = render_skeleton(anno["keypoint"], args.out, layout=layout, title=title, fps=args.fps,
+                            keypoint_score=anno.get("keypoint_score"), step=args.step)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {n} frames at {args.fps} fps ({math.ceil(n / args.fps)} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
