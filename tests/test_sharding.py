@@ -75,6 +75,15 @@ def worker(out_path):
     info = {"devices": len(jax.devices()), "replicated": replicated,
             "layout": sharding.bn_groups_per_device(GLOBAL_BATCH, BN_GROUP, mesh)}
     if len(jax.devices()) == 1:
+        # float32 noise floor: the same two steps with the samples of each BN group in reverse order (the same
+        # mathematics, other summation orders). BN over groups of 4 samples amplifies rounding in the gradients.
+        perm = np.concatenate([g[::-1] for g in np.split(np.arange(GLOBAL_BATCH), GLOBAL_BATCH // BN_GROUP)])
+        state_q = sharding.put_replicated(parts.state, mesh)
+        for i in range(2):
+            state_q, _ = step(state_q, {"keypoint": put(x[perm]), "label": put(y[perm])})
+            prefix = "q1/" if i == 0 else "q/"
+            out.update({f"{prefix}p/{k}": v for k, v in _flat(state_q["params"]).items()})
+            out.update({f"{prefix}s/{k}": v for k, v in _flat(state_q["batch_stats"]).items()})
         # PYSKL DDP reference: 8 "GPUs" of 4 samples, each normalising with its own batch statistics (one BN
         # group = its whole batch); loss and gradients are the means over GPUs; SGD applied once.
         ref_model = train.create_model(_config(0))
@@ -95,13 +104,13 @@ def worker(out_path):
         new_params = optax.apply_updates(params, updates)
         new_stats = jax.tree.map(lambda *s: sum(s) / n, *[r[0][1] for r in results])
         out["ref_loss"] = np.asarray(loss)
-        out.update({f"ref_p/{k}": v for k, v in _flat(new_params).items()})
-        out.update({f"ref_s/{k}": v for k, v in _flat(new_stats).items()})
+        out.update({f"ref/p/{k}": v for k, v in _flat(new_params).items()})
+        out.update({f"ref/s/{k}": v for k, v in _flat(new_stats).items()})
         # First step alone, to compare with the reference.
         state1, _ = jax.jit(train.make_train_step(parts, tx, schedule, 0))(
             sharding.put_replicated(parts.state, mesh), {"keypoint": x, "label": y})
-        out.update({f"p1/{k}": v for k, v in _flat(state1["params"]).items()})
-        out.update({f"s1/{k}": v for k, v in _flat(state1["batch_stats"]).items()})
+        out.update({f"first/p/{k}": v for k, v in _flat(state1["params"]).items()})
+        out.update({f"first/s/{k}": v for k, v in _flat(state1["batch_stats"]).items()})
     np.savez(out_path, **out)
     print(json.dumps(info))
 
@@ -123,18 +132,22 @@ def test_eight_devices_match_one_and_pyskl_per_gpu_bn(tmp_path):
     assert info1["devices"] == 1 and info8["devices"] == 8
     assert info8["replicated"]                           # parameters and optimizer state replicated
     assert info8["layout"] == "aligned"                  # 4 samples per device = one whole BN group each
-    # Same loss and parameters on 8 devices as on 1 (same global batch and BN grouping), after two SGD steps.
+    # Same loss and parameters on 8 devices as on 1 (same global batch and BN grouping), after two SGD steps,
+    # within 1e-5 or 10x the float32 noise floor of the 1-device step (whichever is larger).
     np.testing.assert_allclose(eight["loss"], one["loss"], rtol=1e-5, atol=1e-6)
     keys = [k for k in one if k.startswith(("p/", "s/"))]
     assert keys and set(keys) == {k for k in eight if k.startswith(("p/", "s/"))}
+    floors = {k: float(np.abs(one["q/" + k] - one[k]).max()) for k in keys}
+    assert max(floors.values()) < 1e-3  # the floor itself is small: the bound below is not vacuous
     for k in keys:
-        np.testing.assert_allclose(eight[k], one[k], rtol=1e-5, atol=1e-5, err_msg=k)
+        assert np.abs(eight[k] - one[k]).max() <= max(1e-5, 10 * floors[k]), (k, floors[k])
     # Step 1 equals the independent per-GPU DDP computation (own BN statistics per 4 samples, mean gradients).
     np.testing.assert_allclose(one["loss"][0], one["ref_loss"], rtol=1e-5)
-    for k in [k for k in one if k.startswith("ref_p/")]:
-        np.testing.assert_allclose(one["p1/" + k[6:]], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
-    for k in [k for k in one if k.startswith("ref_s/") and "num_batches" not in k]:
-        np.testing.assert_allclose(one["s1/" + k[6:]], one[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    ref_keys = [k[4:] for k in one if k.startswith("ref/") and "num_batches" not in k]
+    assert len(ref_keys) == len([k for k in keys if "num_batches" not in k])
+    for k in ref_keys:
+        tol = max(1e-6, 10 * float(np.abs(one["q1/" + k] - one["first/" + k]).max()))
+        assert np.abs(one["first/" + k] - one["ref/" + k]).max() <= tol, (k, tol)
     # And the grouping matters: one BN group over all 32 samples gives a different first step.
     assert not np.allclose(one["loss"][0], _whole_batch_loss(), rtol=1e-4)
 
