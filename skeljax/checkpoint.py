@@ -83,11 +83,15 @@ def read_spec(directory: str) -> tuple[ModelSpec, dict[str, Any]]:
 
 
 def abstract_model(spec: ModelSpec) -> Recognizer:
-    """A model with the right structure for `spec`; the graph is a placeholder when it comes from a checkpoint."""
+    """A model with the right structure for `spec`, its arrays not yet filled in (restore_into fills them).
+
+    Built under `nnx.eval_shape`: initialising real random weights only to overwrite them costs ~10 s of small
+    compilations on a CPU. The graph is a placeholder when it comes from a checkpoint.
+    """
     A = None
     if spec.layout == "checkpoint":
         A = np.zeros((3, spec.num_joints, spec.num_joints), np.float32)
-    return Recognizer(spec, A=A, rngs=nnx.Rngs(0))
+    return nnx.eval_shape(lambda: Recognizer(spec, A=A, rngs=nnx.Rngs(0)))
 
 
 def restore_into(model: nnx.Module, state_dir: str) -> None:
@@ -96,12 +100,35 @@ def restore_into(model: nnx.Module, state_dir: str) -> None:
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
     try:
         with ocp.StandardCheckpointer() as ckptr:
+            _check_saved_shapes(ckptr.metadata(state_dir), abstract, state_dir)
             restored = ckptr.restore(state_dir, abstract)
+    except SkeljaxCheckpointError:
+        raise
     except (ValueError, KeyError, FileNotFoundError) as e:
         raise SkeljaxCheckpointError(f"{state_dir}: checkpoint does not match the model ({e})") from e
     state = nnx.state(model, MODEL_STATE)
     nnx.replace_by_pure_dict(state, restored)
     nnx.update(model, state)
+
+
+def _check_saved_shapes(metadata, abstract, where: str) -> None:
+    """Orbax restores into a differently shaped target without complaint: compare keys and shapes first."""
+    tree = getattr(metadata, "item_metadata", metadata)
+    tree = getattr(tree, "tree", tree)
+
+    def flat(t):
+        # Saved trees key list items by '0', '1', ...; live NNX states by ints: compare dotted names.
+        return {".".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in k): tuple(v.shape)
+                for k, v in jax.tree_util.tree_leaves_with_path(t)}
+
+    saved, want = flat(tree), flat(abstract)
+    problems = [f"missing {k}" for k in sorted(set(want) - set(saved))]
+    problems += [f"unexpected {k}" for k in sorted(set(saved) - set(want))]
+    problems += [f"{k}: saved {saved[k]}, model {want[k]}" for k in sorted(set(saved) & set(want))
+                 if saved[k] != want[k]]
+    if problems:
+        raise SkeljaxCheckpointError(f"{where}: checkpoint does not match the model ({len(problems)} problems: "
+                                     + "; ".join(problems[:10]) + ")")
 
 
 def load_model(directory: str) -> Recognizer:
@@ -112,5 +139,15 @@ def load_model(directory: str) -> Recognizer:
     if not os.path.isdir(state_dir):
         raise SkeljaxCheckpointError(f"{directory}: incomplete checkpoint (no {STATE_DIR}/ directory)")
     restore_into(model, state_dir)
+    _fresh_rng_state(model)
     model.eval()
     return model
+
+
+def _fresh_rng_state(model: nnx.Module, seed: int = 0) -> None:
+    """Give an eval_shape-built model concrete dropout RNG state (not part of checkpoints)."""
+    for i, (_, var) in enumerate(nnx.to_flat_state(nnx.state(model, nnx.RngState))):
+        if isinstance(var, nnx.RngKey):
+            var.set_value(jax.random.fold_in(jax.random.key(seed), i))
+        else:
+            var.set_value(jax.numpy.zeros(var.shape, var.dtype))

@@ -104,8 +104,9 @@ def pyskl_config(family: str, bench: str, split: str, kind: str, feat: str) -> m
     c.model.num_classes = 60 if bench == "ntu60" else 120
     c.data.dataset = f"{bench}/{split}_{kind}"
     c.data.feat = feat
-    # Linear scaling rule: lr = base_lr * batch_size / 128 (PYSKL: 0.1 for 16 videos x 8 GPUs).
-    c.optimizer.lr = c.optimizer.base_lr * c.batch_size / c.optimizer.reference_batch
+    # Linear scaling rule, applied at train time (optimizer.lr = -1) so that --config.batch_size=B rescales it:
+    # lr = base_lr * batch_size / 128 (PYSKL: 0.1 for 16 videos x 8 GPUs).
+    c.optimizer.lr = -1.0
     return c
 
 
@@ -139,8 +140,7 @@ def mmaction0x_config(kind: str) -> ml_collections.ConfigDict:
     c.num_epochs = 80
     c.batch_size = 32                         # 16 x 2 GPUs (2D) or 32 x 1 GPU (3D)
     c.model.bn_group = 16 if kind == "2d" else 32
-    c.optimizer.reference_batch = 32          # 0.x does not scale: lr 0.1 at batch 32
-    c.optimizer.lr = c.optimizer.base_lr * c.batch_size / c.optimizer.reference_batch
+    c.optimizer.reference_batch = 32          # 0.x: lr 0.1 at batch 32 (scaled linearly if the batch changes)
     c.optimizer.weight_decay = 1e-4
     c.optimizer.schedule = "step"
     c.optimizer.milestones_epochs = (10, 50)

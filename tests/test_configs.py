@@ -12,6 +12,7 @@ from skeljax import config_base, zoo
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.synthetic import generate_synthetic
 from skeljax.models.stgcn import Recognizer, count_params
+from skeljax.train import learning_rate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,7 +70,9 @@ def test_zoo_row_builds(row, samples):
 
 def test_recipes_match_spec():
     pp = load_config("configs/stgcnpp_ntu60.py:xsub_3d_j")
-    assert (pp.batch_size, pp.optimizer.lr, pp.optimizer.nesterov, pp.optimizer.weight_decay) == (128, 0.1, True, 5e-4)
+    assert (pp.batch_size, learning_rate(pp), pp.optimizer.nesterov, pp.optimizer.weight_decay) == (128, 0.1, True, 5e-4)
+    pp.batch_size = 32  # linear scaling rule follows the batch size given on the command line
+    assert learning_rate(pp) == 0.025
     assert (pp.num_epochs, pp.data.repeat_times, pp.data.test_num_clips, pp.optimizer.schedule) == (16, 5, 10, "cosine")
     assert count_params(Recognizer(config_base.model_spec(pp))) == 1_403_144
     van = load_config("configs/stgcn_ntu60.py:vanilla_xsub_2d_b")
@@ -77,7 +80,7 @@ def test_recipes_match_spec():
     assert (van.optimizer.nesterov, van.optimizer.weight_decay, tuple(van.optimizer.milestones_epochs)) == \
         (False, 1e-4, (2, 10))
     mm = load_config("configs/stgcn_ntu60.py:mmaction0x_2d")
-    assert (mm.batch_size, mm.optimizer.lr, mm.num_epochs, tuple(mm.optimizer.milestones_epochs)) == \
+    assert (mm.batch_size, learning_rate(mm), mm.num_epochs, tuple(mm.optimizer.milestones_epochs)) == \
         (32, 0.1, 80, (10, 50))
     assert (mm.test_average, mm.data.test_num_clips, mm.data.recipe) == ("score", 1, "mmaction0x")
     spec = config_base.model_spec(mm)
