@@ -92,6 +92,7 @@ def machine_info() -> dict:
         "jax_backend": jax.default_backend(),
         "jax_device": str(jax.devices()[0].device_kind),
         "malloc_env": {k: os.environ.get(k) for k in MALLOC_ENV},
+        "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
     try:
         import psutil
@@ -300,10 +301,10 @@ def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, 
 
 
 def memory_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str) -> float:
-    """Peak RSS (MB) of a fresh process that runs only `which` (e.g. 'skeljax-infer') twice; ru_maxrss."""
+    """Peak RSS (MB) of a fresh process that runs only `which` (e.g. 'skeljax-infer') twice (VmHWM)."""
     cmd = [sys.executable, os.path.abspath(__file__), "--_probe", which, "--batch", str(batch), "--frames",
            str(frames), "--joints", str(joints), "--compute-dtype", compute_dtype]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=os.environ.copy())
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900, env=os.environ.copy())
     if res.returncode != 0:
         raise RuntimeError(f"memory probe {which} failed:\n{res.stderr[-2000:]}")
     return float(res.stdout.strip().splitlines()[-1])
@@ -313,7 +314,6 @@ def run_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: s
     shape = (batch, 2, frames, joints, 3)
     fw, kind = which.split("-")
     tctx = torch_setup(num_threads()) if fw == "torch" else None
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     bench = bench_inference if kind == "infer" else bench_train
     if fw == "skeljax":
         bench(batch, frames, joints, 1, 1, num_threads(), compute_dtype, False, None)
@@ -327,9 +327,16 @@ def run_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: s
                     model(x)
             else:
                 torch.nn.functional.cross_entropy(model(x), torch.zeros(batch, dtype=torch.long)).backward()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"# baseline maxrss {before / 1024:.0f} MB")
-    print(peak_kb / 1024)
+    print(_peak_rss_mb())
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM (reset by exec, unlike ru_maxrss, which a child inherits from its parent)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: kB on Linux, best effort
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -376,8 +383,9 @@ def add_rates(res: dict, gflop_per_sample: float) -> None:
 
 
 def table(res: dict) -> str:
-    rows = ["| measurement | skeljax samples/s | PyTorch samples/s | skeljax / PyTorch | skeljax GFLOP/s "
-            "| of matmul rate | skeljax compile s |", "|---|---|---|---|---|---|---|"]
+    header = ("| measurement | skeljax samples/s | PyTorch samples/s | skeljax / PyTorch | skeljax GFLOP/s "
+              "| of matmul rate | skeljax compile s |")
+    rows = [header, "|---|---|---|---|---|---|---|"]
 
     def fmt(name, e):
         t = e.get("torch_samples_per_s")
@@ -395,7 +403,12 @@ def table(res: dict) -> str:
     out += " (a training step is counted as 3x the forward)."
     if res.get("memory_mb"):
         mem = ", ".join(f"{k} {v:.0f} MB" for k, v in res["memory_mb"].items())
-        out += f"\n\nPeak RSS of a process running only that workload (ru_maxrss): {mem}."
+        out += f"\n\nPeak RSS of a fresh process running only that workload (VmHWM): {mem}."
+    xla = [f"{name} {e['skeljax_xla_memory']['temp_mb']:.0f} MB" for name, e in
+           [(f"inference batch {e['batch']}", e) for e in res["inference_batches"]]
+           + [(f"train step batch {res['train_step']['batch']}", res["train_step"])] if e.get("skeljax_xla_memory")]
+    if xla:
+        out += f"\n\nXLA scratch memory of the compiled skeljax programs (memory_analysis): {', '.join(xla)}."
     if res.get("pipeline"):
         p = res["pipeline"]
         if "error" in p:
@@ -431,7 +444,8 @@ Command: `{cmd.strip()}`
 ## Machine
 
 - CPU: {m['cpu']}, {m['cpu_count']} CPUs ({m['threads']} usable), {m.get('memory_gb', '?')} GB RAM; JAX backend
-  {m['jax_backend']} ({m['jax_device']})
+  {m['jax_backend']} ({m['jax_device']}); 1-minute load average when the run started: {m.get('load_average_at_start')}
+  (other processes sharing the CPUs lower every number; the matmul rate above shows how much was left)
 - Python {m['python']}, jax {m['jax']}, flax {m['flax']}, numpy {m['numpy']}, torch {m['torch']},
   mmaction2 {m['mmaction']}; {m['platform']}
 
@@ -481,6 +495,7 @@ def main(argv=None) -> int:
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
                    help="peak RSS per workload in fresh processes (default: on, off with --quick)")
     p.add_argument("--no-malloc-env", action="store_true", help="do not re-execute with the malloc settings")
+    p.add_argument("--docs-from-json", metavar="PATH", help="only regenerate docs/benchmarks.md from a --json file")
     p.add_argument("--_probe", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.joints != 25:
@@ -492,13 +507,20 @@ def main(argv=None) -> int:
     repeats = args.repeats or (2 if q else 10)
     warmup = args.warmup if args.warmup is not None else (1 if q else 2)
     memory = (not q) if args.memory is None else args.memory
+    if args.docs_from_json:
+        with open(args.docs_from_json) as f:
+            res = json.load(f)
+        write_docs(res, res.get("argv", []))
+        print(f"wrote {DOCS}")
+        return 0
     if args._probe:
         run_probe(args._probe, batches[0], frames, args.joints, args.compute_dtype)
         return 0
 
     threads = num_threads()
     res = {"date": datetime.date.today().isoformat(), "frames": frames, "joints": args.joints,
-           "compute_dtype": args.compute_dtype, "machine": machine_info(), "repeats": repeats, "warmup": warmup}
+           "compute_dtype": args.compute_dtype, "machine": machine_info(), "repeats": repeats, "warmup": warmup,
+           "argv": argv}
     print(f"machine: {res['machine']['cpu']}, {threads} threads, jax {jax.__version__} "
           f"({jax.default_backend()}), torch {res['machine']['torch']}", flush=True)
     n = 2048 if jax.default_backend() == "cpu" else 8192

@@ -47,7 +47,7 @@ def test_rates_and_table():
 def test_quick_run_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     cmd = [sys.executable, SCRIPT, "--quick", "--frames", "8", "--no-pipeline", "--json", str(out)]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=900)
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     data = json.loads(out.read_text())
     for section in ("inference", "train_step"):
