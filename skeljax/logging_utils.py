@@ -38,6 +38,21 @@ def format_duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+def check_writable(workdir: str) -> None:
+    """Fail at start, not after an hour of training, when the run directory cannot be created or written."""
+    if not is_main_process():
+        return
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_test.{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise PermissionError(f"{workdir}: the workdir cannot be created or written ({e.strerror or e}); "
+                              "choose another --workdir") from e
+
+
 def write_config(workdir: str, config) -> None:
     """`config.json`: the exact configuration of the run (after command-line overrides)."""
     if is_main_process():
@@ -59,6 +74,41 @@ class MetricWriter:
                 from tensorboardX import SummaryWriter
 
                 self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+    def discard_after(self, step: int) -> int:
+        """Resuming from the checkpoint at `step`: drop the records a killed run wrote after that checkpoint.
+
+        Keeps train/val lines up to `step` (all were written before its checkpoint) and drops later ones, the
+        final test lines of `step` (written after the last checkpoint) and a line cut short by the kill, so the
+        resumed run's file reads like an uninterrupted run's. TensorBoard purges the same steps
+        (`purge_step`). Returns the number of lines dropped.
+        """
+        if not self.active or not os.path.isfile(self.path):
+            return 0
+        with open(self.path) as f:
+            lines = f.readlines()
+        kept = []
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # the half-written last line of a killed run
+            if not line.endswith("\n"):
+                continue
+            s = int(rec.get("step", 0))
+            if s < step or (s == step and rec.get("checkpoint") not in ("last", "best")):
+                kept.append(line)
+        if len(kept) != len(lines):
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
+                f.writelines(kept)
+            os.replace(tmp, self.path)
+        if self._tb is not None:
+            from tensorboardX import SummaryWriter
+
+            self._tb.close()
+            self._tb = SummaryWriter(os.path.join(os.path.dirname(self.path), "tensorboard"), purge_step=step + 1)
+        return len(lines) - len(kept)
 
     def write(self, step: int, metrics: dict[str, Any], *, tb_prefix: str = "") -> None:
         if not self.active:

@@ -5,7 +5,8 @@ optimizer, sharding, update step, checkpoint, evals, loop. Data parallelism is o
 mesh of every device: the state is replicated, batches are sharded on their first axis, and the update step
 donates the state. BatchNorm statistics are computed per group of `model.bn_group` samples (PYSKL: 16 videos per
 GPU); the groups are defined on global batch rows, so the result does not depend on the number of devices.
-A run restarted with the same workdir resumes from its last checkpoint, data iterator included.
+A run restarted with the same workdir resumes from its last checkpoint, data iterator included; SIGTERM makes
+the loop save a checkpoint at the next step and return (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ from skeljax import evaluate as evaluation
 from skeljax.data import input_pipeline
 from skeljax.data.pipelines import make_pipeline
 from skeljax.models.stgcn import Recognizer
-from skeljax.train_checkpoints import RunCheckpoints
+from skeljax.train_checkpoints import (
+    RunCheckpoints,
+    StopRequest,
+    check_resumable,
+    run_signature,
+)
 
 BEST_DIR, FINAL_DIR, CKPT_DIR = "best", "final", "checkpoints"
 
@@ -41,9 +47,41 @@ def load_split(config: ml_collections.ConfigDict, split: str):
     from skeljax.data.tfds_builders import load_source
 
     d = config.data
-    return load_source(d.dataset, split, os.path.expanduser(d.data_dir),
-                       manual_dir=os.path.expanduser(d.manual_dir) if d.manual_dir else None,
-                       **dict(d.builder_kwargs))
+
+    def load():
+        try:
+            return load_source(d.dataset, split, os.path.expanduser(d.data_dir),
+                               manual_dir=os.path.expanduser(d.manual_dir) if d.manual_dir else None,
+                               **dict(d.builder_kwargs))
+        except AssertionError as e:  # TFDS asserts on a missing/empty manual_dir; it is a missing path
+            if "Manual directory" not in str(e):
+                raise
+            raise FileNotFoundError(f"{d.dataset}: {e}") from e
+
+    if jax.process_count() == 1:
+        source = load()
+    else:  # process 0 builds the dataset on first use; the others open it once it is complete
+        from jax.experimental import multihost_utils
+
+        source = load() if jax.process_index() == 0 else None
+        multihost_utils.sync_global_devices(f"skeljax:dataset {d.dataset} {split}")
+        source = source if source is not None else load()
+    check_layout(source, config.model.layout, f"{d.dataset}:{split} ({os.path.expanduser(d.data_dir)})")
+    return source
+
+
+def check_layout(source, layout: str, where: str) -> None:
+    """Data of another skeleton layout than the config's (2D HRNet for a 3D model...) fails here, not in XLA."""
+    from skeljax.data.annotations import LAYOUTS
+
+    want = LAYOUTS.get(layout)
+    if want is None or len(source) == 0:
+        return
+    kp = np.shape(source[0]["keypoint"])
+    if tuple(kp[-2:]) != want:
+        raise ValueError(f"{where}: config.model.layout={layout!r} expects {want[0]} joints x {want[1]} channels, "
+                         f"got {kp[-2]} x {kp[-1]} (keypoint shape {kp}); use a config for this data "
+                         "(e.g. '..._2d' datasets with layout 'coco') or the matching dataset")
 
 
 def make_transform(config: ml_collections.ConfigDict, mode: str):
@@ -204,15 +242,43 @@ def jit_train_step(train_step, mesh):
 # The training run.
 # ------------------------------------------------------------------------------------------------------------
 
+def export_model(directory: str, model: Recognizer, extra: dict) -> None:
+    """Write a best/ or final/ model directory from process 0 (a no-op on the others)."""
+    if not logging_utils.is_main_process():
+        return
+    if jax.process_count() == 1:
+        model_ckpt.save_model(directory, model, overwrite=True, extra=extra)
+        return
+    # orbax checkpointers meet all processes at barriers, but an export is written by process 0 alone: tell
+    # orbax it is the only process taking part (skeljax.checkpoint.save_model has no option for this yet).
+    import functools
+    from unittest import mock
+
+    import orbax.checkpoint as ocp
+
+    alone = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
+                                               active_processes={jax.process_index()})
+    single = functools.partial(ocp.StandardCheckpointer, multiprocessing_options=alone)
+    with mock.patch.object(model_ckpt.ocp, "StandardCheckpointer", single):
+        model_ckpt.save_model(directory, model, overwrite=True, extra=extra)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     """Train with validation every `eval_every_epochs`, checkpoints, best/final exports, then test."""
     config_base.validate(config)
     workdir = os.path.abspath(os.path.expanduser(workdir))
-
-    # --- Logging ---------------------------------------------------------------------------------------------
-    logging_utils.write_config(workdir, config)
-    writer = logging_utils.MetricWriter(workdir)
     log = logging_utils.console
+
+    # --- Workdir: writable, and any checkpoint in it is one of this run (checked before anything is written) ---
+    logging_utils.check_writable(workdir)
+    ckpts = RunCheckpoints(os.path.join(workdir, CKPT_DIR), config.checkpoint.keep)
+    for path in ckpts.set_aside:
+        log(f"warning: {path}: an incomplete checkpoint (no commit marker, e.g. a crash while saving) was moved "
+            "aside and is not used")
+    start = ckpts.latest_step()
+    if start is not None:
+        where = os.path.join(ckpts.directory, str(start))
+        check_resumable(ckpts.read_meta(start).get("run"), config, where)
 
     # --- Mesh ------------------------------------------------------------------------------------------------
     mesh = sharding.make_mesh()
@@ -260,9 +326,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     train_step = jit_train_step(make_train_step(parts, tx, schedule, config.seed), mesh)
 
     # --- Checkpoint ------------------------------------------------------------------------------------------
-    ckpts = RunCheckpoints(os.path.join(workdir, CKPT_DIR), config.checkpoint.keep)
     best = {"val/top1": -1.0, "step": -1}
-    start = ckpts.latest_step()
     if start is not None:
         state, data_state, meta = ckpts.restore(start, state)
         train_iter.set_state(data_state)
@@ -270,10 +334,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         log(f"resumed from {ckpts.directory}/{start} (epoch {start // steps_per_epoch}, best val/top1 "
             f"{best['val/top1']:.4f})")
     step = int(start or 0)
+    signature = run_signature(config)
 
     def save(step_: int, val: dict | None) -> None:
-        meta = {"step": step_, "epoch": step_ // steps_per_epoch, "best": best, "val": val or {}}
+        meta = {"step": step_, "epoch": step_ // steps_per_epoch, "best": best, "val": val or {}, "run": signature}
         ckpts.save(step_, state, train_iter.get_state(), meta, metrics=val)
+
+    # --- Logging: only now that data, model and checkpoint are known to fit is the workdir written -----------
+    logging_utils.write_config(workdir, config)
+    writer = logging_utils.MetricWriter(workdir)
+    if start is not None:
+        dropped = writer.discard_after(start)  # lines a killed run wrote after its last checkpoint
+        if dropped:
+            log(f"metrics.jsonl: dropped {dropped} line(s) written after the checkpoint of step {start}")
 
     # --- Evals -----------------------------------------------------------------------------------------------
     predict = evaluation.make_predict_fn(parts.graphdef_eval, parts.rest, mesh, "prob")
@@ -289,7 +362,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     stop = min(total_steps, config.stop_after_steps) if config.stop_after_steps > 0 else total_steps
     meter = logging_utils.Throughput(step, total_steps, config.batch_size)
     pending: list[dict] = []
+    stop_request = StopRequest()
     while step < stop:
+        if stop_request.requested():
+            break
         batch = next(train_iter)
         state, metrics = train_step(state, {"keypoint": batch["keypoint"], "label": batch["label"]})
         step += 1
@@ -315,9 +391,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
             if improved:
                 best = {"val/top1": val["val/top1"], "step": step}
                 best_model = parts.model(state)  # on every process: gathering is collective
-                if logging_utils.is_main_process():
-                    model_ckpt.save_model(os.path.join(workdir, BEST_DIR), best_model, overwrite=True,
-                                          extra={"step": step, **val})
+                export_model(os.path.join(workdir, BEST_DIR), best_model, {"step": step, **val})
             log(f"epoch {epoch} val: {evaluation.summary(val)}  (best top1 {best['val/top1']:.4f} at step "
                 f"{best['step']}{', new best' if improved else ''})")
         every = config.checkpoint.every_steps
@@ -328,15 +402,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     train_iter.close()
 
     results: dict[str, float] = {"step": step, "best/val_top1": best["val/top1"]}
+    preempted = stop_request.requested()
+    stop_request.close()
+    if preempted and step < stop:
+        if pending:  # the partial logging window, so no step's metrics are lost
+            writer.write(step, {k: float(np.mean([m[k] for m in jax.device_get(pending)])) for k in pending[0]})
+        save(step, None)  # a no-op when this step was just saved
+        log(f"{stop_request.received or 'a stop signal on another process'}: saved the checkpoint of step {step} "
+            f"in {ckpts.directory}; exiting (run the same command to resume)")
     if step < total_steps:
-        log(f"stopped at step {step} of {total_steps} (config.stop_after_steps); run again to resume")
+        if not preempted:
+            log(f"stopped at step {step} of {total_steps} (config.stop_after_steps); run again to resume")
         ckpts.close()
         writer.close()
-        return results
+        return {**results, "preempted": float(preempted)}
     final_model = parts.model(state)
-    if logging_utils.is_main_process():
-        model_ckpt.save_model(os.path.join(workdir, FINAL_DIR), final_model, overwrite=True, extra={"step": step})
+    export_model(os.path.join(workdir, FINAL_DIR), final_model, {"step": step})
     ckpts.close()
+    if preempted:  # training is complete and saved; the test runs when the same command is run again
+        log(f"{stop_request.received or 'a stop signal on another process'}: training finished at step {step}; "
+            "exiting before the test (run the same command to test)")
+        writer.close()
+        return {**results, "preempted": 1.0}
 
     # --- Test ------------------------------------------------------------------------------------------------
     if config.test_last:

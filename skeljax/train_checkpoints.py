@@ -3,12 +3,21 @@
 Each step directory holds three items: `state` (model parameters, BN statistics, optimizer state and step, as a
 flat dict keyed by pytree paths), `data` (the input iterator state, JSON) and `meta` (epoch, best accuracy, JSON).
 A flat dict of named arrays restores into any template with the same paths, so a checkpoint does not depend on
-how NNX or optax lay out their pytrees internally, and a mismatch names the missing or extra entries.
+how NNX or optax lay out their pytrees internally, and a mismatch names the missing, extra or reshaped entries.
+
+Crash safety: orbax writes a step under a temporary name, puts `commit_success.txt` in it, then renames it. A
+step directory without that marker (a copy interrupted half way, a file system without atomic rename) is moved
+aside as `<step>.incomplete-<time>` when the directory is opened, so it is never restored or mistaken for a
+saved step; orbax's own temporary directories are deleted then too.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import threading
+import time
 from typing import Any
 
 import jax
@@ -16,6 +25,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 BEST_METRIC = "val/top1"
+COMMIT_MARKER = "commit_success.txt"  # orbax's marker of a finished step directory
 
 
 class TrainCheckpointError(ValueError):
@@ -49,20 +59,44 @@ def _key_name(k) -> str:
     return str(k)
 
 
+def set_aside_incomplete(directory: str) -> list[str]:
+    """Rename step directories that lack orbax's commit marker to `<step>.incomplete-<ns>`; returns new names."""
+    moved = []
+    if not os.path.isdir(directory):
+        return moved
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if name.isdigit() and os.path.isdir(path) and not os.path.isfile(os.path.join(path, COMMIT_MARKER)):
+            target = f"{path}.incomplete-{time.time_ns()}"
+            os.replace(path, target)  # kept for inspection, invisible to orbax (not an integer name)
+            moved.append(target)
+    return moved
+
+
 class RunCheckpoints:
     """Save/restore of the full training state; `keep` latest steps plus the best by val/top1 survive."""
 
     def __init__(self, directory: str, keep: int = 3):
         self.directory = os.path.abspath(directory)
+        self.set_aside: list[str] = []
+        if jax.process_index() == 0:
+            self.set_aside = set_aside_incomplete(self.directory)
+        if jax.process_count() > 1:  # nobody lists steps before process 0 has moved the incomplete ones
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("skeljax:set_aside_incomplete")
         policy = ocp.checkpoint_managers.AnyPreservationPolicy([
             ocp.checkpoint_managers.LatestN(n=max(int(keep), 1)),
             ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[BEST_METRIC], n=1,
                                           keep_checkpoints_without_metrics=False),
         ])
         options = ocp.CheckpointManagerOptions(preservation_policy=policy, enable_async_checkpointing=False,
-                                               create=True)
-        self.manager = ocp.CheckpointManager(self.directory, options=options,
-                                             item_names=("state", "data", "meta"))
+                                               create=True, cleanup_tmp_directories=True)
+        # Handlers registered up front: a fresh process can then read a step's metadata (array names and shapes)
+        # before restoring, which is how a checkpoint of another model is recognised.
+        handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler(),
+                    "meta": ocp.JsonCheckpointHandler()}
+        self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -78,6 +112,15 @@ class RunCheckpoints:
         self.manager.save(step, args=args, metrics=metrics, force=True)
         self.manager.wait_until_finished()
 
+    def read_meta(self, step: int) -> dict:
+        """The `meta` item of `step` alone (cheap: no arrays are read)."""
+        where = os.path.join(self.directory, str(step))
+        try:
+            restored = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        except (ValueError, KeyError, FileNotFoundError) as e:
+            raise TrainCheckpointError(f"{where}: cannot read the checkpoint's metadata ({e})") from e
+        return dict(restored["meta"])
+
     def restore(self, step: int, template: Any) -> tuple[Any, dict, dict]:
         """(state shaped and sharded like `template`, data iterator state, meta) of `step`."""
         flat_template = flatten(template)
@@ -86,8 +129,10 @@ class RunCheckpoints:
         where = os.path.join(self.directory, str(step))
         try:
             saved = self.manager.item_metadata(step)["state"]
-            if saved is not None and set(saved) != set(abstract):
-                unflatten(template, dict.fromkeys(saved), where)  # raises, naming the differences
+            if saved is not None:
+                if set(saved) != set(abstract):
+                    unflatten(template, dict.fromkeys(saved), where)  # raises, naming the differences
+                _check_shapes(saved, abstract, where)
             restored = self.manager.restore(step, args=ocp.args.Composite(
                 state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore(),
                 meta=ocp.args.JsonRestore()))
@@ -99,3 +144,70 @@ class RunCheckpoints:
 
     def close(self) -> None:
         self.manager.close()
+
+
+def _check_shapes(saved: dict, abstract: dict, where: str) -> None:
+    """Orbax would restore an array into a template of another shape without complaint: refuse first."""
+    bad = [f"{k}: saved {tuple(saved[k].shape)}, run {tuple(v.shape)}" for k, v in sorted(abstract.items())
+           if getattr(saved[k], "shape", None) is not None and tuple(saved[k].shape) != tuple(v.shape)]
+    if bad:
+        raise TrainCheckpointError(f"{where}: training state does not match this run ({len(bad)} arrays of "
+                                   f"another shape: {'; '.join(bad[:6])}{' ...' if len(bad) > 6 else ''})")
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Resuming only what belongs to this run, and stopping cleanly on SIGTERM.
+# ------------------------------------------------------------------------------------------------------------
+
+def run_signature(config) -> dict:
+    """What a checkpoint shares with every run that may resume it: the model and the order of training data."""
+    from skeljax import config_base
+
+    d = config.data
+    return json.loads(json.dumps({
+        "model": config_base.model_spec(config).to_json(),
+        "data": {"dataset": d.dataset, "builder_kwargs": d.builder_kwargs.to_dict(), "train_split": d.train_split,
+                 "batch_size": config.batch_size, "repeat_times": d.repeat_times, "seed": config.seed},
+    }))
+
+
+def check_resumable(saved: dict | None, config, where: str) -> None:
+    """Refuse to resume a checkpoint of another model or data order (`saved`: its stored run signature)."""
+    if not saved:
+        return  # older checkpoints carry no signature; restore() still compares every array's name and shape
+    want = run_signature(config)
+    diffs = [f"{part}.{k}: checkpoint {saved.get(part, {}).get(k)!r}, config {v!r}"
+             for part in ("model", "data") for k, v in want[part].items() if saved.get(part, {}).get(k) != v]
+    if diffs:
+        what = "another model" if any(d.startswith("model.") for d in diffs) else "another training set-up"
+        raise TrainCheckpointError(
+            f"{where}: the workdir holds a checkpoint of {what} ({'; '.join(diffs[:8])}). Use a new --workdir "
+            "(or start from that run's best/ model with config.init_from.path), or the config it was trained with")
+
+
+class StopRequest:
+    """SIGTERM (preemption, scancel, eviction) asks the training loop to checkpoint at the next step and stop."""
+
+    def __init__(self, signals=(signal.SIGTERM,)):
+        self.received: str | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread
+            for s in signals:
+                self._previous[s] = signal.signal(s, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+
+    def requested(self) -> bool:
+        """Whether any process got the signal; every process must call this at the same steps (collective)."""
+        flag = self.received is not None
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            flag = bool(np.any(multihost_utils.process_allgather(np.array([flag], np.int32))))
+        return flag
+
+    def close(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
