@@ -96,6 +96,7 @@ def abstract_model(spec: ModelSpec) -> Recognizer:
 
 def restore_into(model: nnx.Module, state_dir: str) -> None:
     """Restore an orbax model state into `model` in place, checking the tree and shapes."""
+    state_dir = os.path.abspath(state_dir)  # orbax reads no item metadata through a relative path
     target = model_state(model)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
     try:

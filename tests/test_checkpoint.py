@@ -71,3 +71,16 @@ def test_state_of_another_model_is_refused(tmp_path, model):
     other = Recognizer(stgcn_spec(9, "coco"))
     with pytest.raises(checkpoint.SkeljaxCheckpointError, match="does not match"):
         checkpoint.restore_into(other, str(tmp_path / "m" / "state"))
+
+
+def test_relative_paths_and_export_order_after_reload(tmp_path, monkeypatch):
+    from skeljax.models import convert
+    from tests import torch_reference as ref
+
+    tmodel = ref.build_pyskl_recognizer("stgcnpp", "coco", num_classes=5, seed=None)
+    model = convert.model_from_state_dict({k: v.numpy() for k, v in tmodel.state_dict().items()})
+    monkeypatch.chdir(tmp_path)
+    checkpoint.save_model("runs/m", model)             # relative paths, as users type them
+    loaded = checkpoint.load_model("runs/m")
+    # Loading goes through NNX split/merge, which re-sorts attributes: the export must still follow PyTorch's order.
+    assert list(convert.model_state_dict(loaded)) == list(tmodel.state_dict())

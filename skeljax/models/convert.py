@@ -30,21 +30,38 @@ class CheckpointMismatchError(ValueError):
 # Walking the model in PyTorch's state_dict order.
 # ----------------------------------------------------------------------------------------------------------------
 
+# PyTorch emits a module's parameters, then its buffers, then its children in registration order. NNX re-sorts
+# attributes alphabetically whenever a module goes through split/merge (jit, eval_shape, checkpoint loading), so the
+# order is spelled out here rather than read from the instance.
+_VARIABLE_ORDER = ("A", "PA", "weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+_CHILD_ORDER = {
+    "Recognizer": ("backbone", "cls_head"), "STGCN": ("data_bn", "gcn"), "GCNHead": ("fc_cls",),
+    "STGCNBlock": ("gcn", "tcn", "residual"), "UnitGCN": ("bn", "conv", "down"), "UnitTCN": ("conv", "bn"),
+    "MSTCN": ("branches", "transform", "bn"),
+}
+
+
+def _rank(name: str, order: tuple[str, ...]) -> int:
+    return order.index(name) if name in order else len(order)
+
+
 def iter_torch_tensors(module: nnx.Module, prefix: str = "") -> Iterator[tuple[str, nnx.Variable, nnx.Module]]:
     """(PYSKL key, variable, owning module) in PyTorch order: own parameters, own buffers, then children."""
-    own = [(k, v) for k, v in vars(module).items() if isinstance(v, nnx.Variable)]
+    own = [(k, v) for k, v in vars(module).items()
+           if isinstance(v, nnx.Variable) and not isinstance(v, nnx.RngState)]
+    own.sort(key=lambda kv: (not isinstance(kv[1], nnx.Param), _rank(kv[0], _VARIABLE_ORDER)))
     for k, v in own:
-        if isinstance(v, nnx.Param):
-            yield prefix + k, v, module
-    for k, v in own:
-        if not isinstance(v, (nnx.Param, nnx.RngState)):
-            yield prefix + k, v, module
-    for k, v in vars(module).items():
+        yield prefix + k, v, module
+    children = [(k, v) for k, v in vars(module).items()
+                if isinstance(v, nnx.List) or (isinstance(v, nnx.Module) and not isinstance(v, (nnx.Dropout,
+                                                                                                   nnx.Rngs)))]
+    children.sort(key=lambda kv: _rank(kv[0], _CHILD_ORDER.get(type(module).__name__, ())))
+    for k, v in children:
         if isinstance(v, nnx.List):
             for i, child in enumerate(v):
                 if isinstance(child, nnx.Module):
                     yield from iter_torch_tensors(child, f"{prefix}{k}.{i}.")
-        elif isinstance(v, nnx.Module) and not isinstance(v, (nnx.Dropout, nnx.Rngs)):
+        else:
             yield from iter_torch_tensors(v, f"{prefix}{k}.")
 
 
