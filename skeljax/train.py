@@ -275,6 +275,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     for path in ckpts.set_aside:
         log(f"warning: {path}: an incomplete checkpoint (no commit marker, e.g. a crash while saving) was moved "
             "aside and is not used")
+    for path in ckpts.deleted:
+        log(f"deleted {path}: a checkpoint whose saving was interrupted")
     start = ckpts.latest_step()
     if start is not None:
         where = os.path.join(ckpts.directory, str(start))
@@ -327,17 +329,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
     # --- Checkpoint ------------------------------------------------------------------------------------------
     best = {"val/top1": -1.0, "step": -1}
+    pending: list[dict] = []  # per-step metrics of the current logging window
     if start is not None:
         state, data_state, meta = ckpts.restore(start, state)
         train_iter.set_state(data_state)
         best = meta.get("best", best)
+        pending = [{k: np.float32(v) for k, v in m.items()} for m in meta.get("pending", [])]
         log(f"resumed from {ckpts.directory}/{start} (epoch {start // steps_per_epoch}, best val/top1 "
             f"{best['val/top1']:.4f})")
     step = int(start or 0)
     signature = run_signature(config)
 
     def save(step_: int, val: dict | None) -> None:
-        meta = {"step": step_, "epoch": step_ // steps_per_epoch, "best": best, "val": val or {}, "run": signature}
+        # The unlogged part of the logging window goes with the checkpoint, so a resumed run logs the same means.
+        window = [{k: float(v) for k, v in m.items()} for m in jax.device_get(pending)]
+        meta = {"step": step_, "epoch": step_ // steps_per_epoch, "best": best, "val": val or {}, "run": signature,
+                "pending": window}
         ckpts.save(step_, state, train_iter.get_state(), meta, metrics=val)
 
     # --- Logging: only now that data, model and checkpoint are known to fit is the workdir written -----------
@@ -361,7 +368,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     # --- Loop ------------------------------------------------------------------------------------------------
     stop = min(total_steps, config.stop_after_steps) if config.stop_after_steps > 0 else total_steps
     meter = logging_utils.Throughput(step, total_steps, config.batch_size)
-    pending: list[dict] = []
     stop_request = StopRequest()
     while step < stop:
         if stop_request.requested():
@@ -405,8 +411,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     preempted = stop_request.requested()
     stop_request.close()
     if preempted and step < stop:
-        if pending:  # the partial logging window, so no step's metrics are lost
-            writer.write(step, {k: float(np.mean([m[k] for m in jax.device_get(pending)])) for k in pending[0]})
         save(step, None)  # a no-op when this step was just saved
         log(f"{stop_request.received or 'a stop signal on another process'}: saved the checkpoint of step {step} "
             f"in {ckpts.directory}; exiting (run the same command to resume)")

@@ -8,13 +8,14 @@ how NNX or optax lay out their pytrees internally, and a mismatch names the miss
 Crash safety: orbax writes a step under a temporary name, puts `commit_success.txt` in it, then renames it. A
 step directory without that marker (a copy interrupted half way, a file system without atomic rename) is moved
 aside as `<step>.incomplete-<time>` when the directory is opened, so it is never restored or mistaken for a
-saved step; orbax's own temporary directories are deleted then too.
+saved step; orbax's temporary directories (a save that never finished) are deleted then too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import threading
 import time
@@ -26,6 +27,7 @@ import orbax.checkpoint as ocp
 
 BEST_METRIC = "val/top1"
 COMMIT_MARKER = "commit_success.txt"  # orbax's marker of a finished step directory
+TMP_MARK = ".orbax-checkpoint-tmp"     # in the name of a step directory orbax is still writing
 
 
 class TrainCheckpointError(ValueError):
@@ -59,18 +61,24 @@ def _key_name(k) -> str:
     return str(k)
 
 
-def set_aside_incomplete(directory: str) -> list[str]:
-    """Rename step directories that lack orbax's commit marker to `<step>.incomplete-<ns>`; returns new names."""
-    moved = []
+def set_aside_incomplete(directory: str) -> tuple[list[str], list[str]]:
+    """Delete orbax's temporary step directories and rename step directories that lack the commit marker to
+    `<step>.incomplete-<ns>`; returns (renamed, deleted) paths."""
+    moved, deleted = [], []
     if not os.path.isdir(directory):
-        return moved
+        return moved, deleted
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
-        if name.isdigit() and os.path.isdir(path) and not os.path.isfile(os.path.join(path, COMMIT_MARKER)):
+        if not os.path.isdir(path):
+            continue
+        if TMP_MARK in name:  # a save that never finished (orbax would also delete it, but asynchronously)
+            shutil.rmtree(path)
+            deleted.append(path)
+        elif name.isdigit() and not os.path.isfile(os.path.join(path, COMMIT_MARKER)):
             target = f"{path}.incomplete-{time.time_ns()}"
             os.replace(path, target)  # kept for inspection, invisible to orbax (not an integer name)
             moved.append(target)
-    return moved
+    return moved, deleted
 
 
 class RunCheckpoints:
@@ -79,8 +87,9 @@ class RunCheckpoints:
     def __init__(self, directory: str, keep: int = 3):
         self.directory = os.path.abspath(directory)
         self.set_aside: list[str] = []
+        self.deleted: list[str] = []
         if jax.process_index() == 0:
-            self.set_aside = set_aside_incomplete(self.directory)
+            self.set_aside, self.deleted = set_aside_incomplete(self.directory)
         if jax.process_count() > 1:  # nobody lists steps before process 0 has moved the incomplete ones
             from jax.experimental import multihost_utils
 
