@@ -396,8 +396,6 @@ def test_bad_skeleton_file_in_prepare_ntu(tmp_path, kind):
     assert f"{bad}{SKELETON_CASES[kind][1]}" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="convert_folder writes its output even when every file failed: an "
-                   "existing pickle is replaced by an empty one (skeljax/data/ntu_raw.py, not fixed here)")
 def test_prepare_ntu_keeps_an_existing_output_when_everything_fails(tmp_path):
     raw, bad = _raw_folder(tmp_path, "truncated")
     for p in raw.glob("*.skeleton"):

@@ -374,7 +374,8 @@ class ConversionReport:
     split_sizes: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
-        lines = [(f'wrote {self.out_path}: {self.converted} samples converted, {len(self.failed)} failed, '
+        action = 'wrote' if self.converted else 'nothing converted, did not write'
+        lines = [(f'{action} {self.out_path}: {self.converted} samples converted, {len(self.failed)} failed, '
                   f'{len(self.skipped_missing)} skipped as missing-skeleton samples, '
                   f'{len(self.skipped_other)} outside the benchmark or not NTU names')]
         lines += [f'  {k}: {v}' for k, v in self.split_sizes.items()]
@@ -441,6 +442,8 @@ def convert_folder(raw_dir: str | os.PathLike, out_path: str | os.PathLike, *, b
     split = ntu_meta.make_split(names, benchmark)
     report.converted = len(names)
     report.split_sizes = {k: len(v) for k, v in split.items()}
+    if not names:  # nothing converted: never replace an existing output with an empty file
+        return report
     save_annotations(out_path, {'split': split, 'annotations': [annos[n] for n in names]})
     return report
 
