@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from skeljax.data import ntu_meta
+from skeljax.data.transforms import axis_angle_matrix
 
 NUM_JOINTS = 25
 BODY_FIELDS = 10  # bodyID clippedEdges handLeft{Confidence,State} handRight{Confidence,State} isRestricted leanX leanY trackingState
@@ -271,24 +272,11 @@ def _angle_between(v1: np.ndarray, v2) -> float:
     return float(np.arccos(np.clip(np.dot(u1, u2), -1.0, 1.0)))
 
 
-def _rotation(axis: np.ndarray, theta: float) -> np.ndarray:
-    """Matrix of the rotation by theta about axis (the quaternion formula of spec 5.5.1)."""
-    if float(np.abs(axis).sum()) < 1e-6 or abs(theta) < 1e-6:
-        return np.eye(3)
-    axis = axis / math.sqrt(np.dot(axis, axis))
-    a = math.cos(theta / 2.0)
-    b, c, d = -axis * math.sin(theta / 2.0)
-    return np.array([
-        [a * a + b * b - c * c - d * d, 2 * (b * c + a * d), 2 * (b * d - a * c)],
-        [2 * (b * c - a * d), a * a + c * c - b * b - d * d, 2 * (c * d + a * b)],
-        [2 * (b * d + a * c), 2 * (c * d - a * b), a * a + d * d - b * b - c * c],
-    ])
-
-
 def _align(s: np.ndarray, j_from: int, j_to: int, target) -> None:
     """Rotates, in place, every non-empty frame so that person 0's frame-0 bone j_from->j_to points along target."""
     v = s[0, 0, j_to] - s[0, 0, j_from]
-    rot = _rotation(np.cross(v, target), _angle_between(v, target))
+    # The same quaternion formula as PYSKL (spec 5.5.1); theta is a float64 here, as in gen_ntu_rgbd_raw.
+    rot = axis_angle_matrix(np.cross(v, target), _angle_between(v, target))
     for person in s:
         if person.sum() == 0:
             continue

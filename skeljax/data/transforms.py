@@ -93,7 +93,7 @@ def _angle_to(v: np.ndarray, ref: np.ndarray) -> float:
     return np.arccos(np.clip(np.dot(unit, ref), -1.0, 1.0))
 
 
-def _axis_angle_matrix(axis: np.ndarray, theta: float) -> np.ndarray:
+def axis_angle_matrix(axis: np.ndarray, theta: float) -> np.ndarray:
     """Rotation by theta about axis (quaternion form of PYSKL / 2s-AGCN), applied as x' = R x."""
     if np.abs(axis).sum() < 1e-6 or np.abs(theta) < 1e-6:
         return np.eye(3)
@@ -110,7 +110,7 @@ def _axis_angle_matrix(axis: np.ndarray, theta: float) -> np.ndarray:
 def _align(skel: np.ndarray, j_from: int, j_to: int, ref: np.ndarray) -> np.ndarray:
     """Rotate all points so that (joint j_to - joint j_from) of person 0, frame 0 points along ref."""
     u = skel[0, 0, j_to] - skel[0, 0, j_from]
-    rot = _axis_angle_matrix(np.cross(u, ref.astype(np.int64)), _angle_to(u, ref))
+    rot = axis_angle_matrix(np.cross(u, ref.astype(np.int64)), _angle_to(u, ref))
     # PYSKL's einsum promotes float16 x float64 to float64; casting first gives bit-identical results ~5x faster.
     return np.einsum("abcd,kd->abck", skel.astype(np.float64, copy=False), rot)
 
