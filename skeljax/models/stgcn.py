@@ -231,72 +231,74 @@ class MSTCN(nnx.Module):
         self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
 
     def __call__(self, x):
-        """(V, B, T, C) -> (V, B, T', C_out)."""
+        """(V, B, T, C) -> (V, B, T', C_out).
+
+        Layout of the work (measured on a 2-core CPU, where it halved this module's time): the six branch 1x1
+        convs share their input and are one matmul; each dilated branch's temporal conv is a small matmul to its
+        k taps, which are then shifted and summed (one fused elementwise pass); the branch outputs are
+        concatenated once. In eval mode every BatchNorm is folded: the branch BNs into the shared matmul, the
+        transform BN into the temporal convs and the 1x1 branch (and applied after the max pool, which it does
+        not commute with for negative scales), the final BN into the transform conv.
+        """
         cfgs, branches, s = self.ms_cfg, self.branches, self.stride
-        widths = [(br.weight if cfg == "1x1" else br[0].weight).shape[-1] for cfg, br in zip(cfgs, branches)]
-        offs = np.cumsum([0] + widths)
-        # The six branch 1x1 convs share their input: one matmul; BN (per channel) + ReLU on the BN'd branches.
-        w = jnp.concatenate([(br if cfg == "1x1" else br[0]).weight[...] for cfg, br in zip(cfgs, branches)], -1)
-        b = jnp.concatenate([(br if cfg == "1x1" else br[0]).bias[...] for cfg, br in zip(cfgs, branches)], -1)
-        normed = [i for i, cfg in enumerate(cfgs) if cfg != "1x1"]
+        kinds = ["1x1" if cfg == "1x1" else ("max" if cfg[0] == "max" else "conv") for cfg in cfgs]
+        normed = [i for i, kd in enumerate(kinds) if kd != "1x1"]
         if normed != list(range(len(normed))):
             raise NotImplementedError("mstcn: the un-normalised 1x1 branches must come last in ms_cfg")
+        first = [br if kd == "1x1" else br[0] for kd, br in zip(kinds, branches)]
+        offs = np.cumsum([0] + [conv.weight.shape[-1] for conv in first])
         nn_ = int(offs[len(normed)])
+        dt = x.dtype
+        evaluating = self.transform[0].use_running_average
+        w = jnp.concatenate([conv.weight[...] for conv in first], -1)
+        b = jnp.concatenate([conv.bias[...] for conv in first], -1)
         bns = [branches[i][1] for i in normed]
-        if bns[0].use_running_average:  # fold the branch BNs into the shared matmul
+        if evaluating:  # fold the branch BNs into the shared matmul
             scale, shift = joint_affine(bns)
             w = w.at[:, :nn_].multiply(scale)
             b = b.at[:nn_].set(b[:nn_] * scale + shift)
-        h = jnp.dot(x, w.astype(x.dtype)) + b.astype(x.dtype)
+        h = jnp.dot(x, w.astype(dt)) + b.astype(dt)
         hn = h[..., :nn_]
-        if not bns[0].use_running_average:
-            hn = joint_batch_norm(bns, hn, B_AXIS)
-        hn = jax.nn.relu(hn)
-        # Temporal convs of all dilated branches in one block-diagonal matmul; taps are shifted afterwards.
-        tconv = [i for i, cfg in enumerate(cfgs) if cfg != "1x1" and cfg[0] != "max"]
-        taps = None
-        if tconv:
-            k = branches[tconv[0]][3].conv.weight.shape[0]
-            if any(branches[i][3].conv.weight.shape[0] != k for i in tconv):
-                raise NotImplementedError("mstcn: dilated branches with different kernel sizes")
-            wt = jnp.zeros((nn_, k, nn_), jnp.float32)
-            for i in tconv:
-                o, e = int(offs[i]), int(offs[i + 1])
-                wt = wt.at[o:e, :, o:e].set(branches[i][3].conv.weight[...].transpose(1, 0, 2))
-            taps = jnp.dot(hn, wt.reshape(nn_, k * nn_).astype(x.dtype))
-            taps = taps.reshape(hn.shape[:-1] + (k, nn_))
+        hn = jax.nn.relu(hn if evaluating else joint_batch_norm(bns, hn, B_AXIS))
+        if evaluating:  # transform BN as a per-channel affine, folded into each branch below
+            s2, b2 = self.transform[0].affine()
+        else:
+            s2, b2 = jnp.ones((int(offs[-1]),), jnp.float32), jnp.zeros((int(offs[-1]),), jnp.float32)
         T = x.shape[T_AXIS]
         t_out = (T - 1) // s + 1
         outs = []
-        for i, (cfg, br) in enumerate(zip(cfgs, branches)):
+        for i, (kd, br) in enumerate(zip(kinds, branches)):
             o, e = int(offs[i]), int(offs[i + 1])
-            if cfg == "1x1":
-                outs.append(jax.lax.slice_in_dim(h[..., o:e], 0, T, s, axis=T_AXIS))
-            elif cfg[0] == "max":
-                outs.append(max_pool_time(hn[..., o:e], cfg[1], s, time_axis=T_AXIS))
+            if kd == "1x1":
+                outs.append(_time_shift(h[..., o:e], 0, s, t_out) * s2[o:e].astype(dt) + b2[o:e].astype(dt))
+            elif kd == "max":
+                outs.append(max_pool_time(hn[..., o:e], cfgs[i][1], s, time_axis=T_AXIS) * s2[o:e].astype(dt)
+                            + b2[o:e].astype(dt))
             else:
                 conv = br[3].conv
-                outs.append(_shift_taps(taps[..., o:e], conv.dilation, conv.padding, s, t_out)
-                            + conv.bias[...].astype(x.dtype))
+                k, bc = conv.weight.shape[0], e - o
+                wt = (conv.weight[...] * s2[o:e]).transpose(1, 0, 2).reshape(bc, k * bc)  # (C_in, k * C_out)
+                taps = jnp.dot(hn[..., o:e], wt.astype(dt)).reshape(hn.shape[:-1] + (k, bc))
+                y = sum(_time_shift(taps[..., j, :], j * conv.dilation - conv.padding, s, t_out) for j in range(k))
+                outs.append(y + (conv.bias[...] * s2[o:e] + b2[o:e]).astype(dt))
         y = jnp.concatenate(outs, axis=-1)
-        y = jax.nn.relu(self.transform[0](y, batch_axis=B_AXIS))
+        y = jax.nn.relu(y if evaluating else self.transform[0](y, batch_axis=B_AXIS))
         y = linear_bn(y, self.transform[2].weight[...], self.transform[2].bias[...], self.bn, B_AXIS)
         if self.drop is not None:
             y = self.drop(y)
         return y
 
 
-def _shift_taps(taps, dilation, padding, stride, t_out):
-    """out[t] = sum_j taps[stride * t + j * dilation - padding, j] with zeros outside: a temporal conv's taps."""
-    k = taps.shape[-2]
-    pad = [(0, 0)] * taps.ndim
-    pad[T_AXIS] = (padding, padding)
-    tp = jnp.pad(taps, pad)
-    out = 0
-    for j in range(k):
-        sl = jax.lax.slice_in_dim(tp, j * dilation, j * dilation + (t_out - 1) * stride + 1, stride, axis=T_AXIS)
-        out = out + sl[..., j, :]
-    return out
+def _time_shift(a, offset, stride, t_out):
+    """out[t] = a[stride * t + offset] along time, zero where that index falls outside a."""
+    T = a.shape[T_AXIS]
+    lo, hi = max(0, -offset), max(0, offset + (t_out - 1) * stride + 1 - T)
+    if lo or hi:
+        pad = [(0, 0)] * a.ndim
+        pad[T_AXIS] = (lo, hi)
+        a = jnp.pad(a, pad)
+    start = offset + lo
+    return jax.lax.slice_in_dim(a, start, start + (t_out - 1) * stride + 1, stride, axis=T_AXIS)
 
 
 class STGCNBlock(nnx.Module):
