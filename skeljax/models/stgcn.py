@@ -25,6 +25,8 @@ from skeljax.models.layers import (
     Conv1x1,
     Linear,
     TemporalConv,
+    dense,
+    graph_dot,
     joint_affine,
     joint_batch_norm,
     linear_bn,
@@ -158,7 +160,7 @@ class UnitGCN(nnx.Module):
         cin, cout = x.shape[-1], self.cout
         # Aggregate over the graph first (C_in <= C_out here, so it is never more work), as one matmul over the
         # joints: z[k, w] = sum_v A[k, v, w] x[v].
-        z = jnp.dot(A.transpose(0, 2, 1).reshape(K * W, V).astype(x.dtype), x.reshape(V, -1))
+        z = graph_dot(A.transpose(0, 2, 1).reshape(K * W, V).astype(x.dtype), x.reshape(V, -1))
         z = z.reshape((K, -1, cin))
         # conv output channel k * C_out + c (subset-major, as the reference reshape) -> weight (K, C_in, C_out).
         w = self.conv.weight[...].reshape(cin, K, cout).transpose(1, 0, 2)
@@ -170,7 +172,7 @@ class UnitGCN(nnx.Module):
             scale, shift = bn.affine()
             w, bias, bn = w * scale, bias * scale + shift, None
         w = w.astype(x.dtype)
-        y = sum(jnp.dot(z[k], w[k]) for k in range(K))
+        y = sum(dense(z[k], w[k]) for k in range(K))
         y = y.reshape(x.shape[:-1] + (cout,)) + bias.astype(x.dtype)
         if bn is not None:
             y = bn(y, batch_axis=B_AXIS)
@@ -257,7 +259,7 @@ class MSTCN(nnx.Module):
             scale, shift = joint_affine(bns)
             w = w.at[:, :nn_].multiply(scale)
             b = b.at[:nn_].set(b[:nn_] * scale + shift)
-        h = jnp.dot(x, w.astype(dt)) + b.astype(dt)
+        h = dense(x, w.astype(dt)) + b.astype(dt)
         hn = h[..., :nn_]
         hn = jax.nn.relu(hn if evaluating else joint_batch_norm(bns, hn, B_AXIS))
         if evaluating:  # transform BN as a per-channel affine, folded into each branch below
@@ -278,7 +280,7 @@ class MSTCN(nnx.Module):
                 conv = br[3].conv
                 k, bc = conv.weight.shape[0], e - o
                 wt = (conv.weight[...] * s2[o:e]).transpose(1, 0, 2).reshape(bc, k * bc)  # (C_in, k * C_out)
-                taps = jnp.dot(hn[..., o:e], wt.astype(dt)).reshape(hn.shape[:-1] + (k, bc))
+                taps = dense(hn[..., o:e], wt.astype(dt)).reshape(hn.shape[:-1] + (k, bc))
                 y = sum(_time_shift(taps[..., j, :], j * conv.dilation - conv.padding, s, t_out) for j in range(k))
                 outs.append(y + (conv.bias[...] * s2[o:e] + b2[o:e]).astype(dt))
         y = jnp.concatenate(outs, axis=-1)
