@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import ml_collections
+import numpy as np
 
 from skeljax.models.stgcn import ModelSpec
 
@@ -23,18 +24,21 @@ def base_config() -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
 
     # Model: a family preset (skeljax.models.stgcn.{stgcnpp,stgcn,mmaction0x}_spec) plus ModelSpec overrides.
-    # Any further key a config adds to `model` must be a ModelSpec field (e.g. base_channels) and is passed on.
+    # Any further key a config adds to `model` must be a ModelSpec field (e.g. base_channels) and is passed on,
+    # except `custom_layout` (see data_layout below and configs/custom_pickle.py).
     c.model = ml_collections.ConfigDict()
     c.model.family = "stgcnpp"          # 'stgcnpp' | 'stgcn' (PYSKL ST-GCN, vanilla too) | 'mmaction0x'
-    c.model.layout = "nturgb+d"         # 'nturgb+d' (3D) | 'coco' (2D); also the data pipeline's layout
+    c.model.layout = "nturgb+d"         # 'nturgb+d' (3D) | 'coco' (2D) | 'custom'; also the data pipeline's layout
     c.model.num_classes = 60
     c.model.tcn_dropout = 0.0           # 0.5 for PYSKL's vanilla ST-GCN
     c.model.head_dropout = 0.0
     c.model.bn_group = 16               # samples per BN statistics group in training (one PYSKL GPU); 0 = whole batch
 
-    # Data: a TFDS builder name read through skeljax.data.tfds_builders.load_source (array_record, no TF).
+    # Data: a TFDS builder name read through skeljax.data.tfds_builders.load_source (array_record, no TF), or
+    # 'pickle': the splits of a PYSKL-format annotation pickle `ann_file` (skeljax.data.pickle_source).
     c.data = ml_collections.ConfigDict()
-    c.data.dataset = "ntu60/xsub_3d"    # or 'ntu120/xset_2d', 'skeljax_synthetic/3d', ...
+    c.data.dataset = "ntu60/xsub_3d"    # or 'ntu120/xset_2d', 'skeljax_synthetic/3d', 'pickle', ...
+    c.data.ann_file = ""                # dataset 'pickle' only: path of the annotation pickle
     c.data.data_dir = "~/tensorflow_datasets"
     c.data.manual_dir = ""              # '' = <data_dir>/downloads/manual
     c.data.builder_kwargs = ml_collections.ConfigDict()  # custom builder config (synthetic: num_per_class, seed)
@@ -96,10 +100,19 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
     from skeljax.models import stgcn
 
     m = dict(config.model)
+    m.pop("custom_layout", None)
     family = m.pop("family")
     if family not in FAMILIES:
         raise ValueError(f"config.model.family must be one of {FAMILIES}, got {family!r}")
     num_classes, layout = m.pop("num_classes"), m.pop("layout")
+    if layout == "custom":  # the graph is built from the config (model_graph) and saved with the weights
+        if family == "mmaction0x":
+            raise ValueError("config.model.layout='custom' works with families 'stgcnpp' and 'stgcn', not 'mmaction0x'")
+        custom = data_layout(config)
+        if m.get("in_channels", custom.channels) != custom.channels:
+            raise ValueError(f"config.model.in_channels={m['in_channels']} but config.model.custom_layout.channels="
+                             f"{custom.channels}; leave in_channels out")
+        m["in_channels"], m["num_joints"], layout = custom.channels, custom.num_joints, "checkpoint"
     fields = {f.name for f in dataclasses.fields(ModelSpec)}
     unknown = sorted(set(m) - fields)
     if unknown:
@@ -113,12 +126,58 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
     return make(int(num_classes), layout, **m)
 
 
+CUSTOM_LAYOUT_KEYS = ("num_joints", "edges", "center", "channels", "score", "zaxis", "xaxis", "name")
+
+
+def data_layout(config: ml_collections.ConfigDict):
+    """The data pipeline's layout: a built-in name, or a transforms.DataLayout from config.model.custom_layout."""
+    from skeljax import graph
+    from skeljax.data.transforms import DataLayout
+
+    if config.model.layout != "custom":
+        return config.model.layout
+    where = "config.model.custom_layout"
+    cl = config.model.get("custom_layout")
+    if cl is None:
+        raise ValueError(f"config.model.layout='custom' needs {where} = ConfigDict(dict(num_joints=V, "
+                         "edges=((child, parent), ...), center=c, channels=3)) (see configs/custom_pickle.py)")
+    unknown = sorted(set(cl) - set(CUSTOM_LAYOUT_KEYS))
+    missing = [k for k in ("num_joints", "edges", "center") if cl.get(k) is None]
+    if unknown or missing:
+        raise ValueError(f"{where}: " + "; ".join(([f"unknown keys {unknown} (known: {list(CUSTOM_LAYOUT_KEYS)})"]
+                                                   if unknown else []) + ([f"missing {missing}"] if missing else [])))
+    try:
+        axes = {k: tuple(int(j) for j in cl.get(k) or ()) or None for k in ("zaxis", "xaxis")}
+        return DataLayout(graph.custom_layout(cl.num_joints, cl.edges, cl.center, name=cl.get("name") or "custom"),
+                          channels=int(cl.get("channels", 3)), score=bool(cl.get("score", False)), **axes)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{where}: {e}") from e
+
+
+def model_graph(config: ml_collections.ConfigDict) -> np.ndarray | None:
+    """The adjacency of a custom layout in the family's graph mode (None: the spec's built-in layout)."""
+    from skeljax import graph
+
+    if config.model.layout != "custom":
+        return None
+    return graph.adjacency(data_layout(config).graph, model_spec(config).graph_mode)
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
     """Clear errors for settings the trainer cannot honour."""
     from skeljax.data.pipelines import LAYOUTS, RECIPES
 
-    if config.model.layout not in LAYOUTS:
-        raise ValueError(f"config.model.layout must be one of {LAYOUTS}, got {config.model.layout!r}")
+    if config.model.layout not in LAYOUTS + ("custom",):
+        raise ValueError(f"config.model.layout must be one of {LAYOUTS + ('custom',)}, got {config.model.layout!r}")
+    if config.model.layout == "custom":
+        layout = data_layout(config)
+        if config.data.feat in ("b", "bm"):
+            try:
+                layout.parents()
+            except ValueError as e:
+                raise ValueError(f"config.model.custom_layout: {e}") from e
+        if config.data.recipe == "mmaction0x":
+            raise ValueError("config.data.recipe 'mmaction0x' is for the NTU-25 and COCO-17 layouts only")
     if config.data.recipe not in RECIPES:
         raise ValueError(f"config.data.recipe must be one of {RECIPES}, got {config.data.recipe!r}")
     if config.test_average not in TEST_AVERAGES:

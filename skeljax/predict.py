@@ -7,7 +7,9 @@
 CKPT is a skeljax model directory (`model_spec.json` + `state/`) or a released PyTorch `.pth` (PYSKL, MMAction2
 0.x / 1.x). FILE is a raw NTU `.skeleton` file, a `.npy` array (M, T, V, C) (COCO-17 2D: C = 3 = x, y, score in
 pixels of a 1080x1920 image unless --img-shape), or a PYSKL / MMAction2 0.x annotation pickle (`.pkl`: every sample,
-or only --sample FRAME_DIR).
+or only --sample FRAME_DIR). A model trained on a custom joint layout (config.model.layout='custom') is loaded from its
+run's `best/` or `final/` directory, whose `config.json` beside it gives the layout; its `.npy` inputs are
+(M, T, V, C) with the layout's joints and channels (x, y, score for 2D layouts with scores).
 
 Each checkpoint's own test pipeline is applied: PYSKL (ST-GCN++, PYSKL ST-GCN) 10 clips x 100 frames with the mean of
 the clips' softmax; vanilla ST-GCN (--recipe vanilla) PadTo 300; MMAction2 0.x one clip of 300 looped frames, whose
@@ -72,8 +74,21 @@ def pipeline_layout(num_joints: int, where: str) -> str:
     for layout, (v, _, _) in T.RAW_LAYOUTS.items():
         if v == num_joints:
             return layout
-    raise PredictError(f"{where}: the model has {num_joints} joints; prediction supports NTU-25 3D and COCO-17 2D "
+    raise PredictError(f"{where}: the model has {num_joints} joints; without its training run's config.json "
+                       "(custom layouts: a run's best/ or final/ directory) prediction knows NTU-25 3D and COCO-17 2D "
                        "skeletons only")
+
+
+def custom_data_layout(model_config: Mapping[str, Any], where: str) -> T.DataLayout:
+    """The DataLayout of a run's `model` config section with layout 'custom' (as config.json stores it)."""
+    import ml_collections
+
+    from skeljax import config_base
+
+    try:
+        return config_base.data_layout(ml_collections.ConfigDict({"model": dict(model_config)}))
+    except (ValueError, TypeError, AttributeError) as e:
+        raise PredictError(f"{where}: {e}") from e
 
 
 @dataclasses.dataclass
@@ -88,10 +103,17 @@ class Predictor:
     num_clips: int
     average: str
     class_names: tuple[str, ...] | None = None
+    data_layout: T.DataLayout | None = None  # a custom layout (from the run's config); None: NTU-25 / COCO-17
 
     def __post_init__(self):
         self.model.eval()
-        self.layout = pipeline_layout(self.num_joints, self.source)
+        if self.data_layout is None:
+            self.layout: str | T.DataLayout = pipeline_layout(self.num_joints, self.source)
+        elif self.data_layout.num_joints != self.num_joints:
+            raise PredictError(f"{self.source}: the model has {self.num_joints} joints, its run's custom layout "
+                               f"{self.data_layout.name!r} {self.data_layout.num_joints}")
+        else:
+            self.layout = self.data_layout
         if self.recipe not in RECIPES:
             raise PredictError(f"{self.source}: unknown recipe {self.recipe!r}; expected one of {RECIPES}")
         if self.feat not in T.FEATS:
@@ -177,7 +199,9 @@ def from_model(model: Recognizer, *, feat: str | None = None, recipe: str | None
     recipe = stored_recipe or recipe or default_recipe(model)
     pyskl = recipe == "pyskl"
     names = meta.get("class_names")
+    custom = meta.get("custom_layout")
     return Predictor(model, source, feat=stored_feat or feat or "j", recipe=recipe,
+                     data_layout=custom_data_layout(custom, source) if custom else None,
                      clip_len=int(meta.get("clip_len") or (100 if pyskl else 300)),
                      num_clips=int(meta.get("test_num_clips") or (10 if pyskl else 1)),
                      average=meta.get("test_average") or ("score" if recipe == "mmaction0x" else "prob"),
@@ -196,6 +220,9 @@ def run_config_meta(model_dir: str) -> dict[str, Any]:
         data = cfg.get("data", {})
         meta = {"feat": data.get("feat"), "recipe": data.get("recipe"), "clip_len": data.get("clip_len"),
                 "test_num_clips": data.get("test_num_clips"), "test_average": cfg.get("test_average")}
+        model = cfg.get("model", {})
+        if model.get("layout") == "custom":  # the joints, edges and channels the model was trained on
+            meta["custom_layout"] = {"layout": "custom", "custom_layout": model.get("custom_layout")}
     except (ValueError, AttributeError, OSError) as e:
         raise PredictError(f"{cfg_path}: unreadable run configuration ({e})") from e
     return {k: v for k, v in meta.items() if v is not None}
@@ -221,24 +248,25 @@ def load_predictor(checkpoint: str | os.PathLike, *, feat: str | None = None, re
 # Inputs.
 # ----------------------------------------------------------------------------------------------------------------
 
-def _expected(layout: str) -> str:
-    v, c, score = T.RAW_LAYOUTS[layout]
+def _expected(layout: str | T.DataLayout) -> str:
+    v, c, score = T.raw_layout(layout)
     return f"{v} joints x {c} channels" + (" plus keypoint_score" if score else "")
 
 
-def check_sample(sample: Mapping[str, Any], layout: str, where: str, checkpoint: str = "the checkpoint") -> None:
+def check_sample(sample: Mapping[str, Any], layout: str | T.DataLayout, where: str,
+                 checkpoint: str = "the checkpoint") -> None:
     """Clear error naming the file when a sample's joints/channels do not fit the checkpoint's layout."""
     kp = sample.get("keypoint")
     name = sample.get("frame_dir", "?")
     if not isinstance(kp, np.ndarray) or kp.ndim != 4:
         raise PredictError(f"{where}: sample {name}: 'keypoint' must be an array (M, T, V, C), got "
                            f"{getattr(kp, 'shape', type(kp).__name__)}")
-    v, c, needs_score = T.RAW_LAYOUTS[layout]
+    v, c, needs_score = T.raw_layout(layout)
     if kp.shape[2:] != (v, c):
         raise PredictError(f"{where}: sample {name}: expected {v} joints x {c} channels for {checkpoint} (layout "
-                           f"{layout!r}), got {kp.shape[2]} x {kp.shape[3]}")
+                           f"{T.layout_name(layout)!r}), got {kp.shape[2]} x {kp.shape[3]}")
     if needs_score and "keypoint_score" not in sample:
-        raise PredictError(f"{where}: sample {name}: layout {layout!r} needs keypoint_score (M, T, V)")
+        raise PredictError(f"{where}: sample {name}: layout {T.layout_name(layout)!r} needs keypoint_score (M, T, V)")
 
 
 def _read_skeleton(path: str, conversion: str) -> dict:
@@ -258,7 +286,7 @@ def _read_skeleton(path: str, conversion: str) -> dict:
     return anno
 
 
-def _read_npy(path: str, layout: str, img_shape) -> dict:
+def _read_npy(path: str, layout: str | T.DataLayout, img_shape) -> dict:
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
@@ -266,15 +294,17 @@ def _read_npy(path: str, layout: str, img_shape) -> dict:
     return array_annotation(arr, Path(path).stem, layout, path, img_shape)
 
 
-def array_annotation(arr: np.ndarray, name: str, layout: str, where: str, img_shape=(1080, 1920)) -> dict:
+def array_annotation(arr: np.ndarray, name: str, layout: str | T.DataLayout, where: str,
+                     img_shape=(1080, 1920)) -> dict:
     """An array (M, T, V, C) -> annotation dict; COCO-17 arrays carry the score as channel 2 (x, y, score)."""
-    v, c, needs_score = T.RAW_LAYOUTS[layout]
+    v, c, needs_score = T.raw_layout(layout)
     want = c + needs_score
     if arr.ndim != 4 or arr.dtype.kind not in "fiu":
         raise PredictError(f"{where}: expected a numeric array (M, T, V, C), got {arr.dtype} {arr.shape}")
     if arr.shape[2:] != (v, want):
         extra = " (x, y, score)" if needs_score else ""
-        raise PredictError(f"{where}: expected {v} joints x {want} channels{extra} for layout {layout!r}, got "
+        raise PredictError(f"{where}: expected {v} joints x {want} channels{extra} for layout "
+                           f"{T.layout_name(layout)!r}, got "
                            f"{arr.shape[2]} x {arr.shape[3]}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise PredictError(f"{where}: the array {arr.shape} has no person or no frame")
@@ -316,7 +346,7 @@ def _check_path(path: str, sample: str | None) -> str:
     return ext
 
 
-def read_input(path: str | os.PathLike, *, layout: str, conversion: str = "pyskl", sample: str | None = None,
+def read_input(path: str | os.PathLike, *, layout: str | T.DataLayout, conversion: str = "pyskl", sample: str | None = None,
                img_shape=(1080, 1920)) -> list[dict]:
     """A file -> annotation dicts: `.skeleton` (raw NTU), `.npy` (M, T, V, C), `.pkl`/`.pickle` (annotations)."""
     path = os.fspath(path)
@@ -324,7 +354,7 @@ def read_input(path: str | os.PathLike, *, layout: str, conversion: str = "pyskl
     if ext == ".skeleton":
         if layout != "nturgb+d":
             raise PredictError(f"{path}: a .skeleton file holds NTU-25 3D joints but the checkpoint takes "
-                               f"{_expected(layout)} (layout {layout!r})")
+                               f"{_expected(layout)} (layout {T.layout_name(layout)!r})")
         return [_read_skeleton(path, conversion)]
     if ext == ".npy":
         return [_read_npy(path, layout, img_shape)]

@@ -43,10 +43,14 @@ BEST_DIR, FINAL_DIR, CKPT_DIR = "best", "final", "checkpoints"
 # ------------------------------------------------------------------------------------------------------------
 
 def load_split(config: ml_collections.ConfigDict, split: str):
-    """Random-access annotations of one split of `config.data.dataset` (built on first use)."""
+    """Random-access annotations of one split of `config.data.dataset` (built on first use), or of the
+    annotation pickle `config.data.ann_file` when the dataset is 'pickle' (validated once against the config)."""
+    from skeljax.data import pickle_source
     from skeljax.data.tfds_builders import load_source
 
     d = config.data
+    if d.dataset == pickle_source.DATASET:  # every process reads the file itself: nothing to build
+        return pickle_source.load_split(d.ann_file, split, config_base.data_layout(config), config.model.num_classes)
 
     def load():
         try:
@@ -66,17 +70,17 @@ def load_split(config: ml_collections.ConfigDict, split: str):
         source = load() if jax.process_index() == 0 else None
         multihost_utils.sync_global_devices(f"skeljax:dataset {d.dataset} {split}")
         source = source if source is not None else load()
-    check_layout(source, config.model.layout, f"{d.dataset}:{split} ({os.path.expanduser(d.data_dir)})")
+    check_layout(source, config_base.data_layout(config), f"{d.dataset}:{split} ({os.path.expanduser(d.data_dir)})")
     return source
 
 
-def check_layout(source, layout: str, where: str) -> None:
+def check_layout(source, layout, where: str) -> None:
     """Data of another skeleton layout than the config's (2D HRNet for a 3D model...) fails here, not in XLA."""
-    from skeljax.data.annotations import LAYOUTS
+    from skeljax.data.transforms import layout_name, raw_layout
 
-    want = LAYOUTS.get(layout)
-    if want is None or len(source) == 0:
+    if len(source) == 0:
         return
+    want, layout = raw_layout(layout)[:2], layout_name(layout)
     kp = np.shape(source[0]["keypoint"])
     if tuple(kp[-2:]) != want:
         raise ValueError(f"{where}: config.model.layout={layout!r} expects {want[0]} joints x {want[1]} channels, "
@@ -88,7 +92,7 @@ def make_transform(config: ml_collections.ConfigDict, mode: str):
     """The per-sample pipeline of `mode` ('train' 1 clip, 'val' val_num_clips, 'test' test_num_clips)."""
     d = config.data
     clips = {"train": 1, "val": d.val_num_clips, "test": d.test_num_clips}[mode]
-    return make_pipeline(config.model.layout, d.feat, d.clip_len, clips, mode, recipe=d.recipe)
+    return make_pipeline(config_base.data_layout(config), d.feat, d.clip_len, clips, mode, recipe=d.recipe)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -97,7 +101,9 @@ def make_transform(config: ml_collections.ConfigDict, mode: str):
 
 def create_model(config: ml_collections.ConfigDict) -> Recognizer:
     """A freshly initialised recognizer (seeded by config.seed), then `config.init_from` if given."""
-    model = Recognizer(config_base.model_spec(config), rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+    # A custom layout's graph comes from the config; the spec then says 'checkpoint' and the graph is saved with it.
+    model = Recognizer(config_base.model_spec(config), A=config_base.model_graph(config),
+                       rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
     if config.compute_dtype != "float32":
         if not hasattr(model, "set_compute_dtype"):
             raise ValueError(f"config.compute_dtype={config.compute_dtype!r}: this model computes in float32 only")

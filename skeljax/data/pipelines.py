@@ -51,7 +51,7 @@ class Pipeline:
         return f"Pipeline([{inner}] -> {self.out_shape})"
 
 
-def make_pipeline(layout: str, feat: str, clip_len: int | None = None, num_clips: int = 1, mode: str = "test", *,
+def make_pipeline(layout: T.LayoutArg, feat: str, clip_len: int | None = None, num_clips: int = 1, mode: str = "test", *,
                   recipe: str = "pyskl") -> Pipeline:
     """Build the per-sample pipeline of a recipe.
 
@@ -62,9 +62,12 @@ def make_pipeline(layout: str, feat: str, clip_len: int | None = None, num_clips
       FormatGCNInput(2); one clip, identical in every mode.
     recipe 'mmaction0x' (AAAI-2018 ST-GCN configs): PaddingWithLoop(300) -> PoseDecode -> NCTVM -> PoseNormalize (coco
       only) -> (1, 2, 300, V, C); joints only; 'nturgb+d' expects MMAction2's own pre-normalised 3D data (spec 5.4).
+
+    `layout` is 'nturgb+d', 'coco' or a custom `transforms.DataLayout` (a bare `graph.Layout`: 3D joints). Custom
+    layouts take recipes 'pyskl' and 'vanilla': 3D data is centred on the layout's centre joint (and rotated when
+    the layout names zaxis/xaxis joints), 2D data normalised by image size; bones follow the layout's edges.
     """
-    if layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
+    layout = T.as_layout(layout)
     if feat not in T.FEATS:
         raise ValueError(f"unknown feat {feat!r}; expected one of {T.FEATS}")
     if mode not in MODES:
@@ -80,9 +83,12 @@ def make_pipeline(layout: str, feat: str, clip_len: int | None = None, num_clips
         raise ValueError(f"recipe {recipe!r} produces one clip; got num_clips={num_clips}")
     if recipe == "mmaction0x" and feat != "j":
         raise ValueError(f"recipe 'mmaction0x' has joint input only; got feat={feat!r}")
+    custom = isinstance(layout, T.DataLayout)
+    if custom and recipe == "mmaction0x":
+        raise ValueError(f"recipe 'mmaction0x' is for the NTU-25 and COCO-17 layouts only, not {layout.name!r}")
 
-    V = T.RAW_LAYOUTS[layout][0]
-    out_shape = (num_clips, 2, clip_len, V, 3)
+    V = T.raw_layout(layout)[0]
+    out_shape = (num_clips, 2, clip_len, V, layout.channels if custom else 3)
     check = T.CheckLayout(layout)
     if recipe == "mmaction0x":
         steps = [check, T.PaddingWithLoop(clip_len), T.PoseDecode(), T.FormatNCTVM(num_person=2)]
@@ -90,7 +96,14 @@ def make_pipeline(layout: str, feat: str, clip_len: int | None = None, num_clips
             steps.append(T.PoseNormalize())
         return Pipeline(steps + [T.NCTVMToModel()], out_shape)
 
-    normalize = T.PreNormalize3D() if layout == "nturgb+d" else T.PreNormalize2D()
+    if not custom:
+        normalize = T.PreNormalize3D() if layout == "nturgb+d" else T.PreNormalize2D()
+    elif layout.is_3d:
+        aligned = layout.zaxis is not None
+        normalize = T.PreNormalize3D(layout.zaxis or (0, 0), layout.xaxis or (0, 0), align_spine=aligned,
+                                     center_joint=layout.graph.center)
+    else:
+        normalize = T.PreNormalize2D()
     features = T.GenSkeFeat(dataset=layout, feats=[feat])
     if recipe == "vanilla":
         sample = T.PadTo(length=clip_len, mode="zero")

@@ -8,9 +8,12 @@ touch NumPy's global random state. See docs/stgcn_spec.md sections 5.5 and 5.6.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
+
+from skeljax import graph as graph_lib
 
 Results = dict[str, Any]
 
@@ -32,12 +35,110 @@ def sample_name(results: Results) -> str:
     return str(results.get("frame_dir", "<sample without frame_dir>"))
 
 
-def _bone_parents(dataset: str) -> np.ndarray:
+@dataclasses.dataclass(frozen=True)
+class DataLayout:
+    """A custom joint layout as the data transforms see it: its graph, channels, score and normalisation joints.
+
+    `channels` is the model's input channels: 3 = (x, y, z) 3D joints, or (x, y, score) when `score` is True (the
+    annotations then hold 2D `keypoint` (M, T, V, 2) plus `keypoint_score` (M, T, V), as COCO); 2 = (x, y).
+    Bones pair every joint with its parent along the graph's inward edges; the centre joint's bone is zero.
+    `zaxis`/`xaxis` (3D only) are PreNormalize3D's (from, to) joint pairs; None: centre only, no rotation.
+    """
+
+    graph: graph_lib.Layout
+    channels: int = 3
+    score: bool = False
+    zaxis: tuple[int, int] | None = None
+    xaxis: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        where = f"layout {self.graph.name!r}"
+        if self.channels not in (2, 3):
+            raise ValueError(f"{where}: channels must be 2 (x, y) or 3 (x, y, z or x, y, score), got {self.channels}")
+        if self.score and self.channels != 3:
+            raise ValueError(f"{where}: score=True means channels (x, y, score), so channels must be 3")
+        for name in ("zaxis", "xaxis"):
+            pair = getattr(self, name)
+            if pair is None:
+                continue
+            if not self.is_3d:
+                raise ValueError(f"{where}: {name} aligns 3D skeletons; this layout is 2D")
+            if len(pair) != 2 or not all(0 <= int(j) < self.num_joints for j in pair):
+                raise ValueError(f"{where}: {name} must be two joint indices in 0..{self.num_joints - 1}, got {pair}")
+            object.__setattr__(self, name, (int(pair[0]), int(pair[1])))
+        if (self.zaxis is None) != (self.xaxis is None):
+            raise ValueError(f"{where}: give both zaxis and xaxis (spine and shoulder joints) or neither")
+
+    @property
+    def name(self) -> str:
+        return self.graph.name
+
+    @property
+    def num_joints(self) -> int:
+        return self.graph.num_joints
+
+    @property
+    def is_3d(self) -> bool:
+        return self.channels == 3 and not self.score
+
+    @property
+    def raw(self) -> tuple[int, int, bool]:
+        """(joints, channels, keypoint_score required) of the annotations, as RAW_LAYOUTS for built-in names."""
+        return self.num_joints, 2 if self.score else self.channels, self.score
+
+    def parents(self) -> np.ndarray:
+        """parents[v]: the joint v's bone starts from; the centre (and any joint that is no edge's child) itself."""
+        parents = np.arange(self.num_joints, dtype=np.int64)
+        seen: dict[int, int] = {}
+        for child, parent in self.graph.inward:
+            if child == self.graph.center:
+                raise ValueError(f"layout {self.name!r}: edge ({child}, {parent}) leaves the centre joint {child}; "
+                                 "inward edges are (child, parent) pointing towards the centre")
+            if child in seen and seen[child] != parent:
+                raise ValueError(f"layout {self.name!r}: joint {child} has two parents ({seen[child]} and {parent}); "
+                                 "bones need one inward edge per joint")
+            seen[child] = parent
+            parents[child] = parent
+        return parents
+
+
+LayoutArg = str | DataLayout | graph_lib.Layout
+
+
+def as_layout(layout: LayoutArg) -> str | DataLayout:
+    """A built-in layout name, or a DataLayout (a bare graph.Layout means 3D joints, x, y, z)."""
+    if isinstance(layout, graph_lib.Layout):
+        return DataLayout(layout)
+    if isinstance(layout, DataLayout):
+        return layout
+    if layout not in RAW_LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(RAW_LAYOUTS)} or a DataLayout")
+    return layout
+
+
+def raw_layout(layout: LayoutArg) -> tuple[int, int, bool]:
+    """(joints, channels, keypoint_score required) of a layout's annotations."""
+    layout = as_layout(layout)
+    return layout.raw if isinstance(layout, DataLayout) else RAW_LAYOUTS[layout]
+
+
+def layout_name(layout: LayoutArg) -> str:
+    return layout if isinstance(layout, str) else layout.name
+
+
+def _bone_parents(dataset: str | DataLayout) -> np.ndarray:
+    if isinstance(dataset, DataLayout):
+        return dataset.parents()
     pairs = BONE_PAIRS[dataset]
     parents = np.empty(len(pairs), dtype=np.int64)
     for v1, v2 in pairs:
         parents[v1] = v2
     return parents
+
+
+def _score_channel(dataset: str | DataLayout, names: tuple[str, ...]) -> bool:
+    """Whether channel 2 is a detection score (averaged, not differenced) for this layout."""
+    return dataset.score if isinstance(dataset, DataLayout) else dataset in names
 
 
 def _kp_shape(results: Results, who: str) -> tuple[int, int, int, int]:
@@ -55,16 +156,14 @@ RAW_LAYOUTS: dict[str, tuple[int, int, bool]] = {"nturgb+d": (25, 3, False), "co
 class CheckLayout:
     """Reject annotations that do not match the layout (joints, channels, score, frame count) or hold NaN/inf."""
 
-    def __init__(self, layout: str):
-        if layout not in RAW_LAYOUTS:
-            raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(RAW_LAYOUTS)}")
-        self.layout = layout
+    def __init__(self, layout: LayoutArg):
+        self.layout = as_layout(layout)
 
     def __call__(self, results: Results) -> Results:
         M, T, V, C = _kp_shape(results, "CheckLayout")
-        name, (want_v, want_c, want_score) = sample_name(results), RAW_LAYOUTS[self.layout]
+        name, (want_v, want_c, want_score) = sample_name(results), raw_layout(self.layout)
         if (V, C) != (want_v, want_c):
-            raise ValueError(f"expected {want_v} joints x {want_c} channels for layout {self.layout!r}, "
+            raise ValueError(f"expected {want_v} joints x {want_c} channels for layout {layout_name(self.layout)!r}, "
                              f"got {V} x {C} in sample {name}")
         if M < 1 or T < 1:
             raise ValueError(f"keypoint shape {(M, T, V, C)} has no person or no frame in sample {name}")
@@ -72,7 +171,8 @@ class CheckLayout:
             raise ValueError(f"total_frames={results['total_frames']} but keypoint has {T} frames in sample {name}")
         score = results.get("keypoint_score")
         if want_score and score is None:
-            raise ValueError(f"layout {self.layout!r} needs 'keypoint_score' (M, T, V); missing in sample {name}")
+            raise ValueError(f"layout {layout_name(self.layout)!r} needs 'keypoint_score' (M, T, V); missing in "
+                             f"sample {name}")
         if score is not None and getattr(score, "shape", None) != (M, T, V):
             raise ValueError(f"keypoint_score shape {getattr(score, 'shape', None)} does not match keypoint "
                              f"{(M, T, V, C)} in sample {name}")
@@ -126,11 +226,15 @@ def _center_in_dtype(skel: np.ndarray, center: np.ndarray) -> np.ndarray:
 
 
 class PreNormalize3D:
-    """Drop empty frames, centre on the main body's spine-mid (frame 0) and rotate spine to +z, shoulders to +x."""
+    """Drop empty frames, centre on the main body's spine-mid (frame 0) and rotate spine to +z, shoulders to +x.
 
-    def __init__(self, zaxis=(0, 1), xaxis=(8, 4), align_spine: bool = True, align_center: bool = True):
+    `center_joint` None is PYSKL's rule (joint 1 for 25 joints, else the last); custom layouts pass their centre.
+    """
+
+    def __init__(self, zaxis=(0, 1), xaxis=(8, 4), align_spine: bool = True, align_center: bool = True,
+                 center_joint: int | None = None):
         self.zaxis, self.xaxis = tuple(zaxis), tuple(xaxis)
-        self.align_spine, self.align_center = align_spine, align_center
+        self.align_spine, self.align_center, self.center_joint = align_spine, align_center, center_joint
 
     def __call__(self, results: Results) -> Results:
         M, T, V, C = _kp_shape(results, "PreNormalize3D")
@@ -155,7 +259,8 @@ class PreNormalize3D:
 
         center = None
         if self.align_center:
-            center = skel[0, 0, 1 if V == 25 else -1].copy()
+            joint = self.center_joint if self.center_joint is not None else (1 if V == 25 else -1)
+            center = skel[0, 0, joint].copy()
             skel = _center_in_dtype(skel, center)
         if self.align_spine:
             skel = _align(skel, self.zaxis[0], self.zaxis[1], np.array([0.0, 0.0, 1.0]))
@@ -195,20 +300,25 @@ class PreNormalize2D:
 # Features
 # ---------------------------------------------------------------------------------------------------------------------
 
-def joint_to_bone(kp: np.ndarray, dataset: str) -> np.ndarray:
-    """Bones as float32: joint minus its partner (float64 arithmetic for float64 joints); scores averaged for coco."""
+def joint_to_bone(kp: np.ndarray, dataset: str | DataLayout) -> np.ndarray:
+    """Bones as float32: joint minus its partner (float64 arithmetic for float64 joints); scores averaged for coco.
+
+    `dataset` is a BONE_PAIRS name or a DataLayout (partner = parent along its inward edges, centre: itself).
+    """
     parents = _bone_parents(dataset)
+    if kp.shape[-2] != len(parents):
+        raise ValueError(f"joint_to_bone: {kp.shape[-2]} joints, layout {layout_name(dataset)!r} has {len(parents)}")
     bone = (kp - kp[..., parents, :]).astype(np.float32)
-    if kp.shape[-1] == 3 and dataset in SCORE_DATASETS:
+    if kp.shape[-1] == 3 and _score_channel(dataset, SCORE_DATASETS):
         bone[..., 2] = (kp[..., 2] + kp[..., parents, 2]) / 2
     return bone
 
 
-def to_motion(data: np.ndarray, dataset: str) -> np.ndarray:
+def to_motion(data: np.ndarray, dataset: str | DataLayout) -> np.ndarray:
     """Forward frame difference in data's dtype, last frame zero; scores averaged over the two frames for coco."""
     motion = np.zeros_like(data)
     motion[:, :-1] = data[:, 1:] - data[:, :-1]
-    if data.shape[-1] == 3 and dataset in ("openpose", "coco"):
+    if data.shape[-1] == 3 and _score_channel(dataset, ("openpose", "coco")):
         motion[:, :-1, :, 2] = (data[:, :-1, :, 2] + data[:, 1:, :, 2]) / 2
     return motion
 
@@ -216,9 +326,12 @@ def to_motion(data: np.ndarray, dataset: str) -> np.ndarray:
 class GenSkeFeat:
     """Compute the requested features (j, b, jm, bm) on the full sequence and concatenate them on the last axis."""
 
-    def __init__(self, dataset: str = "nturgb+d", feats=("j",)):
-        if dataset not in BONE_PAIRS:
-            raise ValueError(f"GenSkeFeat: unknown dataset {dataset!r}; expected one of {sorted(BONE_PAIRS)}")
+    def __init__(self, dataset: str | DataLayout | graph_lib.Layout = "nturgb+d", feats=("j",)):
+        if isinstance(dataset, graph_lib.Layout):
+            dataset = DataLayout(dataset)
+        if not isinstance(dataset, DataLayout) and dataset not in BONE_PAIRS:
+            raise ValueError(f"GenSkeFeat: unknown dataset {dataset!r}; expected one of {sorted(BONE_PAIRS)} or a "
+                             "DataLayout")
         bad = [f for f in feats if f not in FEATS]
         if bad or not feats:
             raise ValueError(f"GenSkeFeat: unknown feats {list(feats)!r}; expected a non-empty list from {FEATS}")
@@ -228,9 +341,10 @@ class GenSkeFeat:
         _kp_shape(results, "GenSkeFeat")
         kp = results.pop("keypoint")
         if "keypoint_score" in results:
-            if self.dataset == "nturgb+d" or kp.shape[-1] != 2:
+            if self.dataset == "nturgb+d" or kp.shape[-1] != 2 or (isinstance(self.dataset, DataLayout)
+                                                                      and not self.dataset.score):
                 raise ValueError(f"GenSkeFeat: keypoint_score given with {kp.shape[-1]}-D keypoints for dataset "
-                                 f"{self.dataset!r} in sample {sample_name(results)}")
+                                 f"{layout_name(self.dataset)!r} in sample {sample_name(results)}")
             kp = np.concatenate([kp, results.pop("keypoint_score")[..., None]], axis=-1)
         if kp.shape[-1] not in (2, 3):
             raise ValueError(f"GenSkeFeat: expected 2 or 3 channels, got {kp.shape} in sample {sample_name(results)}")

@@ -1,0 +1,99 @@
+"""`config.data.dataset = 'pickle'`: one split of a PYSKL-format annotation pickle as a random-access source.
+
+The file (`{'split': {name: [frame_dir, ...]}, 'annotations': [...]}`, spec section 5.1) is read with the
+restricted unpickler and validated once against the config's layout and number of classes; later splits of the
+same unchanged file reuse that work. A split keeps PYSKL's PoseDataset order: the annotation-list order of the
+samples it names. Class names come from an optional top-level `'class_names'` list, else 'class_0', 'class_1', ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from skeljax.data import transforms as T
+from skeljax.data.annotations import (
+    AnnotationError,
+    load_annotations,
+    validate_annotations,
+)
+
+DATASET = "pickle"  # the config.data.dataset value that selects this source
+
+_cache: dict[tuple, tuple[dict, tuple[str, ...]]] = {}
+
+
+class PickleSource:
+    """Random-access annotation dicts of one split (the interface of tfds_builders.AnnotationSource)."""
+
+    def __init__(self, annotations: Sequence[dict], class_names: Sequence[str] = (), where: str = "<pickle>"):
+        self._annotations = list(annotations)
+        self.class_names = tuple(class_names)
+        self.where = where
+
+    def __len__(self) -> int:
+        return len(self._annotations)
+
+    def __getitem__(self, index: int) -> dict:
+        return dict(self._annotations[int(index)])  # a fresh dict per read, as a TFDS source decodes one
+
+    def __getitems__(self, indices) -> list[dict]:
+        return [self[i] for i in indices]
+
+    def __repr__(self) -> str:
+        return f"PickleSource({self.where}, {len(self)} samples)"
+
+
+def _class_names(data: dict, path: str, num_classes: int) -> tuple[str, ...]:
+    names = data.get("class_names")
+    if names is None:
+        return tuple(f"class_{i}" for i in range(num_classes))
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise AnnotationError(f"{path}: 'class_names' must be a list of strings")
+    if len(names) != num_classes:
+        raise AnnotationError(f"{path}: 'class_names' has {len(names)} names but config.model.num_classes is "
+                              f"{num_classes}")
+    return tuple(names)
+
+
+def load_checked(path: str, layout: T.LayoutArg, num_classes: int) -> tuple[dict, tuple[str, ...]]:
+    """(the validated file's dict, class names); every sample is checked against layout and num_classes."""
+    path = os.path.abspath(os.path.expanduser(path))
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise AnnotationError(f"{path}: cannot read annotation file: {e.strerror}") from e
+    joints, channels, needs_score = T.raw_layout(layout)
+    key = (path, st.st_mtime_ns, st.st_size, T.as_layout(layout), int(num_classes))
+    if key in _cache:
+        return _cache[key]
+    data = load_annotations(path)
+    if not isinstance(data, dict) or not isinstance(data.get("split"), dict):
+        raise AnnotationError(f"{path}: expected a PYSKL annotation file {{'split': {{name: [frame_dir, ...]}}, "
+                              "'annotations': [...]}} (this one has no 'split' dict)")
+    validate_annotations(data, path, layout=(joints, channels), num_classes=int(num_classes))
+    if needs_score:
+        for anno in data["annotations"]:
+            if "keypoint_score" not in anno:
+                raise AnnotationError(f"{path}: sample {anno['frame_dir']}: layout {T.layout_name(layout)!r} has "
+                                      "score channels, so every sample needs 'keypoint_score' (M, T, V)")
+    result = data, _class_names(data, path, int(num_classes))
+    _cache.clear()  # one file at a time: NTU-size pickles are large
+    _cache[key] = result
+    return result
+
+
+def load_split(path: str, split: str, layout: T.LayoutArg, num_classes: int) -> PickleSource:
+    """The samples of `split` in annotation-list order; errors name the file and the problem."""
+    if not path:
+        raise ValueError("config.data.ann_file: no annotation pickle given (configs/custom_pickle.py:PATH.pkl or "
+                         "--config.data.ann_file=PATH.pkl)")
+    data, names = load_checked(path, layout, num_classes)
+    full = os.path.abspath(os.path.expanduser(path))
+    if split not in data["split"]:
+        raise AnnotationError(f"{full}: no split {split!r}; the file has splits {sorted(map(str, data['split']))}")
+    wanted = set(data["split"][split])
+    if not wanted:
+        raise AnnotationError(f"{full}: split {split!r} is empty")
+    annos = [a for a in data["annotations"] if a["frame_dir"] in wanted]
+    return PickleSource(annos, names, f"{full}:{split}")
