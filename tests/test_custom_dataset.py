@@ -229,6 +229,36 @@ def test_bad_pickles_name_the_file(tmp_path):
         pickle_source.load_split("", "train", layout, NUM_CLASSES)
 
 
+def test_pickle_source_with_builtin_and_scored_layouts(tmp_path):
+    # NTU-25 data in a pickle of one's own: the built-in layout name, PYSKL's own checks and pipeline.
+    data = generate_synthetic(2, seed=0, kind="3d")
+    path = tmp_path / "ntu.pkl"
+    save_annotations(path, {**data, "class_names": [f"action {i}" for i in range(14)]})
+    train = pickle_source.load_split(str(path), "train", "nturgb+d", 14)
+    assert len(train) == len(data["split"]["train"]) and train.class_names[3] == "action 3"
+    assert make_pipeline("nturgb+d", "j", 8, 1, "train")(train[0], seed=0).shape == (1, 2, 8, 25, 3)
+    with pytest.raises(AnnotationError, match=rf"{path}: sample .*: expected 17 joints x 2 channels, got 25 x 3"):
+        pickle_source.load_split(str(path), "train", "coco", 14)
+    # A 2D layout with scores needs keypoint_score in every sample.
+    scored = T.DataLayout(graph.custom_layout(V, EDGES, 0, name="toy7_2d"), channels=3, score=True)
+    annos = [{**toy_sample(f"s{i}", i % 2, 9, np.random.default_rng(i)), "img_shape": (480, 640)} for i in range(4)]
+    for a in annos:
+        a["keypoint"] = a["keypoint"][..., :2] * 100
+        a["keypoint_score"] = np.ones(a["keypoint"].shape[:3], np.float32)
+    del annos[2]["keypoint_score"]
+    path2 = tmp_path / "scored.pkl"
+    save_annotations(path2, {"split": {"train": ["s0", "s1", "s2", "s3"]}, "annotations": annos})
+    with pytest.raises(AnnotationError, match=rf"{path2}: sample s2: layout 'toy7_2d' has score channels"):
+        pickle_source.load_split(str(path2), "train", scored, 2)
+    annos[2]["keypoint_score"] = np.ones((1, 9, V), np.float32)
+    save_annotations(path2, {"split": {"train": ["s0", "s1", "s2", "s3"]}, "annotations": annos})
+    source = pickle_source.load_split(str(path2), "train", scored, 2)
+    x = make_pipeline(scored, "b", 9, 1, "test")(source[0])
+    assert x.shape == (1, 2, 9, V, 3)
+    np.testing.assert_array_equal(x[0, 0, :, 0, :2], 0)  # the centre's bone
+    np.testing.assert_array_equal(x[0, 0, :, :, 2], 1)   # mean of two scores of 1
+
+
 def test_main_reports_a_missing_split_with_the_file(tmp_path):
     path = tmp_path / "only_train.pkl"
     toy_pickle(path, splits=("train",))

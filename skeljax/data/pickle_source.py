@@ -64,7 +64,7 @@ def load_checked(path: str, layout: T.LayoutArg, num_classes: int) -> tuple[dict
     except OSError as e:
         raise AnnotationError(f"{path}: cannot read annotation file: {e.strerror}") from e
     joints, channels, needs_score = T.raw_layout(layout)
-    key = (path, st.st_mtime_ns, st.st_size, T.as_layout(layout), int(num_classes))
+    key = (path, st.st_ino, st.st_mtime_ns, st.st_size, T.as_layout(layout), int(num_classes))
     if key in _cache:
         return _cache[key]
     data = load_annotations(path)
