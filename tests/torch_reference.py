@@ -51,9 +51,24 @@ def _install_drn_stubs() -> None:
             sys.modules[name] = stub
 
 
+def _install_multimodal_stub() -> None:
+    """Replace `mmaction.models.multimodal` (never used by STGCN) with an empty package.
+
+    mmaction2 1.2.0 imports its multimodal models whenever `transformers` is installed, and they fail to import
+    against recent `transformers` releases (seen on a GPU image with transformers 5.x): that would take the
+    whole `mmaction.models` package, and the STGCN reference with it, down.
+    """
+    name = "mmaction.models.multimodal"
+    if name not in sys.modules:
+        stub = types.ModuleType(name)
+        stub.__path__ = []
+        sys.modules[name] = stub
+
+
 def mmaction_stgcn_class() -> type:
     """Return MMAction2 1.2.0's `STGCN` backbone class (a port of PYSKL's)."""
     _install_drn_stubs()
+    _install_multimodal_stub()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # mmcv-lite warns that its compiled ops are missing; STGCN uses none
         from mmaction.models.backbones import STGCN

@@ -27,15 +27,23 @@ def torch_uniform_init(key, shape, fan_in, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
-@jax.custom_vjp
 def dense(x: jax.Array, w: jax.Array) -> jax.Array:
-    """x (..., C_in) @ w (C_in, C_out): `jnp.dot` with a backward pass that keeps XLA's CPU transposes cheap.
+    """x (..., C_in) @ w (C_in, C_out): `jnp.dot`, with a backward pass that keeps XLA's CPU transposes cheap.
 
-    The weight gradient contracts over every row of x and of the output gradient. XLA feeds that product with
-    transposed copies and, left alone, fuses the producers of the gradient (BatchNorm's backward, ReLU masks)
-    into the transposing copy, which then reads several arrays in column order: on a 2-core CPU those copies
-    took 40% of the training step. An optimization barrier makes them plain transposes of materialised arrays.
+    The weight gradient contracts over every row of x and of the output gradient. XLA on CPU feeds that product
+    with transposed copies and, left alone, fuses the producers of the gradient (BatchNorm's backward, ReLU
+    masks) into the transposing copy, which then reads several arrays in column order: on a 2-core CPU those
+    copies took 40% of the training step. An optimization barrier makes them plain transposes of materialised
+    arrays. GPUs multiply transposed operands natively, and XLA 0.11's GPU compiler aborts on this form
+    (triton_tiling_propagation check failure), so elsewhere it is plain `jnp.dot`.
     """
+    if jax.default_backend() == "cpu":
+        return _dense_cpu(x, w)
+    return jnp.dot(x, w)
+
+
+@jax.custom_vjp
+def _dense_cpu(x, w):
     return jnp.dot(x, w)
 
 
@@ -51,12 +59,18 @@ def _dense_bwd(res, g):
     return dx, dw.astype(w.dtype)
 
 
-dense.defvjp(_dense_fwd, _dense_bwd)
+_dense_cpu.defvjp(_dense_fwd, _dense_bwd)
+
+
+def graph_dot(a: jax.Array, x: jax.Array) -> jax.Array:
+    """a (P, V) @ x (V, ...) -> (P, ...): the graph aggregation over joints, with `dense`'s backward on CPU."""
+    if jax.default_backend() == "cpu":
+        return _graph_dot_cpu(a, x)
+    return jnp.tensordot(a, x, axes=1)
 
 
 @jax.custom_vjp
-def graph_dot(a: jax.Array, x: jax.Array) -> jax.Array:
-    """a (P, V) @ x (V, ...) -> (P, ...): the graph aggregation over joints, with `dense`'s backward treatment."""
+def _graph_dot_cpu(a, x):
     return jnp.tensordot(a, x, axes=1)
 
 
@@ -72,7 +86,7 @@ def _graph_dot_bwd(res, g):
     return da.astype(a.dtype), dx
 
 
-graph_dot.defvjp(_graph_dot_fwd, _graph_dot_bwd)
+_graph_dot_cpu.defvjp(_graph_dot_fwd, _graph_dot_bwd)
 
 
 class BatchNorm(nnx.Module):
