@@ -420,7 +420,15 @@ def table(res: dict) -> str:
     return out
 
 
-def write_docs(res: dict, argv: list[str]) -> None:
+def _gpu_note(m: dict) -> str:
+    """On GPUs XLA's default float32 matmul precision uses TF32 tensor cores: say what the fraction is relative to."""
+    if m.get("jax_backend") != "gpu":
+        return ""
+    return ("- GPU: the matmul rate is XLA's default float32 precision, which uses TF32 tensor cores, and the model's\n"
+            "  small matrices cannot approach it; read the ratio column. CPU model and thread count above are the host's.\n")
+
+
+def write_docs(res: dict, argv: list[str], path: str = DOCS) -> None:
     m = res["machine"]
     cmd = "python scripts/benchmark.py " + " ".join(a for a in argv if a != "--update-docs")
     text = f"""# Benchmarks: skeljax vs the PyTorch reference
@@ -446,7 +454,7 @@ Command: `{cmd.strip()}`
 - CPU: {m['cpu']}, {m['cpu_count']} CPUs ({m['threads']} usable), {m.get('memory_gb', '?')} GB RAM; JAX backend
   {m['jax_backend']} ({m['jax_device']}); 1-minute load average when the run started: {m.get('load_average_at_start')}
   (other processes sharing the CPUs lower every number; the matmul rate above shows how much was left)
-- Python {m['python']}, jax {m['jax']}, flax {m['flax']}, numpy {m['numpy']}, torch {m['torch']},
+{_gpu_note(m)}- Python {m['python']}, jax {m['jax']}, flax {m['flax']}, numpy {m['numpy']}, torch {m['torch']},
   mmaction2 {m['mmaction']}; {m['platform']}
 
 ## Environment: glibc malloc
@@ -460,20 +468,26 @@ training and evaluation runs on CPU:
 {chr(10).join(f'export {k}={v}' for k, v in MALLOC_ENV.items())}
 ```
 
-## How the skeljax forward is organised for speed
+## How skeljax is organised for speed
 
 - Activations are laid out joints-first, (V, N*M, T, C): every 1x1 convolution is one matrix product over the
   channels and the graph aggregation is one matrix product over the joints, with no transposes in between.
 - The graph aggregation runs before the 1x1 convolution (fewer channels to aggregate when C_in < C_out); the
   convolution's bias is aggregated through the graph exactly.
-- The six MSTCN branch convolutions that share an input are one matrix product; temporal convolutions are
-  matrix products over shifted slices.
-- In eval mode, BatchNorm layers that directly follow a linear op are folded into its weights at trace time.
+- MSTCN: the six branch 1x1 convolutions that share an input are one matrix product; each dilated branch's
+  temporal convolution is a small matrix product to its k taps, which one fused pass shifts and sums (a single
+  block-diagonal product for all branches did ~5x the FLOPs and cost a third of inference time).
+- In eval mode every BatchNorm is folded at trace time: into the preceding matrix product where there is one,
+  into the MSTCN branches for the BN after their concatenation (after the max pool, which it does not commute with).
+- Training, CPU: matrix-product weight gradients are computed from materialised operands (an optimization barrier
+  in a custom VJP): XLA otherwise fused BatchNorm's backward into transposing copies that read arrays in column
+  order (~40% of the step). BatchNorm has a hand-written backward (two reductions, one pass). On GPU the plain
+  product is used (XLA 0.11's GPU compiler aborts on the barrier form, and GPUs need no help with transposes).
 - Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
 
 Noise: other processes share this machine; run-to-run differences of 5-25% are normal. Compare numbers from one run.
 """
-    with open(DOCS, "w") as f:
+    with open(path, "w") as f:
         f.write(text)
 
 
@@ -496,6 +510,8 @@ def main(argv=None) -> int:
                    help="peak RSS per workload in fresh processes (default: on, off with --quick)")
     p.add_argument("--no-malloc-env", action="store_true", help="do not re-execute with the malloc settings")
     p.add_argument("--docs-from-json", metavar="PATH", help="only regenerate docs/benchmarks.md from a --json file")
+    p.add_argument("--docs", metavar="PATH", default=DOCS,
+                   help="the page --update-docs / --docs-from-json writes (default docs/benchmarks.md)")
     p.add_argument("--_probe", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.joints != 25:
@@ -510,8 +526,8 @@ def main(argv=None) -> int:
     if args.docs_from_json:
         with open(args.docs_from_json) as f:
             res = json.load(f)
-        write_docs(res, res.get("argv", []))
-        print(f"wrote {DOCS}")
+        write_docs(res, res.get("argv", []), args.docs)
+        print(f"wrote {args.docs}")
         return 0
     if args._probe:
         run_probe(args._probe, batches[0], frames, args.joints, args.compute_dtype)
@@ -563,8 +579,8 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=1, default=float)
     if args.update_docs:
-        write_docs(res, argv)
-        print(f"wrote {DOCS}")
+        write_docs(res, argv, args.docs)
+        print(f"wrote {args.docs}")
     return 0
 
 
