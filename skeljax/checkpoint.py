@@ -42,8 +42,12 @@ def model_state(model: nnx.Module) -> dict[str, Any]:
 
 
 def save_model(directory: str, model: Recognizer, *, extra: dict[str, Any] | None = None,
-               overwrite: bool = False) -> str:
-    """Write `model` to `directory` atomically; returns the absolute path."""
+               overwrite: bool = False, this_process_only: bool = False) -> str:
+    """Write `model` to `directory` atomically; returns the absolute path.
+
+    In a multi-process run orbax meets every process at barriers while saving; `this_process_only=True` writes
+    from the calling process alone (the others must not call), as the trainer does for its best/ and final/ exports.
+    """
     directory = os.path.abspath(directory)
     if os.path.exists(directory) and not overwrite:
         raise FileExistsError(f"{directory} already exists; pass overwrite=True (--overwrite) to replace it")
@@ -56,7 +60,12 @@ def save_model(directory: str, model: Recognizer, *, extra: dict[str, Any] | Non
         with open(os.path.join(tmp, SPEC_FILE), "w") as f:
             json.dump(meta, f, indent=2)
         state = jax.tree.map(np.asarray, model_state(model))
-        with ocp.StandardCheckpointer() as ckptr:
+        kwargs = {}
+        if this_process_only and jax.process_count() > 1:
+            me = jax.process_index()
+            kwargs["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me})
+        with ocp.StandardCheckpointer(**kwargs) as ckptr:
             ckptr.save(os.path.join(tmp, STATE_DIR), state)
             ckptr.wait_until_finished()
         if os.path.exists(directory):
@@ -100,7 +109,12 @@ def restore_into(model: nnx.Module, state_dir: str) -> None:
     target = model_state(model)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
     try:
-        with ocp.StandardCheckpointer() as ckptr:
+        kwargs = {}
+        if this_process_only and jax.process_count() > 1:
+            me = jax.process_index()
+            kwargs["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me})
+        with ocp.StandardCheckpointer(**kwargs) as ckptr:
             _check_saved_shapes(ckptr.metadata(state_dir), abstract, state_dir)
             restored = ckptr.restore(state_dir, abstract)
     except SkeljaxCheckpointError:

@@ -252,21 +252,7 @@ def export_model(directory: str, model: Recognizer, extra: dict) -> None:
     """Write a best/ or final/ model directory from process 0 (a no-op on the others)."""
     if not logging_utils.is_main_process():
         return
-    if jax.process_count() == 1:
-        model_ckpt.save_model(directory, model, overwrite=True, extra=extra)
-        return
-    # orbax checkpointers meet all processes at barriers, but an export is written by process 0 alone: tell
-    # orbax it is the only process taking part (skeljax.checkpoint.save_model has no option for this yet).
-    import functools
-    from unittest import mock
-
-    import orbax.checkpoint as ocp
-
-    alone = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
-                                               active_processes={jax.process_index()})
-    single = functools.partial(ocp.StandardCheckpointer, multiprocessing_options=alone)
-    with mock.patch.object(model_ckpt.ocp, "StandardCheckpointer", single):
-        model_ckpt.save_model(directory, model, overwrite=True, extra=extra)
+    model_ckpt.save_model(directory, model, overwrite=True, extra=extra, this_process_only=True)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, float]:

@@ -173,11 +173,16 @@ def run_signature(config) -> dict:
     from skeljax import config_base
 
     d = config.data
-    return json.loads(json.dumps({
-        "model": config_base.model_spec(config).to_json(),
-        "data": {"dataset": d.dataset, "builder_kwargs": d.builder_kwargs.to_dict(), "train_split": d.train_split,
-                 "batch_size": config.batch_size, "repeat_times": d.repeat_times, "seed": config.seed},
-    }))
+    data = {"dataset": d.dataset, "builder_kwargs": d.builder_kwargs.to_dict(), "train_split": d.train_split,
+            "batch_size": config.batch_size, "repeat_times": d.repeat_times, "seed": config.seed}
+    # Keys that exist only for these set-ups, so that checkpoints of the other runs keep their signature.
+    if d.dataset == "pickle":  # the file by name and size: a moved copy resumes, another pickle does not
+        path = os.path.expanduser(d.ann_file)
+        data["ann_file"] = {"name": os.path.basename(path),
+                            "bytes": os.path.getsize(path) if os.path.isfile(path) else None}
+    if config.model.layout == "custom":  # the model spec has only the joint count; the edges define the graph
+        data["custom_layout"] = config.model.custom_layout.to_dict()
+    return json.loads(json.dumps({"model": config_base.model_spec(config).to_json(), "data": data}))
 
 
 def check_resumable(saved: dict | None, config, where: str) -> None:

@@ -317,3 +317,27 @@ def test_train_test_and_predict_on_a_custom_pickle(tmp_path):
     np.save(bad, anno["keypoint"][:, :, :6])
     with pytest.raises(P.PredictError, match=rf"{bad}: expected 7 joints x 3 channels for layout 'toy7', got 6 x 3"):
         P.predict(str(workdir / "best"), str(bad))
+
+
+def test_resume_refuses_another_pickle_or_other_edges(tmp_path):
+    from skeljax.train_checkpoints import TrainCheckpointError, check_resumable, run_signature
+
+    toy_pickle(tmp_path / "a.pkl")
+    c = custom_config(str(tmp_path / "a.pkl"))
+    saved = run_signature(c)
+    check_resumable(saved, c, "ckpt/3")                       # the same run resumes
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    os.replace(tmp_path / "a.pkl", moved / "a.pkl")
+    check_resumable(saved, custom_config(str(moved / "a.pkl")), "ckpt/3")   # so does a moved copy of the file
+    data = toy_pickle(tmp_path / "b.pkl")
+    data["annotations"] = data["annotations"][:-1]
+    save_annotations(tmp_path / "b.pkl", data)                # a different file (one sample fewer)
+    with pytest.raises(TrainCheckpointError, match=r"ckpt/3: .*data\.ann_file"):
+        check_resumable(saved, custom_config(str(tmp_path / "b.pkl")), "ckpt/3")
+    other = custom_config(str(moved / "a.pkl"), edges=((1, 0), (2, 0), (3, 1), (4, 1), (5, 0), (6, 0)))
+    with pytest.raises(TrainCheckpointError, match=r"data\.custom_layout"):
+        check_resumable(saved, other, "ckpt/3")
+    # Runs on built-in datasets keep the signature they had (no new keys), so their checkpoints still resume.
+    assert set(run_signature(config_base.base_config())["data"]) == {
+        "dataset", "builder_kwargs", "train_split", "batch_size", "repeat_times", "seed"}
