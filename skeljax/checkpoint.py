@@ -109,12 +109,7 @@ def restore_into(model: nnx.Module, state_dir: str) -> None:
     target = model_state(model)
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
     try:
-        kwargs = {}
-        if this_process_only and jax.process_count() > 1:
-            me = jax.process_index()
-            kwargs["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
-                primary_host=me, active_processes={me})
-        with ocp.StandardCheckpointer(**kwargs) as ckptr:
+        with ocp.StandardCheckpointer() as ckptr:
             _check_saved_shapes(ckptr.metadata(state_dir), abstract, state_dir)
             restored = ckptr.restore(state_dir, abstract)
     except SkeljaxCheckpointError:
