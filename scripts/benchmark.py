@@ -15,6 +15,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -112,11 +113,12 @@ def _version(mod: str) -> str | None:
         return None
 
 
-def matmul_gflops(n: int, repeats: int) -> float:
-    """fp32 (n x n) @ (n x n) rate with XLA's dot on the default device, median of `repeats`."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
-    f = jax.jit(jnp.dot)
+def matmul_gflops(n: int, repeats: int, dtype=jnp.float32) -> float:
+    """(n x n) @ (n x n) rate with XLA's dot on the default device (`dtype` operands, float32 result), median of
+    `repeats`."""
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.key(1), (n, n), dtype)
+    f = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
     f(a, b).block_until_ready()
     times = []
     for _ in range(repeats):
@@ -208,6 +210,14 @@ def torch_model(ref, torch, device, train: bool):
     return model.train(train)
 
 
+def torch_autocast(torch, device, compute_dtype):
+    """PyTorch's own mixed precision for the same comparison: autocast to bfloat16 (convolutions and matmuls in
+    bfloat16, reductions and BatchNorm in float32), or nothing for float32."""
+    if compute_dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=getattr(torch, compute_dtype))
+
+
 def torch_flops_per_sample(torch, ref, x_shape) -> float:
     """Forward FLOPs of one sample at these shapes (PyTorch's FlopCounter: conv + einsum, 2 per MAC)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -249,7 +259,7 @@ def bench_inference(batch, frames, joints, repeats, warmup, threads, compute_dty
         tx = torch.from_numpy(x_np).to(device)
 
         def tcall():
-            with torch.inference_mode():
+            with torch.inference_mode(), torch_autocast(torch, device, compute_dtype):
                 tmodel(tx)
             if device == "cuda":
                 torch.cuda.synchronize()
@@ -286,7 +296,8 @@ def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, 
 
         def tstep():
             opt.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(tmodel(tx), ty)
+            with torch_autocast(torch, device, compute_dtype):
+                loss = torch.nn.functional.cross_entropy(tmodel(tx).float(), ty)
             loss.backward()
             opt.step()
             loss.item()
@@ -380,6 +391,15 @@ def add_rates(res: dict, gflop_per_sample: float) -> None:
     first = res["inference_batches"][0]
     res["inference"] = {k: first[k] for k in ("batch", "skeljax_samples_per_s", "torch_samples_per_s", "ratio",
                                               "skeljax_gflops", "fraction_of_matmul") if k in first}
+    mp = res.get("mixed_precision")
+    if mp:
+        for key, mult, f32 in (("inference", 1, first), ("train_step", 3, ts)):
+            e = mp[key]
+            e["skeljax_gflops"] = e["skeljax_samples_per_s"] * mult * gflop_per_sample
+            e["fraction_of_matmul"] = e["skeljax_gflops"] / mp["matmul_gflops"]
+            e["skeljax_speedup_over_float32"] = e["skeljax_samples_per_s"] / f32["skeljax_samples_per_s"]
+            if "torch_samples_per_s" in e and "torch_samples_per_s" in f32:
+                e["torch_speedup_over_float32"] = e["torch_samples_per_s"] / f32["torch_samples_per_s"]
 
 
 def table(res: dict) -> str:
@@ -397,10 +417,29 @@ def table(res: dict) -> str:
     for e in res["inference_batches"]:
         fmt(f"inference, batch {e['batch']}", e)
     fmt(f"train step, batch {res['train_step']['batch']}", res["train_step"])
+    mp = res.get("mixed_precision")
+    if mp:
+        dt = mp["compute_dtype"]
+        fmt(f"{dt} inference, batch {mp['inference']['batch']}", mp["inference"])
+        fmt(f"{dt} train step, batch {mp['train_step']['batch']}", mp["train_step"])
     out = "\n".join(rows)
     out += f"\n\nfp32 matmul rate (XLA dot, {res['matmul_n']}x{res['matmul_n']}): {res['matmul_gflops']:.0f} GFLOP/s."
+    if mp:
+        out += f" {mp['compute_dtype']} matmul rate (same dot, float32 result): {mp['matmul_gflops']:.0f} GFLOP/s."
     out += f" Forward cost: {res['gflop_per_sample']:.2f} GFLOP per sample"
     out += " (a training step is counted as 3x the forward)."
+    if mp:
+        e, t = mp["inference"], mp["train_step"]
+        out += (f"\n\nMixed precision ({mp['compute_dtype']} rows; `config.compute_dtype='{mp['compute_dtype']}'`): "
+                f"skeljax multiplies {mp['compute_dtype']} operands with float32 accumulation and keeps activations, "
+                "BatchNorm and the loss in float32; PyTorch runs under `torch.autocast` to the same dtype. "
+                f"Their \"of matmul rate\" is relative to the {mp['compute_dtype']} rate. Speed-up over float32: "
+                f"skeljax {e['skeljax_speedup_over_float32']:.2f}x inference, "
+                f"{t['skeljax_speedup_over_float32']:.2f}x train step")
+        if "torch_speedup_over_float32" in e:
+            out += (f"; PyTorch {e['torch_speedup_over_float32']:.2f}x inference, "
+                    f"{t['torch_speedup_over_float32']:.2f}x train step")
+        out += "."
     if res.get("memory_mb"):
         mem = ", ".join(f"{k} {v:.0f} MB" for k, v in res["memory_mb"].items())
         out += f"\n\nPeak RSS of a fresh process running only that workload (VmHWM): {mem}."
@@ -504,6 +543,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 10)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 2)")
     p.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"))
+    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time bfloat16 matmuls (skeljax compute_dtype, PyTorch autocast) at the first "
+                        "inference batch and the train batch (default: on when --compute-dtype is float32)")
     p.add_argument("--no-torch", action="store_true", help="skeljax only")
     p.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline measurement")
     p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
@@ -557,6 +599,17 @@ def main(argv=None) -> int:
                     args.compute_dtype, with_torch, tctx)
     res["train_step"] = e
     print(f"train step batch {train_batch}: {json.dumps(_short(e))}", flush=True)
+    if args.mixed_precision and args.compute_dtype == "float32":
+        dt = "bfloat16"
+        mp = {"compute_dtype": dt, "matmul_gflops": float(matmul_gflops(n, 5 if q else 20, jnp.bfloat16))}
+        print(f"{dt} matmul (XLA dot {n}): {mp['matmul_gflops']:.0f} GFLOP/s", flush=True)
+        mp["inference"] = bench_inference(batches[0], frames, args.joints, repeats, warmup, threads, dt, with_torch,
+                                          tctx)
+        print(f"{dt} inference batch {batches[0]}: {json.dumps(_short(mp['inference']))}", flush=True)
+        mp["train_step"] = bench_train(train_batch, frames, args.joints, max(2, repeats * 2 // 3), warmup, threads,
+                                       dt, with_torch, tctx)
+        print(f"{dt} train step batch {train_batch}: {json.dumps(_short(mp['train_step']))}", flush=True)
+        res["mixed_precision"] = mp
     add_rates(res, res["gflop_per_sample"])
     if memory:
         res["memory_mb"] = {}

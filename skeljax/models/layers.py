@@ -8,6 +8,8 @@ keys so that a module path joined with dots is the PyTorch key.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
@@ -27,63 +29,90 @@ def torch_uniform_init(key, shape, fan_in, dtype=jnp.float32):
     return jax.random.uniform(key, shape, dtype, -bound, bound)
 
 
+# The dtype of matrix-product operands (None: as given). Mixed precision is "bfloat16 operands, float32
+# accumulation and float32 everywhere else": activations, BatchNorm, residual sums and the loss stay float32, and
+# only the products (where the FLOPs are) round their inputs. On CPUs with AVX512-BF16 such products run about twice
+# as fast, while bfloat16 elementwise work brings nothing there (XLA computes it in float32 with conversions).
+_MATMUL_DTYPE: contextvars.ContextVar = contextvars.ContextVar("skeljax_matmul_dtype", default=None)
+
+
+@contextlib.contextmanager
+def matmul_dtype(dtype: str | None):
+    """Within this context (at trace time) `dense` and `graph_dot` multiply `dtype` operands ('float32': as given)."""
+    token = _MATMUL_DTYPE.set(None if dtype in (None, "float32") else jnp.dtype(dtype))
+    try:
+        yield
+    finally:
+        _MATMUL_DTYPE.reset(token)
+
+
+def _cast(a: jax.Array, dt) -> jax.Array:
+    return a if dt is None else a.astype(dt)
+
+
 def dense(x: jax.Array, w: jax.Array) -> jax.Array:
-    """x (..., C_in) @ w (C_in, C_out): `jnp.dot`, with a backward pass that keeps XLA's CPU transposes cheap.
+    """x (..., C_in) @ w (C_in, C_out) -> float32, operands in the `matmul_dtype`; on CPU with a backward pass that
+    keeps XLA's transposes cheap.
 
     The weight gradient contracts over every row of x and of the output gradient. XLA on CPU feeds that product
     with transposed copies and, left alone, fuses the producers of the gradient (BatchNorm's backward, ReLU
     masks) into the transposing copy, which then reads several arrays in column order: on a 2-core CPU those
     copies took 40% of the training step. An optimization barrier makes them plain transposes of materialised
-    arrays. GPUs multiply transposed operands natively, and XLA 0.11's GPU compiler aborts on this form
-    (triton_tiling_propagation check failure), so elsewhere it is plain `jnp.dot`.
+    arrays. That product stays in float32 on CPU whatever the `matmul_dtype`: XLA runs it outside the fast
+    (YNNPACK) kernels, and bfloat16 operands there only add conversion passes. GPUs multiply transposed operands
+    natively, and XLA 0.11's GPU compiler aborts on the barrier form (triton_tiling_propagation check failure), so
+    elsewhere it is a plain product.
     """
+    dt = _MATMUL_DTYPE.get()
     if jax.default_backend() == "cpu":
-        return _dense_cpu(x, w)
-    return jnp.dot(x, w)
+        return _dense_cpu(x, w, dt)
+    return jnp.dot(_cast(x, dt), _cast(w, dt), preferred_element_type=jnp.float32)
 
 
-@jax.custom_vjp
-def _dense_cpu(x, w):
-    return jnp.dot(x, w)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _dense_cpu(x, w, dt):
+    return jnp.dot(_cast(x, dt), _cast(w, dt), preferred_element_type=jnp.float32)
 
 
-def _dense_fwd(x, w):
-    return jnp.dot(x, w), (x, w)
+def _dense_fwd(x, w, dt):
+    return _dense_cpu(x, w, dt), (x, w)
 
 
-def _dense_bwd(res, g):
+def _dense_bwd(dt, res, g):
     x, w = res
-    dx = jnp.dot(g, w.T)
+    dx = jnp.dot(_cast(g, dt), _cast(w.T, dt), preferred_element_type=jnp.float32)
     x2, g2 = jax.lax.optimization_barrier((x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])))
     dw = jax.lax.dot_general(x2, g2, (((0,), (0,)), ((), ())))
-    return dx, dw.astype(w.dtype)
+    return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
 _dense_cpu.defvjp(_dense_fwd, _dense_bwd)
 
 
 def graph_dot(a: jax.Array, x: jax.Array) -> jax.Array:
-    """a (P, V) @ x (V, ...) -> (P, ...): the graph aggregation over joints, with `dense`'s backward on CPU."""
+    """a (P, V) @ x (V, ...) -> (P, ...) float32: the graph aggregation over joints, as `dense` (operand dtype,
+    CPU backward)."""
+    dt = _MATMUL_DTYPE.get()
     if jax.default_backend() == "cpu":
-        return _graph_dot_cpu(a, x)
-    return jnp.tensordot(a, x, axes=1)
+        return _graph_dot_cpu(a, x, dt)
+    return jnp.tensordot(_cast(a, dt), _cast(x, dt), axes=1, preferred_element_type=jnp.float32)
 
 
-@jax.custom_vjp
-def _graph_dot_cpu(a, x):
-    return jnp.tensordot(a, x, axes=1)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _graph_dot_cpu(a, x, dt):
+    return jnp.tensordot(_cast(a, dt), _cast(x, dt), axes=1, preferred_element_type=jnp.float32)
 
 
-def _graph_dot_fwd(a, x):
-    return jnp.tensordot(a, x, axes=1), (a, x)
+def _graph_dot_fwd(a, x, dt):
+    return _graph_dot_cpu(a, x, dt), (a, x)
 
 
-def _graph_dot_bwd(res, g):
+def _graph_dot_bwd(dt, res, g):
     a, x = res
-    dx = jnp.tensordot(a.T, g, axes=1)
+    dx = jnp.tensordot(_cast(a.T, dt), _cast(g, dt), axes=1, preferred_element_type=jnp.float32)
     g2, x2 = jax.lax.optimization_barrier((g.reshape(g.shape[0], -1), x.reshape(x.shape[0], -1)))
     da = jax.lax.dot_general(g2, x2, (((1,), (1,)), ((), ())))
-    return da.astype(a.dtype), dx
+    return da.astype(a.dtype), dx.astype(x.dtype)
 
 
 _graph_dot_cpu.defvjp(_graph_dot_fwd, _graph_dot_bwd)
@@ -114,7 +143,7 @@ class BatchNorm(nnx.Module):
         """Normalise `x`; its rows (samples) lie along `batch_axis`, the features are the trailing axes."""
         if self.use_running_average:
             scale, shift = self.affine()
-            return x * scale.astype(x.dtype) + shift.astype(x.dtype)
+            return x * scale + shift
         y, mean, var = batch_norm_train(x, self.weight[...], self.bias[...], self.eps, self.group_size,
                                         batch_axis, self.weight.ndim)
         self.update_stats(mean, var)
@@ -146,11 +175,11 @@ def batch_norm_train(x, weight, bias, eps, group_size, batch_axis, nf):
     ba = batch_axis % x.ndim
     xg = x.reshape(x.shape[:ba] + (rows // gs, gs) + x.shape[ba + 1:])
     axes = tuple(a for a in range(xg.ndim - nf) if a != ba)
-    y, mean, var = _bn_normalize(xg.astype(jnp.float32), weight, bias, eps, axes)
+    y, mean, var = _bn_normalize(xg, weight, bias, eps, axes)
     n = math.prod(xg.shape[a] for a in axes)
     bmean = jnp.mean(mean, axis=(ba,) + axes)
     bvar = jnp.mean(var, axis=(ba,) + axes) * (n / max(n - 1, 1))
-    return y.reshape(x.shape).astype(x.dtype), bmean, bvar
+    return y.reshape(x.shape), bmean, bvar
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
@@ -193,7 +222,7 @@ def joint_batch_norm(bns: list[BatchNorm], x: jax.Array, batch_axis: int = 0) ->
     """Apply several 1-D BatchNorms to consecutive channel slices of `x` at once (per-channel stats are unchanged)."""
     if bns[0].use_running_average:
         scale, shift = joint_affine(bns)
-        return x * scale.astype(x.dtype) + shift.astype(x.dtype)
+        return x * scale + shift
     w = jnp.concatenate([bn.weight[...] for bn in bns])
     b = jnp.concatenate([bn.bias[...] for bn in bns])
     y, mean, var = batch_norm_train(x, w, b, bns[0].eps, bns[0].group_size, batch_axis, 1)
@@ -212,11 +241,10 @@ def joint_affine(bns: list[BatchNorm]) -> tuple[jax.Array, jax.Array]:
 
 def linear_bn(x: jax.Array, w: jax.Array, b: jax.Array, bn: BatchNorm | None, batch_axis: int = 0) -> jax.Array:
     """x @ w + b, then `bn`; an eval-mode BN is folded into (w, b) at trace time (one matmul, no extra pass)."""
-    dt = x.dtype
     if bn is not None and bn.use_running_average:
         scale, shift = bn.affine()
         w, b, bn = w * scale, b * scale + shift, None
-    y = dense(x, w.astype(dt)) + b.astype(dt)
+    y = dense(x, w) + b
     return y if bn is None else bn(y, batch_axis=batch_axis)
 
 
@@ -229,7 +257,7 @@ class Conv1x1(nnx.Module):
         self.stride = stride
 
     def __call__(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
-        return dense(self.strided(x, time_axis), self.weight[...].astype(x.dtype)) + self.bias[...].astype(x.dtype)
+        return dense(self.strided(x, time_axis), self.weight[...]) + self.bias[...]
 
     def strided(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
         """The input rows this convolution sees (every stride-th frame)."""
@@ -252,7 +280,7 @@ class TemporalConv(nnx.Module):
 
     def __call__(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
         w = self.weight[...].reshape(-1, self.weight.shape[-1])
-        return dense(self.im2col(x, time_axis), w.astype(x.dtype)) + self.bias[...].astype(x.dtype)
+        return dense(self.im2col(x, time_axis), w) + self.bias[...]
 
     def im2col(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
         """The k shifted (and strided) copies of x side by side on the channel axis: the conv is then one matmul."""
@@ -278,7 +306,7 @@ class Linear(nnx.Module):
             self.bias = nnx.Param(jnp.zeros((cout,), jnp.float32))
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return jnp.dot(x, self.weight[...].astype(x.dtype)) + self.bias[...].astype(x.dtype)
+        return jnp.dot(x, self.weight[...]) + self.bias[...]
 
 
 def max_pool_time(x: jax.Array, window: int = 3, stride: int = 1, time_axis: int = 1) -> jax.Array:

@@ -30,6 +30,7 @@ from skeljax.models.layers import (
     joint_affine,
     joint_batch_norm,
     linear_bn,
+    matmul_dtype,
     max_pool_time,
 )
 
@@ -160,7 +161,7 @@ class UnitGCN(nnx.Module):
         cin, cout = x.shape[-1], self.cout
         # Aggregate over the graph first (C_in <= C_out here, so it is never more work), as one matmul over the
         # joints: z[k, w] = sum_v A[k, v, w] x[v].
-        z = graph_dot(A.transpose(0, 2, 1).reshape(K * W, V).astype(x.dtype), x.reshape(V, -1))
+        z = graph_dot(A.transpose(0, 2, 1).reshape(K * W, V), x.reshape(V, -1))
         z = z.reshape((K, -1, cin))
         # conv output channel k * C_out + c (subset-major, as the reference reshape) -> weight (K, C_in, C_out).
         w = self.conv.weight[...].reshape(cin, K, cout).transpose(1, 0, 2)
@@ -171,9 +172,8 @@ class UnitGCN(nnx.Module):
         if bn.use_running_average:
             scale, shift = bn.affine()
             w, bias, bn = w * scale, bias * scale + shift, None
-        w = w.astype(x.dtype)
         y = sum(dense(z[k], w[k]) for k in range(K))
-        y = y.reshape(x.shape[:-1] + (cout,)) + bias.astype(x.dtype)
+        y = y.reshape(x.shape[:-1] + (cout,)) + bias
         if bn is not None:
             y = bn(y, batch_axis=B_AXIS)
         return jax.nn.relu(y + res)
@@ -250,7 +250,6 @@ class MSTCN(nnx.Module):
         first = [br if kd == "1x1" else br[0] for kd, br in zip(kinds, branches)]
         offs = np.cumsum([0] + [conv.weight.shape[-1] for conv in first])
         nn_ = int(offs[len(normed)])
-        dt = x.dtype
         evaluating = self.transform[0].use_running_average
         w = jnp.concatenate([conv.weight[...] for conv in first], -1)
         b = jnp.concatenate([conv.bias[...] for conv in first], -1)
@@ -259,7 +258,7 @@ class MSTCN(nnx.Module):
             scale, shift = joint_affine(bns)
             w = w.at[:, :nn_].multiply(scale)
             b = b.at[:nn_].set(b[:nn_] * scale + shift)
-        h = dense(x, w.astype(dt)) + b.astype(dt)
+        h = dense(x, w) + b
         hn = h[..., :nn_]
         hn = jax.nn.relu(hn if evaluating else joint_batch_norm(bns, hn, B_AXIS))
         if evaluating:  # transform BN as a per-channel affine, folded into each branch below
@@ -272,17 +271,16 @@ class MSTCN(nnx.Module):
         for i, (kd, br) in enumerate(zip(kinds, branches)):
             o, e = int(offs[i]), int(offs[i + 1])
             if kd == "1x1":
-                outs.append(_time_shift(h[..., o:e], 0, s, t_out) * s2[o:e].astype(dt) + b2[o:e].astype(dt))
+                outs.append(_time_shift(h[..., o:e], 0, s, t_out) * s2[o:e] + b2[o:e])
             elif kd == "max":
-                outs.append(max_pool_time(hn[..., o:e], cfgs[i][1], s, time_axis=T_AXIS) * s2[o:e].astype(dt)
-                            + b2[o:e].astype(dt))
+                outs.append(max_pool_time(hn[..., o:e], cfgs[i][1], s, time_axis=T_AXIS) * s2[o:e] + b2[o:e])
             else:
                 conv = br[3].conv
                 k, bc = conv.weight.shape[0], e - o
                 wt = (conv.weight[...] * s2[o:e]).transpose(1, 0, 2).reshape(bc, k * bc)  # (C_in, k * C_out)
-                taps = dense(hn[..., o:e], wt.astype(dt)).reshape(hn.shape[:-1] + (k, bc))
+                taps = dense(hn[..., o:e], wt).reshape(hn.shape[:-1] + (k, bc))
                 y = sum(_time_shift(taps[..., j, :], j * conv.dilation - conv.padding, s, t_out) for j in range(k))
-                outs.append(y + (conv.bias[...] * s2[o:e] + b2[o:e]).astype(dt))
+                outs.append(y + conv.bias[...] * s2[o:e] + b2[o:e])
         y = jnp.concatenate(outs, axis=-1)
         y = jax.nn.relu(y if evaluating else self.transform[0](y, batch_axis=B_AXIS))
         y = linear_bn(y, self.transform[2].weight[...], self.transform[2].bias[...], self.bn, B_AXIS)
@@ -375,7 +373,10 @@ class STGCN(nnx.Module):
         return y.transpose(1, 2, 0, 3).reshape((N, M) + y.shape[2:3] + y.shape[:1] + y.shape[3:])
 
     def features(self, x: jax.Array, compute_dtype: str = "float32") -> jax.Array:
-        """(N, M, T, V, C) -> features in the internal layout (V, N*M, T', C_out), in the compute dtype."""
+        """(N, M, T, V, C) -> float32 features in the internal layout (V, N*M, T', C_out).
+
+        `compute_dtype` is the dtype of the matrix-product operands (accumulation and everything else: float32).
+        """
         if compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {compute_dtype!r}")
         N, M, T, V, C = x.shape
@@ -385,9 +386,10 @@ class STGCN(nnx.Module):
         x = x.reshape(N * M, T, V, C)
         if self.data_bn_type == "VC":
             x = self.data_bn(x)
-        x = x.transpose(2, 0, 1, 3).astype(compute_dtype)
-        for block in self.gcn:
-            x = block(x)
+        x = x.transpose(2, 0, 1, 3)
+        with matmul_dtype(compute_dtype):
+            for block in self.gcn:
+                x = block(x)
         return x
 
 
@@ -426,12 +428,13 @@ class Recognizer(nnx.Module):
             raise ValueError(f"expected input (N, M, T, V, C), got shape {x.shape}")
         N, M = x.shape[:2]
         feats = self.backbone.features(x, compute_dtype or self.compute_dtype)  # (V, N*M, T', C)
-        # Mean over (T', V) per person, then over persons; in float32 whatever the compute dtype.
-        pooled = feats.astype(jnp.float32).mean(axis=(0, 2)).reshape(N, M, -1).mean(axis=1)
+        # Mean over (T', V) per person, then over persons.
+        pooled = feats.mean(axis=(0, 2)).reshape(N, M, -1).mean(axis=1)
         return self.cls_head.classify(pooled, return_features)
 
     def set_compute_dtype(self, dtype: str) -> None:
-        """'float32' or 'bfloat16' matmuls and activations; parameters, BN statistics and logits stay float32."""
+        """'float32' or 'bfloat16' matrix-product operands (float32 accumulation); activations, parameters, BN
+        statistics and logits stay float32."""
         if dtype not in COMPUTE_DTYPES:
             raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
         self.compute_dtype = dtype
