@@ -43,6 +43,31 @@ def test_rates_and_table():
     assert "| train step, batch 16 | 5.0 | 4.0 | 1.25x |" in text
 
 
+def test_mixed_precision_rates_and_rows():
+    bench = _load()
+    res = {"matmul_gflops": 200.0, "matmul_n": 2048, "gflop_per_sample": 5.85,
+           "inference_batches": [{"batch": 16, "skeljax_samples_per_s": 20.0, "torch_samples_per_s": 10.0,
+                                  "ratio": 2.0, "skeljax_compile_s": 3.0}],
+           "train_step": {"batch": 16, "skeljax_samples_per_s": 5.0, "torch_samples_per_s": 4.0, "ratio": 1.25,
+                          "skeljax_compile_s": 20.0},
+           "mixed_precision": {
+               "compute_dtype": "bfloat16", "matmul_gflops": 400.0,
+               "inference": {"batch": 16, "skeljax_samples_per_s": 30.0, "torch_samples_per_s": 12.0, "ratio": 2.5,
+                             "skeljax_compile_s": 4.0},
+               "train_step": {"batch": 16, "skeljax_samples_per_s": 6.0, "torch_samples_per_s": 5.0, "ratio": 1.2,
+                              "skeljax_compile_s": 25.0}}}
+    bench.add_rates(res, 5.85)
+    mp = res["mixed_precision"]
+    # fractions are of the bf16 matmul rate, speed-ups against the float32 rows of the same run
+    assert mp["inference"]["fraction_of_matmul"] == pytest.approx(30.0 * 5.85 / 400.0)
+    assert mp["train_step"]["skeljax_gflops"] == pytest.approx(6.0 * 3 * 5.85)
+    assert mp["inference"]["skeljax_speedup_over_float32"] == pytest.approx(1.5)
+    assert mp["train_step"]["torch_speedup_over_float32"] == pytest.approx(1.25)
+    text = bench.table(res)
+    assert "| bfloat16 inference, batch 16 | 30.0 | 12.0 | 2.50x | 176 | 44% | 4.0 |" in text
+    assert "skeljax 1.50x inference, 1.20x train step; PyTorch 1.20x inference, 1.25x train step" in text
+
+
 @pytest.mark.slow
 def test_quick_run_writes_json(tmp_path):
     out = tmp_path / "bench.json"
@@ -54,5 +79,10 @@ def test_quick_run_writes_json(tmp_path):
         for key in ("skeljax_samples_per_s", "torch_samples_per_s", "ratio"):
             assert data[section][key] > 0, (section, key)
     assert data["matmul_gflops"] > 0 and data["inference"]["fraction_of_matmul"] > 0
+    mp = data["mixed_precision"]
+    assert mp["compute_dtype"] == "bfloat16" and mp["matmul_gflops"] > 0
+    for section in ("inference", "train_step"):
+        for key in ("skeljax_samples_per_s", "torch_samples_per_s", "ratio", "skeljax_speedup_over_float32"):
+            assert mp[section][key] > 0, ("mixed_precision", section, key)
     # the script re-executed itself with the malloc settings
     assert data["machine"]["malloc_env"]["MALLOC_ARENA_MAX"] == "1"
