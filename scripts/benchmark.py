@@ -459,6 +459,14 @@ def table(res: dict) -> str:
     return out
 
 
+def _mp_note(res: dict) -> str:
+    mp = res.get("mixed_precision")
+    if not mp:
+        return ""
+    return (f"; the {mp['compute_dtype']} rows run skeljax with `compute_dtype='{mp['compute_dtype']}'` and PyTorch "
+            f"under `torch.autocast(dtype=torch.{mp['compute_dtype']})`")
+
+
 def _gpu_note(m: dict) -> str:
     """On GPUs XLA's default float32 matmul precision uses TF32 tensor cores: say what the fraction is relative to."""
     if m.get("jax_backend") != "gpu":
@@ -480,7 +488,7 @@ jitted function (forward, backward, SGD with Nesterov momentum and weight decay 
 with donated state. PyTorch: MMAction2 1.2.0's `STGCN` backbone plus a linear head (`tests/torch_reference.py`),
 `torch.inference_mode()` for inference, `loss.backward()` + `torch.optim.SGD` for training,
 `torch.set_num_threads({m['threads']})` (the CPUs XLA uses). Medians over repeats after warm-up, skeljax and PyTorch
-calls alternating. Compute dtype: {res['compute_dtype']}.
+calls alternating. Compute dtype: {res['compute_dtype']}{_mp_note(res)}.
 
 Command: `{cmd.strip()}`
 
@@ -522,6 +530,11 @@ training and evaluation runs on CPU:
   in a custom VJP): XLA otherwise fused BatchNorm's backward into transposing copies that read arrays in column
   order (~40% of the step). BatchNorm has a hand-written backward (two reductions, one pass). On GPU the plain
   product is used (XLA 0.11's GPU compiler aborts on the barrier form, and GPUs need no help with transposes).
+- Mixed precision (`config.compute_dtype='bfloat16'`): only the operands of the matrix products are rounded to
+  bfloat16, with float32 accumulation; activations, BatchNorm, residual sums and the loss stay float32. XLA on CPU
+  computes bfloat16 elementwise work in float32 with conversion passes, so bfloat16 activations were slower there
+  than float32, while bfloat16 products run about twice as fast on CPUs with AVX512-BF16. On CPU the weight
+  gradients stay float32 products (they run outside XLA's fast kernels, where bfloat16 only adds conversions).
 - Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
 
 Noise: other processes share this machine; run-to-run differences of 5-25% are normal. Compare numbers from one run.
