@@ -24,6 +24,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 import skeljax
+from skeljax.file_modes import publish_mode
 from skeljax.models.layers import Buffer
 from skeljax.models.stgcn import ModelSpec, Recognizer
 
@@ -55,6 +56,7 @@ def save_model(directory: str, model: Recognizer, *, extra: dict[str, Any] | Non
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=os.path.basename(directory) + ".tmp-", dir=parent)
     try:
+        publish_mode(tmp, directory, directory=True)  # mkdtemp creates 0700
         meta = {"spec": model.spec.to_json(), "skeljax_version": skeljax.__version__}
         meta.update(extra or {})
         with open(os.path.join(tmp, SPEC_FILE), "w") as f:

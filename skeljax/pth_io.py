@@ -28,6 +28,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from skeljax.file_modes import publish_mode
+
 try:  # ships with jax; gives NumPy dtypes for bfloat16 and float8 tensors
     import ml_dtypes
 except ImportError:  # pragma: no cover - only without jax
@@ -679,8 +681,7 @@ def save_pth(path: str | os.PathLike, obj: Any) -> None:
                     zf.writestr(_aligned_info(zf, f"archive/{name}"), data)
             fh.flush()
             os.fsync(fh.fileno())
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)  # mkstemp creates 0600; keep the usual permissions
+        publish_mode(tmp, path)  # mkstemp creates 0600; keep the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

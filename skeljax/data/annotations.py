@@ -14,6 +14,8 @@ import numpy as np
 import numpy._core.multiarray as _np_multiarray
 import numpy._core.numeric as _np_numeric
 
+from skeljax.file_modes import publish_mode
+
 # Joint count and channels of the keypoint array for each skeleton layout a config can use.
 LAYOUTS = {
     'nturgb+d': (25, 3),
@@ -116,6 +118,7 @@ def save_annotations(path: str | os.PathLike, data) -> None:
             pickle.dump(data, f, protocol=4)
             f.flush()
             os.fsync(f.fileno())
+        publish_mode(tmp, str(path))  # mkstemp creates 0600: readable by others as a plain open() would be
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
