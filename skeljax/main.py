@@ -80,6 +80,22 @@ def _parse_flags(argv: list[str]) -> list[str]:
         sys.exit(2)
 
 
+def out_of_memory_hint(config, message: str) -> str:
+    """One line for an XLA RESOURCE_EXHAUSTED error: what ran out, and which config fields lower the need."""
+    import jax
+
+    first = next((ln.strip() for ln in message.splitlines() if "RESOURCE_EXHAUSTED" in ln), message.strip())
+    devices = jax.device_count()
+    group = config.model.get("bn_group") or None
+    hint = (f"config.batch_size={config.batch_size} over {devices} {jax.default_backend()} device(s) does not fit; "
+            "lower --config.batch_size")
+    if group:
+        hint += f" (a multiple of config.model.bn_group={group}; lower that too if needed)"
+    hint += (", or use more devices (config.optimizer.lr < 0 scales the learning rate with the batch, the linear "
+             "rule).")
+    return f"out of memory: {first[:300]} -- {hint}"
+
+
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -105,6 +121,12 @@ def main(argv) -> None:
     except (OSError, ValueError) as e:  # user errors: data, paths, configs, checkpoints (all name the culprit)
         traceback.print_exc()
         print(f"error: {e}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - only out-of-memory is translated; everything else propagates
+        if "RESOURCE_EXHAUSTED" not in str(e):
+            raise
+        traceback.print_exc()
+        print(f"error: {out_of_memory_hint(config, str(e))}", file=sys.stderr, flush=True)
         sys.exit(1)
     import jax
 

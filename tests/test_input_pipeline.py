@@ -100,8 +100,21 @@ def test_state_save_restore_gives_identical_following_batches(source, mesh1):
 
 def test_num_steps_and_bad_settings(source, mesh1):
     assert len(list(ip.make_train_iterator(source, TRAIN, 8, 0, mesh1, num_steps=3))) == 3
-    with pytest.raises(ValueError, match='less than one global batch'):
+    with pytest.raises(ValueError, match='less than one global batch of 8: lower config.batch_size'):
         ip.make_train_iterator(source[:3], TRAIN, 8, 0, mesh1)
+    # the half-built iterator is collected without an AttributeError from __del__ (it used to print one)
+    import gc
+    import sys
+    seen = []
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    try:
+        with pytest.raises(ValueError):
+            ip.make_train_iterator(source[:3], TRAIN, 8, 0, mesh1)
+        gc.collect()
+    finally:
+        sys.unraisablehook = old_hook
+    assert not seen, [u.exc_value for u in seen]
     with pytest.raises(ValueError, match="'data' axis"):
         ip.make_train_iterator(source, TRAIN, 8, 0, jax.sharding.Mesh(np.array(jax.devices()[:1]), ('batch',)))
 

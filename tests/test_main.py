@@ -78,6 +78,20 @@ def test_test_mode_on_a_pytorch_checkpoint_matches_pytorch(tmp_path):
     assert (workdir / "confusion_matrix_init.png").is_file()
 
 
+def test_out_of_memory_hint_names_the_batch_and_the_fields():
+    from skeljax import main as skeljax_main
+
+    config = config_base.base_config()
+    msg = ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory allocating 34359738368 bytes.\n"
+           "more text")
+    line = skeljax_main.out_of_memory_hint(config, msg)
+    assert line.startswith("out of memory: jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory "
+                           "allocating 34359738368 bytes.")
+    assert "more text" not in line
+    assert f"config.batch_size={config.batch_size} over" in line and "lower --config.batch_size" in line
+    assert f"config.model.bn_group={config.model.bn_group}" in line
+
+
 def test_cli_errors_name_the_problem(tmp_path):
     proc = run_main(tmp_path, "--config", "CFG", "--workdir", str(tmp_path / "w"), "--mode", "test",
                     "--config.init_from.path=/nonexistent/x.pth", f"--config.data.data_dir={tmp_path / 'tfds'}")

@@ -141,6 +141,7 @@ class TrainIterator(Iterator[dict]):
 
     def __init__(self, source, transform, global_batch: int, seed: int, mesh: Mesh, *, repeat_times: int = 1,
                  num_workers: int = 0, read_threads: int = 1, num_steps: int | None = None):
+        self._it = None  # first: __del__ runs even when __init__ raises
         if repeat_times < 1:
             raise ValueError(f'repeat_times must be >= 1, got {repeat_times}')
         self.sharding = data_sharding(mesh)
@@ -149,12 +150,11 @@ class TrainIterator(Iterator[dict]):
         self.num_workers, self.read_threads = num_workers, read_threads
         self._read = _TrainRead(source, transform, self.seed, repeat_times, global_batch, self.rows)
         if self._read.steps_per_epoch == 0:
-            raise ValueError(f'{len(source)} samples x {repeat_times} repeats is less than one global batch '
-                             f'of {global_batch}')
+            raise ValueError(f'{len(source)} training samples x {repeat_times} repeats is less than one global '
+                             f'batch of {global_batch}: lower config.batch_size or raise config.data.repeat_times')
         self.num_samples = len(source)
         self.num_steps = _UNBOUNDED_STEPS if num_steps is None else int(num_steps)
         self.step = 0
-        self._it = None
 
     @property
     def steps_per_epoch(self) -> int:
