@@ -200,4 +200,5 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     )
     if args.out:
         write_scores(args.out, fused.names, fused.scores, fused.labels)
+        print(f"wrote the fused scores of {len(fused.names)} samples to {args.out}")
     return m

@@ -18,6 +18,7 @@ import argparse
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -80,6 +81,18 @@ def _limits(pts: np.ndarray, visible: np.ndarray, flip_y: bool):
     return xlim, (ylim[::-1] if flip_y else ylim)
 
 
+TITLE_PT = 9
+
+
+def title_lines(title: str | None, size: float) -> list[str]:
+    """The title wrapped to the figure's width (about 0.6 em per character at TITLE_PT points)."""
+    width = max(16, int(size * 72 / (0.6 * TITLE_PT)) - 2)
+    out: list[str] = []
+    for part in (title or "").splitlines():
+        out += textwrap.wrap(part, width) or [""]
+    return out
+
+
 def render_skeleton(keypoint, path: str | os.PathLike, *, layout: str, title: str | None = None, fps: int = 15,
                     keypoint_score=None, step: int = 1, min_score: float = 0.1, size: float = 4.0,
                     dpi: int = 80) -> int:
@@ -112,15 +125,19 @@ def render_skeleton(keypoint, path: str | os.PathLike, *, layout: str, title: st
 
     fig = Figure(figsize=(size, size), dpi=dpi)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.02, 0.02, 0.96, 0.84))
+    head = title_lines(title, size)
+    line_h = 1.3 * TITLE_PT / 72 / size  # one title line as a fraction of the figure height
+    top = 0.985 - line_h * len(head) - (0.01 if head else 0)
+    ax = fig.add_axes((0.02, 0.02, 0.96, top - 0.02))
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=10, y=0.97)
-    counter = fig.text(0.5, 0.885, "", ha="center", fontsize=8, color="0.4")
+    if head:
+        fig.text(0.5, 0.985, "\n".join(head), ha="center", va="top", fontsize=TITLE_PT)
+    # inside the axes, bottom right: it never collides with the title however many lines that has
+    counter = ax.text(0.98, 0.02, "", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.4")
     lines = [[ax.plot([], [], "-", color=COLORS[m % len(COLORS)], lw=2)[0] for _ in edges] for m in range(M)]
     dots = [ax.plot([], [], "o", color=COLORS[m % len(COLORS)], ms=3)[0] for m in range(M)]
 

@@ -168,7 +168,8 @@ def test_cli_prints_accuracies(tmp_path):
     assert lines[0] == f"{N} samples, {C} classes"
     fused = sum(w * p.astype(np.float64) for w, p in zip([2, 2, 1, 1], probs))
     top1, top5 = top_k_accuracy(fused, labels)
-    fusion = lines[-1].split()
+    assert lines[-1] == f"wrote the fused scores of {N} samples to {out_path}"
+    fusion = lines[-2].split()
     assert fusion[0] == "fusion"
     assert [float(v) for v in fusion[1:]] == pytest.approx(
         [100 * top1, 100 * top5, 100 * mean_class_accuracy(fused, labels)], abs=0.006

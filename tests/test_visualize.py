@@ -102,3 +102,24 @@ def test_cli_from_annotation_pickle(tmp_path, capsys):
     assert Image.open(out).n_frames == 5
     assert main(["--input", str(tmp_path / "a.pkl"), "--out", str(tmp_path / "s.webm")]) == 1
     assert "s.webm: unknown output type" in capsys.readouterr().err
+
+
+def test_long_titles_are_wrapped_to_the_figure_width():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from skeljax.visualize import TITLE_PT, title_lines
+
+    title = ("S001C001P001R001A001_a_rather_long_sample_name: take off a hat/cap (93%)\n"
+             "ground truth: put on a hat/cap")
+    for size in (3.0, 4.0, 6.0):
+        lines = title_lines(title, size)
+        assert len(lines) >= 2 and " ".join(lines).replace(" ", "") == title.replace("\n", "").replace(" ", "")
+        fig = Figure(figsize=(size, size), dpi=80)
+        canvas = FigureCanvasAgg(fig)
+        renderer = canvas.get_renderer()
+        for line in lines:  # measured with matplotlib itself: every line fits inside the figure
+            text = fig.text(0.5, 0.5, line, ha="center", fontsize=TITLE_PT)
+            box = text.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.x1 <= size * 80, (size, line, box)
+    assert title_lines(None, 4.0) == [] and title_lines("", 4.0) == []
