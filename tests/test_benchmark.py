@@ -27,13 +27,18 @@ def test_alternate_calls_in_turn_and_takes_medians():
     assert set(med) == {"a", "b"} and all(v >= 0 for v in med.values())
 
 
+def _float32_result() -> dict:
+    """A benchmark result as main() collects it before add_rates (float32 rows only)."""
+    return {"matmul_gflops": 200.0, "matmul_n": 2048, "gflop_per_sample": 5.85,
+            "inference_batches": [{"batch": 16, "skeljax_samples_per_s": 20.0, "torch_samples_per_s": 10.0,
+                                   "ratio": 2.0, "skeljax_compile_s": 3.0}],
+            "train_step": {"batch": 16, "skeljax_samples_per_s": 5.0, "torch_samples_per_s": 4.0, "ratio": 1.25,
+                           "skeljax_compile_s": 20.0}}
+
+
 def test_rates_and_table():
     bench = _load()
-    res = {"matmul_gflops": 200.0, "matmul_n": 2048, "gflop_per_sample": 5.85,
-           "inference_batches": [{"batch": 16, "skeljax_samples_per_s": 20.0, "torch_samples_per_s": 10.0,
-                                  "ratio": 2.0, "skeljax_compile_s": 3.0}],
-           "train_step": {"batch": 16, "skeljax_samples_per_s": 5.0, "torch_samples_per_s": 4.0, "ratio": 1.25,
-                          "skeljax_compile_s": 20.0}}
+    res = _float32_result()
     bench.add_rates(res, 5.85)
     assert res["inference"]["skeljax_gflops"] == pytest.approx(117.0)
     assert res["inference"]["fraction_of_matmul"] == pytest.approx(117.0 / 200.0)
@@ -45,17 +50,13 @@ def test_rates_and_table():
 
 def test_mixed_precision_rates_and_rows():
     bench = _load()
-    res = {"matmul_gflops": 200.0, "matmul_n": 2048, "gflop_per_sample": 5.85,
-           "inference_batches": [{"batch": 16, "skeljax_samples_per_s": 20.0, "torch_samples_per_s": 10.0,
-                                  "ratio": 2.0, "skeljax_compile_s": 3.0}],
-           "train_step": {"batch": 16, "skeljax_samples_per_s": 5.0, "torch_samples_per_s": 4.0, "ratio": 1.25,
-                          "skeljax_compile_s": 20.0},
-           "mixed_precision": {
-               "compute_dtype": "bfloat16", "matmul_gflops": 400.0,
-               "inference": {"batch": 16, "skeljax_samples_per_s": 30.0, "torch_samples_per_s": 12.0, "ratio": 2.5,
-                             "skeljax_compile_s": 4.0},
-               "train_step": {"batch": 16, "skeljax_samples_per_s": 6.0, "torch_samples_per_s": 5.0, "ratio": 1.2,
-                              "skeljax_compile_s": 25.0}}}
+    res = _float32_result()
+    res["mixed_precision"] = {
+        "compute_dtype": "bfloat16", "matmul_gflops": 400.0,
+        "inference": {"batch": 16, "skeljax_samples_per_s": 30.0, "torch_samples_per_s": 12.0, "ratio": 2.5,
+                      "skeljax_compile_s": 4.0},
+        "train_step": {"batch": 16, "skeljax_samples_per_s": 6.0, "torch_samples_per_s": 5.0, "ratio": 1.2,
+                       "skeljax_compile_s": 25.0}}
     bench.add_rates(res, 5.85)
     mp = res["mixed_precision"]
     # fractions are of the bf16 matmul rate, speed-ups against the float32 rows of the same run
