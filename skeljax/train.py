@@ -516,6 +516,9 @@ def test(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict[str,
     config_base.validate(config)
     workdir = os.path.abspath(os.path.expanduser(workdir))
     os.makedirs(workdir, exist_ok=True)
+    if not os.path.exists(os.path.join(workdir, logging_utils.CONFIG_FILE)):
+        # a test-only run (init_from): record its config; a training run's own config.json is never replaced
+        logging_utils.write_config(workdir, config)
     mesh = sharding.make_mesh()
     sharding.check_batch(config.test_batch_size, mesh, "config.test_batch_size")
     writer = logging_utils.MetricWriter(workdir)

@@ -76,6 +76,10 @@ def test_test_mode_on_a_pytorch_checkpoint_matches_pytorch(tmp_path):
     assert rec["checkpoint"] == "init"
     assert rec["test/top1"] == pytest.approx(float(np.mean(p.argmax(1) == scores.labels)))
     assert (workdir / "confusion_matrix_init.png").is_file()
+    # a test-only run records its configuration like a training run does
+    with open(workdir / "config.json") as f:
+        recorded = json.load(f)
+    assert recorded["init_from"]["path"] == str(pth) and recorded["data"]["data_dir"] == str(data_dir)
 
 
 def test_out_of_memory_hint_names_the_batch_and_the_fields():
