@@ -537,6 +537,12 @@ training and evaluation runs on CPU:
   gradients stay float32 products (they run outside XLA's fast kernels, where bfloat16 only adds conversions).
 - Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
 
+Tried on the 2-core CPU without a gain (within the 5-7% noise of identical runs, or slower), so that nobody repeats
+them blindly: the gcn as conv-first with one K-stacked aggregation product, as one product over K*C_in after a
+transposing copy, or with per-subset aggregation; an optimization barrier on the MSTCN concatenation's gradient
+(so that the branches' gradient slices stop recomputing the BatchNorm backward) or after every block; XLA CPU
+flags (oneDNN, XNNPACK, the concurrency-optimised scheduler, YNNPACK fusion types); bfloat16 activations.
+
 Noise: other processes share this machine; run-to-run differences of 5-25% are normal. Compare numbers from one run.
 """
     with open(path, "w") as f:
