@@ -541,7 +541,8 @@ Tried on the 2-core CPU without a gain (within the 5-7% noise of identical runs,
 them blindly: the gcn as conv-first with one K-stacked aggregation product, as one product over K*C_in after a
 transposing copy, or with per-subset aggregation; an optimization barrier on the MSTCN concatenation's gradient
 (so that the branches' gradient slices stop recomputing the BatchNorm backward) or after every block; XLA CPU
-flags (oneDNN, XNNPACK, the concurrency-optimised scheduler, YNNPACK fusion types); bfloat16 activations.
+flags (oneDNN, XNNPACK, the concurrency-optimised scheduler, YNNPACK fusion types); bfloat16 activations; weight
+gradients as standard-form products after an explicit transpose, so that YNNPACK runs them (20% slower step).
 
 Noise: other processes share this machine; run-to-run differences of 5-25% are normal. Compare numbers from one run.
 """
