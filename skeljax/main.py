@@ -122,7 +122,7 @@ def main(argv) -> None:
         traceback.print_exc()
         print(f"error: {e}", file=sys.stderr, flush=True)
         sys.exit(1)
-    except Exception as e:  # noqa: BLE001 - only out-of-memory is translated; everything else propagates
+    except Exception as e:  # only out-of-memory is translated; everything else propagates
         if "RESOURCE_EXHAUSTED" not in str(e):
             raise
         traceback.print_exc()

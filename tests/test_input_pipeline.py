@@ -1,4 +1,5 @@
 """grain input pipeline: determinism, RepeatDataset epochs, resumable state, exact evaluation, sharding."""
+import gc
 import json
 import os
 import subprocess
@@ -103,8 +104,6 @@ def test_num_steps_and_bad_settings(source, mesh1):
     with pytest.raises(ValueError, match='less than one global batch of 8: lower config.batch_size'):
         ip.make_train_iterator(source[:3], TRAIN, 8, 0, mesh1)
     # the half-built iterator is collected without an AttributeError from __del__ (it used to print one)
-    import gc
-    import sys
     seen = []
     old_hook = sys.unraisablehook
     sys.unraisablehook = seen.append

@@ -21,7 +21,7 @@ def _loss_and_grads(dtype):
             z = layers.graph_dot(a, jnp.cos(y))
         return jnp.sum(jnp.sin(z)), (y, z)
 
-    (loss, (y, z)), grads = jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True)(x, w, a)
+    (_, (y, z)), grads = jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True)(x, w, a)
     # float64 NumPy references of both products
     y64 = np.asarray(x, np.float64) @ np.asarray(w, np.float64)
     z64 = np.tensordot(np.asarray(a, np.float64), np.cos(np.asarray(y, np.float64)), axes=1)

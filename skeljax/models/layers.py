@@ -50,6 +50,16 @@ def _cast(a: jax.Array, dt) -> jax.Array:
     return a if dt is None else a.astype(dt)
 
 
+def _product(x, w, dt):
+    """x @ w with `dt` operands (None: as given) and a float32 result: the forward of `dense` on every backend."""
+    return jnp.dot(_cast(x, dt), _cast(w, dt), preferred_element_type=jnp.float32)
+
+
+def _graph_product(a, x, dt):
+    """a @ x over x's leading (joints) axis, as `_product`: the forward of `graph_dot` on every backend."""
+    return jnp.tensordot(_cast(a, dt), _cast(x, dt), axes=1, preferred_element_type=jnp.float32)
+
+
 def dense(x: jax.Array, w: jax.Array) -> jax.Array:
     """x (..., C_in) @ w (C_in, C_out) -> float32, operands in the `matmul_dtype`; on CPU with a backward pass that
     keeps XLA's transposes cheap.
@@ -66,12 +76,12 @@ def dense(x: jax.Array, w: jax.Array) -> jax.Array:
     dt = _MATMUL_DTYPE.get()
     if jax.default_backend() == "cpu":
         return _dense_cpu(x, w, dt)
-    return jnp.dot(_cast(x, dt), _cast(w, dt), preferred_element_type=jnp.float32)
+    return _product(x, w, dt)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _dense_cpu(x, w, dt):
-    return jnp.dot(_cast(x, dt), _cast(w, dt), preferred_element_type=jnp.float32)
+    return _product(x, w, dt)
 
 
 def _dense_fwd(x, w, dt):
@@ -80,7 +90,7 @@ def _dense_fwd(x, w, dt):
 
 def _dense_bwd(dt, res, g):
     x, w = res
-    dx = jnp.dot(_cast(g, dt), _cast(w.T, dt), preferred_element_type=jnp.float32)
+    dx = _product(g, w.T, dt)
     x2, g2 = jax.lax.optimization_barrier((x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])))
     dw = jax.lax.dot_general(x2, g2, (((0,), (0,)), ((), ())))
     return dx.astype(x.dtype), dw.astype(w.dtype)
@@ -95,12 +105,12 @@ def graph_dot(a: jax.Array, x: jax.Array) -> jax.Array:
     dt = _MATMUL_DTYPE.get()
     if jax.default_backend() == "cpu":
         return _graph_dot_cpu(a, x, dt)
-    return jnp.tensordot(_cast(a, dt), _cast(x, dt), axes=1, preferred_element_type=jnp.float32)
+    return _graph_product(a, x, dt)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _graph_dot_cpu(a, x, dt):
-    return jnp.tensordot(_cast(a, dt), _cast(x, dt), axes=1, preferred_element_type=jnp.float32)
+    return _graph_product(a, x, dt)
 
 
 def _graph_dot_fwd(a, x, dt):
@@ -109,7 +119,7 @@ def _graph_dot_fwd(a, x, dt):
 
 def _graph_dot_bwd(dt, res, g):
     a, x = res
-    dx = jnp.tensordot(_cast(a.T, dt), _cast(g, dt), axes=1, preferred_element_type=jnp.float32)
+    dx = _graph_product(a.T, g, dt)
     g2, x2 = jax.lax.optimization_barrier((g.reshape(g.shape[0], -1), x.reshape(x.shape[0], -1)))
     da = jax.lax.dot_general(g2, x2, (((1,), (1,)), ((), ())))
     return da.astype(a.dtype), dx.astype(x.dtype)
