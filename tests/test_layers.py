@@ -1,0 +1,50 @@
+"""Single layers against PyTorch: the temporal max pool of the MSTCN's max branch, forward and backward."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import torch
+
+from skeljax.models.layers import max_pool_time
+
+
+def _torch_pool(x, g, stride):
+    """PyTorch MaxPool2d((3, 1), (stride, 1), (1, 0)) on (rows, V, T, C) data given as NumPy; returns y, dx."""
+    xt = torch.tensor(x.transpose(0, 3, 2, 1), requires_grad=True)  # (N, C, T, V)
+    yt = torch.nn.functional.max_pool2d(xt, (3, 1), (stride, 1), (1, 0))
+    yt.backward(torch.tensor(g.transpose(0, 3, 2, 1)))
+    return yt.detach().numpy().transpose(0, 3, 2, 1), xt.grad.numpy().transpose(0, 3, 2, 1)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("t", [7, 8])
+def test_max_pool_time_matches_torch_with_ties(stride, t):
+    rng = np.random.default_rng(t + 10 * stride)
+    # After a ReLU most windows hold several exact zeros; also plant equal positive values: PyTorch sends each
+    # output's gradient to the first maximum of its window, and so must we (a split tie gives other gradients).
+    x = np.maximum(rng.normal(size=(3, 5, t, 4)), 0).astype(np.float32)
+    x[0, 0, 2:5, 0] = 1.5
+    x[1, 2, 0:2, 3] = 0.75
+    g = rng.normal(size=(3, 5, (t - 1) // stride + 1, 4)).astype(np.float32)
+
+    y, pull = jax.vjp(lambda x: max_pool_time(x, 3, stride, time_axis=2), jnp.asarray(x))
+    (gx,) = pull(jnp.asarray(g))
+    y_ref, gx_ref = _torch_pool(x, g, stride)
+    np.testing.assert_array_equal(np.asarray(y), y_ref)
+    np.testing.assert_array_equal(np.asarray(gx), gx_ref)
+
+
+def test_max_pool_time_gradient_is_first_maximum_by_hand():
+    # One window with a three-way tie: output t=1 sees x[0..2] = (2, 2, 2) and takes the first; t=0 sees
+    # (-inf, 2, 2), first maximum x[0]; t=2 sees (2, 2, -inf), first maximum x[1].
+    x = jnp.full((1, 3, 1), 2.0)
+    (gx,) = jax.vjp(lambda x: max_pool_time(x, 3, 1, time_axis=1), x)[1](jnp.array([[[1.0], [10.0], [100.0]]]))
+    np.testing.assert_array_equal(np.asarray(gx)[0, :, 0], [11.0, 100.0, 0.0])
+
+
+def test_max_pool_time_jits_under_grad():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 9, 3)), jnp.float32)
+    f = jax.jit(jax.grad(lambda x: (max_pool_time(x, 3, 2, time_axis=1) ** 2).sum()))
+    ref = jax.grad(lambda x: (max_pool_time(x, 3, 2, time_axis=1) ** 2).sum())(x)
+    np.testing.assert_array_equal(np.asarray(f(x)), np.asarray(ref))
