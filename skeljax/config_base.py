@@ -13,6 +13,7 @@ import dataclasses
 import ml_collections
 import numpy as np
 
+from skeljax import compilation_cache
 from skeljax.models.stgcn import ModelSpec
 
 FAMILIES = ("stgcnpp", "stgcn", "mmaction0x")
@@ -92,6 +93,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.init_from.trusted = False         # allow full unpickling of a trusted .pth
 
     c.compute_dtype = "float32"         # matmul operands: 'bfloat16' rounds them (f32 accumulation, f32 elsewhere)
+    # JAX's persistent compilation cache, used by `python -m skeljax.main` (skeljax.compilation_cache.setup): a
+    # rerun, resume or --mode test loads the compiled programs instead of compiling again. '' (or None) = off; a
+    # directory that cannot be written is a warning, not an error (the run goes on without the cache).
+    # Default ~/.cache/skeljax/jax, or $XDG_CACHE_HOME/skeljax/jax; $JAX_COMPILATION_CACHE_DIR wins if set.
+    c.compilation_cache_dir = compilation_cache.default_dir()
     return c
 
 

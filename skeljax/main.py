@@ -109,9 +109,10 @@ def main(argv) -> None:
     if deterministic:
         _deterministic_xla()
     _init_distributed()
-    from skeljax import train  # after the XLA flags are set
+    from skeljax import compilation_cache, train  # after the XLA flags are set
 
     try:
+        compilation_cache.setup(config.compilation_cache_dir)  # before anything is compiled
         if _MODE.value == "train":
             result = train.train_and_evaluate(config, _WORKDIR.value)
         elif _MODE.value == "eval":
