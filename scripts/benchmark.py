@@ -53,6 +53,10 @@ from flax import nnx
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from matmul_floor import matmul_floor
+
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.optim import make_optimizer
 
@@ -275,6 +279,7 @@ def bench_inference(batch, frames, joints, repeats, warmup, threads, compute_dty
     if with_torch:
         out["torch_samples_per_s"] = batch / med["torch"]
         out["ratio"] = out["skeljax_samples_per_s"] / out["torch_samples_per_s"]
+    _add_matmul_floor(out, compiled, batch)
     return out
 
 
@@ -313,7 +318,20 @@ def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, 
     if with_torch:
         out["torch_samples_per_s"] = batch / med["torch"]
         out["ratio"] = out["skeljax_samples_per_s"] / out["torch_samples_per_s"]
+    _add_matmul_floor(out, compiled, batch)
     return out
+
+
+def _add_matmul_floor(out: dict, compiled, batch: int) -> None:
+    """The samples/s the program would reach if its matrix products were all it did (scripts/matmul_floor.py),
+    and that as a ratio to PyTorch: the bound the XLA kernels of this machine put on the measurement."""
+    floor = matmul_floor(compiled, repeats=5)
+    if floor is None:  # products are library calls outside the HLO text (GPU, TPU)
+        return
+    out["matmul_floor"] = floor
+    out["matmul_floor_samples_per_s"] = batch / floor["seconds"]
+    if "torch_samples_per_s" in out:
+        out["matmul_floor_ratio"] = out["matmul_floor_samples_per_s"] / out["torch_samples_per_s"]
 
 
 def memory_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str) -> float:
@@ -409,15 +427,15 @@ def add_rates(res: dict, gflop_per_sample: float) -> None:
 
 def table(res: dict) -> str:
     header = ("| measurement | skeljax samples/s | PyTorch samples/s | skeljax / PyTorch | skeljax GFLOP/s "
-              "| of matmul rate | skeljax compile s |")
-    rows = [header, "|---|---|---|---|---|---|---|"]
+              "| of matmul rate | skeljax compile s | matmul floor: samples/s, x PyTorch |")
+    rows = [header, "|---|---|---|---|---|---|---|---|"]
 
     def fmt(name, e):
         t = e.get("torch_samples_per_s")
         r = e.get("ratio")
         rows.append(f"| {name} | {e['skeljax_samples_per_s']:.1f} | {'-' if t is None else f'{t:.1f}'} | "
                     f"{'-' if r is None else f'{r:.2f}x'} | {e['skeljax_gflops']:.0f} | "
-                    f"{100 * e['fraction_of_matmul']:.0f}% | {e['skeljax_compile_s']:.1f} |")
+                    f"{100 * e['fraction_of_matmul']:.0f}% | {e['skeljax_compile_s']:.1f} | {_floor_cell(e)} |")
 
     for e in res["inference_batches"]:
         fmt(f"inference, batch {e['batch']}", e)
@@ -428,6 +446,12 @@ def table(res: dict) -> str:
         fmt(f"{dt} inference, batch {mp['inference']['batch']}", mp["inference"])
         fmt(f"{dt} train step, batch {mp['train_step']['batch']}", mp["train_step"])
     out = "\n".join(rows)
+    if any("matmul_floor" in e for e in _entries(res)):
+        out += ("\n\nMatmul floor: the samples/s skeljax would reach if its matrix products were all it computed, "
+                "each product of the compiled program timed alone through XLA at its own shapes "
+                "(`scripts/matmul_floor.py`); \"x PyTorch\" is that bound as a ratio to PyTorch's measured samples/s. "
+                "Rearranging the other work (BatchNorm, ReLU, shifts, copies) cannot pass it; only fewer FLOPs "
+                "or faster product kernels can.")
     out += f"\n\nfp32 matmul rate (XLA dot, {res['matmul_n']}x{res['matmul_n']}): {res['matmul_gflops']:.0f} GFLOP/s."
     if mp:
         out += f" {mp['compute_dtype']} matmul rate (same dot, float32 result): {mp['matmul_gflops']:.0f} GFLOP/s."
@@ -462,6 +486,18 @@ def table(res: dict) -> str:
                     f"{p['bare_samples_per_s']:.0f} samples/s in a bare loop, "
                     f"{p['grain_0_workers_samples_per_s']:.0f} with grain (0 workers).")
     return out
+
+
+def _floor_cell(e: dict) -> str:
+    if "matmul_floor_samples_per_s" not in e:
+        return "-"
+    r = e.get("matmul_floor_ratio")
+    return f"{e['matmul_floor_samples_per_s']:.1f}" + ("" if r is None else f", {r:.2f}x")
+
+
+def _entries(res: dict) -> list[dict]:
+    mp = res.get("mixed_precision") or {}
+    return list(res["inference_batches"]) + [res["train_step"]] + [mp[k] for k in ("inference", "train_step") if k in mp]
 
 
 def _mp_note(res: dict) -> str:

@@ -46,6 +46,18 @@ def test_rates_and_table():
     text = bench.table(res)
     assert "| inference, batch 16 | 20.0 | 10.0 | 2.00x | 117 | 58% | 3.0 |" in text
     assert "| train step, batch 16 | 5.0 | 4.0 | 1.25x |" in text
+    assert "Matmul floor" not in text  # no floor measured (non-CPU backend): no column values, no note
+    assert text.splitlines()[2].endswith("| 3.0 | - |")
+
+
+def test_matmul_floor_cell():
+    bench = _load()
+    res = _float32_result()
+    res["train_step"].update(matmul_floor_samples_per_s=7.0, matmul_floor_ratio=1.75, matmul_floor={"seconds": 2.3})
+    bench.add_rates(res, 5.85)
+    text = bench.table(res)
+    assert "| train step, batch 16 | 5.0 | 4.0 | 1.25x | 88 | 44% | 20.0 | 7.0, 1.75x |" in text
+    assert "Matmul floor: the samples/s skeljax would reach" in text
 
 
 def test_mixed_precision_rates_and_rows():
@@ -80,6 +92,8 @@ def test_quick_run_writes_json(tmp_path):
         for key in ("skeljax_samples_per_s", "torch_samples_per_s", "ratio"):
             assert data[section][key] > 0, (section, key)
     assert data["matmul_gflops"] > 0 and data["inference"]["fraction_of_matmul"] > 0
+    for section in ("inference", "train_step"):  # CPU: the products of the compiled programs, timed alone
+        assert data[section]["matmul_floor_samples_per_s"] > 0 and data[section]["matmul_floor"]["dots"] > 0
     mp = data["mixed_precision"]
     assert mp["compute_dtype"] == "bfloat16" and mp["matmul_gflops"] > 0
     for section in ("inference", "train_step"):

@@ -1,0 +1,111 @@
+"""The matrix-product floor of a compiled XLA program: every dot in it, timed alone at its own shapes.
+
+A compiled step cannot run faster than its matrix products do. Summing the times of those products, each run by
+itself through XLA with the same operand shapes, dtypes and dimension numbers, gives that bound for the machine and
+the XLA version at hand: `batch / floor_seconds` is the most samples/s the program could reach if everything else
+(BatchNorm, ReLU, residual sums, shifts, copies) cost nothing. scripts/benchmark.py reports it next to each
+measurement, so that a target ratio can be checked against what the kernels allow.
+
+Read from the optimised HLO text of `jax.jit(f).lower(...).compile()`: on CPU XLA keeps products as `dot`
+instructions (inside fusions for YNNPACK); other backends lower them to library calls, so `dots_in_hlo` finds
+none there and the floor is reported as unavailable.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import math
+import re
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+_DTYPES = {"f32": jnp.float32, "bf16": jnp.bfloat16, "f16": jnp.float16, "f64": jnp.float64}
+_DEF = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (\w+)\[([\d,]*)\]")
+_DOT = re.compile(r"^\s*(?:ROOT )?%[\w.\-]+ = (\w+)\[[\d,]*\](?:\{[\d,]*\})? dot\(%([\w.\-]+), %([\w.\-]+)\),? ?(.*)$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Dot:
+    """One dot_general: operand dtypes and shapes, dimension numbers, result dtype."""
+
+    lhs_dtype: str
+    lhs_shape: tuple[int, ...]
+    rhs_dtype: str
+    rhs_shape: tuple[int, ...]
+    lhs_contracting: tuple[int, ...]
+    rhs_contracting: tuple[int, ...]
+    lhs_batch: tuple[int, ...]
+    rhs_batch: tuple[int, ...]
+    out_dtype: str
+
+    @property
+    def flops(self) -> int:
+        """2 x (result elements) x (contraction length)."""
+        free_l = [d for i, d in enumerate(self.lhs_shape) if i not in self.lhs_contracting + self.lhs_batch]
+        free_r = [d for i, d in enumerate(self.rhs_shape) if i not in self.rhs_contracting + self.rhs_batch]
+        k = math.prod(self.lhs_shape[i] for i in self.lhs_contracting)
+        b = math.prod(self.lhs_shape[i] for i in self.lhs_batch)
+        return 2 * b * math.prod(free_l) * math.prod(free_r) * k
+
+
+def dots_in_hlo(text: str) -> collections.Counter:
+    """Counter of `Dot` -> how many times it occurs in an optimised HLO module's text.
+
+    Each fused computation is called by exactly one fusion instruction in XLA's optimised output, so counting
+    the dot instructions counts the products executed per call of the program.
+    """
+    shapes = {}
+    for line in text.splitlines():
+        m = _DEF.match(line)
+        if m:
+            shapes[m.group(1)] = (m.group(2), tuple(int(d) for d in m.group(3).split(",") if d))
+    dots = collections.Counter()
+    for line in text.splitlines():
+        m = _DOT.match(line)
+        if not m:
+            continue
+        out_dtype, lhs, rhs, attrs = m.groups()
+        if lhs not in shapes or rhs not in shapes:
+            raise ValueError(f"matmul_floor: cannot find the operands of this dot in the HLO text: {line.strip()}")
+
+        def dims(name, attrs=attrs):
+            d = re.search(name + r"=\{([\d,]*)\}", attrs)
+            return tuple(int(i) for i in d.group(1).split(",") if i) if d else ()
+
+        dots[Dot(shapes[lhs][0], shapes[lhs][1], shapes[rhs][0], shapes[rhs][1], dims("lhs_contracting_dims"),
+                 dims("rhs_contracting_dims"), dims("lhs_batch_dims"), dims("rhs_batch_dims"), out_dtype)] += 1
+    return dots
+
+
+def time_dot(dot: Dot, repeats: int = 7, warmup: int = 2) -> float:
+    """Median seconds of one `dot` run alone through XLA (jit of lax.dot_general) on the default device."""
+    if dot.lhs_dtype not in _DTYPES or dot.rhs_dtype not in _DTYPES or dot.out_dtype not in _DTYPES:
+        raise ValueError(f"matmul_floor: unsupported dtype in {dot}")
+    key = jax.random.key(0)
+    a = jax.random.normal(key, dot.lhs_shape, _DTYPES[dot.lhs_dtype])
+    b = jax.random.normal(jax.random.fold_in(key, 1), dot.rhs_shape, _DTYPES[dot.rhs_dtype])
+    dims = ((dot.lhs_contracting, dot.rhs_contracting), (dot.lhs_batch, dot.rhs_batch))
+    f = jax.jit(lambda a, b: jax.lax.dot_general(a, b, dims, preferred_element_type=_DTYPES[dot.out_dtype]))
+    for _ in range(warmup):
+        f(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, b).block_until_ready()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def matmul_floor(compiled, repeats: int = 7) -> dict | None:
+    """{'seconds', 'gflop', 'dots', 'shapes'} for a compiled program's products, or None when its HLO holds no
+    dot instructions (non-CPU backends)."""
+    dots = dots_in_hlo(compiled.as_text())
+    if not dots:
+        return None
+    seconds = sum(n * time_dot(d, repeats) for d, n in dots.items())
+    return {"seconds": seconds, "gflop": sum(n * d.flops for d, n in dots.items()) / 1e9,
+            "dots": sum(dots.values()), "shapes": len(dots)}

@@ -1,0 +1,68 @@
+"""scripts/matmul_floor.py: the matrix products it finds in compiled programs, and their FLOP counts."""
+
+import importlib.util
+import os
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import nnx
+
+from skeljax.models.stgcn import Recognizer, stgcnpp_spec
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "matmul_floor.py")
+
+
+@pytest.fixture(scope="module")
+def mf():
+    spec = importlib.util.spec_from_file_location("matmul_floor", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _compiled(f, *shapes):
+    return jax.jit(f).lower(*[jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]).compile()
+
+
+def test_finds_each_product_with_its_shapes_and_flops(mf):
+    def f(a, b, c, x, y):
+        return jnp.tanh(a @ b) @ c, jnp.einsum("bij,bjk->bik", x, y)
+
+    compiled = _compiled(f, (64, 128), (128, 96), (96, 48), (3, 40, 50), (3, 50, 60))
+    dots = mf.dots_in_hlo(compiled.as_text())
+    assert sum(dots.values()) == 3
+    by_lhs = {d.lhs_shape: d for d in dots}
+    assert set(by_lhs) == {(64, 128), (64, 96), (3, 40, 50)}
+    assert by_lhs[(64, 128)].flops == 2 * 64 * 96 * 128
+    assert by_lhs[(64, 96)].flops == 2 * 64 * 48 * 96
+    batched = by_lhs[(3, 40, 50)]
+    assert batched.lhs_batch == (0,) and batched.flops == 2 * 3 * 40 * 60 * 50
+
+
+def test_stgcnpp_products_add_up_to_the_spec_cost(mf):
+    # Spec section 7: ST-GCN++ costs 2.925 GMAC per NTU sample (M=2, T=100, V=25) forward: every one of those
+    # multiply-adds sits in a product the parser must find (graph aggregations, 1x1 and temporal convolutions).
+    model = Recognizer(stgcnpp_spec(60), rngs=nnx.Rngs(0))
+    model.eval()
+    graphdef, state = nnx.split(model)
+    compiled = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(
+        state, jax.ShapeDtypeStruct((1, 2, 100, 25, 3), jnp.float32)).compile()
+    dots = mf.dots_in_hlo(compiled.as_text())
+    gmac = sum(n * d.flops for d, n in dots.items()) / 2e9
+    assert gmac == pytest.approx(2.925, rel=0.01)
+
+
+def test_floor_times_the_products_and_is_none_without_any(mf):
+    compiled = _compiled(lambda a, b: a @ b, (256, 256), (256, 256))
+    floor = mf.matmul_floor(compiled, repeats=3)
+    assert floor["dots"] == 1 and floor["shapes"] == 1
+    assert floor["gflop"] == pytest.approx(2 * 256**3 / 1e9)
+    assert floor["seconds"] > 0
+    assert mf.matmul_floor(_compiled(lambda a: jnp.exp(a) + 1, (256, 256))) is None
+
+
+def test_unknown_operand_is_an_error(mf):
+    text = "  ROOT %dot.1 = f32[4,4]{1,0} dot(%missing, %also_missing), lhs_contracting_dims={1}, rhs_contracting_dims={0}"
+    with pytest.raises(ValueError, match="cannot find the operands"):
+        mf.dots_in_hlo(text)
