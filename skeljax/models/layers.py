@@ -320,52 +320,11 @@ class Linear(nnx.Module):
 
 
 def max_pool_time(x: jax.Array, window: int = 3, stride: int = 1, time_axis: int = 1) -> jax.Array:
-    """Max pooling over time with -inf padding (window - 1) // 2, as PyTorch's MaxPool2d((3, 1), padding=(1, 0)).
-
-    The maximum of `window` shifted slices, with a custom backward that sends each output's gradient to the first
-    maximum of its window, as PyTorch does (ties are common after a ReLU). XLA's own gradient of reduce_window,
-    select-and-scatter, is expanded on CPU into index arrays and a scatter (~4% of a training step); the masked
-    shifts here are one fused elementwise pass.
-    """
-    return _max_pool_time(x, window, stride, time_axis)
-
-
-def _pool_taps(x, window, stride, time_axis):
-    """The `window` inputs of each output: tap j of output t is x[stride * t + j - pad] (-inf outside x)."""
+    """Max pooling over time with -inf padding (window - 1) // 2, as PyTorch's MaxPool2d((3, 1), padding=(1, 0))."""
     pad = (window - 1) // 2
-    t_out = (x.shape[time_axis] + 2 * pad - window) // stride + 1
-    widths = [(0, 0)] * x.ndim
-    widths[time_axis] = (pad, pad)
-    xp = jnp.pad(x, widths, constant_values=-jnp.inf)
-    return [jax.lax.slice_in_dim(xp, j, j + (t_out - 1) * stride + 1, stride, axis=time_axis)
-            for j in range(window)]
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
-def _max_pool_time(x, window, stride, time_axis):
-    return functools.reduce(jnp.maximum, _pool_taps(x, window, stride, time_axis))
-
-
-def _max_pool_time_fwd(x, window, stride, time_axis):
-    y = _max_pool_time(x, window, stride, time_axis)
-    return y, (x, y)
-
-
-def _max_pool_time_bwd(window, stride, time_axis, res, g):
-    x, y = res
-    masks, taken = [], jnp.zeros(y.shape, bool)
-    for tap in _pool_taps(x, window, stride, time_axis):  # first maximum wins, as in PyTorch
-        hit = (tap == y) & ~taken
-        masks.append(hit)
-        taken = taken | hit
-    # The taps are pads and slices of x: the transpose of their masked sum routes g back to x.
-    _, pull = jax.vjp(lambda x: sum(jnp.where(m, t, 0.0) for m, t in
-                                    zip(masks, _pool_taps(x, window, stride, time_axis))), x)
-    (gx,) = pull(g)
-    return (gx,)
-
-
-_max_pool_time.defvjp(_max_pool_time_fwd, _max_pool_time_bwd)
+    dims, strides, pads = [1] * x.ndim, [1] * x.ndim, [(0, 0)] * x.ndim
+    dims[time_axis], strides[time_axis], pads[time_axis] = window, stride, (pad, pad)
+    return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, dims, strides, pads)
 
 
 def _conv_weight(rngs, shape, *, fan_in, fan_out, init):
