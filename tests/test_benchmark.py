@@ -58,6 +58,16 @@ def test_matmul_floor_cell():
     text = bench.table(res)
     assert "| train step, batch 16 | 5.0 | 4.0 | 1.25x | 88 | 44% | 20.0 | 7.0, 1.75x |" in text
     assert "Matmul floor: the samples/s skeljax would reach" in text
+    assert bench._floor_note(res) == ""  # no inference floor: nothing to say about the targets
+    res["inference_batches"][0].update(matmul_floor_samples_per_s=25.0, matmul_floor_ratio=2.5)
+    note = bench._floor_note(res)
+    # 25 samples/s x 5.85 GFLOP / 200 GFLOP/s = 73%; train: rest 1/5 - 1/7 s, budget 1/(1.5 x 4) - 1/7 s -> 42%
+    assert "allow 2.50x PyTorch at batch 16 and 73% of the large-matmul rate" in note
+    assert "the training step the products allow 1.75x; 1.5x would need the rest cut to 42% of" in note
+    res["train_step"]["skeljax_samples_per_s"] = 6.5
+    assert "1.5x is already met" in bench._floor_note(res)
+    res["train_step"].update(skeljax_samples_per_s=3.0, matmul_floor_samples_per_s=5.5, matmul_floor_ratio=1.375)
+    assert "1.5x is out of reach even if nothing else cost any time" in bench._floor_note(res)
 
 
 def test_mixed_precision_rates_and_rows():
@@ -101,3 +111,23 @@ def test_quick_run_writes_json(tmp_path):
             assert mp[section][key] > 0, ("mixed_precision", section, key)
     # the script re-executed itself with the malloc settings
     assert data["machine"]["malloc_env"]["MALLOC_ARENA_MAX"] == "1"
+
+
+def _load_probe():
+    spec = importlib.util.spec_from_file_location("compile_probe", os.path.join(REPO, "scripts", "compile_probe.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_compile_probe_writes_one_line_per_program(tmp_path, capsys):
+    probe = _load_probe()
+    out = tmp_path / "probe.jsonl"
+    assert probe.main(["--label", "t", "--parts", "infer", "--batch", "1", "--repeats", "1", "--out", str(out)]) == 0
+    (line,) = out.read_text().splitlines()
+    rec = json.loads(line)
+    assert rec["label"] == "t" and rec["part"] == "infer" and rec["cache"] is False
+    assert rec["compile_s"] > 0 and rec["samples_per_s"] > 0 and rec["xla_memory"]["temp_mb"] > 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == rec
+    with pytest.raises(SystemExit, match="unknown program 'bogus'"):
+        probe.main(["--label", "t", "--parts", "bogus"])
