@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 def mf():
     spec = importlib.util.spec_from_file_location("matmul_floor", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
