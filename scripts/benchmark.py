@@ -55,7 +55,7 @@ sys.path.insert(0, REPO)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from matmul_floor import matmul_floor
+from matmul_floor import Dot, matmul_floor, time_dot
 
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.optim import make_optimizer
@@ -125,16 +125,9 @@ def _version(mod: str) -> str | None:
 def matmul_gflops(n: int, repeats: int, dtype=jnp.float32) -> float:
     """(n x n) @ (n x n) rate with XLA's dot on the default device (`dtype` operands, float32 result), median of
     `repeats`."""
-    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
-    b = jax.random.normal(jax.random.key(1), (n, n), dtype)
-    f = jax.jit(lambda a, b: jnp.dot(a, b, preferred_element_type=jnp.float32))
-    f(a, b).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        f(a, b).block_until_ready()
-        times.append(time.perf_counter() - t)
-    return 2 * n**3 / statistics.median(times) / 1e9
+    name = {jnp.dtype(jnp.float32): "f32", jnp.dtype(jnp.bfloat16): "bf16"}[jnp.dtype(dtype)]
+    dot = Dot(name, (n, n), name, (n, n), (1,), (0,), (), (), "f32")
+    return dot.flops / time_dot(dot, repeats, warmup=1) / 1e9
 
 
 # ------------------------------------------------------------------------------------------------------------------
