@@ -52,8 +52,7 @@ from flax import nnx
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "scripts"))  # matmul_floor, a sibling script
 
 from matmul_floor import Dot, matmul_floor, time_dot
 
@@ -431,16 +430,12 @@ def table(res: dict) -> str:
                     f"{'-' if r is None else f'{r:.2f}x'} | {e['skeljax_gflops']:.0f} | "
                     f"{100 * e['fraction_of_matmul']:.0f}% | {e['skeljax_compile_s']:.1f} | {_floor_cell(e)} |")
 
-    for e in res["inference_batches"]:
-        fmt(f"inference, batch {e['batch']}", e)
-    fmt(f"train step, batch {res['train_step']['batch']}", res["train_step"])
+    measured = _rows(res)
+    for name, e in measured:
+        fmt(name, e)
     mp = res.get("mixed_precision")
-    if mp:
-        dt = mp["compute_dtype"]
-        fmt(f"{dt} inference, batch {mp['inference']['batch']}", mp["inference"])
-        fmt(f"{dt} train step, batch {mp['train_step']['batch']}", mp["train_step"])
     out = "\n".join(rows)
-    if any("matmul_floor" in e for e in _entries(res)):
+    if any("matmul_floor" in e for _, e in measured):
         out += ("\n\nMatmul floor: the samples/s skeljax would reach if its matrix products were all it computed, "
                 "each product of the compiled program timed alone through XLA at its own shapes "
                 "(`scripts/matmul_floor.py`); \"x PyTorch\" is that bound as a ratio to PyTorch's measured samples/s. "
@@ -497,7 +492,7 @@ def _floor_note(res: dict) -> str:
         need = "is out of reach even if nothing else cost any time"
     else:
         need = f"would need the rest cut to {budget / rest:.0%} of its present time"
-    return (f"What bounds these numbers: the matmul floor. Here the products of the inference program alone, each "
+    return (f"\nWhat bounds these numbers: the matmul floor. Here the products of the inference program alone, each "
             f"timed by itself, allow {inf['matmul_floor_ratio']:.2f}x PyTorch at batch {inf['batch']} and "
             f"{frac:.0%} of the large-matmul rate, so 2x and 75% would need everything else the model computes "
             "(BatchNorm, ReLU, residual sums, temporal shifts, concatenations) to cost next to nothing. For the "
@@ -513,9 +508,16 @@ def _floor_cell(e: dict) -> str:
     return f"{e['matmul_floor_samples_per_s']:.1f}" + ("" if r is None else f", {r:.2f}x")
 
 
-def _entries(res: dict) -> list[dict]:
-    mp = res.get("mixed_precision") or {}
-    return list(res["inference_batches"]) + [res["train_step"]] + [mp[k] for k in ("inference", "train_step") if k in mp]
+def _rows(res: dict) -> list[tuple[str, dict]]:
+    """(table row name, result entry) of every measurement, in table order."""
+    rows = [(f"inference, batch {e['batch']}", e) for e in res["inference_batches"]]
+    rows.append((f"train step, batch {res['train_step']['batch']}", res["train_step"]))
+    mp = res.get("mixed_precision")
+    if mp:
+        dt = mp["compute_dtype"]
+        rows += [(f"{dt} inference, batch {mp['inference']['batch']}", mp["inference"]),
+                 (f"{dt} train step, batch {mp['train_step']['batch']}", mp["train_step"])]
+    return rows
 
 
 def _mp_note(res: dict) -> str:
@@ -607,7 +609,6 @@ gradients as standard-form products after an explicit transpose, so that YNNPACK
 first block's 3-channel products as broadcast multiply-adds instead of matrix products (no change beyond 2% in an
 in-process A/B); the MSTCN max pool as shifted maxima with a first-maximum custom backward, which removes the index
 arrays and scatter XLA makes of reduce-window's gradient on CPU (train step 1.006x in an in-process A/B).
-
 {_floor_note(res)}
 Noise: other processes share this machine; run-to-run differences of 5-25% are normal. Compare numbers from one run.
 """

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,6 +22,7 @@ import benchmark
 import jax
 import jax.numpy as jnp
 import numpy as np
+from matmul_floor import median_seconds
 
 
 def probe(part: str, batch: int, repeats: int) -> dict:
@@ -46,14 +46,7 @@ def probe(part: str, batch: int, repeats: int) -> dict:
             loss.block_until_ready()
     else:
         raise SystemExit(f"compile_probe: unknown program {part!r} (infer, train, infer:bfloat16, train:bfloat16)")
-    call()
-    call()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    step = float(np.median(times))
+    step = median_seconds(call, repeats, warmup=2)
     return {"part": part, "compile_s": round(compile_s, 2), "step_ms": round(step * 1e3, 3),
             "samples_per_s": round(batch / step, 1), "xla_memory": mem}
 

@@ -90,12 +90,17 @@ def time_dot(dot: Dot, repeats: int = 7, warmup: int = 2) -> float:
     b = jax.random.normal(jax.random.fold_in(key, 1), dot.rhs_shape, _DTYPES[dot.rhs_dtype])
     dims = ((dot.lhs_contracting, dot.rhs_contracting), (dot.lhs_batch, dot.rhs_batch))
     f = jax.jit(lambda a, b: jax.lax.dot_general(a, b, dims, preferred_element_type=_DTYPES[dot.out_dtype]))
+    return median_seconds(lambda: f(a, b).block_until_ready(), repeats, warmup)
+
+
+def median_seconds(call, repeats: int, warmup: int) -> float:
+    """Median wall time of `call()` (which must wait for its result) over `repeats` calls after `warmup` calls."""
     for _ in range(warmup):
-        f(a, b).block_until_ready()
+        call()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        f(a, b).block_until_ready()
+        call()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
