@@ -29,7 +29,7 @@ def default_dir() -> str:
 
 
 def _log(msg: str) -> None:
-    from skeljax import logging_utils
+    from skeljax.train import metrics_writer as logging_utils
 
     logging_utils.console(msg)
 

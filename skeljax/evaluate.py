@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from skeljax import ensemble, logging_utils, metrics, sharding
+from skeljax import ensemble, metrics, sharding
+from skeljax.train import metrics_writer as logging_utils
 from skeljax.data import input_pipeline
 
 CLASS_METRICS = ("top1", "top5", "mean_class_acc")

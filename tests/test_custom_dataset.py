@@ -320,7 +320,7 @@ def test_train_test_and_predict_on_a_custom_pickle(tmp_path):
 
 
 def test_resume_refuses_another_pickle_or_other_edges(tmp_path):
-    from skeljax.train_checkpoints import TrainCheckpointError, check_resumable, run_signature
+    from skeljax.train.checkpoints import TrainCheckpointError, check_resumable, run_signature
 
     toy_pickle(tmp_path / "a.pkl")
     c = custom_config(str(tmp_path / "a.pkl"))

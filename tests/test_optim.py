@@ -1,4 +1,4 @@
-"""skeljax.optim against torch.optim.SGD with the lr set per iteration as mmcv does, and against the formulas."""
+"""skeljax.train.optim against torch.optim.SGD with the lr set per iteration as mmcv does, and against the formulas."""
 
 import math
 
@@ -9,7 +9,7 @@ import optax
 import pytest
 import torch
 
-from skeljax.optim import make_lr_schedule, make_optimizer, scaled_lr
+from skeljax.train.optim import make_lr_schedule, make_optimizer, scaled_lr
 
 torch.set_num_threads(1)
 N_STEPS = 20

@@ -138,7 +138,7 @@ def _existing_run(env, name, *, base_channels=16, with_signature=True):
 def make_run(config_path, workdir, base_channels, with_signature):
     """Save a step-4 checkpoint as the trainer does (state, data, meta with the run signature) and config.json."""
     from skeljax import train
-    from skeljax.train_checkpoints import RunCheckpoints, run_signature
+    from skeljax.train.checkpoints import RunCheckpoints, run_signature
 
     config = _load_config(config_path)
     config.model.base_channels = int(base_channels)

@@ -39,7 +39,7 @@ OVERRIDES = ("--config.log_every_steps=3",)
 _SAVER = textwrap.dedent('''
     import sys
     import numpy as np
-    from skeljax.train_checkpoints import RunCheckpoints
+    from skeljax.train.checkpoints import RunCheckpoints
     ckpts = RunCheckpoints(sys.argv[1], keep=5)
     ckpts.save(1, {"w": np.arange(6, dtype=np.float32), "step": np.int32(1)}, {"pos": 1}, {"step": 1})
     big = np.ones((96, 1024, 1024), np.float32)  # 384 MB: the save of step 2 takes long enough to be killed in
@@ -49,7 +49,7 @@ _SAVER = textwrap.dedent('''
 
 
 def test_sigkill_during_save_leaves_the_previous_step(tmp_path):
-    from skeljax.train_checkpoints import RunCheckpoints
+    from skeljax.train.checkpoints import RunCheckpoints
 
     directory = tmp_path / "checkpoints"
     proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(directory)], cwd=REPO, env=cli_env(),
@@ -79,7 +79,7 @@ def test_sigkill_during_save_leaves_the_previous_step(tmp_path):
 def test_step_directory_without_commit_marker_is_set_aside(tmp_path):
     """A step directory that looks complete but lacks orbax's commit marker (a copy cut short, a file system
     without atomic rename) is moved aside, not restored; the step can then be saved again."""
-    from skeljax.train_checkpoints import COMMIT_MARKER, RunCheckpoints
+    from skeljax.train.checkpoints import COMMIT_MARKER, RunCheckpoints
 
     directory = tmp_path / "checkpoints"
     ckpts = RunCheckpoints(str(directory))
@@ -102,7 +102,7 @@ def test_step_directory_without_commit_marker_is_set_aside(tmp_path):
 
 
 def test_metrics_written_after_the_last_checkpoint_are_dropped_on_resume(tmp_path):
-    from skeljax.logging_utils import MetricWriter
+    from skeljax.train.metrics_writer import MetricWriter
 
     lines = [{"step": s, "train/loss": s / 10} for s in range(1, 7)]
     lines.insert(4, {"step": 4, "val/top1": 0.5})
@@ -121,7 +121,7 @@ def test_metrics_written_after_the_last_checkpoint_are_dropped_on_resume(tmp_pat
 
 
 def test_stop_request_catches_sigterm_and_restores_the_handler():
-    from skeljax.train_checkpoints import StopRequest
+    from skeljax.train.checkpoints import StopRequest
 
     before = signal.getsignal(signal.SIGTERM)
     stop = StopRequest()

@@ -39,7 +39,7 @@ def _batch():
 
 
 def _flat(tree):
-    from skeljax.train_checkpoints import flatten
+    from skeljax.train.checkpoints import flatten
 
     return {k: np.asarray(v) for k, v in flatten(tree).items()}
 

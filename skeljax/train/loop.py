@@ -23,12 +23,14 @@ import optax
 from flax import nnx
 
 from skeljax import checkpoint as model_ckpt
-from skeljax import config_base, logging_utils, optim, sharding
+from skeljax import config_base, sharding
+from skeljax.train import metrics_writer as logging_utils
+from skeljax.train import optim
 from skeljax import evaluate as evaluation
 from skeljax.data import input_pipeline
 from skeljax.data.pipelines import make_pipeline
 from skeljax.models.stgcn import Recognizer
-from skeljax.train_checkpoints import (
+from skeljax.train.checkpoints import (
     RunCheckpoints,
     StopRequest,
     check_resumable,
