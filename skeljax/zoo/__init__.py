@@ -1,8 +1,15 @@
 """The model zoos skeljax reproduces: every released row of PYSKL's ST-GCN++ / ST-GCN tables and MMAction2 0.x's
-ST-GCN, with its reference top-1, checkpoint URL and the skeljax config that trains it.
+ST-GCN, with its name, reference top-1, checkpoint URL and the skeljax config that trains it.
 
 Reference accuracies are the published ones (PYSKL `configs/stgcn++/README.md`, `configs/stgcn/README.md`; MMAction2
 0.x `configs/skeleton/stgcn/README.md`): top-1 % on the validation split, 10-clip testing for PYSKL recipes.
+
+Names are MODEL_BENCH_SPLIT_KIND_FEAT, e.g. `stgcnpp_ntu60_xsub_3d_j`: MODEL is `stgcnpp` (PYSKL ST-GCN++),
+`stgcn_pyskl` (PYSKL ST-GCN, PYSKL practice), `stgcn_vanilla` (PYSKL ST-GCN, vanilla practice) or
+`stgcn_mmaction0x` (MMAction2 0.x ST-GCN); BENCH `ntu60`/`ntu120`; SPLIT `xsub`/`xview`/`xset`; KIND `3d` (official
+3D skeletons, PYSKL's `3dkp`) or `2d` (HRNet 2D skeletons, PYSKL's `hrnet`); FEAT `j`/`b`/`jm`/`bm`. MODEL_BENCH_SPLIT
+follows PYSKL's checkpoint folder names. `python -m skeljax.zoo list|get NAME` lists and fetches them
+(`skeljax/zoo/download.py`).
 """
 
 from __future__ import annotations
@@ -14,18 +21,23 @@ import ml_collections
 from skeljax import config_base
 
 FEATS = ("j", "b", "jm", "bm")
-PYSKL_CKPT = "http://download.openmmlab.com/mmaction/pyskl/ckpt"
+# PYSKL's tables link http://; the same host serves every file over https.
+PYSKL_CKPT = "https://download.openmmlab.com/mmaction/pyskl/ckpt"
 MMACTION_CKPT = "https://download.openmmlab.com/mmaction/skeleton/stgcn"
+ZOO_PREFIX = "zoo:"
 
 
 @dataclasses.dataclass(frozen=True)
 class ZooRow:
-    """One released model: where its config lives and what it should reach."""
+    """One released model: its name, where its config lives, what it should reach and where its weights are."""
 
     config: str          # 'configs/stgcnpp_ntu60.py:xsub_3d_j'
     reference: str       # the reference config name
     top1: float          # published top-1 %
     url: str             # released checkpoint
+    name: str = ""       # 'stgcnpp_ntu60_xsub_3d_j'
+    sha256: str | None = None  # full digest of the file, where recorded
+    size: int | None = None    # bytes, where recorded
 
 
 # (benchmark, split, kind) -> (j, b, jm, bm, two-stream, four-stream) top-1 %.
@@ -60,28 +72,55 @@ MMACTION0X = {
     "mmaction0x_2d": ("stgcn_80e_ntu60_xsub_keypoint", 86.91, "stgcn_80e_ntu60_xsub_keypoint-e7bb9653.pth"),
     "mmaction0x_3d": ("stgcn_80e_ntu60_xsub_keypoint_3d", 84.61, "stgcn_80e_ntu60_xsub_keypoint_3d-13e7ccf0.pth"),
 }
-_KIND_DIR = {"3d": "3dkp", "2d": "hrnet"}
+_KIND_DIR = {"3d": "3dkp", "2d": "hrnet"}  # skeljax kind -> PYSKL annotation folder suffix
 
 
-def _pyskl_rows(table, family_dir, prefix, config_file_of, variant_prefix=""):
+def _pyskl_rows(table, model, family_dir, config_file_of, variant_prefix=""):
     rows = []
     for (bench, split, kind), accs in table.items():
         for feat, acc in zip(FEATS, accs):
-            ref = f"{prefix}_{bench}_{split}_{_KIND_DIR[kind]}/{feat}"
+            folder = f"{model}_{bench}_{split}_{_KIND_DIR[kind]}"
+            ref_dir = folder.replace("stgcnpp", "stgcn++")  # PYSKL's configs keep '++'; its checkpoint URLs do not
             rows.append(ZooRow(f"{config_file_of(bench)}:{variant_prefix}{split}_{kind}_{feat}",
-                               f"{family_dir}/{ref}.py", acc, f"{PYSKL_CKPT}/{family_dir}/{ref}.pth"))
+                               f"{family_dir.replace('stgcnpp', 'stgcn++')}/{ref_dir}/{feat}.py", acc,
+                               f"{PYSKL_CKPT}/{family_dir}/{folder}/{feat}.pth",
+                               name=f"{model}_{bench}_{split}_{kind}_{feat}"))
     return rows
 
 
 def zoo_rows() -> list[ZooRow]:
     """Every single-stream row of the reference zoos."""
-    rows = _pyskl_rows(STGCNPP, "stgcn++", "stgcn++", lambda b: f"configs/stgcnpp_{b}.py")
-    rows += _pyskl_rows(STGCN_PYSKL, "stgcn", "stgcn_pyskl", lambda b: f"configs/stgcn_{b}.py", "pyskl_")
-    rows += _pyskl_rows(STGCN_VANILLA, "stgcn", "stgcn_vanilla", lambda b: f"configs/stgcn_{b}.py", "vanilla_")
+    rows = _pyskl_rows(STGCNPP, "stgcnpp", "stgcnpp", lambda b: f"configs/stgcnpp_{b}.py")
+    rows += _pyskl_rows(STGCN_PYSKL, "stgcn_pyskl", "stgcn", lambda b: f"configs/stgcn_{b}.py", "pyskl_")
+    rows += _pyskl_rows(STGCN_VANILLA, "stgcn_vanilla", "stgcn", lambda b: f"configs/stgcn_{b}.py", "vanilla_")
     for variant, (ref, acc, ckpt) in MMACTION0X.items():
+        kind = variant.rsplit("_", 1)[-1]
         rows.append(ZooRow(f"configs/stgcn_ntu60.py:{variant}", f"configs/skeleton/stgcn/{ref}.py", acc,
-                           f"{MMACTION_CKPT}/{ref}/{ckpt}"))
+                           f"{MMACTION_CKPT}/{ref}/{ckpt}", name=f"stgcn_mmaction0x_ntu60_xsub_{kind}_j"))
     return rows
+
+
+def find_row(name: str) -> ZooRow:
+    """The row called `name`; a clear error listing close matches otherwise."""
+    import difflib
+
+    by_name = {r.name: r for r in zoo_rows()}
+    if name in by_name:
+        return by_name[name]
+    close = difflib.get_close_matches(name, by_name, n=5, cutoff=0.6)
+    hint = f"; close matches: {', '.join(close)}" if close else ""
+    raise ValueError(f"unknown zoo model {name!r}{hint} (`python -m skeljax.zoo list` shows all {len(by_name)})")
+
+
+def resolve(path, *, want: str = "model"):
+    """`path` unchanged, or for 'zoo:NAME' the local copy (fetched on first use): the skeljax model directory, or the
+    verified released `.pth` with want='pth'."""
+    if not (isinstance(path, str) and path.startswith(ZOO_PREFIX)):
+        return path
+    from skeljax.zoo import download
+
+    name = path[len(ZOO_PREFIX):]
+    return download.get(name) if want == "model" else download.fetch(find_row(name))
 
 
 def parse_variant(arg: str | None, default: str) -> tuple[str, ...]:
@@ -94,7 +133,7 @@ def parse_variant(arg: str | None, default: str) -> tuple[str, ...]:
 
 
 def pyskl_config(family: str, bench: str, split: str, kind: str, feat: str) -> ml_collections.ConfigDict:
-    """PYSKL's recipe (spec 6.1): ST-GCN++ or PYSKL ST-GCN on an NTU benchmark, one feature stream."""
+    """PYSKL's recipe (`pyskl/configs/stgcn++/stgcn++_ntu60_xsub_3dkp/j.py`): ST-GCN++ or PYSKL ST-GCN on an NTU benchmark, one feature stream."""
     splits = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}[bench]
     if split not in splits:
         raise ValueError(f"{bench} has benchmarks {splits}, not {split!r}")
@@ -111,7 +150,7 @@ def pyskl_config(family: str, bench: str, split: str, kind: str, feat: str) -> m
 
 
 def vanilla_config(bench: str, split: str, kind: str, feat: str) -> ml_collections.ConfigDict:
-    """PYSKL's vanilla ST-GCN (spec 6.2): PadTo 300, tcn dropout 0.5, step lr at repeated epochs 2 and 10."""
+    """PYSKL's vanilla ST-GCN (`pyskl/configs/stgcn/stgcn_vanilla_ntu60_xsub_3dkp/j.py`): PadTo 300, tcn dropout 0.5, step lr at repeated epochs 2 and 10."""
     c = pyskl_config("stgcn", bench, split, kind, feat)
     c.model.tcn_dropout = 0.5
     c.data.recipe = "vanilla"
@@ -125,7 +164,7 @@ def vanilla_config(bench: str, split: str, kind: str, feat: str) -> ml_collectio
 
 
 def mmaction0x_config(kind: str) -> ml_collections.ConfigDict:
-    """MMAction2 0.x `stgcn_80e_ntu60_xsub_keypoint` (2D) / `_3d` (spec 3.3, 6.3)."""
+    """MMAction2 0.x `stgcn_80e_ntu60_xsub_keypoint` (2D) / `_3d` (`mmaction2/configs/skeleton/stgcn/`, v0.24.1)."""
     c = config_base.base_config()
     c.model.family = "mmaction0x"
     c.model.layout = "coco" if kind == "2d" else "nturgb+d"
