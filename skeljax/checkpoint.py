@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import jax
@@ -24,7 +22,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 
 import skeljax
-from skeljax.file_modes import publish_mode
+from skeljax.io.atomic import atomic_directory
 from skeljax.models.layers import Buffer
 from skeljax.models.stgcn import ModelSpec, Recognizer
 
@@ -52,11 +50,7 @@ def save_model(directory: str, model: Recognizer, *, extra: dict[str, Any] | Non
     directory = os.path.abspath(directory)
     if os.path.exists(directory) and not overwrite:
         raise FileExistsError(f"{directory} already exists; pass overwrite=True (--overwrite) to replace it")
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(directory) + ".tmp-", dir=parent)
-    try:
-        publish_mode(tmp, directory, directory=True)  # mkdtemp creates 0700
+    with atomic_directory(directory) as tmp:
         meta = {"spec": model.spec.to_json(), "skeljax_version": skeljax.__version__}
         meta.update(extra or {})
         with open(os.path.join(tmp, SPEC_FILE), "w") as f:
@@ -70,12 +64,6 @@ def save_model(directory: str, model: Recognizer, *, extra: dict[str, Any] | Non
         with ocp.StandardCheckpointer(**kwargs) as ckptr:
             ckptr.save(os.path.join(tmp, STATE_DIR), state)
             ckptr.wait_until_finished()
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return directory
 
 
@@ -100,7 +88,7 @@ def abstract_model(spec: ModelSpec) -> Recognizer:
     compilations on a CPU. The graph is a placeholder when it comes from a checkpoint.
     """
     A = None
-    if spec.layout == "checkpoint":
+    if spec.graph_in_weights:
         A = np.zeros((3, spec.num_joints, spec.num_joints), np.float32)
     return nnx.eval_shape(lambda: Recognizer(spec, A=A, rngs=nnx.Rngs(0)))
 

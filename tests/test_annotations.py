@@ -11,6 +11,7 @@ import pytest
 
 from skeljax.data import ntu_meta
 from skeljax.data.annotations import AnnotationError, load_annotations, save_annotations, validate_annotations
+from skeljax.io.unpickle import UnsafePickleError
 
 REPO = Path(__file__).resolve().parents[1]
 BAD = 'S001C001P001R001A005'
@@ -88,6 +89,32 @@ def test_malicious_pickle_is_refused_and_creates_nothing(tmp_path):
     # The same file with the documented opt-in really runs code: the refusal above is what protects.
     load_annotations(evil, trusted=True)
     assert target.exists()
+
+
+def test_refusal_is_also_the_shared_unsafe_pickle_error(tmp_path):
+    evil = tmp_path / 'evil.pkl'
+    evil.write_bytes(b'\x80\x02cos\nsystem\nX\x04\x00\x00\x00true\x85R.')
+    with pytest.raises(UnsafePickleError) as err:
+        load_annotations(evil)
+    assert isinstance(err.value, AnnotationError)
+    assert (err.value.path, err.value.name) == (str(evil), 'os.system')
+
+
+def test_pickle_cannot_change_numpy_builtin_dtypes(tmp_path):
+    # dtype('f8', align=False, copy=False) asks for numpy's shared float64 before BUILD sets its state. The loader
+    # always builds a copy: the pickled state (big-endian) applies to that copy, float64 itself stays untouched.
+    path = tmp_path / 'tamper.pkl'
+    state = b'(K\x03X\x01\x00\x00\x00>NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t'  # big-endian
+    path.write_bytes(b'\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00f8\x89\x89\x87R' + state + b'b.')
+    got = load_annotations_raw(path)
+    assert got == np.dtype('>f8') and np.dtype('f8').byteorder in '=<'
+
+
+def load_annotations_raw(path):
+    """The restricted unpickler's result before load_annotations' shape checks."""
+    from skeljax.data.annotations import _RestrictedUnpickler
+    with open(path, 'rb') as f:
+        return _RestrictedUnpickler(f, str(path)).load()
 
 
 def test_unreadable_files(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import skeljax
-from skeljax import checkpoint, pth_io
+from skeljax import checkpoint
+from skeljax.io import pth as pth_io
 from skeljax.models import convert
 from tests import torch_reference as ref
 

@@ -6,8 +6,10 @@ import stat
 import numpy as np
 import pytest
 
-from skeljax import checkpoint, file_modes, pth_io
+from skeljax import checkpoint
 from skeljax.data.annotations import save_annotations
+from skeljax.io import file_modes
+from skeljax.io import pth as pth_io
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 
 

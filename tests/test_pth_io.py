@@ -1,4 +1,4 @@
-"""Tests for skeljax.pth_io against torch 2.13 as the reference reader/writer."""
+"""Tests for skeljax.io.pth against torch 2.13 as the reference reader/writer."""
 
 import collections
 import io
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from skeljax import pth_io
-from skeljax.pth_io import CheckpointFormatError, UnsafePickleError, extract_state_dict, load_pth, save_pth
+from skeljax.io import pth as pth_io
+from skeljax.io.pth import CheckpointFormatError, UnsafePickleError, extract_state_dict, load_pth, save_pth
 from tests import torch_reference
 
 TORCH_TO_NP = {

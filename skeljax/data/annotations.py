@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import codecs
-import collections
 import numbers
 import os
 import pickle
-import tempfile
-from pathlib import Path
 
 import numpy as np
-import numpy._core.multiarray as _np_multiarray
-import numpy._core.numeric as _np_numeric
 
-from skeljax.file_modes import publish_mode
+from skeljax.io.atomic import atomic_file
+from skeljax.io.unpickle import AllowList, UnsafePickleError, numpy_globals
 
 # Joint count and channels of the keypoint array for each skeleton layout a config can use.
 LAYOUTS = {
@@ -30,34 +25,16 @@ class AnnotationError(ValueError):
     """An annotation file that cannot be used: unreadable, unsafe, or with an invalid sample."""
 
 
-def _codecs_encode(obj, encoding='utf-8', errors='strict'):
-    """`_codecs.encode` limited to latin-1: how Python 3 pickles bytes with protocol 2 (NumPy 1.x array data)."""
-    if encoding not in ('latin1', 'latin-1', 'latin_1') or not isinstance(obj, str):
-        raise pickle.UnpicklingError(f'_codecs.encode is only allowed as latin-1 str->bytes, got {encoding!r}')
-    return codecs.encode(obj, encoding, errors)
+class UnsafeAnnotationError(AnnotationError, UnsafePickleError):
+    """An annotation pickle names a global outside the annotation allow-list."""
 
 
-def _safe_globals() -> dict[tuple[str, str], object]:
-    """The globals a plain annotation pickle needs: containers and NumPy arrays, dtypes and scalars."""
-    allowed = {
-        ('_codecs', 'encode'): _codecs_encode,
-        ('collections', 'OrderedDict'): collections.OrderedDict,
-    }
-    for mod in ('builtins', '__builtin__'):  # '__builtin__' is how protocol <= 2 pickles spell builtins
-        for name, obj in (('set', set), ('frozenset', frozenset), ('bytearray', bytearray),
-                          ('complex', complex), ('slice', slice)):
-            allowed[(mod, name)] = obj
-    allowed[('numpy', 'ndarray')] = np.ndarray
-    allowed[('numpy', 'dtype')] = np.dtype
-    # NumPy 1.x writes numpy.core.*, NumPy 2 writes numpy._core.*; map both to the installed module.
-    for pkg in ('numpy.core', 'numpy._core'):
-        allowed[(f'{pkg}.multiarray', '_reconstruct')] = _np_multiarray._reconstruct
-        allowed[(f'{pkg}.multiarray', 'scalar')] = _np_multiarray.scalar
-        allowed[(f'{pkg}.numeric', '_frombuffer')] = _np_numeric._frombuffer
-    return allowed
-
-
-_SAFE_GLOBALS = _safe_globals()
+# Containers, builtin scalars/strings and NumPy arrays/dtypes/scalars (both NumPy 1.x and 2.x module paths).
+_SAFE_GLOBALS = AllowList(
+    {**numpy_globals(), 'builtins.slice': slice},
+    '{path}: refusing to unpickle global {name}: annotation files may only hold dicts, lists, tuples, strings, '
+    'numbers and NumPy arrays. If you trust this file, load it with load_annotations(path, trusted=True)',
+    UnsafeAnnotationError)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -68,13 +45,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         self._path = path
 
     def find_class(self, module: str, name: str):
-        try:
-            return _SAFE_GLOBALS[(module, name)]
-        except KeyError:
-            raise AnnotationError(
-                f'{self._path}: refusing to unpickle global {module}.{name}: annotation files may only hold '
-                'dicts, lists, tuples, strings, numbers and NumPy arrays. If you trust this file, load it '
-                'with load_annotations(path, trusted=True)') from None
+        # The C unpickler does not expose the protocol: Python 2 names ('__builtin__') are mapped always.
+        return _SAFE_GLOBALS.resolve(module, name, self._path)
 
     def persistent_load(self, pid):
         raise AnnotationError(f'{self._path}: refusing persistent id {pid!r} in an annotation pickle')
@@ -110,20 +82,8 @@ def load_annotations(path: str | os.PathLike, *, trusted: bool = False):
 
 def save_annotations(path: str | os.PathLike, data) -> None:
     """Writes a pickle atomically: a temporary file in the same folder renamed over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            pickle.dump(data, f, protocol=4)
-            f.flush()
-            os.fsync(f.fileno())
-        publish_mode(tmp, str(path))  # mkstemp creates 0600: readable by others as a plain open() would be
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        pickle.dump(data, f, protocol=4)
 
 
 def _expected_layout(layout) -> tuple[int, int] | None:

@@ -322,7 +322,7 @@ def load_pytorch_checkpoint(path: str, *, trusted: bool = False, **overrides) ->
     `tcn_dropout=0.5` to fine-tune a vanilla ST-GCN). Files are read without running pickled code unless
     `trusted=True`.
     """
-    from skeljax import pth_io
+    from skeljax.io import pth as pth_io
 
     obj = pth_io.load_pth(path, trusted=trusted)
     sd = pth_io.extract_state_dict(obj, path)
@@ -336,7 +336,7 @@ def save_pytorch_checkpoint(model: Recognizer, path: str, fmt: str | None = None
     The default format follows the model: MMAction2 0.x keys for 0.x graphs, PYSKL keys otherwise;
     'mmaction1x' names the head `cls_head.fc` for MMAction2 1.x.
     """
-    from skeljax import pth_io
+    from skeljax.io import pth as pth_io
 
     fmt = fmt or default_format(model)
     sd = model_state_dict(model, fmt)

@@ -13,22 +13,28 @@ tar format (torch < 0.4) is refused with a clear error.
 
 from __future__ import annotations
 
-import _compat_pickle
-import codecs
 import collections
 import io
 import math
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-from skeljax.file_modes import publish_mode
+from skeljax.io.atomic import atomic_file
+from skeljax.io.unpickle import (
+    AllowList,
+    PickleContentError,
+    TypeMarker,
+    UnsafePickleError,
+    numpy_dtype,
+    numpy_globals,
+    numpy_reconstruct,
+)
 
 try:  # ships with jax; gives NumPy dtypes for bfloat16 and float8 tensors
     import ml_dtypes
@@ -53,12 +59,9 @@ class CheckpointFormatError(ValueError):
     """The file is not a readable PyTorch checkpoint (truncated, corrupt or another format)."""
 
 
-class UnsafePickleError(ValueError):
-    """The checkpoint's pickle names a global outside the checkpoint allow-list."""
-
-
-class _Problem(Exception):
-    """Internal: a format problem found while parsing; re-raised as CheckpointFormatError with the path."""
+# A format problem found while parsing; load_pth re-raises it as CheckpointFormatError with the path. The same
+# class as the unpickle helpers' so that both read alike ("cannot read checkpoint <path>: <problem>").
+_Problem = PickleContentError
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -120,15 +123,6 @@ class _StorageType:
 
     def __repr__(self) -> str:
         return f"<storage type {self.name}>"
-
-
-class _TypeMarker:
-    """Stand-in for ``torch.Tensor`` / ``torch.nn.Parameter`` when a pickle names them as a type (never called)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str):
-        self.name = name
 
 
 class _Storage:
@@ -196,7 +190,7 @@ def _rebuild_parameter(data, requires_grad, backward_hooks, state=None):
 
 
 _TENSOR_REBUILDERS = (_rebuild_tensor, _rebuild_tensor_v2, _rebuild_tensor_v3, _rebuild_parameter)
-_TENSOR_TYPES = (_TypeMarker("torch.Tensor"), _TypeMarker("torch.nn.parameter.Parameter"))
+_TENSOR_TYPES = (TypeMarker("torch.Tensor"), TypeMarker("torch.nn.parameter.Parameter"))
 
 
 def _rebuild_from_type_v2(func, new_type, args, state):
@@ -204,47 +198,6 @@ def _rebuild_from_type_v2(func, new_type, args, state):
     if func not in _TENSOR_REBUILDERS or new_type not in _TENSOR_TYPES or not isinstance(args, tuple):
         raise _Problem(f"unsupported tensor reconstruction {func!r} / {new_type!r}")
     return func(*args)
-
-
-def _numpy_scalar(dtype, data=None):
-    """Replacement for numpy's ``multiarray.scalar`` (same result, no object-dtype tricks beyond identity)."""
-    if not isinstance(dtype, np.dtype):
-        raise _Problem(f"numpy scalar with dtype {dtype!r}")
-    if dtype == np.dtype(object):
-        return data  # numpy returns the already-unpickled object itself
-    if data is None:
-        data = bytes(dtype.itemsize)
-    if not isinstance(data, (bytes, bytearray)) or len(data) != dtype.itemsize or dtype.hasobject:
-        raise _Problem(f"numpy scalar of {dtype} with bad payload")
-    return np.frombuffer(bytes(data), dtype=dtype, count=1)[0]
-
-
-def _numpy_dtype(obj, align=False, copy=False):
-    # Always a copy: numpy pickles a dtype as dtype(..., copy=True) + BUILD, and BUILD on numpy's builtin
-    # singleton would change it process-wide.
-    return np.dtype(obj, align=bool(align), copy=True)
-
-
-_NDARRAY = _TypeMarker("numpy.ndarray")
-
-
-def _numpy_reconstruct(subtype, shape, dtype):
-    # Protocol-2 ndarray pickles: an empty array whose contents arrive through BUILD (ndarray.__setstate__).
-    if subtype is not _NDARRAY or tuple(shape) != (0,):  # numpy always writes (0,); the data comes with BUILD
-        raise _Problem(f"unexpected array reconstruction {subtype!r}, {shape!r}")
-    return np.ndarray.__new__(np.ndarray, (0,), dtype)
-
-
-def _numpy_frombuffer(buf, dtype, shape, order):
-    # Protocol-5 ndarray pickles.
-    return np.frombuffer(bytearray(buf), dtype=dtype).reshape(shape, order=order)
-
-
-def _codecs_encode(text, encoding="utf-8", errors="strict"):
-    # Protocol-2 pickles store bytes as _codecs.encode(str, 'latin1'); no other codec lookups are allowed.
-    if not isinstance(text, str) or str(encoding).lower() not in ("latin1", "latin-1", "iso-8859-1", "utf-8", "utf8"):
-        raise _Problem(f"unexpected _codecs.encode({type(text).__name__}, {encoding!r})")
-    return codecs.encode(text, encoding, errors)
 
 
 def _torch_size(dims=()):
@@ -257,13 +210,8 @@ def _torch_device(kind, index=None):
 
 def _allowed_globals() -> dict[str, Any]:
     """'module.name' -> the object the restricted unpickler hands out for it."""
-    allowed: dict[str, Any] = {
-        "collections.OrderedDict": collections.OrderedDict,
-        "builtins.set": set,
-        "builtins.frozenset": frozenset,
-        "builtins.bytearray": bytearray,
-        "builtins.complex": complex,
-        "_codecs.encode": _codecs_encode,
+    allowed = numpy_globals()
+    allowed.update({
         "torch._utils._rebuild_tensor": _rebuild_tensor,
         "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
         "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
@@ -275,13 +223,7 @@ def _allowed_globals() -> dict[str, Any]:
         "torch.nn.parameter.Parameter": _TENSOR_TYPES[1],
         "torch.Size": _torch_size,
         "torch.device": _torch_device,
-        "numpy.dtype": _numpy_dtype,
-        "numpy.ndarray": _NDARRAY,
-    }
-    for mod in ("numpy.core", "numpy._core"):  # numpy 1.x and 2.x paths of the same functions
-        allowed[f"{mod}.multiarray.scalar"] = _numpy_scalar
-        allowed[f"{mod}.multiarray._reconstruct"] = _numpy_reconstruct
-        allowed[f"{mod}.numeric._frombuffer"] = _numpy_frombuffer
+    })
     for name, dtype in _TORCH_DTYPES.items():
         allowed[f"torch.{name}"] = dtype
     for name, dtype_name in _STORAGE_DTYPES.items():
@@ -293,7 +235,11 @@ def _allowed_globals() -> dict[str, Any]:
     return allowed
 
 
-_ALLOWED_GLOBALS = _allowed_globals()
+_ALLOWED_GLOBALS = AllowList(
+    _allowed_globals(),
+    "refusing to unpickle '{name}' from {path}: not an allowed checkpoint type; "
+    "pass trusted=True only for files you trust",
+)
 
 
 class _CheckpointUnpickler(pickle._Unpickler):
@@ -313,17 +259,8 @@ class _CheckpointUnpickler(pickle._Unpickler):
         self._buildable: dict[int, Any] = {}  # objects made in this load whose state BUILD may set
 
     def find_class(self, module: str, name: str) -> Any:
-        if self.proto < 3 and self.fix_imports:  # protocol 2 writes Python 2 names: '__builtin__ set'
-            if (module, name) in _compat_pickle.NAME_MAPPING:
-                module, name = _compat_pickle.NAME_MAPPING[(module, name)]
-            module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        obj = _ALLOWED_GLOBALS.get(f"{module}.{name}")
-        if obj is None:
-            raise UnsafePickleError(
-                f"refusing to unpickle '{module}.{name}' from {self._path}: not an allowed checkpoint type; "
-                "pass trusted=True only for files you trust"
-            )
-        if obj is _numpy_dtype or obj is _numpy_reconstruct:
+        obj = _ALLOWED_GLOBALS.resolve(module, name, self._path, py2_names=self.proto < 3 and self.fix_imports)
+        if obj is numpy_dtype or obj is numpy_reconstruct:
             return lambda *args: self._fresh(obj(*args))
         return obj
 
@@ -672,21 +609,9 @@ def save_pth(path: str | os.PathLike, obj: Any) -> None:
     records = [("data.pkl", bytes(writer.out)), ("byteorder", b"little")]
     records += [(f"data/{i}", data) for i, data in enumerate(writer.storages)]
     records += [("version", b"3\n")]
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
-                for name, data in records:
-                    zf.writestr(_aligned_info(zf, f"archive/{name}"), data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        publish_mode(tmp, path)  # mkstemp creates 0600; keep the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as fh, zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in records:
+            zf.writestr(_aligned_info(zf, f"archive/{name}"), data)
 
 
 # ----------------------------------------------------------------------------------------------------------------
