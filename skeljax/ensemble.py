@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from skeljax.io.atomic import atomic_file
 from skeljax.metrics import mean_class_accuracy, top_k_accuracy
 
 FORMAT = "skeljax-scores-v1"
@@ -77,21 +78,15 @@ def write_scores(path: str | os.PathLike, names: Sequence[str], scores, labels) 
     """Writes a score file (format in the module docstring); atomic, so an interrupted run leaves no half file."""
     path = os.fspath(path)
     data = _validate(np.asarray(list(names), dtype=str), scores, labels, path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:  # a file object stops numpy from appending '.npz' to the name
-            np.savez(
-                f,
-                format=np.asarray(FORMAT),
-                names=data.names,
-                scores=data.scores,
-                labels=data.labels,
-                num_classes=np.asarray(data.num_classes, dtype=np.int64),
-            )
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path) as f:  # a file object stops numpy from appending '.npz' to the name
+        np.savez(
+            f,
+            format=np.asarray(FORMAT),
+            names=data.names,
+            scores=data.scores,
+            labels=data.labels,
+            num_classes=np.asarray(data.num_classes, dtype=np.int64),
+        )
 
 
 def read_scores(path: str | os.PathLike) -> Scores:

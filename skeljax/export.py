@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from skeljax.io.atomic import atomic_file
 from skeljax.models.stgcn import Recognizer
 
 DEFAULT_PLATFORMS = ("cpu", "cuda")
@@ -73,7 +74,8 @@ def export_stablehlo(model: Recognizer, path: str | os.PathLike | None = None, *
     exported = jax.export.export(jax.jit(model_fn(model, with_features=with_features)),
                                  platforms=tuple(platforms))(spec)
     if path is not None:
-        _write_atomic(os.fspath(path), bytes(exported.serialize()))
+        with atomic_file(path) as f:
+            f.write(bytes(exported.serialize()))
     return exported
 
 
@@ -201,7 +203,8 @@ def export_onnx(model: Recognizer, path: str | os.PathLike | None = None, *, fra
         entry.key, entry.value = k, v
     onnx.checker.check_model(proto)
     if path is not None:
-        _write_atomic(os.fspath(path), proto.SerializeToString())
+        with atomic_file(path) as f:
+            f.write(proto.SerializeToString())
     return proto
 
 
@@ -238,18 +241,6 @@ def verify(model: Recognizer, run: Callable[[np.ndarray], np.ndarray], frames: i
             raise ExportError(f"{what}: logits differ from skeljax by {err:.2e} (relative) at batch size {b}")
         errors.append(err)
     return errors
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

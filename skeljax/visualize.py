@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from skeljax.graph import LAYOUTS
+from skeljax.io.atomic import atomic_path
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 WRITERS = {".gif": "pillow", ".mp4": "ffmpeg"}
@@ -143,25 +144,18 @@ def render_skeleton(keypoint, path: str | os.PathLike, *, layout: str, title: st
 
     frames = range(0, T, step)
     writer = animation.writers[WRITERS[ext]](fps=fps)
-    tmp = f"{os.path.splitext(path)[0]}.tmp{os.getpid()}{ext}"  # written whole, then renamed
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        with writer.saving(fig, tmp, dpi):
-            for t in frames:
-                counter.set_text(f"frame {t + 1}/{T}")
-                for m in range(M):
-                    vis, p = visible[m, t], pts[m, t]
-                    dots[m].set_data(p[vis, 0], p[vis, 1])
-                    for line, (i, j) in zip(lines[m], edges):
-                        if vis[i] and vis[j]:
-                            line.set_data([p[i, 0], p[j, 0]], [p[i, 1], p[j, 1]])
-                        else:
-                            line.set_data([], [])
-                writer.grab_frame()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path, suffix=f".tmp{ext}") as tmp, writer.saving(fig, tmp, dpi):  # the writer reads the suffix
+        for t in frames:
+            counter.set_text(f"frame {t + 1}/{T}")
+            for m in range(M):
+                vis, p = visible[m, t], pts[m, t]
+                dots[m].set_data(p[vis, 0], p[vis, 1])
+                for line, (i, j) in zip(lines[m], edges):
+                    if vis[i] and vis[j]:
+                        line.set_data([p[i, 0], p[j, 0]], [p[i, 1], p[j, 1]])
+                    else:
+                        line.set_data([], [])
+            writer.grab_frame()
     return len(frames)
 
 
