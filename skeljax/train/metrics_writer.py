@@ -15,6 +15,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from skeljax.io.atomic import atomic_file
+
 METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.json"
 
@@ -99,10 +101,8 @@ class MetricWriter:
             if s < step or (s == step and rec.get("checkpoint") not in ("last", "best")):
                 kept.append(line)
         if len(kept) != len(lines):
-            tmp = self.path + ".tmp"
-            with open(tmp, "w") as f:
+            with atomic_file(self.path, "w") as f:
                 f.writelines(kept)
-            os.replace(tmp, self.path)
         if self._tb is not None:
             from tensorboardX import SummaryWriter
 
