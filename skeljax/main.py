@@ -109,16 +109,13 @@ def main(argv) -> None:
     if deterministic:
         _deterministic_xla()
     _init_distributed()
-    from skeljax import compilation_cache, train  # after the XLA flags are set
+    from skeljax import compilation_cache, run_config, train  # after the XLA flags are set
 
     try:
         compilation_cache.setup(config.compilation_cache_dir)  # before anything is compiled
-        if _MODE.value == "train":
-            result = train.train_and_evaluate(config, _WORKDIR.value)
-        elif _MODE.value == "eval":
-            result = train.evaluate(config, _WORKDIR.value)
-        else:
-            result = train.test(config, _WORKDIR.value)
+        run = run_config.resolve(config)
+        mode = {"train": train.train_and_evaluate, "eval": train.evaluate, "test": train.test}[_MODE.value]
+        result = mode(run, _WORKDIR.value)
     except (OSError, ValueError) as e:  # user errors: data, paths, configs, checkpoints (all name the culprit)
         traceback.print_exc()
         print(f"error: {e}", file=sys.stderr, flush=True)

@@ -12,7 +12,7 @@ from skeljax import config_base, zoo
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.synthetic import generate_synthetic
 from skeljax.models.stgcn import Recognizer, count_params
-from skeljax.train import learning_rate
+from skeljax.run_config import learning_rate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -19,12 +19,14 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+BEST_DIR, FINAL_DIR, CKPT_DIR = "best", "final", "checkpoints"  # in a run's workdir: model exports, training state
 BEST_METRIC = "val/top1"
 COMMIT_MARKER = "commit_success.txt"  # orbax's marker of a finished step directory
 TMP_MARK = ".orbax-checkpoint-tmp"     # in the name of a step directory orbax is still writing
@@ -168,8 +170,11 @@ def _check_shapes(saved: dict, abstract: dict, where: str) -> None:
 # Resuming only what belongs to this run, and stopping cleanly on SIGTERM.
 # ------------------------------------------------------------------------------------------------------------
 
-def run_signature(config) -> dict:
-    """What a checkpoint shares with every run that may resume it: the model and the order of training data."""
+def run_signature(config, spec=None) -> dict:
+    """What a checkpoint shares with every run that may resume it: the model and the order of training data.
+
+    `spec`: the config's ModelSpec when already resolved (else derived from `config`).
+    """
     from skeljax import config_base
 
     d = config.data
@@ -182,14 +187,16 @@ def run_signature(config) -> dict:
                             "bytes": os.path.getsize(path) if os.path.isfile(path) else None}
     if config.model.layout == "custom":  # the model spec has only the joint count; the edges define the graph
         data["custom_layout"] = config.model.custom_layout.to_dict()
-    return json.loads(json.dumps({"model": config_base.model_spec(config).to_json(), "data": data}))
+    spec = spec if spec is not None else config_base.model_spec(config)
+    return json.loads(json.dumps({"model": spec.to_json(), "data": data}))
 
 
-def check_resumable(saved: dict | None, config, where: str) -> None:
-    """Refuse to resume a checkpoint of another model or data order (`saved`: its stored run signature)."""
+def check_resumable(saved: dict | None, want, where: str) -> None:
+    """Refuse to resume a checkpoint of another model or data order (`saved`: its stored run signature; `want`:
+    this run's signature, or its config)."""
     if not saved:
         return  # older checkpoints carry no signature; restore() still compares every array's name and shape
-    want = run_signature(config)
+    want = want if isinstance(want, Mapping) else run_signature(want)
     diffs = [f"{part}.{k}: checkpoint {saved.get(part, {}).get(k)!r}, config {v!r}"
              for part in ("model", "data") for k, v in want[part].items() if saved.get(part, {}).get(k) != v]
     if diffs:

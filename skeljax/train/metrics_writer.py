@@ -56,11 +56,12 @@ def check_writable(workdir: str) -> None:
 
 
 def write_config(workdir: str, config) -> None:
-    """`config.json`: the exact configuration of the run (after command-line overrides)."""
+    """`config.json`: the exact configuration of the run (after command-line overrides; a ConfigDict or its JSON)."""
     if is_main_process():
+        text = config if isinstance(config, str) else config.to_json_best_effort(indent=2, sort_keys=True)
         os.makedirs(workdir, exist_ok=True)
         with open(os.path.join(workdir, CONFIG_FILE), "w") as f:
-            f.write(config.to_json_best_effort(indent=2, sort_keys=True))
+            f.write(text)
 
 
 class MetricWriter:

@@ -1,0 +1,160 @@
+"""A run's configuration resolved once: `resolve(config)` validates a ConfigDict and derives what the trainer needs.
+
+The trainer, validation and test read a frozen `RunConfig` instead of the ConfigDict, so the model spec, the custom
+graph, the data layout and the learning rate are computed in one place, and a run can be described (and tested)
+without a ConfigDict by constructing the dataclasses directly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from skeljax import config_base
+from skeljax.models.stgcn import ModelSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSettings:
+    """Where the data comes from and how samples become clips (`config.data`; paths as written, not expanded)."""
+
+    dataset: str
+    train_split: str
+    val_split: str
+    test_split: str
+    feat: str
+    clip_len: int
+    recipe: str
+    val_num_clips: int
+    test_num_clips: int
+    repeat_times: int
+    ann_file: str = ""
+    data_dir: str = "~/tensorflow_datasets"
+    manual_dir: str = ""
+    builder_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    num_workers: int = 0
+    read_threads: int = 1
+
+    def num_clips(self, mode: str) -> int:
+        """Clips per sample of a pipeline mode: 'train' 1, 'val' val_num_clips, 'test' test_num_clips."""
+        return {"train": 1, "val": self.val_num_clips, "test": self.test_num_clips}[mode]
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSettings:
+    """SGD and its schedule (`config.optimizer`), with the learning rate already resolved."""
+
+    lr: float                     # the run's peak lr: the fixed config.optimizer.lr, or the linear scaling rule
+    linear_rule_lr: float         # base_lr x batch_size / reference_batch
+    lr_fixed: bool                # config.optimizer.lr >= 0 (a batch size change does not rescale it)
+    schedule: str
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    milestones_epochs: tuple[int, ...] = ()
+    gamma: float = 0.1
+    min_lr: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointSettings:
+    keep: int = 3
+    every_epochs: int = 1
+    every_steps: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class InitFrom:
+    """A model directory or .pth to start from ('' = a fresh initialisation)."""
+
+    path: str = ""
+    dont_load: str = ""
+    trusted: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything a training, validation or test run derives from its config."""
+
+    spec: ModelSpec
+    graph: np.ndarray | None  # a custom layout's adjacency (None: the spec's built-in layout)
+    layout: Any               # the data pipeline's layout: config_base.data_layout(config)
+    family: str
+    data: DataSettings
+    optimizer: OptimizerSettings
+    batch_size: int
+    eval_batch_size: int
+    test_batch_size: int
+    num_epochs: int
+    bn_group: int = 16        # samples per BN statistics group as configured (0 = the whole batch)
+    seed: int = 0
+    compute_dtype: str = "float32"
+    stop_after_steps: int = 0
+    eval_every_epochs: int = 1
+    log_every_steps: int = 50
+    test_average: str = "prob"
+    test_last: bool = True
+    test_best: bool = True
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    init_from: InitFrom = InitFrom()
+    # What a checkpoint shares with the runs that may resume it (train.checkpoints.run_signature); {} = not checked.
+    signature: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    config_json: str = "{}"   # the text of the run's config.json
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    def without_init(self) -> RunConfig:
+        """The same run with a fresh initialisation (no init_from)."""
+        return dataclasses.replace(self, init_from=InitFrom())
+
+
+def learning_rate(config: ml_collections.ConfigDict) -> float:
+    """config.optimizer.lr, or the linear scaling rule base_lr * batch_size / reference_batch when it is < 0."""
+    from skeljax.train.optim import scaled_lr
+
+    o = config.optimizer
+    return float(o.lr) if o.lr >= 0 else scaled_lr(o.base_lr, config.batch_size, o.reference_batch)
+
+
+def resolve(config: ml_collections.ConfigDict) -> RunConfig:
+    """Validate `config` and derive, once, what a run reads from it."""
+    from skeljax.train.checkpoints import run_signature
+    from skeljax.train.optim import scaled_lr
+
+    config_base.validate(config)
+    spec, d, o = config_base.model_spec(config), config.data, config.optimizer
+    data = DataSettings(
+        dataset=d.dataset, train_split=d.train_split, val_split=d.val_split, test_split=d.test_split, feat=d.feat,
+        clip_len=int(d.clip_len), recipe=d.recipe, val_num_clips=int(d.val_num_clips),
+        test_num_clips=int(d.test_num_clips), repeat_times=int(d.repeat_times), ann_file=d.ann_file,
+        data_dir=d.data_dir, manual_dir=d.manual_dir, builder_kwargs=d.builder_kwargs.to_dict(),
+        num_workers=int(d.num_workers), read_threads=int(d.read_threads))
+    optimizer = OptimizerSettings(
+        lr=learning_rate(config), linear_rule_lr=scaled_lr(o.base_lr, config.batch_size, o.reference_batch), lr_fixed=o.lr >= 0, schedule=o.schedule,
+        momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
+        milestones_epochs=tuple(o.milestones_epochs), gamma=o.gamma, min_lr=o.min_lr)
+    c = config.checkpoint
+    i = config.init_from
+    return RunConfig(
+        spec=spec, graph=config_base.model_graph(config), layout=config_base.data_layout(config),
+        family=config.model.family, data=data, optimizer=optimizer, batch_size=int(config.batch_size),
+        eval_batch_size=int(config.eval_batch_size), test_batch_size=int(config.test_batch_size),
+        num_epochs=int(config.num_epochs), bn_group=int(config.model.bn_group or 0), seed=int(config.seed),
+        compute_dtype=config.compute_dtype, stop_after_steps=int(config.stop_after_steps),
+        eval_every_epochs=int(config.eval_every_epochs), log_every_steps=int(config.log_every_steps),
+        test_average=config.test_average, test_last=bool(config.test_last), test_best=bool(config.test_best),
+        checkpoint=CheckpointSettings(keep=int(c.keep), every_epochs=int(c.every_epochs),
+                                      every_steps=int(c.every_steps)),
+        init_from=InitFrom(path=i.path, dont_load=i.dont_load, trusted=bool(i.trusted)),
+        signature=run_signature(config, spec), config_json=config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def as_run(config: RunConfig | ml_collections.ConfigDict) -> RunConfig:
+    """`config` itself when already resolved, else `resolve(config)` (the public entry points take either)."""
+    return config if isinstance(config, RunConfig) else resolve(config)
