@@ -35,7 +35,7 @@ def main(argv=None) -> int:
             model = convert.load_pytorch_checkpoint(args.src, trusted=args.trusted)
             checkpoint.save_model(args.dst, model, extra={"source": str(args.src)}, overwrite=args.overwrite)
             s = model.spec
-            print(f"wrote {args.dst}: {model.spec.family}, layout {s.layout} (V={model.backbone.gcn[0].gcn.A.shape[-1]}), "
+            print(f"wrote {args.dst}: {model.spec.family}, layout {s.layout} (V={model.num_joints}), "
                   f"{s.num_classes} classes")
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)

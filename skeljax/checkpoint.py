@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Iterable
 
 import jax
 import numpy as np
@@ -23,6 +23,7 @@ from flax import nnx
 
 import skeljax
 from skeljax.io.atomic import atomic_directory
+from skeljax.models import convert
 from skeljax.models.layers import Buffer
 from skeljax.models.stgcn import ModelSpec, Recognizer
 
@@ -94,34 +95,69 @@ def abstract_model(spec: ModelSpec) -> Recognizer:
 
 
 def restore_into(model: nnx.Module, state_dir: str) -> None:
-    """Restore an orbax model state into `model` in place, checking the tree and shapes."""
+    """Restore an orbax model state into `model` in place, checking the tree and shapes.
+
+    A state saved with the positional paths of earlier versions is renamed on the way in (`legacy_renames`).
+    """
     state_dir = os.path.abspath(state_dir)  # orbax reads no item metadata through a relative path
-    target = model_state(model)
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(model_state(model))
+    want = {_dotted(p): jax.ShapeDtypeStruct(x.shape, x.dtype) for p, x in leaves}
     try:
         with ocp.StandardCheckpointer() as ckptr:
-            _check_saved_shapes(ckptr.metadata(state_dir), abstract, state_dir)
+            metadata = ckptr.metadata(state_dir)
+            tree = getattr(metadata, "item_metadata", metadata)
+            tree = getattr(tree, "tree", tree)
+            saved = {_dotted(p): tuple(v.shape) for p, v in jax.tree_util.tree_leaves_with_path(tree)}
+            renames = legacy_renames(saved, want)
+            _check_saved_shapes({renames.get(k, k): v for k, v in saved.items()}, want, state_dir)
+            # Restored in the saved tree's own structure, then matched to the model by (renamed) dotted names.
+            abstract = jax.tree_util.tree_map_with_path(
+                lambda p, m: jax.ShapeDtypeStruct(m.shape, want[renames.get(_dotted(p), _dotted(p))].dtype), tree)
             restored = ckptr.restore(state_dir, abstract)
     except SkeljaxCheckpointError:
         raise
     except (ValueError, KeyError, FileNotFoundError) as e:
         raise SkeljaxCheckpointError(f"{state_dir}: checkpoint does not match the model ({e})") from e
+    by_name = {renames.get(_dotted(p), _dotted(p)): v for p, v in jax.tree_util.tree_leaves_with_path(restored)}
     state = nnx.state(model, MODEL_STATE)
-    nnx.replace_by_pure_dict(state, restored)
+    nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(treedef, [by_name[_dotted(p)] for p, _ in leaves]))
     nnx.update(model, state)
 
 
-def _check_saved_shapes(metadata, abstract, where: str) -> None:
-    """Orbax restores into a differently shaped target without complaint: compare keys and shapes first."""
-    tree = getattr(metadata, "item_metadata", metadata)
-    tree = getattr(tree, "tree", tree)
+def _dotted(path) -> str:
+    """'backbone.blocks.0.spatial.A' from a pytree path (saved trees key list items by '0', live states by 0)."""
+    return ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
-    def flat(t):
-        # Saved trees key list items by '0', '1', ...; live NNX states by ints: compare dotted names.
-        return {".".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in k): tuple(v.shape)
-                for k, v in jax.tree_util.tree_leaves_with_path(t)}
 
-    saved, want = flat(tree), flat(abstract)
+def legacy_renames(saved: Iterable[str], wanted: Iterable[str], sep: str = ".") -> dict[str, str]:
+    """{saved name: wanted name} for model state written before skeljax named its submodules.
+
+    Those versions stored each tensor under its PYSKL key as path ('backbone/gcn/0/tcn/branches/0/3/conv/weight'
+    for today's 'backbone/blocks/0/temporal/dilated/0/conv/weight'). A wanted name that is not saved is renamed
+    from the saved name with the PYSKL key in place of its model part (from 'backbone' or 'head' on), so prefixed
+    names (a training state's 'params/...' and optimizer moments) migrate too. Used by model directories and by
+    the trainer's checkpoints.
+    """
+    saved = set(saved)
+    renames = {}
+    for name in wanted:
+        parts = name.split(sep)
+        root = next((i for i, p in enumerate(parts) if p in ("backbone", "head")), None)
+        if name in saved or root is None:
+            continue
+        try:
+            key = convert.pyskl_key(".".join(parts[root:]))
+        except KeyError:
+            continue
+        old = sep.join(parts[:root] + key.split("."))
+        if old in saved:
+            renames[old] = name
+    return renames
+
+
+def _check_saved_shapes(saved: dict[str, tuple], want: dict[str, Any], where: str) -> None:
+    """Orbax restores into a differently shaped target without complaint: compare names and shapes first."""
+    want = {k: tuple(v.shape) for k, v in want.items()}
     problems = [f"missing {k}" for k in sorted(set(want) - set(saved))]
     problems += [f"unexpected {k}" for k in sorted(set(saved) - set(want))]
     problems += [f"{k}: saved {saved[k]}, model {want[k]}" for k in sorted(set(saved) & set(want))

@@ -47,7 +47,7 @@ def input_shape(model: Recognizer, frames: int) -> tuple[int, int, int, int]:
     if isinstance(frames, bool) or not isinstance(frames, (int, np.integer)) or frames < 1:
         raise ExportError(f"frames must be a positive integer, got {frames!r}")
     spec = model.spec
-    return (spec.num_person, int(frames), int(model.backbone.gcn[0].gcn.A.shape[-1]), spec.in_channels)
+    return (spec.num_person, int(frames), model.num_joints, spec.in_channels)
 
 
 def model_fn(model: Recognizer, *, with_features: bool = False) -> Callable[[jax.Array], Any]:

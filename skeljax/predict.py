@@ -133,7 +133,7 @@ class Predictor:
 
     @property
     def num_joints(self) -> int:
-        return int(self.model.backbone.gcn[0].gcn.A.shape[-1])
+        return self.model.num_joints
 
     @property
     def conversion(self) -> str:

@@ -84,3 +84,39 @@ def test_relative_paths_and_export_order_after_reload(tmp_path, monkeypatch):
     loaded = checkpoint.load_model("runs/m")
     # Loading goes through NNX split/merge, which re-sorts attributes: the export must still follow PyTorch's order.
     assert list(convert.model_state_dict(loaded)) == list(tmodel.state_dict())
+
+
+LEGACY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "legacy_model_dirs")
+
+
+@pytest.mark.parametrize("family", ["stgcnpp", "stgcn"])
+def test_directories_with_positional_state_paths_still_load(family):
+    """Written by skeljax before its submodules were named (state paths = PYSKL keys): same logits today."""
+    from skeljax.models import convert
+
+    old_paths = set(_saved_names(os.path.join(LEGACY, family, "state")))
+    assert "backbone.gcn.0.gcn.A" in old_paths and "cls_head.fc_cls.weight" in old_paths  # really the old layout
+    model = checkpoint.load_model(os.path.join(LEGACY, family))
+    new_paths = {".".join(map(str, p)) for p, _ in nnx_flat(model)}
+    assert not new_paths & (old_paths - {p for p in old_paths if p.startswith("backbone.data_bn.")})
+    assert {convert.pyskl_key(p) for p in new_paths} == old_paths
+    expected = np.load(os.path.join(LEGACY, "expected.npz"))
+    np.testing.assert_allclose(np.asarray(model(expected["x"])), expected[family], rtol=1e-5, atol=1e-6)
+
+
+def test_legacy_renames_keep_prefixes_and_leave_new_names():
+    wanted = ["params/backbone/blocks/3/temporal/dilated/2/conv/weight", "params/head/fc/bias",
+              "opt_state/0/trace/backbone/blocks/0/spatial/residual/bn/weight", "step", "params/backbone/data_bn/bias"]
+    saved = ["params/backbone/gcn/3/tcn/branches/2/3/conv/weight", "params/cls_head/fc_cls/bias",
+             "opt_state/0/trace/backbone/gcn/0/gcn/down/1/weight", "step", "params/backbone/data_bn/bias"]
+    assert checkpoint.legacy_renames(saved, wanted, sep="/") == dict(zip(saved[:3], wanted[:3]))
+    assert checkpoint.legacy_renames(wanted, wanted, sep="/") == {}
+
+
+def _saved_names(state_dir):
+    import orbax.checkpoint as ocp
+
+    with ocp.StandardCheckpointer() as ckptr:
+        meta = ckptr.metadata(state_dir)
+    tree = getattr(getattr(meta, "item_metadata", meta), "tree", meta)
+    return [".".join(str(getattr(k, "key", k)) for k in p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]

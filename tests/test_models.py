@@ -78,7 +78,7 @@ def test_stgcn_importance_keys():
     # The graph is a buffer for importance models: not a trainable parameter.
     params = nnx.to_flat_state(nnx.state(model, nnx.Param))
     assert not any(path[-1] == "A" for path, _ in params)
-    assert sum(1 for path, _ in params if path[-1] == "PA") == 10
+    assert sum(1 for path, _ in params if path[-1] == "edge_importance") == 10  # PYSKL's PA
 
 
 @pytest.mark.parametrize("t", [37, 100])
@@ -86,9 +86,9 @@ def test_output_shapes_and_temporal_length(t):
     model = Recognizer(stgcnpp_spec(10))
     model.eval()
     x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 2, t, 25, 3)), jnp.float32)
-    feats = model.backbone(x)
+    feats = model.backbone(x)  # internal layout (V, N*M, T', C)
     t2 = (t - 1) // 2 + 1
-    assert feats.shape == (2, 2, (t2 - 1) // 2 + 1, 25, 256)
+    assert feats.shape == (25, 2 * 2, (t2 - 1) // 2 + 1, 256)
     assert model(x).shape == (2, 10)
 
 

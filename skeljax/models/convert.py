@@ -1,22 +1,21 @@
 """PyTorch state_dict <-> skeljax model: key maps for PYSKL, MMAction2 0.x and 1.x, and family detection.
 
-The skeljax modules carry the PyTorch attribute names, so a module path joined with dots is the PYSKL key; only
-tensor layouts differ (1x1 conv (O, I, 1, 1) <-> (I, O); temporal conv (O, I, k, 1) <-> (k, I, O); Linear
-(out, in) <-> (in, out); data BN vectors (V*C,) <-> (V, C)). MMAction2 0.x files are renamed to PYSKL keys first
-(spec 3.4): its single `backbone.A` is copied into every block and `edge_importance.i` becomes block i's `PA`.
+The one place that knows PyTorch's key names. The skeljax state paths map to PYSKL keys through one table
+(`_pyskl_block_table`); MMAction2 1.x keys differ from PYSKL's in the head only, and MMAction2 0.x files are
+renamed to PYSKL keys first (`to_pyskl_keys`): their single `backbone.A` is copied into every block and
+`edge_importance.i` becomes block i's `PA`. Tensor layouts differ too: 1x1 conv (O, I, 1, 1) <-> (I, O);
+temporal conv (O, I, k, 1) <-> (k, I, O); Linear (out, in) <-> (in, out); data BN vectors (V*C,) <-> (V, C).
 """
 
 from __future__ import annotations
 
 import collections
 import re
-from typing import Iterator
-
 import numpy as np
 from flax import nnx
 
 from skeljax.models import layers
-from skeljax.models.stgcn import ModelSpec, Recognizer
+from skeljax.models.stgcn import MSTCN_DILATIONS, ModelSpec, Recognizer
 
 FAMILIES = ("stgcnpp", "stgcn", "mmaction0x")
 EXPORT_FORMATS = ("pyskl", "mmaction1x", "mmaction0x")
@@ -27,42 +26,65 @@ class CheckpointMismatchError(ValueError):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Walking the model in PyTorch's state_dict order.
+# skeljax state paths -> PYSKL keys, in PyTorch's state_dict order (PYSKL's modules: `pyskl/models/gcns/stgcn.py`,
+# `pyskl/models/gcns/utils/gcn_utils.py`, `tcn.py`). MMAction2 1.x and 0.x keys are mapped from PYSKL's below.
 # ----------------------------------------------------------------------------------------------------------------
 
-# PyTorch emits a module's parameters, then its buffers, then its children in registration order. NNX re-sorts
-# attributes alphabetically whenever a module goes through split/merge (jit, eval_shape, checkpoint loading), so the
-# order is spelled out here rather than read from the instance.
-_VARIABLE_ORDER = ("A", "PA", "weight", "bias", "running_mean", "running_var", "num_batches_tracked")
-_CHILD_ORDER = {
-    "Recognizer": ("backbone", "cls_head"), "STGCN": ("data_bn", "gcn"), "GCNHead": ("fc_cls",),
-    "STGCNBlock": ("gcn", "tcn", "residual"), "UnitGCN": ("bn", "conv", "down"), "UnitTCN": ("conv", "bn"),
-    "MSTCN": ("branches", "transform", "bn"),
-}
+def _pyskl_block_table() -> dict[str, str]:
+    """{skeljax path inside a block: PYSKL key inside a block}, in PyTorch's order (parameters, buffers, children
+    in registration order); a row maps a variable (the graph rows) or a module whose variables follow."""
+    rows = [("spatial.edge_importance", "gcn.PA"), ("spatial.edge_offset", "gcn.PA"), ("spatial.A", "gcn.A"),
+            ("spatial.bn", "gcn.bn"), ("spatial.conv", "gcn.conv"),
+            ("spatial.residual.conv", "gcn.down.0"), ("spatial.residual.bn", "gcn.down.1"),
+            ("temporal.conv", "tcn.conv")]  # unit_tcn: conv, then bn (the row it shares with mstcn, below)
+    for j in range(len(MSTCN_DILATIONS)):  # mstcn branch j: Sequential(conv, bn, relu, unit_tcn without bn)
+        rows += [(f"temporal.dilated.{j}.reduce", f"tcn.branches.{j}.0"),
+                 (f"temporal.dilated.{j}.bn", f"tcn.branches.{j}.1"),
+                 (f"temporal.dilated.{j}.conv", f"tcn.branches.{j}.3.conv")]
+    m = len(MSTCN_DILATIONS)  # then Sequential(conv, bn, relu, max pool) and a strided 1x1 conv
+    rows += [("temporal.max_pool.reduce", f"tcn.branches.{m}.0"), ("temporal.max_pool.bn", f"tcn.branches.{m}.1"),
+             ("temporal.pointwise", f"tcn.branches.{m + 1}"),
+             ("temporal.transform_bn", "tcn.transform.0"), ("temporal.transform_conv", "tcn.transform.2"),
+             ("temporal.bn", "tcn.bn"), ("residual.conv", "residual.conv"), ("residual.bn", "residual.bn")]
+    return dict(rows)
 
 
-def _rank(name: str, order: tuple[str, ...]) -> int:
-    return order.index(name) if name in order else len(order)
+_PYSKL_BLOCK = _pyskl_block_table()
+_PYSKL_TOP = {"backbone.data_bn": "backbone.data_bn", "head.fc": "cls_head.fc_cls"}
+_VARIABLE_ORDER = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
-def iter_torch_tensors(module: nnx.Module, prefix: str = "") -> Iterator[tuple[str, nnx.Variable, nnx.Module]]:
-    """(PYSKL key, variable, owning module) in PyTorch order: own parameters, own buffers, then children."""
-    own = [(k, v) for k, v in vars(module).items()
-           if isinstance(v, nnx.Variable) and not isinstance(v, nnx.RngState)]
-    own.sort(key=lambda kv: (not isinstance(kv[1], nnx.Param), _rank(kv[0], _VARIABLE_ORDER)))
-    for k, v in own:
-        yield prefix + k, v, module
-    children = [(k, v) for k, v in vars(module).items()
-                if isinstance(v, nnx.List) or (isinstance(v, nnx.Module) and not isinstance(v, (nnx.Dropout,
-                                                                                                   nnx.Rngs)))]
-    children.sort(key=lambda kv: _rank(kv[0], _CHILD_ORDER.get(type(module).__name__, ())))
-    for k, v in children:
-        if isinstance(v, nnx.List):
-            for i, child in enumerate(v):
-                if isinstance(child, nnx.Module):
-                    yield from iter_torch_tensors(child, f"{prefix}{k}.{i}.")
-        else:
-            yield from iter_torch_tensors(v, f"{prefix}{k}.")
+def _pyskl_entry(path: str) -> tuple[str, tuple[int, ...]]:
+    """(PYSKL key, rank in PyTorch's state_dict order) of a dotted skeljax state path."""
+    m = re.fullmatch(r"backbone\.blocks\.(\d+)\.(.+)", path)
+    if m:
+        rest, prefix, table, rank = m.group(2), f"backbone.gcn.{m.group(1)}.", _PYSKL_BLOCK, (1, int(m.group(1)))
+    else:
+        rest, prefix, table, rank = path, "", _PYSKL_TOP, (2 if path.startswith("head.") else 0, 0)
+    if rest in table:
+        return prefix + table[rest], rank + (list(table).index(rest), 0)
+    module, _, leaf = rest.rpartition(".")
+    if module in table and leaf in _VARIABLE_ORDER:
+        return f"{prefix}{table[module]}.{leaf}", rank + (list(table).index(module), 1 + _VARIABLE_ORDER.index(leaf))
+    raise KeyError(f"no PyTorch key for the skeljax state path {path!r}")
+
+
+def pyskl_key(path: str) -> str:
+    """The PYSKL state_dict key of a dotted skeljax state path ('backbone.blocks.0.spatial.A' ->
+    'backbone.gcn.0.gcn.A'); also the state path skeljax used before its submodules were named."""
+    return _pyskl_entry(path)[0]
+
+
+def iter_torch_tensors(model: nnx.Module) -> list[tuple[str, nnx.Variable, nnx.Module]]:
+    """(PYSKL key, variable, owning module) for every tensor of `model`, in PyTorch's state_dict order."""
+    entries = []
+    for path, module in nnx.iter_modules(model):
+        for name, var in vars(module).items():
+            if isinstance(var, (nnx.Param, nnx.BatchStat, layers.Buffer)):
+                key, rank = _pyskl_entry(".".join(map(str, (*path, name))))
+                entries.append((rank, key, var, module))
+    entries.sort(key=lambda e: e[0])
+    return [(key, var, module) for _, key, var, module in entries]
 
 
 def _to_jax(owner, name: str, t: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

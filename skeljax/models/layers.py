@@ -2,8 +2,8 @@
 
 Activations are (rows, T, V, C). Parameters are stored in the layout the computation wants (1x1 convolutions
 as (C_in, C_out) matrices, temporal kernels as (k, C_in, C_out)); the checkpoint converter maps PyTorch's
-(O, I, kT, 1) tensors to these once at load time. Attribute and variable names follow PyTorch's state_dict
-keys so that a module path joined with dots is the PyTorch key.
+(O, I, kT, 1) tensors to these once at load time, and maps the PyTorch key names to the state paths.
+The convolutions hold parameters only: the fused forwards in `stgcn.py` read their weights.
 """
 
 from __future__ import annotations
@@ -259,15 +259,12 @@ def linear_bn(x: jax.Array, w: jax.Array, b: jax.Array, bn: BatchNorm | None, ba
 
 
 class Conv1x1(nnx.Module):
-    """A 1x1 convolution as a matrix product over channels: weight (C_in, C_out), optional temporal stride."""
+    """Parameters of a 1x1 convolution, a matrix product over channels: weight (C_in, C_out), temporal stride."""
 
     def __init__(self, cin: int, cout: int, *, rngs: nnx.Rngs, stride: int = 1, init: str = "torch"):
         self.weight = nnx.Param(_conv_weight(rngs, (cin, cout), fan_in=cin, fan_out=cout, init=init))
         self.bias = nnx.Param(_conv_bias(rngs, cout, fan_in=cin, init=init))
         self.stride = stride
-
-    def __call__(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
-        return dense(self.strided(x, time_axis), self.weight[...]) + self.bias[...]
 
     def strided(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
         """The input rows this convolution sees (every stride-th frame)."""
@@ -277,7 +274,7 @@ class Conv1x1(nnx.Module):
 
 
 class TemporalConv(nnx.Module):
-    """A (k x 1) convolution over time with zero padding (k + (k-1)(d-1) - 1) // 2, like PyTorch's unit_tcn."""
+    """Parameters of a (k x 1) convolution over time, zero padding (k + (k-1)(d-1) - 1) // 2 as PYSKL's unit_tcn."""
 
     def __init__(self, cin: int, cout: int, kernel_size: int, *, rngs: nnx.Rngs, stride: int = 1,
                  dilation: int = 1, init: str = "torch"):
@@ -287,10 +284,6 @@ class TemporalConv(nnx.Module):
         self.stride = stride
         self.dilation = dilation
         self.padding = (k + (k - 1) * (dilation - 1) - 1) // 2
-
-    def __call__(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
-        w = self.weight[...].reshape(-1, self.weight.shape[-1])
-        return dense(self.im2col(x, time_axis), w) + self.bias[...]
 
     def im2col(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
         """The k shifted (and strided) copies of x side by side on the channel axis: the conv is then one matmul."""

@@ -1,8 +1,9 @@
-"""PYSKL's STGCN backbone, GCN head and recognizer in Flax NNX (spec sections 2 and 3).
+"""PYSKL's STGCN backbone, GCN head and recognizer in Flax NNX (`pyskl/models/gcns/stgcn.py`, `utils/gcn_utils.py`).
 
 One network serves three families: ST-GCN++ (`gcn_adaptive='init', gcn_with_res=True, tcn_type='mstcn'`, graph
 mode 'spatial'), PYSKL ST-GCN (defaults, graph mode 'stgcn_spatial') and MMAction2 0.x's ST-GCN, which is PYSKL
-ST-GCN with the 0.x graph edges and another key naming (spec 3.4; the mapping lives in `convert.py`).
+ST-GCN with the 0.x graph edges. Submodules are named for what they are; the PyTorch key names of each family
+(PYSKL, MMAction2 1.x and 0.x) are mapped to these state paths in `convert.py` only.
 Input layout (N, M, T, V, C) as in PYSKL. Internally activations are joints-first, (V, N*M, T, C): every 1x1
 convolution is then one matmul over the channels and the graph aggregation one matmul over the joints, with no
 transposes in between (XLA on CPU spent about a third of the time on transposes with (N*M, T, V, C)).
@@ -11,7 +12,7 @@ transposes in between (XLA on CPU spent about a third of the time on transposes 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -34,7 +35,11 @@ from skeljax.models.layers import (
     max_pool_time,
 )
 
-MSTCN_CFG = ((3, 1), (3, 2), (3, 3), (3, 4), ("max", 3), "1x1")
+# ST-GCN++ multi-scale temporal branches (PYSKL mstcn defaults): 3x1 convs with these dilations, a 3x1 max
+# pool, and a 1x1 conv.
+MSTCN_DILATIONS = (1, 2, 3, 4)
+MSTCN_KERNEL = 3
+MSTCN_MAX_POOL = 3
 COMPUTE_DTYPES = ("float32", "bfloat16")
 # Internal activation layout (V, B, T, C): samples along axis 1, time along axis 2.
 B_AXIS, T_AXIS = 1, 2
@@ -114,48 +119,52 @@ def mmaction0x_spec(num_classes: int, layout: str = "coco", **kw) -> ModelSpec:
     return ModelSpec(num_classes, graph_lib.mmaction_layout(layout), "mmaction_spatial", init="kaiming_normal", **kw)
 
 
-class UnitGCN(nnx.Module):
-    """Spatial graph convolution: 1x1 conv to K subsets, einsum with the graph, BN, (+ residual), ReLU."""
+class PointwiseConvBN(nnx.Module):
+    """A strided 1x1 convolution and BatchNorm: the projection on a residual path whose shape changes."""
+
+    def __init__(self, cin, cout, *, rngs, stride=1, bn_group=None, init="torch"):
+        self.conv = Conv1x1(cin, cout, rngs=rngs, stride=stride, init=init)
+        self.bn = BatchNorm(cout, group_size=bn_group)
+
+    def __call__(self, x):
+        """(V, B, T, C_in) -> (V, B, T', C_out); an eval-mode BN is folded into the matmul."""
+        conv = self.conv
+        return linear_bn(conv.strided(x, T_AXIS), conv.weight[...], conv.bias[...], self.bn, B_AXIS)
+
+
+class GraphConv(nnx.Module):
+    """Spatial graph convolution: 1x1 conv to K subsets, aggregation over the graph, BN, (+ residual), ReLU.
+
+    The graph `A` (K, V, V) is learned as is ('init'), fixed, or fixed with a learned per-edge `edge_importance`
+    (multiplied) or `edge_offset` (added).
+    """
 
     def __init__(self, cin, cout, A: np.ndarray, *, adaptive, with_res, rngs, bn_group=None, init="torch"):
         self.adaptive = adaptive
-        k = A.shape[0]
         A = jnp.asarray(A, jnp.float32)
-        if adaptive == "init":
-            self.A = nnx.Param(A)
-        else:
-            self.A = Buffer(A)
+        self.A = nnx.Param(A) if adaptive == "init" else Buffer(A)
         if adaptive == "importance":
-            self.PA = nnx.Param(jnp.ones_like(A))
+            self.edge_importance = nnx.Param(jnp.ones_like(A))
         elif adaptive == "offset":
-            self.PA = nnx.Param(jax.random.uniform(rngs.params(), A.shape, jnp.float32, -1e-6, 1e-6))
-        else:
-            self.PA = None
+            self.edge_offset = nnx.Param(jax.random.uniform(rngs.params(), A.shape, jnp.float32, -1e-6, 1e-6))
+        self.conv = Conv1x1(cin, cout * A.shape[0], rngs=rngs, init=init)
         self.bn = BatchNorm(cout, group_size=bn_group)
-        self.conv = Conv1x1(cin, cout * k, rngs=rngs, init=init)
-        if with_res and cin != cout:
-            self.down = nnx.List([Conv1x1(cin, cout, rngs=rngs, init=init), BatchNorm(cout, group_size=bn_group)])
-        else:
-            self.down = None
-        self.with_res = with_res
+        self.res_kind = _residual_kind(with_res, cin == cout)
+        if self.res_kind == "conv":
+            self.residual = PointwiseConvBN(cin, cout, rngs=rngs, bn_group=bn_group, init=init)
         self.cout = cout
 
     def graph(self) -> jax.Array:
         A = self.A[...]
         if self.adaptive == "importance":
-            return A * self.PA[...]
+            return A * self.edge_importance[...]
         if self.adaptive == "offset":
-            return A + self.PA[...]
+            return A + self.edge_offset[...]
         return A
 
     def __call__(self, x):
         """(V, B, T, C_in) -> (V, B, T, C_out)."""
-        if not self.with_res:
-            res = 0
-        elif self.down is None:
-            res = x
-        else:
-            res = linear_bn(x, self.down[0].weight[...], self.down[0].bias[...], self.down[1], B_AXIS)
+        res = _residual(self, x)
         A = self.graph()
         K, V, W = A.shape
         cin, cout = x.shape[-1], self.cout
@@ -163,7 +172,7 @@ class UnitGCN(nnx.Module):
         # joints: z[k, w] = sum_v A[k, v, w] x[v].
         z = graph_dot(A.transpose(0, 2, 1).reshape(K * W, V), x.reshape(V, -1))
         z = z.reshape((K, -1, cin))
-        # conv output channel k * C_out + c (subset-major, as the reference reshape) -> weight (K, C_in, C_out).
+        # conv output channel k * C_out + c (subset-major, as PyTorch's view) -> weight (K, C_in, C_out).
         w = self.conv.weight[...].reshape(cin, K, cout).transpose(1, 0, 2)
         b = self.conv.bias[...].reshape(K, cout)
         # sum_v A[k, v, w] * bias[k] is what the conv bias becomes after aggregation.
@@ -179,56 +188,70 @@ class UnitGCN(nnx.Module):
         return jax.nn.relu(y + res)
 
 
-class UnitTCN(nnx.Module):
-    """Temporal convolution (k x 1) + BN (optional) + dropout; no activation."""
+def _residual_kind(enabled: bool, same_shape: bool) -> str:
+    """'zero' (no residual), 'identity' or 'conv' (a PointwiseConvBN projection)."""
+    if not enabled:
+        return "zero"
+    return "identity" if same_shape else "conv"
 
-    def __init__(self, cin, cout, kernel_size=9, *, rngs, stride=1, dilation=1, norm=True, dropout=0.0,
-                 bn_group=None, init="torch"):
-        if kernel_size == 1:
-            self.conv = Conv1x1(cin, cout, rngs=rngs, stride=stride, init=init)
-        else:
-            self.conv = TemporalConv(cin, cout, kernel_size, rngs=rngs, stride=stride, dilation=dilation, init=init)
-        self.bn = BatchNorm(cout, group_size=bn_group) if norm else None
+
+def _residual(module, x):
+    """The residual term of `module` (a GraphConv or STGCNBlock) for input x."""
+    if module.res_kind == "zero":
+        return 0
+    return x if module.res_kind == "identity" else module.residual(x)
+
+
+class TemporalConvBN(nnx.Module):
+    """ST-GCN's temporal unit: (k x 1) convolution over time + BN + dropout; no activation."""
+
+    def __init__(self, cin, cout, kernel_size=9, *, rngs, stride=1, dropout=0.0, bn_group=None, init="torch"):
+        self.conv = TemporalConv(cin, cout, kernel_size, rngs=rngs, stride=stride, init=init)
+        self.bn = BatchNorm(cout, group_size=bn_group)
         self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
 
     def __call__(self, x):
         """(V, B, T, C) -> (V, B, T', C'): one matmul (shifted copies side by side), eval BN folded into it."""
         conv = self.conv
-        if isinstance(conv, Conv1x1):
-            x, w = conv.strided(x, T_AXIS), conv.weight[...]
-        else:
-            x, w = conv.im2col(x, T_AXIS), conv.weight[...].reshape(-1, conv.weight.shape[-1])
-        x = linear_bn(x, w, conv.bias[...], self.bn, B_AXIS)
+        w = conv.weight[...].reshape(-1, conv.weight.shape[-1])
+        x = linear_bn(conv.im2col(x, T_AXIS), w, conv.bias[...], self.bn, B_AXIS)
         if self.drop is not None:
             x = self.drop(x)
         return x
 
 
-class MSTCN(nnx.Module):
-    """ST-GCN++'s multi-scale temporal convolution: six branches, concat, BN-ReLU-1x1 transform, BN."""
+class ReducedBranch(nnx.Module):
+    """Parameters of one MultiScaleTemporalConv branch: 1x1 `reduce` conv, `bn` (then ReLU), and for the dilated
+    branches a temporal `conv`; MultiScaleTemporalConv computes all branches at once."""
 
-    def __init__(self, cin, cout, *, rngs, stride=1, dropout=0.0, bn_group=None, init="torch",
-                 ms_cfg: Sequence = MSTCN_CFG):
-        nb = len(ms_cfg)
+    def __init__(self, cin, width, *, rngs, bn_group=None, init="torch", dilation=None, stride=1):
+        self.reduce = Conv1x1(cin, width, rngs=rngs, init=init)
+        self.bn = BatchNorm(width, group_size=bn_group)
+        if dilation is not None:
+            self.conv = TemporalConv(width, width, MSTCN_KERNEL, rngs=rngs, stride=stride, dilation=dilation,
+                                     init=init)
+
+
+class MultiScaleTemporalConv(nnx.Module):
+    """ST-GCN++'s multi-scale temporal convolution (PYSKL's mstcn).
+
+    Branches, concatenated in this order: `dilated` (1x1 reduce, BN, ReLU, 3x1 conv with dilation 1..4),
+    `max_pool` (1x1 reduce, BN, ReLU, 3x1 max pool) and `pointwise` (a strided 1x1 conv); then `transform_bn`,
+    ReLU, `transform_conv` (1x1) and `bn`.
+    """
+
+    def __init__(self, cin, cout, *, rngs, stride=1, dropout=0.0, bn_group=None, init="torch"):
+        nb = len(MSTCN_DILATIONS) + 2
         mid = cout // nb
-        widths = [cout - mid * (nb - 1)] + [mid] * (nb - 1)  # branch 0 takes the remainder
-        branches = []
-        for cfg, bc in zip(ms_cfg, widths):
-            if cfg == "1x1":
-                branches.append(Conv1x1(cin, bc, rngs=rngs, stride=stride, init=init))
-                continue
-            head = [Conv1x1(cin, bc, rngs=rngs, init=init), BatchNorm(bc, group_size=bn_group), None]
-            if cfg[0] == "max":
-                branches.append(nnx.List(head + [None]))
-            else:
-                k, d = cfg
-                branches.append(nnx.List(head + [UnitTCN(bc, bc, k, rngs=rngs, stride=stride, dilation=d,
-                                                         norm=False, init=init)]))
-        self.branches = nnx.List(branches)
-        self.ms_cfg = tuple(ms_cfg)
+        widths = [cout - mid * (nb - 1)] + [mid] * (nb - 1)  # the first branch takes the remainder
+        kw = dict(rngs=rngs, bn_group=bn_group, init=init)
+        self.dilated = nnx.List([ReducedBranch(cin, w, dilation=d, stride=stride, **kw)
+                                 for w, d in zip(widths, MSTCN_DILATIONS)])
+        self.max_pool = ReducedBranch(cin, widths[-2], **kw)
+        self.pointwise = Conv1x1(cin, widths[-1], rngs=rngs, stride=stride, init=init)
         self.stride = stride
-        self.transform = nnx.List([BatchNorm(cout, group_size=bn_group), None,
-                                   Conv1x1(cout, cout, rngs=rngs, init=init)])
+        self.transform_bn = BatchNorm(cout, group_size=bn_group)
+        self.transform_conv = Conv1x1(cout, cout, rngs=rngs, init=init)
         self.bn = BatchNorm(cout, group_size=bn_group)
         self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
 
@@ -242,18 +265,15 @@ class MSTCN(nnx.Module):
         transform BN into the temporal convs and the 1x1 branch (and applied after the max pool, which it does
         not commute with for negative scales), the final BN into the transform conv.
         """
-        cfgs, branches, s = self.ms_cfg, self.branches, self.stride
-        kinds = ["1x1" if cfg == "1x1" else ("max" if cfg[0] == "max" else "conv") for cfg in cfgs]
-        normed = [i for i, kd in enumerate(kinds) if kd != "1x1"]
-        if normed != list(range(len(normed))):
-            raise NotImplementedError("mstcn: the un-normalised 1x1 branches must come last in ms_cfg")
-        first = [br if kd == "1x1" else br[0] for kd, br in zip(kinds, branches)]
+        s = self.stride
+        normed = list(self.dilated) + [self.max_pool]  # the branches with a BN after their 1x1 conv
+        first = [br.reduce for br in normed] + [self.pointwise]
         offs = np.cumsum([0] + [conv.weight.shape[-1] for conv in first])
         nn_ = int(offs[len(normed)])
-        evaluating = self.transform[0].use_running_average
+        evaluating = self.transform_bn.use_running_average
         w = jnp.concatenate([conv.weight[...] for conv in first], -1)
         b = jnp.concatenate([conv.bias[...] for conv in first], -1)
-        bns = [branches[i][1] for i in normed]
+        bns = [br.bn for br in normed]
         if evaluating:  # fold the branch BNs into the shared matmul
             scale, shift = joint_affine(bns)
             w = w.at[:, :nn_].multiply(scale)
@@ -262,28 +282,26 @@ class MSTCN(nnx.Module):
         hn = h[..., :nn_]
         hn = jax.nn.relu(hn if evaluating else joint_batch_norm(bns, hn, B_AXIS))
         if evaluating:  # transform BN as a per-channel affine, folded into each branch below
-            s2, b2 = self.transform[0].affine()
+            s2, b2 = self.transform_bn.affine()
         else:
             s2, b2 = jnp.ones((int(offs[-1]),), jnp.float32), jnp.zeros((int(offs[-1]),), jnp.float32)
-        T = x.shape[T_AXIS]
-        t_out = (T - 1) // s + 1
+        t_out = (x.shape[T_AXIS] - 1) // s + 1
         outs = []
-        for i, (kd, br) in enumerate(zip(kinds, branches)):
+        for i, br in enumerate(self.dilated):
             o, e = int(offs[i]), int(offs[i + 1])
-            if kd == "1x1":
-                outs.append(_time_shift(h[..., o:e], 0, s, t_out) * s2[o:e] + b2[o:e])
-            elif kd == "max":
-                outs.append(max_pool_time(hn[..., o:e], cfgs[i][1], s, time_axis=T_AXIS) * s2[o:e] + b2[o:e])
-            else:
-                conv = br[3].conv
-                k, bc = conv.weight.shape[0], e - o
-                wt = (conv.weight[...] * s2[o:e]).transpose(1, 0, 2).reshape(bc, k * bc)  # (C_in, k * C_out)
-                taps = dense(hn[..., o:e], wt).reshape(hn.shape[:-1] + (k, bc))
-                y = sum(_time_shift(taps[..., j, :], j * conv.dilation - conv.padding, s, t_out) for j in range(k))
-                outs.append(y + conv.bias[...] * s2[o:e] + b2[o:e])
+            conv = br.conv
+            k, bc = conv.weight.shape[0], e - o
+            wt = (conv.weight[...] * s2[o:e]).transpose(1, 0, 2).reshape(bc, k * bc)  # (C_in, k * C_out)
+            taps = dense(hn[..., o:e], wt).reshape(hn.shape[:-1] + (k, bc))
+            y = sum(_time_shift(taps[..., j, :], j * conv.dilation - conv.padding, s, t_out) for j in range(k))
+            outs.append(y + conv.bias[...] * s2[o:e] + b2[o:e])
+        o, e = int(offs[-3]), int(offs[-2])
+        outs.append(max_pool_time(hn[..., o:e], MSTCN_MAX_POOL, s, time_axis=T_AXIS) * s2[o:e] + b2[o:e])
+        o, e = int(offs[-2]), int(offs[-1])
+        outs.append(_time_shift(h[..., o:e], 0, s, t_out) * s2[o:e] + b2[o:e])
         y = jnp.concatenate(outs, axis=-1)
-        y = jax.nn.relu(y if evaluating else self.transform[0](y, batch_axis=B_AXIS))
-        y = linear_bn(y, self.transform[2].weight[...], self.transform[2].bias[...], self.bn, B_AXIS)
+        y = jax.nn.relu(y if evaluating else self.transform_bn(y, batch_axis=B_AXIS))
+        y = linear_bn(y, self.transform_conv.weight[...], self.transform_conv.bias[...], self.bn, B_AXIS)
         if self.drop is not None:
             y = self.drop(y)
         return y
@@ -302,33 +320,24 @@ def _time_shift(a, offset, stride, t_out):
 
 
 class STGCNBlock(nnx.Module):
-    """unit_gcn -> temporal unit -> + residual -> ReLU."""
+    """Graph convolution -> temporal unit -> + residual -> ReLU."""
 
     def __init__(self, cin, cout, A, *, stride=1, residual=True, spec: ModelSpec, tcn_dropout=0.0, rngs):
         g = spec.bn_group
-        self.gcn = UnitGCN(cin, cout, A, adaptive=spec.gcn_adaptive, with_res=spec.gcn_with_res, rngs=rngs,
-                           bn_group=g, init=spec.init)
+        self.spatial = GraphConv(cin, cout, A, adaptive=spec.gcn_adaptive, with_res=spec.gcn_with_res, rngs=rngs,
+                                 bn_group=g, init=spec.init)
         if spec.tcn_type == "mstcn":
-            self.tcn = MSTCN(cout, cout, rngs=rngs, stride=stride, dropout=tcn_dropout, bn_group=g, init=spec.init)
+            self.temporal = MultiScaleTemporalConv(cout, cout, rngs=rngs, stride=stride, dropout=tcn_dropout,
+                                                   bn_group=g, init=spec.init)
         else:
-            self.tcn = UnitTCN(cout, cout, 9, rngs=rngs, stride=stride, dropout=tcn_dropout, bn_group=g,
-                               init=spec.init)
-        if not residual:
-            self.res_kind, self.residual = "zero", None
-        elif cin == cout and stride == 1:
-            self.res_kind, self.residual = "identity", None
-        else:
-            self.res_kind = "conv"
-            self.residual = UnitTCN(cin, cout, 1, rngs=rngs, stride=stride, bn_group=g, init=spec.init)
+            self.temporal = TemporalConvBN(cout, cout, 9, rngs=rngs, stride=stride, dropout=tcn_dropout, bn_group=g,
+                                           init=spec.init)
+        self.res_kind = _residual_kind(residual, cin == cout and stride == 1)
+        if self.res_kind == "conv":
+            self.residual = PointwiseConvBN(cin, cout, rngs=rngs, stride=stride, bn_group=g, init=spec.init)
 
     def __call__(self, x):
-        if self.res_kind == "zero":
-            res = 0
-        elif self.res_kind == "identity":
-            res = x
-        else:
-            res = self.residual(x)
-        return jax.nn.relu(self.tcn(self.gcn(x)) + res)
+        return jax.nn.relu(self.temporal(self.spatial(x)) + _residual(self, x))
 
 
 class STGCN(nnx.Module):
@@ -343,17 +352,11 @@ class STGCN(nnx.Module):
             self.data_bn = BatchNorm((M, V, C), group_size=group)
         elif spec.data_bn_type == "VC":
             self.data_bn = BatchNorm((V, C), group_size=group and group * M)
-        else:
-            self.data_bn = None
         self.data_bn_type = spec.data_bn_type
-        block_group = group and group * M
-        bspec = dataclasses.replace(spec, bn_group=block_group)
+        bspec = dataclasses.replace(spec, bn_group=group and group * M)
         blocks = []
-        num_stages = spec.num_stages
         if spec.in_channels != spec.base_channels:
             blocks.append(STGCNBlock(C, spec.base_channels, A, residual=False, spec=bspec, rngs=rngs))
-        else:
-            num_stages -= 1
         inflate_times, cin = 0, spec.base_channels
         start = 2 if spec.in_channels != spec.base_channels else 1
         for i in range(start, spec.num_stages + 1):
@@ -363,16 +366,10 @@ class STGCN(nnx.Module):
             blocks.append(STGCNBlock(cin, cout, A, stride=stride, spec=bspec, tcn_dropout=spec.tcn_dropout,
                                      rngs=rngs))
             cin = cout
-        self.gcn = nnx.List(blocks)
+        self.blocks = nnx.List(blocks)
         self.out_channels = cin
 
     def __call__(self, x: jax.Array, compute_dtype: str = "float32") -> jax.Array:
-        """(N, M, T, V, C) -> features (N, M, T', V, C_out)."""
-        N, M = x.shape[:2]
-        y = self.features(x, compute_dtype)
-        return y.transpose(1, 2, 0, 3).reshape((N, M) + y.shape[2:3] + y.shape[:1] + y.shape[3:])
-
-    def features(self, x: jax.Array, compute_dtype: str = "float32") -> jax.Array:
         """(N, M, T, V, C) -> float32 features in the internal layout (V, N*M, T', C_out).
 
         `compute_dtype` is the dtype of the matrix-product operands (accumulation and everything else: float32).
@@ -388,7 +385,7 @@ class STGCN(nnx.Module):
             x = self.data_bn(x)
         x = x.transpose(2, 0, 1, 3)
         with matmul_dtype(compute_dtype):
-            for block in self.gcn:
+            for block in self.blocks:
                 x = block(x)
         return x
 
@@ -398,17 +395,15 @@ class GCNHead(nnx.Module):
 
     def __init__(self, num_classes: int, in_channels: int, *, rngs: nnx.Rngs, dropout: float = 0.0,
                  init_std: float = 0.01):
-        self.fc_cls = Linear(in_channels, num_classes, rngs=rngs, init_std=init_std)
+        self.fc = Linear(in_channels, num_classes, rngs=rngs, init_std=init_std)
         self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
 
-    def __call__(self, feats: jax.Array, *, return_features: bool = False):
-        """Features (N, M, T', V, C) -> logits (N, classes) [, pooled features (N, C)]."""
-        return self.classify(feats.astype(jnp.float32).mean(axis=(2, 3)).mean(axis=1), return_features)
-
-    def classify(self, pooled: jax.Array, return_features: bool = False):
-        """Pooled features (N, C), float32 -> logits."""
+    def __call__(self, feats: jax.Array, num_person: int, return_features: bool = False):
+        """Backbone features (V, N*M, T', C) -> logits (N, classes) [, pooled features (N, C)], float32."""
+        pooled = feats.mean(axis=(0, 2))
+        pooled = pooled.reshape(-1, num_person, pooled.shape[-1]).mean(axis=1)
         x = self.drop(pooled) if self.drop is not None else pooled
-        logits = self.fc_cls(x)
+        logits = self.fc(x)
         return (logits, pooled) if return_features else logits
 
 
@@ -419,18 +414,20 @@ class Recognizer(nnx.Module):
         rngs = rngs if rngs is not None else nnx.Rngs(0)
         self.spec = spec
         self.backbone = STGCN(spec, A, rngs=rngs)
-        self.cls_head = GCNHead(spec.num_classes, self.backbone.out_channels, rngs=rngs, dropout=spec.head_dropout)
+        self.head = GCNHead(spec.num_classes, self.backbone.out_channels, rngs=rngs, dropout=spec.head_dropout)
         self.compute_dtype = "float32"
 
     def __call__(self, x: jax.Array, *, return_features: bool = False, compute_dtype: str | None = None):
         """Logits (N, classes), float32; `compute_dtype` overrides the model's (see `set_compute_dtype`)."""
         if x.ndim != 5:
             raise ValueError(f"expected input (N, M, T, V, C), got shape {x.shape}")
-        N, M = x.shape[:2]
-        feats = self.backbone.features(x, compute_dtype or self.compute_dtype)  # (V, N*M, T', C)
-        # Mean over (T', V) per person, then over persons.
-        pooled = feats.mean(axis=(0, 2)).reshape(N, M, -1).mean(axis=1)
-        return self.cls_head.classify(pooled, return_features)
+        feats = self.backbone(x, compute_dtype or self.compute_dtype)
+        return self.head(feats, x.shape[1], return_features)
+
+    @property
+    def num_joints(self) -> int:
+        """V, the joint count of the model's graph."""
+        return int(self.backbone.blocks[0].spatial.A.shape[-1])
 
     def set_compute_dtype(self, dtype: str) -> None:
         """'float32' or 'bfloat16' matrix-product operands (float32 accumulation); activations, parameters, BN

@@ -11,6 +11,7 @@ import numpy as np
 from flax import nnx
 
 from skeljax import checkpoint as model_ckpt
+from skeljax.models.convert import pyskl_key
 from skeljax.models.stgcn import Recognizer
 
 
@@ -29,7 +30,7 @@ def load_source_model(path: str, *, trusted: bool = False) -> Recognizer:
 def flat_model_state(model: nnx.Module) -> dict[str, np.ndarray]:
     """{'backbone.gcn.0.gcn.A': array, ...}: parameters, BN statistics and buffers under PyTorch-style names."""
     pure = model_ckpt.model_state(model)
-    return {".".join(str(getattr(k, "key", k)) for k in path): leaf
+    return {pyskl_key(".".join(str(getattr(k, "key", k)) for k in path)): leaf
             for path, leaf in jax.tree_util.tree_flatten_with_path(pure)[0]}
 
 
@@ -45,7 +46,7 @@ def load_init(model: nnx.Module, path: str, dont_load: str = "", *, trusted: boo
     leaves, treedef = jax.tree_util.tree_flatten_with_path(pure)
     loaded, skipped, problems, values = [], [], [], []
     for p, leaf in leaves:
-        name = ".".join(str(getattr(k, "key", k)) for k in p)
+        name = pyskl_key(".".join(str(getattr(k, "key", k)) for k in p))  # dont_load matches PyTorch names
         if pattern is not None and pattern.search(name):
             skipped.append(name)
             values.append(leaf)
