@@ -135,7 +135,7 @@ def legacy_renames(saved: Iterable[str], wanted: Iterable[str], sep: str = ".") 
     Those versions stored each tensor under its PYSKL key as path ('backbone/gcn/0/tcn/branches/0/3/conv/weight'
     for today's 'backbone/blocks/0/temporal/dilated/0/conv/weight'). A wanted name that is not saved is renamed
     from the saved name with the PYSKL key in place of its model part (from 'backbone' or 'head' on), so prefixed
-    names (a training state's 'params/...' and optimizer moments) migrate too. Used by model directories and by
+    and suffixed names (a training state's 'params/.../value' and optimizer moments) migrate too. Used by model directories and by
     the trainer's checkpoints.
     """
     saved = set(saved)
@@ -145,11 +145,15 @@ def legacy_renames(saved: Iterable[str], wanted: Iterable[str], sep: str = ".") 
         root = next((i for i, p in enumerate(parts) if p in ("backbone", "head")), None)
         if name in saved or root is None:
             continue
-        try:
-            key = convert.pyskl_key(".".join(parts[root:]))
-        except KeyError:
+        for end in range(len(parts), root, -1):  # the model part, before any suffix such as a State's 'value'
+            try:
+                key = convert.pyskl_key(".".join(parts[root:end]))
+                break
+            except KeyError:
+                continue
+        else:
             continue
-        old = sep.join(parts[:root] + key.split("."))
+        old = sep.join(parts[:root] + key.split(".") + parts[end:])
         if old in saved:
             renames[old] = name
     return renames

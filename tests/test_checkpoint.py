@@ -105,10 +105,11 @@ def test_directories_with_positional_state_paths_still_load(family):
 
 
 def test_legacy_renames_keep_prefixes_and_leave_new_names():
-    wanted = ["params/backbone/blocks/3/temporal/dilated/2/conv/weight", "params/head/fc/bias",
-              "opt_state/0/trace/backbone/blocks/0/spatial/residual/bn/weight", "step", "params/backbone/data_bn/bias"]
-    saved = ["params/backbone/gcn/3/tcn/branches/2/3/conv/weight", "params/cls_head/fc_cls/bias",
-             "opt_state/0/trace/backbone/gcn/0/gcn/down/1/weight", "step", "params/backbone/data_bn/bias"]
+    wanted = ["params/backbone/blocks/3/temporal/dilated/2/conv/weight/value", "params/head/fc/bias",
+              "opt_state/0/trace/backbone/blocks/0/spatial/residual/bn/weight/value", "step",
+              "params/backbone/data_bn/bias/value"]
+    saved = ["params/backbone/gcn/3/tcn/branches/2/3/conv/weight/value", "params/cls_head/fc_cls/bias",
+             "opt_state/0/trace/backbone/gcn/0/gcn/down/1/weight/value", "step", "params/backbone/data_bn/bias/value"]
     assert checkpoint.legacy_renames(saved, wanted, sep="/") == dict(zip(saved[:3], wanted[:3]))
     assert checkpoint.legacy_renames(wanted, wanted, sep="/") == {}
 
@@ -120,3 +121,36 @@ def _saved_names(state_dir):
         meta = ckptr.metadata(state_dir)
     tree = getattr(getattr(meta, "item_metadata", meta), "tree", meta)
     return [".".join(str(getattr(k, "key", k)) for k in p) for p, _ in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+def test_training_checkpoint_with_positional_state_paths_restores(tmp_path):
+    """The trainer's checkpoints of earlier versions (model paths = PYSKL keys) resume into today's state."""
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from skeljax.models import convert
+    from skeljax.models.stgcn import stgcnpp_spec
+    from skeljax.train.checkpoints import RunCheckpoints, flatten
+
+    model = Recognizer(stgcnpp_spec(5, "coco", base_channels=12, num_stages=3, inflate_stages=(3,),
+                                    down_stages=(3,)))
+    _, params, stats, _ = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+    template = {"params": params, "batch_stats": stats, "step": jnp.zeros((), jnp.int32)}
+    rng = np.random.default_rng(0)
+    values = {k: rng.normal(size=np.shape(v)).astype(v.dtype) for k, v in flatten(template).items()}
+
+    def old_name(name):  # 'params/backbone/blocks/0/spatial/A/value' -> 'params/backbone/gcn/0/gcn/A/value'
+        head, _, rest = name.partition("/")
+        if rest == "":
+            return name
+        *model_path, suffix = rest.split("/")
+        return "/".join([head, *convert.pyskl_key(".".join(model_path)).split("."), suffix])
+
+    legacy = {old_name(k): v for k, v in values.items()}
+    assert "params/backbone/gcn/1/tcn/branches/0/3/conv/weight/value" in legacy
+    ckpts = RunCheckpoints(str(tmp_path / "ckpts"))
+    ckpts.save(7, legacy, {"epoch": 1}, {"best": 0.5})
+    state, data, meta = RunCheckpoints(str(tmp_path / "ckpts")).restore(7, template)
+    for k, v in flatten(state).items():
+        np.testing.assert_array_equal(np.asarray(v), values[k], err_msg=k)
+    assert data == {"epoch": 1} and meta == {"best": 0.5}

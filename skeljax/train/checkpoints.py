@@ -26,6 +26,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from skeljax.checkpoint import legacy_renames
+
 BEST_DIR, FINAL_DIR, CKPT_DIR = "best", "final", "checkpoints"  # in a run's workdir: model exports, training state
 BEST_METRIC = "val/top1"
 COMMIT_MARKER = "commit_success.txt"  # orbax's marker of a finished step directory
@@ -140,18 +142,24 @@ class RunCheckpoints:
         where = os.path.join(self.directory, str(step))
         try:
             saved = self.manager.item_metadata(step)["state"]
+            renames = {}  # state paths of earlier skeljax versions -> today's
             if saved is not None:
+                renames = legacy_renames(saved, abstract, sep="/")
+                saved = {renames.get(k, k): v for k, v in saved.items()}
                 if set(saved) != set(abstract):
                     unflatten(template, dict.fromkeys(saved), where)  # raises, naming the differences
                 _check_shapes(saved, abstract, where)
             restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore(),
+                state=ocp.args.StandardRestore({old: abstract[new] for old, new in renames.items()}
+                                               | {k: v for k, v in abstract.items() if k not in renames.values()}),
+                data=ocp.args.JsonRestore(),
                 meta=ocp.args.JsonRestore()))
         except (ValueError, KeyError, FileNotFoundError) as e:
             if isinstance(e, TrainCheckpointError):
                 raise
             raise TrainCheckpointError(f"{where}: cannot restore the training state ({e})") from e
-        return unflatten(template, dict(restored["state"]), where), dict(restored["data"]), dict(restored["meta"])
+        state = {renames.get(k, k): v for k, v in restored["state"].items()}
+        return unflatten(template, state, where), dict(restored["data"]), dict(restored["meta"])
 
     def close(self) -> None:
         self.manager.close()
