@@ -89,7 +89,7 @@ def base_config() -> ml_collections.ConfigDict:
     # Initialisation / fine-tuning: a skeljax model directory or a PyTorch .pth (through the converter).
     c.init_from = ml_collections.ConfigDict()
     c.init_from.path = ""
-    c.init_from.dont_load = ""          # regex on parameter paths ('backbone.gcn.0.gcn.A', 'cls_head.fc_cls.weight')
+    c.init_from.dont_load = ""          # regex on PYSKL tensor names ('backbone.gcn.0.gcn.A', 'cls_head.fc_cls.weight')
     c.init_from.trusted = False         # allow full unpickling of a trusted .pth
 
     c.compute_dtype = "float32"         # matmul operands: 'bfloat16' rounds them (f32 accumulation, f32 elsewhere)
