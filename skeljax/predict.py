@@ -40,6 +40,7 @@ import jax
 import numpy as np
 from flax import nnx
 
+from skeljax import layouts
 from skeljax.data import transforms as T
 from skeljax.data.annotations import load_annotations
 from skeljax.data.ntu_meta import NTU60_CLASSES, NTU120_CLASSES, parse_ntu_name
@@ -69,24 +70,20 @@ def _forward(graphdef, state, x):
     return nnx.merge(graphdef, state)(x, return_features=True)
 
 
-def pipeline_layout(num_joints: int, where: str) -> str:
+def pipeline_layout(num_joints: int, where: str) -> layouts.SkeletonLayout:
     """The data layout ('nturgb+d' 3D or 'coco' 2D) of a model from its number of joints."""
-    for layout, (v, _, _) in T.RAW_LAYOUTS.items():
-        if v == num_joints:
-            return layout
+    layout = layouts.by_joints(num_joints)
+    if layout is not None:
+        return layout
     raise PredictError(f"{where}: the model has {num_joints} joints; without its training run's config.json "
                        "(custom layouts: a run's best/ or final/ directory) prediction knows NTU-25 3D and COCO-17 2D "
                        "skeletons only")
 
 
-def custom_data_layout(model_config: Mapping[str, Any], where: str) -> T.DataLayout:
-    """The DataLayout of a run's `model` config section with layout 'custom' (as config.json stores it)."""
-    import ml_collections
-
-    from skeljax import config_base
-
+def custom_data_layout(model_config: Mapping[str, Any], where: str) -> layouts.SkeletonLayout:
+    """The layout of a run's `model` config section with layout 'custom' (as config.json stores it)."""
     try:
-        return config_base.data_layout(ml_collections.ConfigDict({"model": dict(model_config)}))
+        return layouts.from_config(model_config.get("custom_layout"))
     except (ValueError, TypeError, AttributeError) as e:
         raise PredictError(f"{where}: {e}") from e
 
@@ -103,12 +100,12 @@ class Predictor:
     num_clips: int
     average: str
     class_names: tuple[str, ...] | None = None
-    data_layout: T.DataLayout | None = None  # a custom layout (from the run's config); None: NTU-25 / COCO-17
+    data_layout: layouts.SkeletonLayout | None = None  # a custom layout (the run's config); None: NTU-25 / COCO-17
 
     def __post_init__(self):
         self.model.eval()
         if self.data_layout is None:
-            self.layout: str | T.DataLayout = pipeline_layout(self.num_joints, self.source)
+            self.layout: layouts.SkeletonLayout = pipeline_layout(self.num_joints, self.source)
         elif self.data_layout.num_joints != self.num_joints:
             raise PredictError(f"{self.source}: the model has {self.num_joints} joints, its run's custom layout "
                                f"{self.data_layout.name!r} {self.data_layout.num_joints}")
@@ -248,12 +245,7 @@ def load_predictor(checkpoint: str | os.PathLike, *, feat: str | None = None, re
 # Inputs.
 # ----------------------------------------------------------------------------------------------------------------
 
-def _expected(layout: str | T.DataLayout) -> str:
-    v, c, score = T.raw_layout(layout)
-    return f"{v} joints x {c} channels" + (" plus keypoint_score" if score else "")
-
-
-def check_sample(sample: Mapping[str, Any], layout: str | T.DataLayout, where: str,
+def check_sample(sample: Mapping[str, Any], layout: layouts.LayoutArg, where: str,
                  checkpoint: str = "the checkpoint") -> None:
     """Clear error naming the file when a sample's joints/channels do not fit the checkpoint's layout."""
     kp = sample.get("keypoint")
@@ -261,12 +253,13 @@ def check_sample(sample: Mapping[str, Any], layout: str | T.DataLayout, where: s
     if not isinstance(kp, np.ndarray) or kp.ndim != 4:
         raise PredictError(f"{where}: sample {name}: 'keypoint' must be an array (M, T, V, C), got "
                            f"{getattr(kp, 'shape', type(kp).__name__)}")
-    v, c, needs_score = T.raw_layout(layout)
+    layout = layouts.get(layout)
+    v, c = layout.num_joints, layout.keypoint_channels
     if kp.shape[2:] != (v, c):
         raise PredictError(f"{where}: sample {name}: expected {v} joints x {c} channels for {checkpoint} (layout "
-                           f"{T.layout_name(layout)!r}), got {kp.shape[2]} x {kp.shape[3]}")
-    if needs_score and "keypoint_score" not in sample:
-        raise PredictError(f"{where}: sample {name}: layout {T.layout_name(layout)!r} needs keypoint_score (M, T, V)")
+                           f"{layout.name!r}), got {kp.shape[2]} x {kp.shape[3]}")
+    if layout.score and "keypoint_score" not in sample:
+        raise PredictError(f"{where}: sample {name}: layout {layout.name!r} needs keypoint_score (M, T, V)")
 
 
 def _read_skeleton(path: str, conversion: str) -> dict:
@@ -286,7 +279,7 @@ def _read_skeleton(path: str, conversion: str) -> dict:
     return anno
 
 
-def _read_npy(path: str, layout: str | T.DataLayout, img_shape) -> dict:
+def _read_npy(path: str, layout: layouts.LayoutArg, img_shape) -> dict:
     try:
         arr = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
@@ -294,18 +287,18 @@ def _read_npy(path: str, layout: str | T.DataLayout, img_shape) -> dict:
     return array_annotation(arr, Path(path).stem, layout, path, img_shape)
 
 
-def array_annotation(arr: np.ndarray, name: str, layout: str | T.DataLayout, where: str,
+def array_annotation(arr: np.ndarray, name: str, layout: layouts.LayoutArg, where: str,
                      img_shape=(1080, 1920)) -> dict:
     """An array (M, T, V, C) -> annotation dict; COCO-17 arrays carry the score as channel 2 (x, y, score)."""
-    v, c, needs_score = T.raw_layout(layout)
-    want = c + needs_score
+    layout = layouts.get(layout)
+    v, needs_score = layout.num_joints, layout.score
+    want = layout.keypoint_channels + needs_score
     if arr.ndim != 4 or arr.dtype.kind not in "fiu":
         raise PredictError(f"{where}: expected a numeric array (M, T, V, C), got {arr.dtype} {arr.shape}")
     if arr.shape[2:] != (v, want):
         extra = " (x, y, score)" if needs_score else ""
         raise PredictError(f"{where}: expected {v} joints x {want} channels{extra} for layout "
-                           f"{T.layout_name(layout)!r}, got "
-                           f"{arr.shape[2]} x {arr.shape[3]}")
+                           f"{layout.name!r}, got {arr.shape[2]} x {arr.shape[3]}")
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise PredictError(f"{where}: the array {arr.shape} has no person or no frame")
     if not np.isfinite(arr).all():
@@ -346,15 +339,16 @@ def _check_path(path: str, sample: str | None) -> str:
     return ext
 
 
-def read_input(path: str | os.PathLike, *, layout: str | T.DataLayout, conversion: str = "pyskl", sample: str | None = None,
-               img_shape=(1080, 1920)) -> list[dict]:
+def read_input(path: str | os.PathLike, *, layout: layouts.LayoutArg, conversion: str = "pyskl",
+               sample: str | None = None, img_shape=(1080, 1920)) -> list[dict]:
     """A file -> annotation dicts: `.skeleton` (raw NTU), `.npy` (M, T, V, C), `.pkl`/`.pickle` (annotations)."""
     path = os.fspath(path)
     ext = _check_path(path, sample)
     if ext == ".skeleton":
-        if layout != "nturgb+d":
+        layout = layouts.get(layout)
+        if layout != layouts.BUILTIN["nturgb+d"]:
             raise PredictError(f"{path}: a .skeleton file holds NTU-25 3D joints but the checkpoint takes "
-                               f"{_expected(layout)} (layout {T.layout_name(layout)!r})")
+                               f"{layout.expected()} (layout {layout.name!r})")
         return [_read_skeleton(path, conversion)]
     if ext == ".npy":
         return [_read_npy(path, layout, img_shape)]

@@ -9,7 +9,7 @@ are fused as in `skeljax.predict`.
 Drawing: NTU-25 3D joints (camera space, metres) are shown as the Kinect saw them, u = -x, v = y; COCO-17 2D joints
 (pixels) with y pointing down. Joints whose coordinates are all zero (absent persons or frames) are not drawn, nor
 2D joints whose score is below `min_score`. Person 1 is blue, person 2 orange; edges are the layout's graph edges
-(`skeljax.graph.LAYOUTS`). One video frame per `step` input frames: ceil(T / step) frames in all.
+(`skeljax.layouts`). One video frame per `step` input frames: ceil(T / step) frames in all.
 """
 
 from __future__ import annotations
@@ -23,30 +23,36 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from skeljax.graph import LAYOUTS
+from skeljax import layouts
 from skeljax.io.atomic import atomic_path
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
 WRITERS = {".gif": "pillow", ".mp4": "ffmpeg"}
-LAYOUT_KIND = {"nturgb+d": "3d", "ntu-rgb+d": "3d", "coco": "2d", "mmaction_coco": "2d"}
 
 
 class RenderError(ValueError):
     """A skeleton that cannot be drawn or an output that cannot be written."""
 
 
-def _prepare(keypoint, layout: str, keypoint_score, min_score: float, where: str):
+def _get_layout(layout: layouts.LayoutArg, where: str) -> layouts.SkeletonLayout:
+    try:
+        return layouts.get(layout)
+    except ValueError:
+        raise RenderError(f"{where}: unknown layout {layout!r}; expected one of {sorted(layouts.BUILTIN)} or a "
+                          "SkeletonLayout") from None
+
+
+def _prepare(keypoint, lay: layouts.SkeletonLayout, keypoint_score, min_score: float, where: str):
     """-> points (M, T, V, 2) in plot coordinates and a visibility mask (M, T, V)."""
-    if layout not in LAYOUT_KIND:
-        raise RenderError(f"{where}: unknown layout {layout!r}; expected one of {sorted(LAYOUT_KIND)}")
+    layout = lay.name
     kp = np.asarray(keypoint, dtype=np.float64)
     if kp.ndim == 3:  # one person (T, V, C)
         kp = kp[None]
         keypoint_score = None if keypoint_score is None else np.asarray(keypoint_score)[None]
-    v = LAYOUTS[layout].num_joints
+    v = lay.num_joints
     if kp.ndim != 4 or kp.shape[2] != v or kp.shape[0] < 1 or kp.shape[1] < 1:
         raise RenderError(f"{where}: expected keypoints (M, T, {v}, C) for layout {layout!r}, got {kp.shape}")
-    kind = LAYOUT_KIND[layout]
+    kind = lay.kind
     if kind == "3d" and kp.shape[3] != 3:
         raise RenderError(f"{where}: layout {layout!r} needs x, y, z (C = 3), got C = {kp.shape[3]}")
     if kind == "2d" and kp.shape[3] not in (2, 3):
@@ -94,12 +100,12 @@ def title_lines(title: str | None, size: float) -> list[str]:
     return out
 
 
-def render_skeleton(keypoint, path: str | os.PathLike, *, layout: str, title: str | None = None, fps: int = 15,
-                    keypoint_score=None, step: int = 1, min_score: float = 0.1, size: float = 4.0,
+def render_skeleton(keypoint, path: str | os.PathLike, *, layout: layouts.LayoutArg, title: str | None = None,
+                    fps: int = 15, keypoint_score=None, step: int = 1, min_score: float = 0.1, size: float = 4.0,
                     dpi: int = 80) -> int:
     """Write an animation of keypoint (M, T, V, C) or (T, V, C) to `path` (.gif or .mp4); returns the frame count.
 
-    layout: a name in `skeljax.graph.LAYOUTS` ('nturgb+d' 3D, 'coco' 2D, or their MMAction2 0.x variants).
+    layout: a `skeljax.layouts` layout or the name of a built-in ('nturgb+d' 3D, 'coco' 2D, ...).
     keypoint_score (M, T, V): 2D detection scores; a third channel of 2D keypoints is taken as the score.
     step: draw every step-th frame, so the animation has ceil(T / step) frames.
     """
@@ -118,10 +124,11 @@ def render_skeleton(keypoint, path: str | os.PathLike, *, layout: str, title: st
         raise RenderError(f"step must be a positive integer, got {step!r}")
     if not fps or fps <= 0:
         raise RenderError(f"fps must be positive, got {fps!r}")
-    pts, visible = _prepare(keypoint, layout, keypoint_score, min_score, path)
-    flip_y = LAYOUT_KIND[layout] == "2d"
+    lay = _get_layout(layout, path)
+    pts, visible = _prepare(keypoint, lay, keypoint_score, min_score, path)
+    flip_y = lay.kind == "2d"
     xlim, ylim = _limits(pts, visible, flip_y)
-    edges = LAYOUTS[layout].inward
+    edges = lay.inward
     M, T = pts.shape[:2]
 
     fig = Figure(figsize=(size, size), dpi=dpi)
@@ -159,12 +166,10 @@ def render_skeleton(keypoint, path: str | os.PathLike, *, layout: str, title: st
     return len(frames)
 
 
-def _layout_of(arr_shape, where: str) -> str:
-    v = arr_shape[2] if len(arr_shape) == 4 else None
-    if v == 25:
-        return "nturgb+d"
-    if v == 17:
-        return "coco"
+def _layout_of(arr_shape, where: str) -> layouts.SkeletonLayout:
+    layout = layouts.by_joints(arr_shape[2]) if len(arr_shape) == 4 else None
+    if layout is not None:
+        return layout
     raise RenderError(f"{where}: cannot tell the layout of an array {tuple(arr_shape)}; expected (M, T, 25, 3) "
                       "or (M, T, 17, 3)")
 

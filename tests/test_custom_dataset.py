@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from skeljax import config_base, ensemble, graph
+from skeljax import config_base, ensemble, graph, layouts
 from skeljax import predict as P
 from skeljax.checkpoint import load_model
 from skeljax.data import pickle_source
@@ -103,7 +103,7 @@ def last_json(stdout: str) -> dict:
 # ------------------------------------------------------------------------------------------------------------
 
 def test_bones_follow_the_layout_edges_by_hand():
-    layout = T.DataLayout(graph.custom_layout(4, [(1, 0), (2, 1), (3, 1)], center=0))
+    layout = layouts.custom(4, [(1, 0), (2, 1), (3, 1)], center=0)
     j = np.array([[1.0, 2, 3], [4, 6, 8], [5, 5, 5], [0, 1, 9]])
     want = np.array([[0.0, 0, 0], [3, 4, 5], [1, -1, -3], [-4, -5, 1]])  # j[v] - j[parent(v)], centre zero
     np.testing.assert_array_equal(T.joint_to_bone(j[None, None], layout)[0, 0], want)
@@ -116,7 +116,7 @@ def test_bones_follow_the_layout_edges_by_hand():
 
 
 def test_bones_with_scores_average_the_score_by_hand():
-    layout = T.DataLayout(graph.custom_layout(3, [(1, 0), (2, 1)], center=0), channels=3, score=True)
+    layout = layouts.custom(3, [(1, 0), (2, 1)], center=0, channels=3, score=True)
     kp = np.array([[[[10.0, 20, 0.2], [13, 24, 0.6], [13, 30, 1.0]]]])
     want = np.array([[0, 0, 0.2], [3, 4, 0.4], [0, 6, 0.8]], np.float32)
     np.testing.assert_allclose(T.joint_to_bone(kp, layout)[0, 0], want, rtol=1e-6)
@@ -125,16 +125,15 @@ def test_bones_with_scores_average_the_score_by_hand():
 @pytest.mark.parametrize("name,center,score", [("nturgb+d", 20, False), ("coco", 0, True)])
 def test_bones_match_the_builtin_pairs(name, center, score):
     # A custom layout whose edges are PYSKL's bone pairs gives PYSKL's bones (and score handling).
-    edges = [p for p in T.BONE_PAIRS[name] if p[0] != p[1]]
-    layout = T.DataLayout(graph.custom_layout(len(T.BONE_PAIRS[name]), edges, center), score=score)
-    kp = np.random.default_rng(1).normal(size=(2, 5, len(T.BONE_PAIRS[name]), 3))
+    builtin = layouts.get(name)
+    layout = layouts.custom(builtin.num_joints, builtin.bones, center, score=score)
+    kp = np.random.default_rng(1).normal(size=(2, 5, builtin.num_joints, 3))
     np.testing.assert_array_equal(T.joint_to_bone(kp, layout), T.joint_to_bone(kp, name))
     np.testing.assert_array_equal(T.to_motion(kp, layout), T.to_motion(kp, name))
 
 
 def test_custom_2d_pipeline_equals_the_coco_pipeline():
-    coco_edges = [p for p in T.BONE_PAIRS["coco"] if p[0] != p[1]]
-    layout = T.DataLayout(graph.custom_layout(17, coco_edges, 0), channels=3, score=True)
+    layout = layouts.custom(17, layouts.get("coco").bones, 0, channels=3, score=True)
     anno = generate_synthetic(2, seed=3, kind="2d")["annotations"][0]
     for feat in T.FEATS:
         for mode, clips in (("train", 1), ("test", 3)):
@@ -145,14 +144,14 @@ def test_custom_2d_pipeline_equals_the_coco_pipeline():
 def test_custom_3d_normalisation_centres_on_the_centre_joint():
     rng = np.random.default_rng(2)
     anno = toy_sample("x", 1, 12, rng, persons=2)
-    layout = T.DataLayout(graph.custom_layout(V, EDGES, center=0))  # no zaxis/xaxis: centring only
+    layout = layouts.custom(V, EDGES, center=0)  # no zaxis/xaxis: centring only
     x = make_pipeline(layout, "j", 12, 1, "test")(anno)
     kp = anno["keypoint"]
     # 12 frames sampled into a 12-frame clip keep their order: the output is the input minus frame 0's pelvis.
     np.testing.assert_allclose(x[0], kp - kp[0, 0, 0], atol=1e-6)
     # With spine and shoulder joints (PYSKL's order: the x rotation comes last), the first frame's left -> right
     # hand vector lies on +x and the chest stays above the pelvis; distances are unchanged.
-    aligned = T.DataLayout(graph.custom_layout(V, EDGES, center=0), zaxis=(0, 1), xaxis=(4, 3))
+    aligned = layouts.custom(V, EDGES, center=0, zaxis=(0, 1), xaxis=(4, 3))
     y = make_pipeline(aligned, "j", 12, 1, "test")(anno)[0, 0, 0]
     np.testing.assert_allclose(y[0], 0, atol=1e-6)
     np.testing.assert_allclose((y[4] - y[3])[1:], 0, atol=1e-6)
@@ -166,7 +165,7 @@ def test_builtin_names_still_build_the_same_pipelines():
     p = make_pipeline("nturgb+d", "b", 20, 2, "test", recipe="pyskl")
     assert p.out_shape == (2, 2, 20, 25, 3) and [type(t).__name__ for t in p.transforms][:3] == \
         ["CheckLayout", "PreNormalize3D", "GenSkeFeat"]
-    assert p.transforms[2].dataset == "nturgb+d" and p(anno).shape == (2, 2, 20, 25, 3)
+    assert p.transforms[2].dataset == layouts.get("nturgb+d") and p(anno).shape == (2, 2, 20, 25, 3)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -179,7 +178,7 @@ def test_config_builds_the_custom_model_spec_and_graph():
     spec = config_base.model_spec(c)
     assert (spec.layout, spec.num_joints, spec.in_channels, spec.num_classes) == ("checkpoint", V, 2, NUM_CLASSES)
     np.testing.assert_array_equal(config_base.model_graph(c),
-                                  graph.adjacency(graph.custom_layout(V, EDGES, 0), "spatial"))
+                                  graph.adjacency(layouts.custom(V, EDGES, 0), "spatial"))
     assert make_pipeline(config_base.data_layout(c), "j", 8, 1, "train").out_shape == (1, 2, 8, V, 2)
 
 
@@ -240,7 +239,7 @@ def test_pickle_source_with_builtin_and_scored_layouts(tmp_path):
     with pytest.raises(AnnotationError, match=rf"{path}: sample .*: expected 17 joints x 2 channels, got 25 x 3"):
         pickle_source.load_split(str(path), "train", "coco", 14)
     # A 2D layout with scores needs keypoint_score in every sample.
-    scored = T.DataLayout(graph.custom_layout(V, EDGES, 0, name="toy7_2d"), channels=3, score=True)
+    scored = layouts.custom(V, EDGES, 0, name="toy7_2d", channels=3, score=True)
     annos = [{**toy_sample(f"s{i}", i % 2, 9, np.random.default_rng(i)), "img_shape": (480, 640)} for i in range(4)]
     for a in annos:
         a["keypoint"] = a["keypoint"][..., :2] * 100
@@ -305,7 +304,7 @@ def test_train_test_and_predict_on_a_custom_pickle(tmp_path):
     npy = tmp_path / "clip.npy"
     np.save(npy, anno["keypoint"])
     pred = P.predict(str(workdir / "best"), str(npy))
-    layout = T.DataLayout(graph.custom_layout(V, EDGES, 0, name="toy7"), zaxis=(0, 1), xaxis=(4, 3))
+    layout = layouts.custom(V, EDGES, 0, name="toy7", zaxis=(0, 1), xaxis=(4, 3))
     model = load_model(str(workdir / "best"))
     x = make_pipeline(layout, "j", CLIP_LEN, TEST_CLIPS, "test")(anno)
     logits = np.asarray(model(x), np.float64)

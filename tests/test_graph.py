@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skeljax import graph
+from skeljax import graph, layouts
 
 
 def nnz(a):
@@ -57,7 +57,7 @@ def test_mmaction_and_pyskl_graphs_differ():
 
 
 def test_custom_layout_chain():
-    lay = graph.custom_layout(3, [(0, 1), (2, 1)], center=1)
+    lay = layouts.custom(3, [(0, 1), (2, 1)], center=1)
     a = graph.adjacency(lay, "spatial")
     # Hand-computed: inward edges put parent 1 into both children's columns; outward averages two children.
     np.testing.assert_array_equal(a[1], [[0, 0, 0], [1, 0, 1], [0, 0, 0]])
@@ -73,7 +73,7 @@ def test_custom_layout_chain():
                                  dict(num_joints=3, edges=[(0,)], center=0)])
 def test_custom_layout_errors(bad):
     with pytest.raises(ValueError):
-        graph.custom_layout(**bad)
+        layouts.custom(**bad)
 
 
 def test_unknown_names():

@@ -8,16 +8,10 @@ import pickle
 
 import numpy as np
 
+from skeljax import layouts
 from skeljax.io.atomic import atomic_file
 from skeljax.io.unpickle import AllowList, UnsafePickleError, numpy_globals
 
-# Joint count and channels of the keypoint array for each skeleton layout a config can use.
-LAYOUTS = {
-    'nturgb+d': (25, 3),
-    'ntu': (25, 3),
-    'coco': (17, 2),
-    'openpose': (18, 2),
-}
 MAX_PERSONS = 2
 
 
@@ -87,12 +81,16 @@ def save_annotations(path: str | os.PathLike, data) -> None:
 
 
 def _expected_layout(layout) -> tuple[int, int] | None:
+    """(joints, channels) of the `keypoint` arrays: from a layout (name or SkeletonLayout) or given as a pair."""
     if layout is None:
         return None
-    if isinstance(layout, str):
-        if layout not in LAYOUTS:
-            raise ValueError(f'unknown skeleton layout {layout!r}; expected one of {sorted(LAYOUTS)} or (joints, channels)')
-        return LAYOUTS[layout]
+    if isinstance(layout, (str, layouts.SkeletonLayout)):
+        try:
+            lay = layouts.get(layout)
+        except ValueError:
+            raise ValueError(f'unknown skeleton layout {layout!r}; expected one of '
+                             f'{sorted(layouts.BUILTIN) + sorted(layouts.ALIASES)} or (joints, channels)') from None
+        return lay.num_joints, lay.keypoint_channels
     joints, channels = layout
     return int(joints), int(channels)
 
@@ -142,7 +140,8 @@ def validate_annotations(annos, path: str | os.PathLike = '<annotations>', *, la
                          num_classes: int | None = None) -> None:
     """Checks every sample and the split dict; raises AnnotationError naming the file, sample and problem.
 
-    `annos` is what load_annotations returns; `layout` is a name in LAYOUTS or (joints, channels).
+    `annos` is what load_annotations returns; `layout` is a `skeljax.layouts` layout (or its name) or
+    (joints, channels).
     """
     path = str(path)
     expect = _expected_layout(layout)

@@ -1,9 +1,9 @@
 """`config.data.dataset = 'pickle'`: one split of a PYSKL-format annotation pickle as a random-access source.
 
-The file (`{'split': {name: [frame_dir, ...]}, 'annotations': [...]}`, spec section 5.1) is read with the
-restricted unpickler and validated once against the config's layout and number of classes; later splits of the
-same unchanged file reuse that work. A split keeps PYSKL's PoseDataset order: the annotation-list order of the
-samples it names. Class names come from an optional top-level `'class_names'` list, else 'class_0', 'class_1', ...
+The file (`{'split': {name: [frame_dir, ...]}, 'annotations': [...]}`, as `pyskl/datasets/pose_dataset.py` reads it)
+is read with the restricted unpickler and validated once against the config's layout and number of classes; later
+splits of the same unchanged file reuse that work. A split keeps PYSKL's PoseDataset order: the annotation-list
+order of the samples it names. Class names come from an optional top-level `'class_names'` list, else 'class_0', 'class_1', ...
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from skeljax.data import transforms as T
+from skeljax import layouts
 from skeljax.data.annotations import (
     AnnotationError,
     load_annotations,
@@ -56,26 +56,26 @@ def _class_names(data: dict, path: str, num_classes: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def load_checked(path: str, layout: T.LayoutArg, num_classes: int) -> tuple[dict, tuple[str, ...]]:
+def load_checked(path: str, layout: layouts.LayoutArg, num_classes: int) -> tuple[dict, tuple[str, ...]]:
     """(the validated file's dict, class names); every sample is checked against layout and num_classes."""
     path = os.path.abspath(os.path.expanduser(path))
     try:
         st = os.stat(path)
     except OSError as e:
         raise AnnotationError(f"{path}: cannot read annotation file: {e.strerror}") from e
-    joints, channels, needs_score = T.raw_layout(layout)
-    key = (path, st.st_ino, st.st_mtime_ns, st.st_size, T.as_layout(layout), int(num_classes))
+    layout = layouts.get(layout)
+    key = (path, st.st_ino, st.st_mtime_ns, st.st_size, layout, int(num_classes))
     if key in _cache:
         return _cache[key]
     data = load_annotations(path)
     if not isinstance(data, dict) or not isinstance(data.get("split"), dict):
         raise AnnotationError(f"{path}: expected a PYSKL annotation file {{'split': {{name: [frame_dir, ...]}}, "
                               "'annotations': [...]}} (this one has no 'split' dict)")
-    validate_annotations(data, path, layout=(joints, channels), num_classes=int(num_classes))
-    if needs_score:
+    validate_annotations(data, path, layout=layout, num_classes=int(num_classes))
+    if layout.score:
         for anno in data["annotations"]:
             if "keypoint_score" not in anno:
-                raise AnnotationError(f"{path}: sample {anno['frame_dir']}: layout {T.layout_name(layout)!r} has "
+                raise AnnotationError(f"{path}: sample {anno['frame_dir']}: layout {layout.name!r} has "
                                       "score channels, so every sample needs 'keypoint_score' (M, T, V)")
     result = data, _class_names(data, path, int(num_classes))
     _cache.clear()  # one file at a time: NTU-size pickles are large
@@ -83,7 +83,7 @@ def load_checked(path: str, layout: T.LayoutArg, num_classes: int) -> tuple[dict
     return result
 
 
-def load_split(path: str, split: str, layout: T.LayoutArg, num_classes: int) -> PickleSource:
+def load_split(path: str, split: str, layout: layouts.LayoutArg, num_classes: int) -> PickleSource:
     """The samples of `split` in annotation-list order; errors name the file and the problem."""
     if not path:
         raise ValueError("config.data.ann_file: no annotation pickle given (configs/custom_pickle.py:PATH.pkl or "

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from skeljax import layouts
 from skeljax.data import transforms as T
+from skeljax.layouts import RECIPES
 
-LAYOUTS = tuple(T.RAW_LAYOUTS)
 MODES = ("train", "val", "test")
-RECIPES = ("pyskl", "vanilla", "mmaction0x")
 
 
 def make_rng(seed: int | None) -> np.random.RandomState:
@@ -51,8 +51,8 @@ class Pipeline:
         return f"Pipeline([{inner}] -> {self.out_shape})"
 
 
-def make_pipeline(layout: T.LayoutArg, feat: str, clip_len: int | None = None, num_clips: int = 1, mode: str = "test", *,
-                  recipe: str = "pyskl") -> Pipeline:
+def make_pipeline(layout: layouts.LayoutArg, feat: str, clip_len: int | None = None, num_clips: int = 1,
+                  mode: str = "test", *, recipe: str = "pyskl") -> Pipeline:
     """Build the per-sample pipeline of a recipe.
 
     recipe 'pyskl' (ST-GCN++ and PYSKL ST-GCN): PreNormalize3D/2D -> GenSkeFeat -> UniformSample(clip_len, num_clips)
@@ -61,13 +61,14 @@ def make_pipeline(layout: T.LayoutArg, feat: str, clip_len: int | None = None, n
     recipe 'vanilla' (PYSKL stgcn_vanilla): PreNormalize -> GenSkeFeat -> PadTo(300, zero) -> PoseDecode ->
       FormatGCNInput(2); one clip, identical in every mode.
     recipe 'mmaction0x' (AAAI-2018 ST-GCN configs): PaddingWithLoop(300) -> PoseDecode -> NCTVM -> PoseNormalize (coco
-      only) -> (1, 2, 300, V, C); joints only; 'nturgb+d' expects MMAction2's own pre-normalised 3D data (spec 5.4).
+      only) -> (1, 2, 300, V, C); joints only; 'nturgb+d' expects MMAction2's own pre-normalised 3D data
+      (`mmaction/datasets/pipelines/pose_loading.py`, docs/finetuning_custom_dataset.md).
 
-    `layout` is 'nturgb+d', 'coco' or a custom `transforms.DataLayout` (a bare `graph.Layout`: 3D joints). Custom
-    layouts take recipes 'pyskl' and 'vanilla': 3D data is centred on the layout's centre joint (and rotated when
-    the layout names zaxis/xaxis joints), 2D data normalised by image size; bones follow the layout's edges.
+    `layout` is 'nturgb+d', 'coco' or a custom `layouts.SkeletonLayout`; its `recipes` say which recipes take it.
+    3D data is centred on the layout's normalisation centre (and rotated when the layout names zaxis/xaxis joints),
+    2D data normalised by image size; bones follow the layout's bone pairs.
     """
-    layout = T.as_layout(layout)
+    layout = layouts.get(layout)
     if feat not in T.FEATS:
         raise ValueError(f"unknown feat {feat!r}; expected one of {T.FEATS}")
     if mode not in MODES:
@@ -83,25 +84,23 @@ def make_pipeline(layout: T.LayoutArg, feat: str, clip_len: int | None = None, n
         raise ValueError(f"recipe {recipe!r} produces one clip; got num_clips={num_clips}")
     if recipe == "mmaction0x" and feat != "j":
         raise ValueError(f"recipe 'mmaction0x' has joint input only; got feat={feat!r}")
-    custom = isinstance(layout, T.DataLayout)
-    if custom and recipe == "mmaction0x":
-        raise ValueError(f"recipe 'mmaction0x' is for the NTU-25 and COCO-17 layouts only, not {layout.name!r}")
+    if recipe not in layout.recipes:
+        if recipe == "mmaction0x":
+            raise ValueError(f"recipe 'mmaction0x' is for the NTU-25 and COCO-17 layouts only, not {layout.name!r}")
+        raise ValueError(f"layout {layout.name!r} has no input pipeline {recipe!r} (it takes {list(layout.recipes)})")
 
-    V = T.raw_layout(layout)[0]
-    out_shape = (num_clips, 2, clip_len, V, layout.channels if custom else 3)
+    out_shape = (num_clips, 2, clip_len, layout.num_joints, layout.channels)
     check = T.CheckLayout(layout)
     if recipe == "mmaction0x":
         steps = [check, T.PaddingWithLoop(clip_len), T.PoseDecode(), T.FormatNCTVM(num_person=2)]
-        if layout == "coco":
+        if layout.score:
             steps.append(T.PoseNormalize())
         return Pipeline(steps + [T.NCTVMToModel()], out_shape)
 
-    if not custom:
-        normalize = T.PreNormalize3D() if layout == "nturgb+d" else T.PreNormalize2D()
-    elif layout.is_3d:
+    if layout.is_3d:
         aligned = layout.zaxis is not None
         normalize = T.PreNormalize3D(layout.zaxis or (0, 0), layout.xaxis or (0, 0), align_spine=aligned,
-                                     center_joint=layout.graph.center)
+                                     center_joint=layout.normalize_center)
     else:
         normalize = T.PreNormalize2D()
     features = T.GenSkeFeat(dataset=layout, feats=[feat])

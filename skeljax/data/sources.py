@@ -48,11 +48,12 @@ def load_split(run: RunConfig, split: str):
 
 def check_layout(source, layout, where: str) -> None:
     """Data of another skeleton layout than the config's (2D HRNet for a 3D model...) fails here, not in XLA."""
-    from skeljax.data.transforms import layout_name, raw_layout
+    from skeljax import layouts
 
     if len(source) == 0:
         return
-    want, layout = raw_layout(layout)[:2], layout_name(layout)
+    layout = layouts.get(layout)
+    want, layout = (layout.num_joints, layout.keypoint_channels), layout.name
     kp = np.shape(source[0]["keypoint"])
     if tuple(kp[-2:]) != want:
         raise ValueError(f"{where}: config.model.layout={layout!r} expects {want[0]} joints x {want[1]} channels, "

@@ -4,141 +4,25 @@ Every transform is a small top-level class (picklable for grain workers) whose `
 writes a PYSKL annotation dict: `frame_dir`, `label`, `total_frames`, `keypoint` (M, T, V, C), optional
 `keypoint_score` (M, T, V) and `img_shape`. Transforms never write into the arrays they are given.
 Transforms that draw random numbers set `uses_rng = True` and take `rng=` (a legacy `np.random.RandomState`); they never
-touch NumPy's global random state. See docs/stgcn_spec.md sections 5.5 and 5.6.
+touch NumPy's global random state. References: `pyskl/datasets/pipelines/pose_related.py` and `sampling.py`;
+`mmaction/datasets/pipelines/pose_loading.py` (MMAction2 0.x). Joint layouts come from `skeljax.layouts`.
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
 
-from skeljax import graph as graph_lib
+from skeljax import layouts
 
 Results = dict[str, Any]
 
-# JointToBone pairs (v1, v2): bone[v1] = joint[v1] - joint[v2]; every joint is a v1 exactly once, so one gather suffices.
-BONE_PAIRS: dict[str, tuple[tuple[int, int], ...]] = {
-    "nturgb+d": ((0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20), (9, 8), (10, 9),
-                 (11, 10), (12, 0), (13, 12), (14, 13), (15, 14), (16, 0), (17, 16), (18, 17), (19, 18), (21, 22),
-                 (20, 20), (22, 7), (23, 24), (24, 11)),
-    "coco": ((0, 0), (1, 0), (2, 0), (3, 1), (4, 2), (5, 0), (6, 0), (7, 5), (8, 6), (9, 7), (10, 8), (11, 0),
-             (12, 0), (13, 11), (14, 12), (15, 13), (16, 14)),
-}
-# Datasets whose third channel is a detection score: bones/motions average it instead of differencing it.
-SCORE_DATASETS = ("openpose", "coco", "handmp")
 FEATS = ("j", "b", "jm", "bm")
 
 
 def sample_name(results: Results) -> str:
     """The sample's name for error messages."""
     return str(results.get("frame_dir", "<sample without frame_dir>"))
-
-
-@dataclasses.dataclass(frozen=True)
-class DataLayout:
-    """A custom joint layout as the data transforms see it: its graph, channels, score and normalisation joints.
-
-    `channels` is the model's input channels: 3 = (x, y, z) 3D joints, or (x, y, score) when `score` is True (the
-    annotations then hold 2D `keypoint` (M, T, V, 2) plus `keypoint_score` (M, T, V), as COCO); 2 = (x, y).
-    Bones pair every joint with its parent along the graph's inward edges; the centre joint's bone is zero.
-    `zaxis`/`xaxis` (3D only) are PreNormalize3D's (from, to) joint pairs; None: centre only, no rotation.
-    """
-
-    graph: graph_lib.Layout
-    channels: int = 3
-    score: bool = False
-    zaxis: tuple[int, int] | None = None
-    xaxis: tuple[int, int] | None = None
-
-    def __post_init__(self):
-        where = f"layout {self.graph.name!r}"
-        if self.channels not in (2, 3):
-            raise ValueError(f"{where}: channels must be 2 (x, y) or 3 (x, y, z or x, y, score), got {self.channels}")
-        if self.score and self.channels != 3:
-            raise ValueError(f"{where}: score=True means channels (x, y, score), so channels must be 3")
-        for name in ("zaxis", "xaxis"):
-            pair = getattr(self, name)
-            if pair is None:
-                continue
-            if not self.is_3d:
-                raise ValueError(f"{where}: {name} aligns 3D skeletons; this layout is 2D")
-            if len(pair) != 2 or not all(0 <= int(j) < self.num_joints for j in pair):
-                raise ValueError(f"{where}: {name} must be two joint indices in 0..{self.num_joints - 1}, got {pair}")
-            object.__setattr__(self, name, (int(pair[0]), int(pair[1])))
-        if (self.zaxis is None) != (self.xaxis is None):
-            raise ValueError(f"{where}: give both zaxis and xaxis (spine and shoulder joints) or neither")
-
-    @property
-    def name(self) -> str:
-        return self.graph.name
-
-    @property
-    def num_joints(self) -> int:
-        return self.graph.num_joints
-
-    @property
-    def is_3d(self) -> bool:
-        return self.channels == 3 and not self.score
-
-    @property
-    def raw(self) -> tuple[int, int, bool]:
-        """(joints, channels, keypoint_score required) of the annotations, as RAW_LAYOUTS for built-in names."""
-        return self.num_joints, 2 if self.score else self.channels, self.score
-
-    def parents(self) -> np.ndarray:
-        """parents[v]: the joint v's bone starts from; the centre (and any joint that is no edge's child) itself."""
-        parents = np.arange(self.num_joints, dtype=np.int64)
-        seen: dict[int, int] = {}
-        for child, parent in self.graph.inward:
-            if child == self.graph.center:
-                raise ValueError(f"layout {self.name!r}: edge ({child}, {parent}) leaves the centre joint {child}; "
-                                 "inward edges are (child, parent) pointing towards the centre")
-            if child in seen and seen[child] != parent:
-                raise ValueError(f"layout {self.name!r}: joint {child} has two parents ({seen[child]} and {parent}); "
-                                 "bones need one inward edge per joint")
-            seen[child] = parent
-            parents[child] = parent
-        return parents
-
-
-LayoutArg = str | DataLayout | graph_lib.Layout
-
-
-def as_layout(layout: LayoutArg) -> str | DataLayout:
-    """A built-in layout name, or a DataLayout (a bare graph.Layout means 3D joints, x, y, z)."""
-    if isinstance(layout, graph_lib.Layout):
-        return DataLayout(layout)
-    if isinstance(layout, DataLayout):
-        return layout
-    if layout not in RAW_LAYOUTS:
-        raise ValueError(f"unknown layout {layout!r}; expected one of {sorted(RAW_LAYOUTS)} or a DataLayout")
-    return layout
-
-
-def raw_layout(layout: LayoutArg) -> tuple[int, int, bool]:
-    """(joints, channels, keypoint_score required) of a layout's annotations."""
-    layout = as_layout(layout)
-    return layout.raw if isinstance(layout, DataLayout) else RAW_LAYOUTS[layout]
-
-
-def layout_name(layout: LayoutArg) -> str:
-    return layout if isinstance(layout, str) else layout.name
-
-
-def _bone_parents(dataset: str | DataLayout) -> np.ndarray:
-    if isinstance(dataset, DataLayout):
-        return dataset.parents()
-    pairs = BONE_PAIRS[dataset]
-    parents = np.empty(len(pairs), dtype=np.int64)
-    for v1, v2 in pairs:
-        parents[v1] = v2
-    return parents
-
-
-def _score_channel(dataset: str | DataLayout, names: tuple[str, ...]) -> bool:
-    """Whether channel 2 is a detection score (averaged, not differenced) for this layout."""
-    return dataset.score if isinstance(dataset, DataLayout) else dataset in names
 
 
 def _kp_shape(results: Results, who: str) -> tuple[int, int, int, int]:
@@ -149,29 +33,25 @@ def _kp_shape(results: Results, who: str) -> tuple[int, int, int, int]:
     return kp.shape
 
 
-# Joints x channels of the raw annotations of each layout, and whether a keypoint_score array is required.
-RAW_LAYOUTS: dict[str, tuple[int, int, bool]] = {"nturgb+d": (25, 3, False), "coco": (17, 2, True)}
-
-
 class CheckLayout:
     """Reject annotations that do not match the layout (joints, channels, score, frame count) or hold NaN/inf."""
 
-    def __init__(self, layout: LayoutArg):
-        self.layout = as_layout(layout)
+    def __init__(self, layout: layouts.LayoutArg):
+        self.layout = layouts.get(layout)
 
     def __call__(self, results: Results) -> Results:
         M, T, V, C = _kp_shape(results, "CheckLayout")
-        name, (want_v, want_c, want_score) = sample_name(results), raw_layout(self.layout)
-        if (V, C) != (want_v, want_c):
-            raise ValueError(f"expected {want_v} joints x {want_c} channels for layout {layout_name(self.layout)!r}, "
-                             f"got {V} x {C} in sample {name}")
+        name, lay = sample_name(results), self.layout
+        if (V, C) != (lay.num_joints, lay.keypoint_channels):
+            raise ValueError(f"expected {lay.num_joints} joints x {lay.keypoint_channels} channels for layout "
+                             f"{lay.name!r}, got {V} x {C} in sample {name}")
         if M < 1 or T < 1:
             raise ValueError(f"keypoint shape {(M, T, V, C)} has no person or no frame in sample {name}")
         if results.get("total_frames", T) != T:
             raise ValueError(f"total_frames={results['total_frames']} but keypoint has {T} frames in sample {name}")
         score = results.get("keypoint_score")
-        if want_score and score is None:
-            raise ValueError(f"layout {layout_name(self.layout)!r} needs 'keypoint_score' (M, T, V); missing in "
+        if lay.score and score is None:
+            raise ValueError(f"layout {lay.name!r} needs 'keypoint_score' (M, T, V); missing in "
                              f"sample {name}")
         if score is not None and getattr(score, "shape", None) != (M, T, V):
             raise ValueError(f"keypoint_score shape {getattr(score, 'shape', None)} does not match keypoint "
@@ -300,25 +180,27 @@ class PreNormalize2D:
 # Features
 # ---------------------------------------------------------------------------------------------------------------------
 
-def joint_to_bone(kp: np.ndarray, dataset: str | DataLayout) -> np.ndarray:
-    """Bones as float32: joint minus its partner (float64 arithmetic for float64 joints); scores averaged for coco.
+def joint_to_bone(kp: np.ndarray, dataset: layouts.LayoutArg) -> np.ndarray:
+    """Bones as float32: joint minus its partner (float64 arithmetic for float64 joints); scores averaged for 2D.
 
-    `dataset` is a BONE_PAIRS name or a DataLayout (partner = parent along its inward edges, centre: itself).
+    Partners are the layout's bone pairs (PYSKL's JointToBone tables for built-ins; custom layouts: the parent along
+    the inward edges, the centre itself). Channel 2 is averaged, not differenced, when it is a detection score.
     """
-    parents = _bone_parents(dataset)
+    dataset = layouts.get(dataset)
+    parents = dataset.parents()
     if kp.shape[-2] != len(parents):
-        raise ValueError(f"joint_to_bone: {kp.shape[-2]} joints, layout {layout_name(dataset)!r} has {len(parents)}")
+        raise ValueError(f"joint_to_bone: {kp.shape[-2]} joints, layout {dataset.name!r} has {len(parents)}")
     bone = (kp - kp[..., parents, :]).astype(np.float32)
-    if kp.shape[-1] == 3 and _score_channel(dataset, SCORE_DATASETS):
+    if kp.shape[-1] == 3 and dataset.score:
         bone[..., 2] = (kp[..., 2] + kp[..., parents, 2]) / 2
     return bone
 
 
-def to_motion(data: np.ndarray, dataset: str | DataLayout) -> np.ndarray:
-    """Forward frame difference in data's dtype, last frame zero; scores averaged over the two frames for coco."""
+def to_motion(data: np.ndarray, dataset: layouts.LayoutArg) -> np.ndarray:
+    """Forward frame difference in data's dtype, last frame zero; scores averaged over the two frames for 2D."""
     motion = np.zeros_like(data)
     motion[:, :-1] = data[:, 1:] - data[:, :-1]
-    if data.shape[-1] == 3 and _score_channel(dataset, ("openpose", "coco")):
+    if data.shape[-1] == 3 and layouts.get(dataset).score:
         motion[:, :-1, :, 2] = (data[:, :-1, :, 2] + data[:, 1:, :, 2]) / 2
     return motion
 
@@ -326,12 +208,11 @@ def to_motion(data: np.ndarray, dataset: str | DataLayout) -> np.ndarray:
 class GenSkeFeat:
     """Compute the requested features (j, b, jm, bm) on the full sequence and concatenate them on the last axis."""
 
-    def __init__(self, dataset: str | DataLayout | graph_lib.Layout = "nturgb+d", feats=("j",)):
-        if isinstance(dataset, graph_lib.Layout):
-            dataset = DataLayout(dataset)
-        if not isinstance(dataset, DataLayout) and dataset not in BONE_PAIRS:
-            raise ValueError(f"GenSkeFeat: unknown dataset {dataset!r}; expected one of {sorted(BONE_PAIRS)} or a "
-                             "DataLayout")
+    def __init__(self, dataset: layouts.LayoutArg = "nturgb+d", feats=("j",)):
+        try:
+            dataset = layouts.get(dataset)
+        except ValueError as e:
+            raise ValueError(f"GenSkeFeat: {e}") from e
         bad = [f for f in feats if f not in FEATS]
         if bad or not feats:
             raise ValueError(f"GenSkeFeat: unknown feats {list(feats)!r}; expected a non-empty list from {FEATS}")
@@ -341,10 +222,9 @@ class GenSkeFeat:
         _kp_shape(results, "GenSkeFeat")
         kp = results.pop("keypoint")
         if "keypoint_score" in results:
-            if self.dataset == "nturgb+d" or kp.shape[-1] != 2 or (isinstance(self.dataset, DataLayout)
-                                                                      and not self.dataset.score):
+            if kp.shape[-1] != 2 or not self.dataset.score:
                 raise ValueError(f"GenSkeFeat: keypoint_score given with {kp.shape[-1]}-D keypoints for dataset "
-                                 f"{layout_name(self.dataset)!r} in sample {sample_name(results)}")
+                                 f"{self.dataset.name!r} in sample {sample_name(results)}")
             kp = np.concatenate([kp, results.pop("keypoint_score")[..., None]], axis=-1)
         if kp.shape[-1] not in (2, 3):
             raise ValueError(f"GenSkeFeat: expected 2 or 3 channels, got {kp.shape} in sample {sample_name(results)}")

@@ -14,6 +14,7 @@ import re
 import numpy as np
 from flax import nnx
 
+from skeljax import layouts
 from skeljax.models import layers
 from skeljax.models.stgcn import MSTCN_DILATIONS, ModelSpec, Recognizer
 
@@ -264,13 +265,17 @@ def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **override
     else:
         data_bn, num_person = "MVC", bn.size // (V * in_channels)
     if fmt_0x:
-        family, mode, layout, init = "mmaction0x", "mmaction_spatial", {25: "ntu-rgb+d", 17: "mmaction_coco"}, \
-            "kaiming_normal"
+        family, mode, init = "mmaction0x", "mmaction_spatial", "kaiming_normal"
     elif mstcn:
-        family, mode, layout, init = "stgcnpp", "spatial", {25: "nturgb+d", 17: "coco"}, "torch"
+        family, mode, init = "stgcnpp", "spatial", "torch"
     else:
-        family, mode, layout, init = "stgcn", "stgcn_spatial", {25: "nturgb+d", 17: "coco"}, "torch"
-    kw = dict(num_classes=int(sd["cls_head.fc_cls.weight"].shape[0]), layout=layout.get(V, "checkpoint"),
+        family, mode, init = "stgcn", "stgcn_spatial", "torch"
+    known = layouts.by_joints(V)  # NTU-25 or COCO-17; any other joint count keeps the checkpoint's own graph
+    if known is None:
+        layout = layouts.GRAPH_IN_WEIGHTS
+    else:
+        layout = known.mmaction_graph if fmt_0x else known.name
+    kw = dict(num_classes=int(sd["cls_head.fc_cls.weight"].shape[0]), layout=layout,
               graph_mode=mode, num_joints=V, in_channels=in_channels, base_channels=base, ch_ratio=int(ratio),
               num_person=num_person, num_stages=nblocks + (in_channels == base), inflate_stages=inflate,
               down_stages=down, data_bn_type=data_bn, gcn_adaptive="importance" if has_pa else "init",

@@ -20,6 +20,7 @@ import numpy as np
 from flax import nnx
 
 from skeljax import graph as graph_lib
+from skeljax import layouts
 from skeljax.models.layers import (
     BatchNorm,
     Buffer,
@@ -51,7 +52,7 @@ class ModelSpec:
     """Everything needed to rebuild a recognizer; stored as JSON beside skeljax checkpoints."""
 
     num_classes: int
-    layout: str = "nturgb+d"          # a name in graph.LAYOUTS (the initial graph; checkpoints carry their own A)
+    layout: str = "nturgb+d"          # a name in layouts.BUILTIN, or layouts.GRAPH_IN_WEIGHTS (A from the weights)
     graph_mode: str = "spatial"
     num_joints: int | None = None     # only for custom layouts whose A comes from a checkpoint
     in_channels: int = 3
@@ -99,8 +100,13 @@ class ModelSpec:
             return "mmaction0x"
         return "stgcnpp" if self.tcn_type == "mstcn" else "stgcn"
 
+    @property
+    def graph_in_weights(self) -> bool:
+        """Whether the adjacency is stored with the weights (custom layouts, converted checkpoints of unknown V)."""
+        return self.layout == layouts.GRAPH_IN_WEIGHTS
+
     def graph(self) -> np.ndarray:
-        if self.layout == "checkpoint":
+        if self.graph_in_weights:
             raise ValueError("this model's graph came from a checkpoint (unknown layout): it cannot be regenerated; "
                              "load it from the checkpoint or give a known layout")
         return graph_lib.adjacency(self.layout, self.graph_mode)
@@ -116,7 +122,10 @@ def stgcn_spec(num_classes: int, layout: str = "nturgb+d", **kw) -> ModelSpec:
 
 
 def mmaction0x_spec(num_classes: int, layout: str = "coco", **kw) -> ModelSpec:
-    return ModelSpec(num_classes, graph_lib.mmaction_layout(layout), "mmaction_spatial", init="kaiming_normal", **kw)
+    graph = layouts.get(layout).mmaction_graph
+    if graph is None:
+        raise ValueError(f"layout {layout!r} has no MMAction2 0.x graph")
+    return ModelSpec(num_classes, graph, "mmaction_spatial", init="kaiming_normal", **kw)
 
 
 class PointwiseConvBN(nnx.Module):
