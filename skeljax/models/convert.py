@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import re
+
 import numpy as np
 from flax import nnx
 

@@ -253,7 +253,7 @@ class MultiScaleTemporalConv(nnx.Module):
         nb = len(MSTCN_DILATIONS) + 2
         mid = cout // nb
         widths = [cout - mid * (nb - 1)] + [mid] * (nb - 1)  # the first branch takes the remainder
-        kw = dict(rngs=rngs, bn_group=bn_group, init=init)
+        kw = {"rngs": rngs, "bn_group": bn_group, "init": init}
         self.dilated = nnx.List([ReducedBranch(cin, w, dilation=d, stride=stride, **kw)
                                  for w, d in zip(widths, MSTCN_DILATIONS)])
         self.max_pool = ReducedBranch(cin, widths[-2], **kw)
