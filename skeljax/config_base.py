@@ -13,7 +13,7 @@ import dataclasses
 import ml_collections
 import numpy as np
 
-from skeljax import compilation_cache
+from skeljax import compilation_cache, layouts
 from skeljax.models.stgcn import ModelSpec
 
 FAMILIES = ("stgcnpp", "stgcn", "mmaction0x")
@@ -118,7 +118,7 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
         if m.get("in_channels", custom.channels) != custom.channels:
             raise ValueError(f"config.model.in_channels={m['in_channels']} but config.model.custom_layout.channels="
                              f"{custom.channels}; leave in_channels out")
-        m["in_channels"], m["num_joints"], layout = custom.channels, custom.num_joints, "checkpoint"
+        m["in_channels"], m["num_joints"], layout = custom.channels, custom.num_joints, layouts.GRAPH_IN_WEIGHTS
     fields = {f.name for f in dataclasses.fields(ModelSpec)}
     unknown = sorted(set(m) - fields)
     if unknown:
@@ -132,32 +132,11 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
     return make(int(num_classes), layout, **m)
 
 
-CUSTOM_LAYOUT_KEYS = ("num_joints", "edges", "center", "channels", "score", "zaxis", "xaxis", "name")
-
-
-def data_layout(config: ml_collections.ConfigDict):
-    """The data pipeline's layout: a built-in name, or a transforms.DataLayout from config.model.custom_layout."""
-    from skeljax import graph
-    from skeljax.data.transforms import DataLayout
-
+def data_layout(config: ml_collections.ConfigDict) -> layouts.SkeletonLayout:
+    """The data pipeline's layout: the built-in `config.model.layout`, or the one `config.model.custom_layout` gives."""
     if config.model.layout != "custom":
-        return config.model.layout
-    where = "config.model.custom_layout"
-    cl = config.model.get("custom_layout")
-    if cl is None:
-        raise ValueError(f"config.model.layout='custom' needs {where} = ConfigDict(dict(num_joints=V, "
-                         "edges=((child, parent), ...), center=c, channels=3)) (see configs/custom_pickle.py)")
-    unknown = sorted(set(cl) - set(CUSTOM_LAYOUT_KEYS))
-    missing = [k for k in ("num_joints", "edges", "center") if cl.get(k) is None]
-    if unknown or missing:
-        raise ValueError(f"{where}: " + "; ".join(([f"unknown keys {unknown} (known: {list(CUSTOM_LAYOUT_KEYS)})"]
-                                                   if unknown else []) + ([f"missing {missing}"] if missing else [])))
-    try:
-        axes = {k: tuple(int(j) for j in cl.get(k) or ()) or None for k in ("zaxis", "xaxis")}
-        return DataLayout(graph.custom_layout(cl.num_joints, cl.edges, cl.center, name=cl.get("name") or "custom"),
-                          channels=int(cl.get("channels", 3)), score=bool(cl.get("score", False)), **axes)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{where}: {e}") from e
+        return layouts.get(config.model.layout)
+    return layouts.from_config(config.model.get("custom_layout"))
 
 
 def model_graph(config: ml_collections.ConfigDict) -> np.ndarray | None:
@@ -166,15 +145,16 @@ def model_graph(config: ml_collections.ConfigDict) -> np.ndarray | None:
 
     if config.model.layout != "custom":
         return None
-    return graph.adjacency(data_layout(config).graph, model_spec(config).graph_mode)
+    return graph.adjacency(data_layout(config), model_spec(config).graph_mode)
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
     """Clear errors for settings the trainer cannot honour."""
-    from skeljax.data.pipelines import LAYOUTS, RECIPES
+    from skeljax.layouts import DATA_LAYOUTS, RECIPES
 
-    if config.model.layout not in LAYOUTS + ("custom",):
-        raise ValueError(f"config.model.layout must be one of {LAYOUTS + ('custom',)}, got {config.model.layout!r}")
+    if config.model.layout not in DATA_LAYOUTS + ("custom",):
+        raise ValueError(f"config.model.layout must be one of {DATA_LAYOUTS + ('custom',)}, got "
+                         f"{config.model.layout!r}")
     if config.model.layout == "custom":
         layout = data_layout(config)
         if config.data.feat in ("b", "bm"):
@@ -182,8 +162,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
                 layout.parents()
             except ValueError as e:
                 raise ValueError(f"config.model.custom_layout: {e}") from e
-        if config.data.recipe == "mmaction0x":
-            raise ValueError("config.data.recipe 'mmaction0x' is for the NTU-25 and COCO-17 layouts only")
+        if config.data.recipe not in layout.recipes and config.data.recipe in RECIPES:
+            raise ValueError(f"config.data.recipe {config.data.recipe!r} is for the NTU-25 and COCO-17 layouts only")
     if config.data.recipe not in RECIPES:
         raise ValueError(f"config.data.recipe must be one of {RECIPES}, got {config.data.recipe!r}")
     if config.test_average not in TEST_AVERAGES:
