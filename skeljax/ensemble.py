@@ -1,4 +1,4 @@
-"""Per-sample score files and multi-stream late fusion (spec section 6.5).
+"""Per-sample score files and multi-stream late fusion (docs/fusion.md).
 
 Score file format (`.npz`, written by `write_scores`, read by `read_scores`, no pickled objects):
     format       scalar str   "skeljax-scores-v1"
@@ -14,7 +14,6 @@ position; the default weights are 1:1 for two streams (J:B), 2:2:1:1 for four (J
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import zipfile
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from skeljax.io.atomic import atomic_file
-from skeljax.metrics import mean_class_accuracy, top_k_accuracy
+from skeljax.metrics import Scores, classification_metrics
 
 FORMAT = "skeljax-scores-v1"
 _KEYS = ("format", "names", "scores", "labels", "num_classes")
@@ -30,20 +29,6 @@ _KEYS = ("format", "names", "scores", "labels", "num_classes")
 
 class ScoreFileError(ValueError):
     """A score file is missing, malformed, or inconsistent with the other streams."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Scores:
-    """The content of one score file; `path` names its origin in error messages."""
-
-    names: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
-    path: str = "<memory>"
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.scores.shape[1])
 
 
 def _validate(names, scores, labels, where: str) -> Scores:
@@ -163,9 +148,8 @@ def fuse_scores(streams: Sequence[Scores], weights: Sequence[float] | None = Non
 
 
 def evaluate(scores: Scores) -> dict[str, float]:
-    """top-1, top-5 and mean class accuracy (fractions in [0, 1])."""
-    top1, top5 = top_k_accuracy(scores.scores, scores.labels, topk=(1, 5))
-    return {"top1": top1, "top5": top5, "mean_class_accuracy": mean_class_accuracy(scores.scores, scores.labels)}
+    """top1, top5 and mean_class_acc (fractions in [0, 1]), the names of the trainer's metrics.jsonl."""
+    return classification_metrics(scores)
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
@@ -186,13 +170,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     for s, w in zip(streams, weights):
         m = evaluate(s)
         print(
-            f"{s.path:<40} {w:>7g} {100 * m['top1']:>7.2f} {100 * m['top5']:>7.2f} "
-            f"{100 * m['mean_class_accuracy']:>8.2f}"
+            f"{s.path:<40} {w:>7g} {100 * m['top1']:>7.2f} {100 * m['top5']:>7.2f} {100 * m['mean_class_acc']:>8.2f}"
         )
     m = evaluate(fused)
-    print(
-        f"{'fusion':<40} {'':>7} {100 * m['top1']:>7.2f} {100 * m['top5']:>7.2f} {100 * m['mean_class_accuracy']:>8.2f}"
-    )
+    print(f"{'fusion':<40} {'':>7} {100 * m['top1']:>7.2f} {100 * m['top5']:>7.2f} {100 * m['mean_class_acc']:>8.2f}")
     if args.out:
         write_scores(args.out, fused.names, fused.scores, fused.labels)
         print(f"wrote the fused scores of {len(fused.names)} samples to {args.out}")

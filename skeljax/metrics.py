@@ -1,10 +1,39 @@
-"""Classification metrics with PYSKL's semantics (spec section 6.4), in NumPy."""
+"""Per-sample score records and classification metrics with PYSKL's semantics, in NumPy.
+
+The metrics follow `pyskl/core/evaluation.py` (`top_k_accuracy`, `mean_class_accuracy`). Their names, `top1`,
+`top5` and `mean_class_acc`, are the keys of the trainer's metrics.jsonl (`val/...`, `test/...`) and of
+`skeljax.ensemble.evaluate`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+
+CLASS_METRICS = ("top1", "top5", "mean_class_acc")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """Per-sample class scores in sample order; `path` names their origin (a score file) in error messages."""
+
+    names: np.ndarray  # (N,) str, the annotations' frame_dir
+    scores: np.ndarray  # (N, C) float: mean softmax over test clips (PYSKL), or mean raw logits (MMAction2 0.x)
+    labels: np.ndarray  # (N,) int64, ground truth in [0, C)
+    path: str = "<memory>"
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.scores.shape[1])
+
+
+def classification_metrics(scores: Scores, prefix: str = "") -> dict[str, float]:
+    """top1, top5 (top-k with k <= C) and mean_class_acc, as fractions; keys `prefix/name` with a prefix."""
+    top1, top5 = top_k_accuracy(scores.scores, scores.labels, (1, min(5, scores.num_classes)))
+    values = (top1, top5, mean_class_accuracy(scores.scores, scores.labels))
+    return {f"{prefix}/{k}" if prefix else k: v for k, v in zip(CLASS_METRICS, values)}
 
 
 def _check(scores, labels) -> tuple[np.ndarray, np.ndarray]:
