@@ -133,7 +133,7 @@ def parse_variant(arg: str | None, default: str) -> tuple[str, ...]:
 
 
 def pyskl_config(family: str, bench: str, split: str, kind: str, feat: str) -> ml_collections.ConfigDict:
-    """PYSKL's recipe (`pyskl/configs/stgcn++/stgcn++_ntu60_xsub_3dkp/j.py`): ST-GCN++ or PYSKL ST-GCN on an NTU benchmark, one feature stream."""
+    """PYSKL's recipe (its `configs/stgcn++/stgcn++_ntu60_xsub_3dkp/j.py`): ST-GCN++ or PYSKL ST-GCN, one stream."""
     splits = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}[bench]
     if split not in splits:
         raise ValueError(f"{bench} has benchmarks {splits}, not {split!r}")
@@ -150,7 +150,8 @@ def pyskl_config(family: str, bench: str, split: str, kind: str, feat: str) -> m
 
 
 def vanilla_config(bench: str, split: str, kind: str, feat: str) -> ml_collections.ConfigDict:
-    """PYSKL's vanilla ST-GCN (`pyskl/configs/stgcn/stgcn_vanilla_ntu60_xsub_3dkp/j.py`): PadTo 300, tcn dropout 0.5, step lr at repeated epochs 2 and 10."""
+    """PYSKL's vanilla ST-GCN (its `configs/stgcn/stgcn_vanilla_ntu60_xsub_3dkp/j.py`): PadTo 300, tcn dropout 0.5,
+    step lr at repeated epochs 2 and 10."""
     c = pyskl_config("stgcn", bench, split, kind, feat)
     c.model.tcn_dropout = 0.5
     c.data.recipe = "vanilla"

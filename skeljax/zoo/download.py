@@ -43,8 +43,9 @@ def mirrored(url: str, mirror: str | None = None) -> str:
     if not mirror:
         return url
     m = urllib.parse.urlsplit(mirror)
-    if not m.scheme or not m.netloc:
-        raise ValueError(f"zoo mirror {mirror!r} must be a URL with a scheme and host, e.g. http://10.0.0.5:8000")
+    if not m.scheme or not (m.netloc or m.scheme == "file"):
+        raise ValueError(f"zoo mirror {mirror!r} must be a URL with a scheme and host, e.g. http://10.0.0.5:8000 "
+                         "(or file:///folder for a local copy of the files)")
     u = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((m.scheme, m.netloc, m.path.rstrip("/") + u.path, u.query, ""))
 

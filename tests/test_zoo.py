@@ -1,0 +1,248 @@
+"""The model zoo by name: every URL follows the published naming, and downloads (against a local HTTP server) are
+verified, atomic and cached."""
+
+import hashlib
+import http.server
+import os
+import re
+import threading
+
+import numpy as np
+import pytest
+
+import skeljax
+from skeljax import checkpoint, zoo
+from skeljax.zoo import __main__ as zoo_cli
+from skeljax.zoo import download
+from tests import torch_reference as ref
+
+HOST = "https://download.openmmlab.com"
+NAME = "stgcnpp_ntu60_xsub_3d_j"
+PATH = "/mmaction/pyskl/ckpt/stgcnpp/stgcnpp_ntu60_xsub_3dkp/j.pth"
+MM_NAME = "stgcn_mmaction0x_ntu60_xsub_2d_j"
+MM_PATH = "/mmaction/skeleton/stgcn/stgcn_80e_ntu60_xsub_keypoint/stgcn_80e_ntu60_xsub_keypoint-e7bb9653.pth"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Names and URLs, checked against the published tables' naming written out here.
+# ----------------------------------------------------------------------------------------------------------------
+
+def published_url(name: str) -> str:
+    """The URL PYSKL's `configs/stgcn++/README.md` / `configs/stgcn/README.md` or MMAction2 v0.24.1's
+    `configs/skeleton/stgcn/README.md` links for the model this name describes."""
+    m = re.fullmatch(r"(stgcnpp|stgcn_pyskl|stgcn_vanilla|stgcn_mmaction0x)_(ntu60|ntu120)_(xsub|xview|xset)_(2d|3d)"
+                     r"_(j|b|jm|bm)", name)
+    assert m, name
+    model, bench, split, kind, feat = m.groups()
+    if model == "stgcn_mmaction0x":
+        assert (bench, split, feat) == ("ntu60", "xsub", "j")
+        return {
+            "2d": HOST + MM_PATH,
+            "3d": HOST + "/mmaction/skeleton/stgcn/stgcn_80e_ntu60_xsub_keypoint_3d/"
+                         "stgcn_80e_ntu60_xsub_keypoint_3d-13e7ccf0.pth",
+        }[kind]
+    annotation = {"3d": "3dkp", "2d": "hrnet"}[kind]
+    family = "stgcnpp" if model == "stgcnpp" else "stgcn"
+    return f"{HOST}/mmaction/pyskl/ckpt/{family}/{model}_{bench}_{split}_{annotation}/{feat}.pth"
+
+
+def expected_names() -> set[str]:
+    feats = ("j", "b", "jm", "bm")
+    ntu = [("ntu60", "xsub"), ("ntu60", "xview"), ("ntu120", "xsub"), ("ntu120", "xset")]
+    names = {f"{m}_{b}_{s}_{k}_{f}" for m in ("stgcnpp", "stgcn_pyskl") for b, s in ntu for k in ("3d", "2d")
+             for f in feats}
+    names |= {f"stgcn_vanilla_ntu60_{s}_{k}_{f}" for s in ("xsub", "xview") for k in ("3d", "2d") for f in feats}
+    return names | {"stgcn_mmaction0x_ntu60_xsub_2d_j", "stgcn_mmaction0x_ntu60_xsub_3d_j"}
+
+
+def test_every_row_has_a_name_and_the_published_url():
+    rows = zoo.zoo_rows()
+    assert {r.name for r in rows} == expected_names() and len(rows) == len(expected_names())
+    for r in rows:
+        assert r.url == published_url(r.name), r.name
+    # the model-zoo table's own link for the first ST-GCN++ row, letter for letter
+    assert zoo.find_row(NAME).url == HOST + PATH
+    top1 = {r.name: r.top1 for r in rows}
+    assert (top1[NAME], top1["stgcn_pyskl_ntu120_xset_2d_bm"], top1["stgcn_vanilla_ntu60_xview_2d_bm"],
+            top1[MM_NAME]) == (89.3, 83.5, 86.5, 86.91)
+
+
+def test_list_prints_every_row(capsys):
+    assert zoo_cli.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(expected_names())
+    assert lines[0].split() == [NAME, "89.30", HOST + PATH]
+
+
+def test_unknown_name_lists_close_matches(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SKELJAX_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"unknown zoo model 'stgcnpp_ntu60_xsub_3dj'.*stgcnpp_ntu60_xsub_3d_j"):
+        download.get("stgcnpp_ntu60_xsub_3dj")
+    assert zoo_cli.main(["get", "stgcn_ntu60"]) == 1
+    assert "unknown zoo model 'stgcn_ntu60'" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_mirror_keeps_the_path(monkeypatch):
+    monkeypatch.delenv("SKELJAX_ZOO_MIRROR", raising=False)
+    assert download.mirrored(HOST + PATH) == HOST + PATH
+    monkeypatch.setenv("SKELJAX_ZOO_MIRROR", "http://10.0.0.5:8000")
+    assert download.mirrored(HOST + PATH) == "http://10.0.0.5:8000" + PATH
+    assert download.mirrored(HOST + PATH, "file:///srv/zoo/") == "file:///srv/zoo" + PATH  # --mirror wins
+    with pytest.raises(ValueError, match="scheme and host"):
+        download.mirrored(HOST + PATH, "10.0.0.5")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Downloads from a local server.
+# ----------------------------------------------------------------------------------------------------------------
+
+class Server:
+    """Serves `files` {path: bytes} on 127.0.0.1; paths in `cut` announce more bytes than they send, then close."""
+
+    def __init__(self):
+        self.files, self.cut, self.requests = {}, set(), []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # the name http.server calls
+                server.requests.append(self.path)
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                extra = 4096 if self.path in server.cut else 0
+                self.send_header("Content-Length", str(len(body) + extra))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if extra else body)
+                self.wfile.flush()
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """A small real PYSKL ST-GCN++ checkpoint (torch reference model) and its bytes."""
+    tmodel = ref.build_pyskl_recognizer("stgcnpp", "nturgb+d", num_classes=60, seed=3)
+    path = ref.save_released_checkpoint(tmodel, tmp_path_factory.mktemp("pth") / "j.pth", style="pyskl")
+    with open(path, "rb") as f:
+        return tmodel, f.read()
+
+
+@pytest.fixture
+def server(monkeypatch, tmp_path):
+    s = Server()
+    monkeypatch.setenv("SKELJAX_ZOO_MIRROR", s.url)
+    monkeypatch.setenv("SKELJAX_CACHE", str(tmp_path / "cache"))
+    yield s
+    s.close()
+
+
+def assert_same_weights(model, tmodel):
+    """The skeljax model holds the torch model's tensors (those whose layout the two share: biases, BN, A, ...);
+    the converter's logit parity itself is tests/test_convert.py's."""
+    from skeljax.train import init_from
+
+    mine = init_from.flat_model_state(model)
+    theirs = {k: v.numpy() for k, v in tmodel.state_dict().items()}
+    assert set(mine) == set(theirs)
+    shared = [k for k in theirs if theirs[k].shape == np.shape(mine[k])]
+    assert len(shared) > 400
+    for k in shared:
+        np.testing.assert_array_equal(np.asarray(mine[k]), theirs[k], err_msg=k)
+
+
+def cache_files(tmp_path) -> list[str]:
+    root = tmp_path / "cache"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+def test_get_downloads_verifies_converts_then_is_instant(server, released, tmp_path, capsys):
+    tmodel, body = released
+    server.files[PATH] = body
+    assert zoo_cli.main(["get", NAME]) == 0
+    model_dir = capsys.readouterr().out.strip()
+    assert model_dir == str(tmp_path / "cache" / NAME / "model")
+    with open(tmp_path / "cache" / NAME / "j.pth", "rb") as f:
+        assert f.read() == body
+    assert not [p for p in cache_files(tmp_path) if ".part" in p]
+    _, meta = checkpoint.read_spec(model_dir)
+    assert meta["source"] == HOST + PATH and meta["zoo"]["name"] == NAME
+    assert_same_weights(skeljax.load_model(model_dir), tmodel)
+
+    assert server.requests == [PATH]
+    assert download.get(NAME) == model_dir  # second get: no request, no conversion
+    assert zoo.resolve(f"zoo:{NAME}") == model_dir
+    assert zoo.resolve(f"zoo:{NAME}", want="pth") == str(tmp_path / "cache" / NAME / "j.pth")
+    assert server.requests == [PATH]
+    assert zoo.resolve("some/dir") == "some/dir"
+
+
+def test_recorded_digest_is_checked(server, released, tmp_path, monkeypatch):
+    _, body = released
+    sha = hashlib.sha256(body).hexdigest()
+    row = zoo.ZooRow("c", "r", 1.0, f"{HOST}/x/stgcn-{sha[:8]}.pth", name="hashed")
+    bad = zoo.ZooRow("c", "r", 1.0, f"{HOST}/x/full.pth", name="bad_full", sha256="0" * 64)
+    monkeypatch.setattr(zoo, "zoo_rows", lambda: [row, bad])
+    server.files[f"/x/stgcn-{sha[:8]}.pth"] = server.files["/x/full.pth"] = body
+    assert os.path.isdir(download.get("hashed", quiet=True))  # the name's digest prefix matches
+    with pytest.raises(ValueError, match=r"checksum mismatch \(sha256 " + sha):
+        download.get("bad_full", quiet=True)
+    assert not (tmp_path / "cache" / "bad_full").exists()
+
+
+def test_wrong_checksum_leaves_nothing(server, released, tmp_path, capsys):
+    _, body = released  # a real checkpoint, but not the one whose sha256 starts e7bb9653
+    server.files[MM_PATH] = body
+    assert zoo_cli.main(["get", MM_NAME, "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "checksum mismatch" in err and "expected e7bb9653" in err and MM_PATH in err
+    assert cache_files(tmp_path) == []
+
+
+def test_cut_connection_keeps_nothing_and_a_rerun_downloads_again(server, released, tmp_path):
+    _, body = released
+    server.files[PATH] = body
+    server.cut.add(PATH)
+    with pytest.raises(ValueError, match="connection cut"):
+        download.get(NAME, quiet=True)
+    assert cache_files(tmp_path) == []
+    with pytest.raises(ValueError, match="connection cut"):  # nothing half-written was taken for the file
+        zoo.resolve(f"zoo:{NAME}", want="pth")
+    server.cut.clear()
+    assert os.path.isdir(download.get(NAME, quiet=True))
+    assert server.requests == [PATH] * 3
+
+
+def test_mirror_flag_wins_over_the_environment(server, released, monkeypatch, capsys):
+    _, body = released
+    server.files[PATH] = body
+    monkeypatch.setenv("SKELJAX_ZOO_MIRROR", "http://127.0.0.1:9")  # nothing listens there
+    assert zoo_cli.main(["get", NAME, "--mirror", server.url, "--quiet"]) == 0
+    assert server.requests == [PATH]
+    assert zoo_cli.main(["list", "--mirror", server.url]) == 0
+    assert server.url + PATH in capsys.readouterr().out
+
+
+def test_zoo_name_wherever_a_checkpoint_path_is(server, released):
+    from skeljax import predict
+    from skeljax.train import init_from
+
+    tmodel, body = released
+    server.files[PATH] = body
+    for model in (skeljax.load_pytorch_checkpoint(f"zoo:{NAME}"), init_from.load_source_model(f"zoo:{NAME}"),
+                  predict.load_predictor(f"zoo:{NAME}").model):
+        assert_same_weights(model, tmodel)
+    assert server.requests == [PATH]
