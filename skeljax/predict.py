@@ -229,9 +229,10 @@ def load_predictor(checkpoint: str | os.PathLike, *, feat: str | None = None, re
                    trusted: bool = False) -> Predictor:
     """Load a skeljax model directory or a PyTorch `.pth` with its test pipeline."""
     from skeljax import checkpoint as ckpt
+    from skeljax import zoo
     from skeljax.models import convert
 
-    path = os.fspath(checkpoint)
+    path = zoo.resolve(os.fspath(checkpoint))  # 'zoo:NAME' -> its model directory, fetched on first use
     if not os.path.exists(path):
         raise PredictError(f"{path}: no such checkpoint (expected a skeljax model directory or a .pth file)")
     if os.path.isdir(path):

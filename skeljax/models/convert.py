@@ -350,8 +350,10 @@ def load_pytorch_checkpoint(path: str, *, trusted: bool = False, **overrides) ->
     `tcn_dropout=0.5` to fine-tune a vanilla ST-GCN). Files are read without running pickled code unless
     `trusted=True`.
     """
+    from skeljax import zoo
     from skeljax.io import pth as pth_io
 
+    path = zoo.resolve(path, want="pth")  # 'zoo:NAME' -> the released file, fetched on first use
     obj = pth_io.load_pth(path, trusted=trusted)
     sd = pth_io.extract_state_dict(obj, path)
     return model_from_state_dict(sd, str(path), **overrides)

@@ -17,7 +17,9 @@ from skeljax.models.stgcn import Recognizer
 
 def load_source_model(path: str, *, trusted: bool = False) -> Recognizer:
     """A skeljax model directory or a PyTorch .pth (PYSKL / MMAction2, through the converter)."""
-    path = os.path.expanduser(path)
+    from skeljax import zoo
+
+    path = os.path.expanduser(zoo.resolve(path))  # 'zoo:NAME' -> its model directory, fetched on first use
     if os.path.isdir(path):
         return model_ckpt.load_model(path)
     if not os.path.isfile(path):
