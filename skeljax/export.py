@@ -28,8 +28,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
+from skeljax import inference
 from skeljax.io.atomic import atomic_file
 from skeljax.models.stgcn import Recognizer
 
@@ -51,12 +51,15 @@ def input_shape(model: Recognizer, frames: int) -> tuple[int, int, int, int]:
 
 
 def model_fn(model: Recognizer, *, with_features: bool = False) -> Callable[[jax.Array], Any]:
-    """A pure function x -> logits (or (logits, features)) with the eval-mode weights baked in as constants."""
-    model.eval()
-    graphdef, state = nnx.split(model)
+    """A pure function x -> logits (or (logits, features)) with the eval-mode weights baked in as constants.
+
+    It is `skeljax.inference.forward_rows`, the model application of the compiled forward that evaluation and
+    prediction run, without its clip axis: the artifacts keep their (N, M, T, V, C) -> logits interface.
+    """
+    graphdef, params, stats, rest = inference.split_eval(model)
 
     def forward(x):
-        out = nnx.merge(graphdef, state)(x, return_features=with_features)
+        out = inference.forward_rows(graphdef, params, stats, rest, x, with_features)
         return tuple(out) if with_features else out
 
     return forward

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import os
 import sys
@@ -36,11 +35,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
-from flax import nnx
 
-from skeljax import layouts
+from skeljax import inference, layouts, sharding
 from skeljax.data import transforms as T
 from skeljax.data.annotations import load_annotations
 from skeljax.data.ntu_meta import NTU60_CLASSES, NTU120_CLASSES, parse_ntu_name
@@ -52,7 +49,7 @@ from skeljax.models.stgcn import Recognizer
 LABEL_SETS: dict[str, tuple[str, ...]] = {"ntu60": NTU60_CLASSES, "ntu120": NTU120_CLASSES,
                                           "synthetic": SYNTHETIC_CLASSES}
 INPUT_EXTENSIONS = (".skeleton", ".npy", ".pkl", ".pickle")
-AVERAGES = ("prob", "score")
+AVERAGES = inference.AVERAGES
 ROWS_PER_CALL = 16  # model rows (samples x clips) per forward call; bounds memory, fixes the compiled shape
 
 
@@ -63,12 +60,6 @@ class PredictError(ValueError):
 # ----------------------------------------------------------------------------------------------------------------
 # Checkpoints.
 # ----------------------------------------------------------------------------------------------------------------
-
-@functools.partial(jax.jit, static_argnums=0)
-def _forward(graphdef, state, x):
-    """(rows, M, T, V, C) -> (logits, pooled features); compiled once per architecture and input shape."""
-    return nnx.merge(graphdef, state)(x, return_features=True)
-
 
 def pipeline_layout(num_joints: int, where: str) -> layouts.SkeletonLayout:
     """The data layout ('nturgb+d' 3D or 'coco' 2D) of a model from its number of joints."""
@@ -122,7 +113,11 @@ class Predictor:
                                                     recipe=self.recipe)
         except ValueError as e:
             raise PredictError(f"{self.source}: {e}") from e
-        self._graphdef, self._state = nnx.split(self.model)
+        # the compiled forward of evaluation (skeljax.inference), with the clip-averaged features as well
+        mesh = sharding.make_mesh()
+        self._devices = mesh.size
+        self._forward, self._params, self._stats = inference.model_forward(self.model, mesh, self.average,
+                                                                           features=True)
 
     @property
     def num_classes(self) -> int:
@@ -137,11 +132,6 @@ class Predictor:
         """How a raw .skeleton file becomes 3D joints for this model: PYSKL's or MMAction2 0.x's procedure."""
         return "mmaction0x" if self.recipe == "mmaction0x" else "pyskl"
 
-    def forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Model rows (R, M, T, V, C) -> logits (R, K) and pooled features (R, D) as NumPy float32."""
-        logits, feats = _forward(self._graphdef, self._state, np.asarray(x, np.float32))
-        return np.asarray(logits), np.asarray(feats)
-
     def scores(self, samples: Sequence[Mapping[str, Any]], where: str = "<input>") -> tuple[np.ndarray, np.ndarray]:
         """Per-sample class probabilities (N, K) and clip-averaged features (N, D) of annotation dicts."""
         clips = []
@@ -151,22 +141,19 @@ class Predictor:
                 clips.append(self.pipeline(s))
             except ValueError as e:
                 raise PredictError(f"{where}: {e}") from e
-        nc = self.num_clips
-        per_call = max(1, ROWS_PER_CALL // nc)
-        per_call = min(per_call, len(clips))  # a single sample is not padded to a full batch
+        per_call = min(max(1, ROWS_PER_CALL // self.num_clips), len(clips))  # one sample: no padding to a batch
+        per_call = -(-per_call // self._devices) * self._devices  # the batch is sharded over the devices
         probs, feats = [], []
         for i in range(0, len(clips), per_call):
-            chunk = np.stack(clips[i:i + per_call])
+            chunk = np.stack(clips[i:i + per_call]).astype(np.float32, copy=False)
             n = chunk.shape[0]
             if n < per_call:  # pad the last chunk so every call has the compiled shape
                 chunk = np.concatenate([chunk, np.zeros((per_call - n,) + chunk.shape[1:], chunk.dtype)])
-            logits, f = self.forward(chunk.reshape((-1,) + chunk.shape[2:]))
-            logits = logits.reshape(per_call, nc, -1)[:n].astype(np.float64)
-            if self.average == "prob":  # PYSKL: mean over clips of the softmax
-                probs.append(softmax(logits).mean(axis=1))
-            else:  # 'score' (MMAction2 0.x): mean raw logits, shown through a softmax
-                probs.append(softmax(logits.mean(axis=1)))
-            feats.append(f.reshape(per_call, nc, -1)[:n].mean(axis=1))
+            scores, f = self._forward(self._params, self._stats, chunk)
+            scores = np.asarray(scores)[:n].astype(np.float64)
+            # 'prob' (PYSKL): the mean of the clips' softmax; 'score' (MMAction2 0.x): mean logits, shown as softmax
+            probs.append(scores if self.average == "prob" else softmax(scores))
+            feats.append(np.asarray(f)[:n])
         return np.concatenate(probs), np.concatenate(feats)
 
 

@@ -28,7 +28,7 @@ def trained_looking(model: Recognizer, seed: int = 0) -> Recognizer:
         return v
 
     nnx.update(model, jax.tree_util.tree_map_with_path(draw, nnx.state(model, nnx.BatchStat)))
-    model.cls_head.fc_cls.weight[...] = model.cls_head.fc_cls.weight[...] * 50.0
+    model.head.fc.weight[...] = model.head.fc.weight[...] * 50.0
     model.eval()
     return model
 

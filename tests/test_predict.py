@@ -10,6 +10,7 @@ import pytest
 import torch
 from flax import nnx
 
+from skeljax import inference, sharding
 from skeljax import predict as P
 from skeljax.checkpoint import save_model
 from skeljax.data import generate_synthetic, make_pipeline, read_ntu_skeleton, read_ntu_skeleton_mmaction0x
@@ -26,7 +27,7 @@ SMALL = {"base_channels": 8, "num_stages": 4, "inflate_stages": (3,), "down_stag
 def small_model(spec, seed: int) -> Recognizer:
     """A tiny model with a sharpened head, so that class probabilities are far from uniform."""
     m = Recognizer(spec, rngs=nnx.Rngs(seed))
-    m.cls_head.fc_cls.weight[...] = m.cls_head.fc_cls.weight[...] * 200.0
+    m.head.fc.weight[...] = m.head.fc.weight[...] * 200.0
     m.eval()
     return m
 
@@ -36,10 +37,11 @@ def reference_probs(model, anno, feat="j", *, recipe="pyskl", layout="nturgb+d",
     nc = 10 if recipe == "pyskl" else 1
     pipe = make_pipeline(layout, feat, 100 if recipe == "pyskl" else 300, nc, "test", recipe=recipe)
     x = pipe(dict(anno))
-    # The forward shares predict's compiled function (compiling a second one costs ~10 s on this CPU); the forward
-    # itself is checked against PyTorch in test_pth_checkpoint_matches_pytorch and tests/test_convert.py.
-    graphdef, state = nnx.split(model)
-    logits, feats = P._forward(graphdef, state, jnp.asarray(x))
+    # The model rows go through the one compiled forward (skeljax.inference) as one-clip samples, whose 'score'
+    # average is the clip's logits; the softmax and clip mean are done here. The forward itself is checked against
+    # PyTorch in test_pth_checkpoint_matches_pytorch and tests/test_convert.py.
+    forward, params, stats = inference.model_forward(model, sharding.make_mesh(), "score", features=True)
+    logits, feats = forward(params, stats, jnp.asarray(x)[:, None])
     logits = np.asarray(logits, np.float64)
     if average == "score":
         logits = logits.mean(0, keepdims=True)

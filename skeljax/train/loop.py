@@ -20,7 +20,7 @@ import numpy as np
 
 from skeljax import checkpoint as model_ckpt
 from skeljax import evaluate as evaluation
-from skeljax import sharding
+from skeljax import inference, sharding
 from skeljax.data import input_pipeline
 from skeljax.data.sources import load_split, make_transform
 from skeljax.models.stgcn import Recognizer
@@ -171,7 +171,7 @@ def _restore_or_initialise(s: _Session) -> None:
         dropped = s.writer.discard_after(s.start)  # lines a killed run wrote after its last checkpoint
         if dropped:
             log(f"metrics.jsonl: dropped {dropped} line(s) written after the checkpoint of step {s.start}")
-    s.predict = evaluation.make_predict_fn(s.parts.graphdef_eval, s.parts.rest, s.mesh, "prob")
+    s.predict = inference.make_forward(s.parts.graphdef_eval, s.parts.rest, s.mesh, "prob")
 
 
 def _save(s: _Session, val: dict | None) -> None:

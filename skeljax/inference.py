@@ -1,0 +1,96 @@
+"""The one compiled forward: eval-mode model, clips of a batch of samples -> per-sample class scores.
+
+Validation, test, prediction and the benchmark call `make_forward`; export traces `forward_rows`, the same
+model application without the clip axis (its artifacts take (N, M, T, V, C) and return logits).
+Clip averaging follows the test recipes (docs/fusion.md): 'prob' is PYSKL's mean over clips of the softmax
+probabilities (`test_average='prob'`), 'score' MMAction2 0.x's mean over clips of the raw logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.sharding import Mesh
+
+from skeljax import sharding
+from skeljax.data import input_pipeline
+
+AVERAGES = ("prob", "score")
+
+
+def split_eval(model: nnx.Module):
+    """(graphdef, params, BN statistics, other state) of a model, switched to eval mode."""
+    model.eval()
+    return nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+
+
+def forward_rows(graphdef, params, batch_stats, rest, x, features: bool = False):
+    """Model rows (R, M, T, V, C) -> logits (R, K) float32 [, pooled features (R, D)]."""
+    model = nnx.merge(graphdef, params, batch_stats, rest, copy=True)
+    out = model(x, return_features=features)
+    logits, feats = out if features else (out, None)
+    logits = logits.astype(jnp.float32)
+    return (logits, feats) if features else logits
+
+
+def check_average(average: str) -> str:
+    if average not in AVERAGES:
+        raise ValueError(f"average must be 'prob' or 'score', got {average!r}")
+    return average
+
+
+def _forward(graphdef, rest, params, batch_stats, keypoint, *, average: str, features: bool):
+    """keypoint (B, clips, M, T, V, C) -> per-sample scores (B, K) [, clip-mean pooled features (B, D)]."""
+    b, nc = keypoint.shape[:2]
+    out = forward_rows(graphdef, params, batch_stats, rest, keypoint.reshape((b * nc,) + keypoint.shape[2:]),
+                       features)
+    logits, feats = out if features else (out, None)
+    logits = logits.reshape(b, nc, -1)
+    scores = jax.nn.softmax(logits, axis=-1).mean(axis=1) if average == "prob" else logits.mean(axis=1)
+    return (scores, feats.reshape(b, nc, -1).mean(axis=1)) if features else scores
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled(mesh: Mesh, average: str, features: bool):
+    """One jit per (mesh, average, features); it compiles once per architecture (graphdef) and input shape."""
+    repl, data = sharding.replicated(mesh), input_pipeline.data_sharding(mesh)
+    fn = functools.partial(_forward, average=average, features=features)
+    return jax.jit(fn, static_argnums=0, in_shardings=(repl, repl, repl, data),
+                   out_shardings=(data, data) if features else data)
+
+
+@dataclasses.dataclass(frozen=True)
+class Forward:
+    """`forward(params, batch_stats, keypoint)`: the compiled forward with a model's graph and other state bound."""
+
+    jitted: Any
+    graphdef: Any
+    rest: Any
+
+    def __call__(self, params, batch_stats, keypoint):
+        return self.jitted(self.graphdef, self.rest, params, batch_stats, keypoint)
+
+    def lower(self, params, batch_stats, keypoint):
+        """`jax.jit(...).lower` of the same call (compile time and memory analysis in the benchmark)."""
+        return self.jitted.lower(self.graphdef, self.rest, params, batch_stats, keypoint)
+
+
+def make_forward(graphdef, rest, mesh: Mesh, average: str = "prob", features: bool = False) -> Forward:
+    """jit(params, batch_stats, keypoint (B, clips, M, T, V, C)) -> per-sample scores (B, K) float32.
+
+    Parameters and statistics are replicated over `mesh`, the batch is sharded over its 'data' axis (B must be a
+    multiple of the device count). With `features`, also the pooled features averaged over clips (B, D).
+    """
+    return Forward(_compiled(mesh, check_average(average), bool(features)), graphdef, rest)
+
+
+def model_forward(model: nnx.Module, mesh: Mesh, average: str = "prob", features: bool = False):
+    """(forward, params, batch_stats) of a model in eval mode, its weights replicated on `mesh`."""
+    graphdef, params, stats, rest = split_eval(model)
+    forward = make_forward(graphdef, rest, mesh, average, features)
+    return forward, sharding.put_replicated(params, mesh), sharding.put_replicated(stats, mesh)
