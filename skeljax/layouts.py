@@ -18,7 +18,9 @@ Edge = tuple[int, int]
 # ModelSpec.layout of a model whose adjacency is stored with its weights (custom layouts, converted checkpoints with
 # a joint count no built-in layout has); the value is what existing model_spec.json files hold.
 GRAPH_IN_WEIGHTS = "checkpoint"
-RECIPES = ("pyskl", "vanilla", "mmaction0x")
+RECIPES = ("pyskl", "vanilla", "mmaction0x", "stgcn_original")
+# The recipes of the PYSKL data layouts (NTU-25 3D, COCO-17 2D).
+_PYSKL_DATA_RECIPES = ("pyskl", "vanilla", "mmaction0x")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,22 +143,23 @@ _COCO_BONES = ((1, 0), (2, 0), (3, 1), (4, 2), (5, 0), (6, 0), (7, 5), (8, 6), (
                (13, 11), (14, 12), (15, 13), (16, 14))
 _COCO_MMACTION = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (7, 5), (8, 6), (9, 7),
                   (10, 8), (1, 2), (1, 0), (2, 0), (3, 1), (4, 2), (3, 5), (4, 6))
-# OpenPose 18 keypoints (ST-GCN's `openpose` graph).
+# OpenPose 18 keypoints: ST-GCN's `openpose` graph (`net/utils/graph.py` of st-gcn), centre joint 1 (neck).
 _OPENPOSE = ((4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8), (11, 5), (8, 2), (5, 1), (2, 1),
              (0, 1), (15, 0), (14, 0), (17, 15), (16, 14))
 
 BUILTIN: dict[str, SkeletonLayout] = {layout.name: layout for layout in (
     # PYSKL data layouts: NTU 3D is centred on the spine middle (joint 1) and rotated spine -> +z, shoulders -> +x.
     SkeletonLayout("nturgb+d", 25, _NTU_BODY + _NTU_HANDS_PYSKL, center=20, bones=_NTU_BODY + _NTU_HANDS_CHAIN,
-                   zaxis=(0, 1), xaxis=(8, 4), body_center=1, recipes=RECIPES, mmaction_graph="ntu-rgb+d"),
-    SkeletonLayout("coco", 17, _COCO_PYSKL, center=0, score=True, bones=_COCO_BONES, recipes=RECIPES,
+                   zaxis=(0, 1), xaxis=(8, 4), body_center=1, recipes=_PYSKL_DATA_RECIPES, mmaction_graph="ntu-rgb+d"),
+    SkeletonLayout("coco", 17, _COCO_PYSKL, center=0, score=True, bones=_COCO_BONES, recipes=_PYSKL_DATA_RECIPES,
                    mmaction_graph="mmaction_coco"),
     # MMAction2 0.x graph variants of the same data.
     SkeletonLayout("ntu-rgb+d", 25, _NTU_BODY + _NTU_HANDS_CHAIN, center=20, recipes=(), mmaction_graph="ntu-rgb+d"),
     SkeletonLayout("mmaction_coco", 17, _COCO_MMACTION, center=0, score=True, recipes=(),
                    mmaction_graph="mmaction_coco"),
-    # Known to annotation checks and graphs; no input pipeline takes it.
-    SkeletonLayout("openpose", 18, _OPENPOSE, center=1, score=True, recipes=()),
+    # Kinetics-skeleton (ST-GCN's release): OpenPose-18 2D joints with scores, in image fractions; bones follow the
+    # inward edges (hips hang from the shoulders, as in ST-GCN's graph).
+    SkeletonLayout("openpose", 18, _OPENPOSE, center=1, score=True, recipes=("pyskl", "vanilla", "stgcn_original")),
 )}
 # Other names annotation files and configs have used for a built-in layout.
 ALIASES = {"ntu": "nturgb+d"}
@@ -181,7 +184,7 @@ def name_of(layout: LayoutArg) -> str:
 
 
 def by_joints(num_joints: int) -> SkeletonLayout | None:
-    """The PYSKL data layout with that many joints (NTU-25 3D, COCO-17 2D), or None."""
+    """The data layout with that many joints (NTU-25 3D, COCO-17 2D, OpenPose-18 2D), or None."""
     for name in DATA_LAYOUTS:
         if BUILTIN[name].num_joints == num_joints:
             return BUILTIN[name]

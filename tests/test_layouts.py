@@ -87,7 +87,7 @@ def test_data_properties():
     # PreNormalize3D on NTU: centre on the spine middle (joint 1), spine 0 -> 1 to +z, shoulders 8 -> 4 to +x.
     assert (ntu.normalize_center, ntu.zaxis, ntu.xaxis) == (1, (0, 1), (8, 4))
     assert coco.expected() == "17 joints x 2 channels plus keypoint_score"
-    assert layouts.DATA_LAYOUTS == ("nturgb+d", "coco")
+    assert layouts.DATA_LAYOUTS == ("nturgb+d", "coco", "openpose")
     assert (ntu.mmaction_graph, coco.mmaction_graph) == ("ntu-rgb+d", "mmaction_coco")
 
 
@@ -96,7 +96,8 @@ def test_lookups():
     lay = layouts.custom(2, [(1, 0)], 0)
     assert layouts.get(lay) is lay and layouts.name_of(lay) == "custom" and layouts.name_of("coco") == "coco"
     assert layouts.by_joints(25).name == "nturgb+d" and layouts.by_joints(17).name == "coco"
-    assert layouts.by_joints(18) is None  # openpose has no input pipeline
+    assert layouts.by_joints(18).name == "openpose"  # Kinetics-skeleton
+    assert layouts.by_joints(19) is None
     with pytest.raises(ValueError, match="unknown layout 'kinect'"):
         layouts.get("kinect")
 

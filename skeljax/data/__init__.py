@@ -1,4 +1,4 @@
-"""Data: PYSKL-exact skeleton transforms, NTU parsing, TFDS builders and the input pipeline."""
+"""Data: PYSKL-exact skeleton transforms, NTU and Kinetics-skeleton parsing, TFDS builders and the input pipeline."""
 
 # Re-exports: the public data API.
 from skeljax.data.annotations import (  # noqa: F401
@@ -6,6 +6,12 @@ from skeljax.data.annotations import (  # noqa: F401
     load_annotations,
     save_annotations,
     validate_annotations,
+)
+from skeljax.data.kinetics import (  # noqa: F401
+    KINETICS400_CLASSES,
+    KineticsSkeletonError,
+    read_kinetics_skeleton,
+    read_label_file,
 )
 from skeljax.data.ntu_meta import (  # noqa: F401
     NTU60_CLASSES,
@@ -28,12 +34,15 @@ from skeljax.data.transforms import (  # noqa: F401
     FormatNCTVM,
     GenSkeFeat,
     NCTVMToModel,
+    OriginalKineticsInput,
     PaddingWithLoop,
     PadTo,
     PoseDecode,
     PoseNormalize,
     PreNormalize2D,
     PreNormalize3D,
+    RandomChoose,
+    RandomMove,
     UniformSample,
     joint_to_bone,
     to_motion,

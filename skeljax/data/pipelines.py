@@ -1,4 +1,4 @@
-"""`make_pipeline`: the PYSKL / MMAction2-0.x per-sample input pipelines as one callable returning model input."""
+"""`make_pipeline`: the PYSKL / MMAction2-0.x / original ST-GCN per-sample input pipelines as one callable returning model input."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -64,7 +64,13 @@ def make_pipeline(layout: layouts.LayoutArg, feat: str, clip_len: int | None = N
       only) -> (1, 2, 300, V, C); joints only; 'nturgb+d' expects MMAction2's own pre-normalised 3D data
       (`mmaction/datasets/pipelines/pose_loading.py`, docs/finetuning_custom_dataset.md).
 
-    `layout` is 'nturgb+d', 'coco' or a custom `layouts.SkeletonLayout`; its `recipes` say which recipes take it.
+    recipe 'stgcn_original' (the ST-GCN paper's Kinetics-skeleton input, `feeder/feeder_kinetics.py` and
+      `feeder/tools.py` of st-gcn): OriginalKineticsInput (300 frames, first 5 people, x, y - 0.5, zero where the
+      score is 0, per-frame ranking by summed score, 2 kept) -> (1, 2, 300, V, 3) in 'val'/'test'; 'train' then crops
+      `clip_len` frames at random (RandomChoose, default 150) and applies RandomMove; 'openpose' layout, joints only.
+
+    `layout` is 'nturgb+d', 'coco', 'openpose' or a custom `layouts.SkeletonLayout`; its `recipes` say which recipes
+    take it.
     3D data is centred on the layout's normalisation centre (and rotated when the layout names zaxis/xaxis joints),
     2D data normalised by image size; bones follow the layout's bone pairs.
     """
@@ -76,21 +82,23 @@ def make_pipeline(layout: layouts.LayoutArg, feat: str, clip_len: int | None = N
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; expected one of {RECIPES}")
     if clip_len is None:
-        clip_len = 100 if recipe == "pyskl" else 300
+        clip_len = {"pyskl": 100, "stgcn_original": 150}.get(recipe, 300)
     for name, value in (("clip_len", clip_len), ("num_clips", num_clips)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if recipe != "pyskl" and num_clips != 1:
         raise ValueError(f"recipe {recipe!r} produces one clip; got num_clips={num_clips}")
-    if recipe == "mmaction0x" and feat != "j":
-        raise ValueError(f"recipe 'mmaction0x' has joint input only; got feat={feat!r}")
+    if recipe in ("mmaction0x", "stgcn_original") and feat != "j":
+        raise ValueError(f"recipe {recipe!r} has joint input only; got feat={feat!r}")
     if recipe not in layout.recipes:
         if recipe == "mmaction0x":
             raise ValueError(f"recipe 'mmaction0x' is for the NTU-25 and COCO-17 layouts only, not {layout.name!r}")
         raise ValueError(f"layout {layout.name!r} has no input pipeline {recipe!r} (it takes {list(layout.recipes)})")
 
-    out_shape = (num_clips, 2, clip_len, layout.num_joints, layout.channels)
     check = T.CheckLayout(layout)
+    if recipe == "stgcn_original":
+        return _stgcn_original(check, layout, clip_len, mode)
+    out_shape = (num_clips, 2, clip_len, layout.num_joints, layout.channels)
     if recipe == "mmaction0x":
         steps = [check, T.PaddingWithLoop(clip_len), T.PoseDecode(), T.FormatNCTVM(num_person=2)]
         if layout.score:
@@ -109,3 +117,17 @@ def make_pipeline(layout: layouts.LayoutArg, feat: str, clip_len: int | None = N
     else:
         sample = T.UniformSample(clip_len, num_clips, test_mode=mode != "train")
     return Pipeline([check, normalize, features, sample, T.PoseDecode(), T.FormatGCNInput(num_person=2)], out_shape)
+
+
+# The original feeder's fixed sequence length: its test input, and what its training crops are taken from.
+ORIGINAL_FRAMES = 300
+
+
+def _stgcn_original(check: T.CheckLayout, layout: layouts.SkeletonLayout, clip_len: int, mode: str) -> Pipeline:
+    """ST-GCN's Kinetics input: the padded, ranked 300 frames; in training a random crop of clip_len, randomly moved."""
+    steps = [check, T.OriginalKineticsInput(ORIGINAL_FRAMES)]
+    frames = ORIGINAL_FRAMES
+    if mode == "train":
+        steps += [T.RandomChoose(clip_len), T.RandomMove()]
+        frames = clip_len
+    return Pipeline(steps + [T.FormatGCNInput(num_person=2)], (1, 2, frames, layout.num_joints, layout.channels))

@@ -417,3 +417,91 @@ class NCTVMToModel:
     def __call__(self, results: Results) -> Results:
         results["keypoint"] = np.ascontiguousarray(results["keypoint"].transpose(3, 1, 2, 0)[None])
         return results
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# ST-GCN's own Kinetics-skeleton input (`feeder/feeder_kinetics.py`, `feeder/feeder.py`, `feeder/tools.py` of st-gcn)
+# ---------------------------------------------------------------------------------------------------------------------
+
+class OriginalKineticsInput:
+    """The original Kinetics feeder: (M, T, V, 2) fractions + scores -> (num_person_out, num_frames, V, 3) float32.
+
+    Reads the first `num_person_in` people into zero-padded `num_frames` frames, centres x and y by -0.5, zeroes x and y
+    where the score is 0, then ranks the people of every frame by summed score (descending; ties keep the reading
+    order, as NumPy's sort of so few entries did) and keeps `num_person_out`. Arithmetic in float64, then float32, as
+    the original writes its .npy files. Channels: x, y, score.
+    """
+
+    def __init__(self, num_frames: int = 300, num_person_in: int = 5, num_person_out: int = 2):
+        self.num_frames, self.num_person_in, self.num_person_out = num_frames, num_person_in, num_person_out
+
+    def __call__(self, results: Results) -> Results:
+        M, T, V, C = _kp_shape(results, "OriginalKineticsInput")
+        score = results.get("keypoint_score")
+        if C != 2 or score is None:
+            raise ValueError(f"OriginalKineticsInput: expected 2D keypoints (M, T, V, 2) and keypoint_score, got "
+                             f"{(M, T, V, C)} in sample {sample_name(results)}")
+        if T > self.num_frames:
+            raise ValueError(f"OriginalKineticsInput: sample {sample_name(results)} has {T} frames; the original "
+                             f"feeder holds {self.num_frames}")
+        m = min(M, self.num_person_in)
+        data = np.zeros((self.num_person_in, self.num_frames, V, 3))
+        data[:m, :T, :, :2] = results["keypoint"][:m]
+        data[:m, :T, :, 2] = score[:m]
+        data[..., :2] -= 0.5
+        data[data[..., 2] == 0, :2] = 0
+        rank = np.argsort(-data[..., 2].sum(axis=2), axis=0, kind="stable")  # (person, frame): per-frame order
+        data = np.take_along_axis(data, rank[:, :, None, None], axis=0)[:self.num_person_out]
+        results.pop("keypoint_score")
+        results["keypoint"], results["total_frames"] = data.astype(np.float32), self.num_frames
+        return results
+
+
+class RandomChoose:
+    """The original `random_choose`: a random window of `size` frames, or zero padding at a random start if shorter."""
+
+    uses_rng = True
+
+    def __init__(self, size: int = 150):
+        self.size = size
+
+    def __call__(self, results: Results, *, rng: np.random.RandomState) -> Results:
+        kp = results["keypoint"]
+        T = kp.shape[1]
+        if T > self.size:
+            begin = rng.randint(0, T - self.size + 1)  # both ends included, as Python's random.randint
+            kp = kp[:, begin:begin + self.size]
+        elif T < self.size:
+            begin = rng.randint(0, self.size - T + 1)
+            padded = np.zeros(kp.shape[:1] + (self.size,) + kp.shape[2:], kp.dtype)
+            padded[:, begin:begin + T] = kp
+            kp = padded
+        results["keypoint"], results["total_frames"] = kp, self.size
+        return results
+
+
+class RandomMove:
+    """The original `random_move` with one segment: rotation, scale and shift of x, y, each interpolated linearly
+    from a random start value to a random end value over the clip; applied to every entry (zeros included, as the
+    original does). Draws: angles, scales, x shifts, y shifts, two of each."""
+
+    uses_rng = True
+
+    def __init__(self, angles=(-10.0, -5.0, 0.0, 5.0, 10.0), scales=(0.9, 1.0, 1.1),
+                 shifts=(-0.2, -0.1, 0.0, 0.1, 0.2)):
+        self.angles, self.scales, self.shifts = angles, scales, shifts
+
+    def __call__(self, results: Results, *, rng: np.random.RandomState) -> Results:
+        kp = results["keypoint"]
+        T = kp.shape[1]
+        ends = [rng.choice(values, 2) for values in (self.angles, self.scales, self.shifts, self.shifts)]
+        angle, scale, tx, ty = (np.linspace(a, b, T) for a, b in ends)
+        angle = angle * np.pi / 180
+        cos, sin = np.cos(angle) * scale, np.sin(angle) * scale  # per frame
+        x, y = kp[..., 0].astype(np.float64), kp[..., 1].astype(np.float64)
+        frame = (None, slice(None), None)  # broadcast (T,) over (M, T, V)
+        out = kp.copy()
+        out[..., 0] = cos[frame] * x - sin[frame] * y + tx[frame]
+        out[..., 1] = sin[frame] * x + cos[frame] * y + ty[frame]
+        results["keypoint"] = out
+        return results
