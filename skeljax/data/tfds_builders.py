@@ -1,4 +1,4 @@
-"""TFDS builders (array_record, no TensorFlow) for NTU RGB+D 60/120 and the synthetic dataset.
+"""TFDS builders (array_record, no TensorFlow) for NTU RGB+D 60/120, Kinetics-skeleton and the synthetic dataset.
 
 Build with ``download_and_prepare(file_format='array_record')`` and read with ``as_data_source()`` or
 :func:`load_source`; ``as_dataset``/``tfds.load`` need TensorFlow and are not supported. Records hold the
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from skeljax.data import ntu_meta, synthetic
+from skeljax.data import kinetics, ntu_meta, synthetic
 
 _PYSKL_URL = 'https://download.openmmlab.com/mmaction/pyskl/data/nturgbd'
 _NTU_HOMEPAGE = 'https://rose1.ntu.edu.sg/dataset/actionRecognition/'
@@ -48,8 +48,8 @@ The pickle is used when present; the raw folder only when the pickle is absent.
 _KIND_LAYOUT = {'3d': 'nturgb+d', '2d': 'coco'}
 
 
-def _features(kind: str, class_names) -> tfds.features.FeaturesDict:
-    """Raw PYSKL annotation fields: float16 NTU-25 3D keypoints, or COCO-17 2D pixels with scores."""
+def _features(kind: str, class_names, num_joints: int = 17) -> tfds.features.FeaturesDict:
+    """Raw PYSKL annotation fields: float16 NTU-25 3D keypoints, or 2D keypoints with scores (COCO-17 pixels)."""
     feats = {
         'frame_dir': tfds.features.Text(),
         'label': tfds.features.ClassLabel(names=list(class_names)),
@@ -58,8 +58,10 @@ def _features(kind: str, class_names) -> tfds.features.FeaturesDict:
     if kind == '3d':
         feats['keypoint'] = tfds.features.Tensor(shape=(None, None, 25, 3), dtype=np.float16, encoding='zlib')
     else:
-        feats['keypoint'] = tfds.features.Tensor(shape=(None, None, 17, 2), dtype=np.float32, encoding='zlib')
-        feats['keypoint_score'] = tfds.features.Tensor(shape=(None, None, 17), dtype=np.float32, encoding='zlib')
+        feats['keypoint'] = tfds.features.Tensor(shape=(None, None, num_joints, 2), dtype=np.float32,
+                                                 encoding='zlib')
+        feats['keypoint_score'] = tfds.features.Tensor(shape=(None, None, num_joints), dtype=np.float32,
+                                                       encoding='zlib')
         feats['img_shape'] = tfds.features.Tensor(shape=(2,), dtype=np.int32)
         feats['original_shape'] = tfds.features.Tensor(shape=(2,), dtype=np.int32)
     return tfds.features.FeaturesDict(feats)
@@ -207,6 +209,83 @@ class Ntu120(_NtuBase):
 
 
 # ----------------------------------------------------------------------------------------------
+# Kinetics-skeleton (ST-GCN's release)
+# ----------------------------------------------------------------------------------------------
+KINETICS_MANUAL_DOWNLOAD_INSTRUCTIONS = """\
+Put the Kinetics-skeleton release of ST-GCN (kinetics-skeleton.zip, linked from the st-gcn README) unpacked into
+the manual directory, so that it holds:
+    kinetics_train/            one <video_id>.json per training video
+    kinetics_val/              one <video_id>.json per validation video
+    kinetics_train_label.json  {video_id: {"has_skeleton": ..., "label": ..., "label_index": ...}}
+    kinetics_val_label.json
+Videos whose label entry says has_skeleton false are skipped, as the original feeder does
+(docs/kinetics_skeleton.md).
+"""
+
+
+@dataclasses.dataclass
+class KineticsConfig(tfds.core.BuilderConfig):
+    """How many people per frame a record keeps (the first ones listed; the original feeder reads 5)."""
+
+    max_people: int = 5
+
+
+class KineticsSkeleton(tfds.core.GeneratorBasedBuilder):
+    """Kinetics-skeleton: OpenPose-18 2D joints (image fractions, img_shape (1, 1)) of 400 Kinetics classes."""
+
+    name = 'kinetics_skeleton'
+    VERSION = tfds.core.Version('1.0.0')
+    RELEASE_NOTES = {'1.0.0': 'The ST-GCN release, read by skeljax.data.read_kinetics_skeleton; 5 people per frame.'}
+    MANUAL_DOWNLOAD_INSTRUCTIONS = KINETICS_MANUAL_DOWNLOAD_INSTRUCTIONS
+    BUILDER_CONFIGS = [KineticsConfig(name='openpose', description='OpenPose-18 joints, first 5 people per frame')]
+    CLASSES = kinetics.KINETICS400_CLASSES
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return self.dataset_info_from_configs(
+            features=_features('2d', self.CLASSES, num_joints=kinetics.NUM_JOINTS),
+            homepage='https://github.com/yysijie/st-gcn', disable_shuffling=True)
+
+    def _split_generators(self, dl_manager):
+        manual = Path(os.fspath(dl_manager.manual_dir))
+        out = {}
+        for split in ('train', 'val'):
+            folder, label_file = manual / f'kinetics_{split}', manual / f'kinetics_{split}_label.json'
+            for path in (folder, label_file):
+                if not path.exists():
+                    raise FileNotFoundError(f'{self.name}: no {path}.\n{KINETICS_MANUAL_DOWNLOAD_INSTRUCTIONS}')
+            out[split] = self._split_examples(folder, kinetics.read_label_file(label_file), label_file)
+        return out
+
+    def _generate_examples(self, examples):
+        """Examples are produced by the generators ``_split_generators`` returns."""
+        yield from examples
+
+    def _split_examples(self, folder: Path, labels: dict, label_file: Path) -> Iterator[tuple[int, dict]]:
+        """Records of the videos in `folder` that have skeletons, in file-name order, each checked against its label."""
+        found = skipped = 0
+        for path in sorted(folder.glob('*.json')):
+            vid = kinetics.video_id(path)
+            entry = labels.get(vid)
+            if entry is None:
+                raise kinetics.KineticsSkeletonError(path, f'video {vid!r} is not in the label file {label_file}')
+            if not entry['has_skeleton']:
+                skipped += 1
+                continue
+            anno = kinetics.read_kinetics_skeleton(path, max_people=self.builder_config.max_people)
+            if anno['label'] != entry['label_index']:
+                raise kinetics.KineticsSkeletonError(path, f"label_index {anno['label']} differs from "
+                                                           f"{entry['label_index']} in {label_file}")
+            if not 0 <= anno['label'] < len(self.CLASSES):
+                raise kinetics.KineticsSkeletonError(
+                    path, f"label_index {anno['label']} outside 0..{len(self.CLASSES) - 1}")
+            yield found, _encode(anno, '2d')
+            found += 1
+        print(f'{self.name}: {folder}: {found} videos, {skipped} without skeletons skipped', file=sys.stderr)
+        if found == 0:
+            raise ValueError(f'{folder}: no video with skeletons (TFDS cannot write an empty split)')
+
+
+# ----------------------------------------------------------------------------------------------
 # Synthetic
 # ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass
@@ -267,14 +346,17 @@ class AnnotationSource:
 def make_builder(name: str, data_dir: str | os.PathLike, **config_kwargs) -> tfds.core.DatasetBuilder:
     """A registered builder by 'dataset/config' name, e.g. 'ntu60/xsub_3d' or 'skeljax_synthetic/3d'.
 
-    ``config_kwargs`` (synthetic only) build a custom config, e.g. ``num_per_class=3`` for a tiny set.
+    A dataset with one config may be named alone ('kinetics_skeleton' is 'kinetics_skeleton/openpose').
+    ``config_kwargs`` (synthetic, kinetics_skeleton) build a custom config, e.g. ``num_per_class=3`` for a tiny set.
     """
-    builders = {b.name: b for b in (Ntu60, Ntu120, SkeljaxSynthetic)}
+    builders = {b.name: b for b in (Ntu60, Ntu120, KineticsSkeleton, SkeljaxSynthetic)}
     dataset, _, config = name.partition('/')
     if dataset not in builders:
         raise ValueError(f'unknown dataset {dataset!r} in {name!r}; expected one of {sorted(builders)}')
     cls = builders[dataset]
     configs = {c.name: c for c in cls.BUILDER_CONFIGS}
+    if not config and len(configs) == 1:
+        config = next(iter(configs))
     if config not in configs:
         raise ValueError(f'unknown config {config!r} of {dataset}; expected one of {sorted(configs)}')
     cfg = configs[config]
