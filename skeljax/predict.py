@@ -48,7 +48,7 @@ from skeljax.models.stgcn import Recognizer
 
 LABEL_SETS: dict[str, tuple[str, ...]] = {"ntu60": NTU60_CLASSES, "ntu120": NTU120_CLASSES,
                                           "synthetic": SYNTHETIC_CLASSES}
-INPUT_EXTENSIONS = (".skeleton", ".npy", ".pkl", ".pickle")
+INPUT_EXTENSIONS = (".skeleton", ".npy", ".pkl", ".pickle", ".json")
 AVERAGES = inference.AVERAGES
 ROWS_PER_CALL = 16  # model rows (samples x clips) per forward call; bounds memory, fixes the compiled shape
 
@@ -329,7 +329,8 @@ def _check_path(path: str, sample: str | None) -> str:
 
 def read_input(path: str | os.PathLike, *, layout: layouts.LayoutArg, conversion: str = "pyskl",
                sample: str | None = None, img_shape=(1080, 1920)) -> list[dict]:
-    """A file -> annotation dicts: `.skeleton` (raw NTU), `.npy` (M, T, V, C), `.pkl`/`.pickle` (annotations)."""
+    """A file -> annotation dicts: `.skeleton` (raw NTU), `.npy` (M, T, V, C), `.pkl`/`.pickle` (annotations),
+    `.json` (a Kinetics-skeleton video, as ST-GCN's demo writes from OpenPose: skeljax.data.read_kinetics_skeleton)."""
     path = os.fspath(path)
     ext = _check_path(path, sample)
     if ext == ".skeleton":
@@ -340,7 +341,22 @@ def read_input(path: str | os.PathLike, *, layout: layouts.LayoutArg, conversion
         return [_read_skeleton(path, conversion)]
     if ext == ".npy":
         return [_read_npy(path, layout, img_shape)]
+    if ext == ".json":
+        return [_read_kinetics_json(path, layout)]
     return _read_pickle(path, sample)
+
+
+def _read_kinetics_json(path: str, layout: layouts.LayoutArg) -> dict:
+    from skeljax.data.kinetics import read_kinetics_skeleton
+
+    layout = layouts.get(layout)
+    if layout != layouts.BUILTIN["openpose"]:
+        raise PredictError(f"{path}: a Kinetics-skeleton .json file holds OpenPose-18 2D joints but the checkpoint "
+                           f"takes {layout.expected()} (layout {layout.name!r})")
+    anno = read_kinetics_skeleton(path)
+    if anno["label"] < 0:  # the demo writes label_index -1: no ground truth
+        del anno["label"]
+    return anno
 
 
 def _samples_for(inputs, predictor: Predictor, sample, img_shape) -> list[tuple[str, list[dict]]]:

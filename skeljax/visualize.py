@@ -2,14 +2,14 @@
 
     python -m skeljax.visualize --input FILE --out clip.gif [--checkpoint CKPT ...] [--sample FRAME_DIR] [--step 2]
 
-FILE is what `skeljax.predict` reads (.skeleton, .npy (M, T, V, C), annotation .pkl). With --checkpoint the title is
-the predicted top-1 class and its probability (and the ground truth when the input names it); several checkpoints
-are fused as in `skeljax.predict`.
+FILE is what `skeljax.predict` reads (.skeleton, .npy (M, T, V, C), annotation .pkl, Kinetics-skeleton .json). With
+--checkpoint the title is the predicted top-1 class and its probability (and the ground truth when the input names
+it); several checkpoints are fused as in `skeljax.predict`.
 
-Drawing: NTU-25 3D joints (camera space, metres) are shown as the Kinect saw them, u = -x, v = y; COCO-17 2D joints
-(pixels) with y pointing down. Joints whose coordinates are all zero (absent persons or frames) are not drawn, nor
-2D joints whose score is below `min_score`. Person 1 is blue, person 2 orange; edges are the layout's graph edges
-(`skeljax.layouts`). One video frame per `step` input frames: ceil(T / step) frames in all.
+Drawing: NTU-25 3D joints (camera space, metres) are shown as the Kinect saw them, u = -x, v = y; 2D joints (COCO-17
+pixels, OpenPose-18 image fractions) with y pointing down. Joints whose coordinates are all zero (absent persons or
+frames) are not drawn, nor 2D joints whose score is below `min_score`. Person 1 is blue, person 2 orange; edges are
+the layout's graph edges (`skeljax.layouts`). One video frame per `step` input frames: ceil(T / step) frames in all.
 """
 
 from __future__ import annotations
@@ -179,7 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(prog="python -m skeljax.visualize", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", required=True, help=".skeleton, .npy (M, T, V, C) or annotation .pkl")
+    p.add_argument("--input", required=True,
+                   help=".skeleton, .npy (M, T, V, C), annotation .pkl or Kinetics-skeleton .json")
     p.add_argument("--out", required=True, help="output .gif (or .mp4 when ffmpeg is installed)")
     p.add_argument("--checkpoint", action="append", help="predict with this checkpoint (repeat to fuse streams)")
     p.add_argument("--feat", action="append", choices=("j", "b", "jm", "bm"), help="as in skeljax.predict")
@@ -198,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 p.error(f"--feat given {len(feats)} times for {n} checkpoints")
             preds = [P.load_predictor(c, feat=f) for c, f in zip(args.checkpoint, feats)]
             layout = preds[0].layout
+        elif args.input.lower().endswith(".json"):  # Kinetics-skeleton: always OpenPose-18
+            layout = "openpose"
         elif args.input.lower().endswith(".npy") and os.path.isfile(args.input):
             layout = _layout_of(np.load(args.input, mmap_mode="r", allow_pickle=False).shape, args.input)
         anno = P.read_input(args.input, layout=layout, sample=args.sample)[0]

@@ -308,3 +308,52 @@ def test_builder_errors_name_the_file(tmp_path):
     (manual / "kinetics_train_label.json").unlink()
     with pytest.raises(FileNotFoundError, match="kinetics_train_label.json"):
         load_source("kinetics_skeleton", "train", tmp_path / "d3", manual_dir=manual)
+
+
+# ----------------------------------------------------------------------------------------------
+# Prediction input and drawing
+# ----------------------------------------------------------------------------------------------
+def test_predict_reads_kinetics_json(tmp_path, clip):
+    from skeljax.predict import PredictError, read_input
+
+    [anno] = read_input(clip, layout="openpose")
+    np.testing.assert_array_equal(anno["keypoint"], read_kinetics_skeleton(clip)["keypoint"])
+    assert anno["label"] == 7
+    [demo] = read_input(write(tmp_path / "demo.json", video([(0, [person(0)])], label_index=-1, label="unknown")),
+                        layout="openpose")
+    assert "label" not in demo  # the demo's label_index -1 is no ground truth
+    with pytest.raises(PredictError, match="holds OpenPose-18 2D joints but the checkpoint takes 17 joints"):
+        read_input(clip, layout="coco")
+
+
+def test_visualize_draws_openpose_edges(tmp_path, clip):
+    from PIL import Image
+
+    from skeljax.visualize import main
+
+    out = tmp_path / "k.gif"
+    assert main(["--input", str(clip), "--out", str(out)]) == 0
+    frames = [np.asarray(f.convert("RGB")).astype(int) for f in _gif_frames(out)]
+    assert len(frames) == 6
+    blue = [int((np.abs(f - (31, 119, 180)).sum(-1) < 40).sum()) for f in frames]  # person 1
+    # frames 0, 2 and 3 hold nobody; frames with people are drawn with their limbs
+    assert blue[0] == blue[2] == blue[3] == 0 and min(blue[1], blue[4], blue[5]) > 50
+    assert Image.open(out).n_frames == 6
+    # the limbs are the OpenPose edges: without them (a layout with the same joints and no edges) only dots remain
+    from skeljax.visualize import render_skeleton
+
+    anno = read_kinetics_skeleton(clip)
+    dots = tmp_path / "dots.gif"
+    render_skeleton(anno["keypoint"], dots, layout=layouts.custom(V, [], 1, channels=3, score=True),
+                    keypoint_score=anno["keypoint_score"])
+    only_dots = [int((np.abs(np.asarray(f.convert("RGB")).astype(int) - (31, 119, 180)).sum(-1) < 40).sum())
+                 for f in _gif_frames(dots)]
+    assert [d > 0 for d in only_dots] == [False, True, False, False, True, True]
+    assert all(b > 1.5 * d for b, d in zip(blue, only_dots) if d)
+
+
+def _gif_frames(path):
+    from PIL import Image, ImageSequence
+
+    with Image.open(path) as im:
+        return [f.copy() for f in ImageSequence.Iterator(im)]
