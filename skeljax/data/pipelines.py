@@ -1,4 +1,4 @@
-"""`make_pipeline`: the PYSKL / MMAction2-0.x / original ST-GCN per-sample input pipelines as one callable returning model input."""
+"""`make_pipeline`: the PYSKL, MMAction2 0.x and original ST-GCN per-sample input pipelines, returning model input."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
