@@ -56,8 +56,12 @@ sys.path.insert(0, os.path.join(REPO, "scripts"))  # matmul_floor, a sibling scr
 
 from matmul_floor import Dot, matmul_floor, time_dot
 
+from skeljax import inference, sharding
+from skeljax.data import input_pipeline
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.train.optim import make_optimizer
+from skeljax.train.state import TrainParts
+from skeljax.train.step import jit_train_step, make_train_step
 
 GFLOP_PER_SAMPLE = 5.85  # ST-GCN++ forward, NTU layout, M=2, T=100 (spec 7: 2.925 GMAC)
 NUM_CLASSES = 60
@@ -135,52 +139,49 @@ def matmul_gflops(n: int, repeats: int, dtype=jnp.float32) -> float:
 
 
 def skeljax_infer(x_shape, compute_dtype):
-    """(compiled fn(state, x), state, compile seconds, XLA memory analysis) for eval-mode inference."""
+    """(call(keypoint (B, 1, M, T, V, C)) -> scores, compile seconds, XLA memory analysis, compiled) for eval-mode
+    inference: the forward that evaluation and prediction run (`skeljax.inference`), one clip per sample."""
     model = Recognizer(stgcnpp_spec(NUM_CLASSES), rngs=nnx.Rngs(0))
-    model.eval()
     if compute_dtype != "float32":
         model.set_compute_dtype(compute_dtype)
-    graphdef, state = nnx.split(model)
-
-    def fwd(state, x):
-        return nnx.merge(graphdef, state)(x)
-
+    mesh = sharding.make_mesh()
+    forward, params, stats = inference.model_forward(model, mesh, "prob")
+    clips = jax.ShapeDtypeStruct((x_shape[0], 1) + tuple(x_shape[1:]), jnp.float32)
     t = time.perf_counter()
-    compiled = jax.jit(fwd).lower(state, jax.ShapeDtypeStruct(x_shape, jnp.float32)).compile()
-    return compiled, state, time.perf_counter() - t, _memory(compiled)
+    compiled = forward.lower(params, stats, clips).compile()
+    compile_s = time.perf_counter() - t
+
+    def call(keypoint):
+        return compiled(forward.rest, params, stats, keypoint)
+
+    return call, compile_s, _memory(compiled), compiled
 
 
 def skeljax_train(x_shape, compute_dtype):
-    """(step(carry, x, y) -> carry, carry, compile seconds, memory): forward, backward, SGD nesterov, donated state."""
+    """(step(batch) -> metrics, batch sharding, compile seconds, memory, compiled): the trainer's own jitted step
+    (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum and weight
+    decay, donated state) at a constant learning rate; `step` keeps the updated state for the next call."""
     model = Recognizer(stgcnpp_spec(NUM_CLASSES), rngs=nnx.Rngs(0))
-    model.train()
     if compute_dtype != "float32":
         model.set_compute_dtype(compute_dtype)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = make_optimizer(0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    opt_state = tx.init(params)
-
-    def step(carry, x, y):
-        params, rest, opt_state = carry
-        model = nnx.merge(graphdef, params, rest)
-
-        def loss_fn(model):
-            logits = model(x).astype(jnp.float32)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        _, _, new_rest = nnx.split(model, nnx.Param, ...)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), new_rest, opt_state), loss
-
-    carry = (params, rest, opt_state)
+    schedule = optax.constant_schedule(0.1)
+    tx = make_optimizer(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    parts = TrainParts(model, tx)
+    mesh = sharding.make_mesh()
+    jitted = jit_train_step(make_train_step(parts, tx, schedule, seed=0), mesh)
+    batch = {"keypoint": jax.ShapeDtypeStruct((x_shape[0], 1) + tuple(x_shape[1:]), jnp.float32),
+             "label": jax.ShapeDtypeStruct(x_shape[:1], jnp.int32)}
+    state = sharding.put_replicated(parts.state, mesh)
     t = time.perf_counter()
-    compiled = (
-        jax.jit(step, donate_argnums=0)
-        .lower(carry, jax.ShapeDtypeStruct(x_shape, jnp.float32), jax.ShapeDtypeStruct(x_shape[:1], jnp.int32))
-        .compile()
-    )
-    return compiled, carry, time.perf_counter() - t, _memory(compiled)
+    compiled = jitted.lower(state, batch).compile()
+    compile_s = time.perf_counter() - t
+    box = [state]
+
+    def step(arrays):
+        box[0], metrics = compiled(box[0], arrays)
+        return metrics
+
+    return step, input_pipeline.data_sharding(mesh), compile_s, _memory(compiled), compiled
 
 
 def _memory(compiled) -> dict | None:
@@ -250,9 +251,9 @@ def alternate(fns: dict, warmup: int, repeats: int) -> dict:
 def bench_inference(batch, frames, joints, repeats, warmup, threads, compute_dtype, with_torch, tctx) -> dict:
     shape = (batch, 2, frames, joints, 3)
     x_np = np.random.default_rng(0).normal(size=shape).astype(np.float32)
-    compiled, state, compile_s, mem = skeljax_infer(shape, compute_dtype)
-    x = jnp.asarray(x_np)
-    fns = {"skeljax": lambda: compiled(state, x).block_until_ready()}
+    call, compile_s, mem, compiled = skeljax_infer(shape, compute_dtype)
+    x = jax.device_put(x_np[:, None], input_pipeline.data_sharding(sharding.make_mesh()))
+    fns = {"skeljax": lambda: call(x).block_until_ready()}
     out = {"batch": batch, "skeljax_compile_s": compile_s, "skeljax_xla_memory": mem}
     if with_torch:
         torch, ref, device = tctx
@@ -280,13 +281,11 @@ def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, 
     rng = np.random.default_rng(1)
     x_np = rng.normal(size=shape).astype(np.float32)
     y_np = rng.integers(0, NUM_CLASSES, size=batch)
-    compiled, carry, compile_s, mem = skeljax_train(shape, compute_dtype)
-    x, y = jnp.asarray(x_np), jnp.asarray(y_np, jnp.int32)
-    box = [carry]
+    step, data, compile_s, mem, compiled = skeljax_train(shape, compute_dtype)
+    arrays = jax.device_put({"keypoint": x_np[:, None], "label": y_np.astype(np.int32)}, data)
 
     def jstep():
-        box[0], loss = compiled(box[0], x, y)
-        loss.block_until_ready()
+        step(arrays)["train/loss"].block_until_ready()
 
     fns = {"skeljax": jstep}
     out = {"batch": batch, "skeljax_compile_s": compile_s, "skeljax_xla_memory": mem}
@@ -546,9 +545,10 @@ def write_docs(res: dict, argv: list[str], path: str = DOCS) -> None:
 Generated by `scripts/benchmark.py --update-docs` on {res['date']}. Do not edit by hand; rerun the script.
 
 Model: ST-GCN++ (NTU layout, 60 classes, M=2 persons, T={res['frames']} frames, V={res['joints']} joints).
-skeljax: `jax.jit` of the Flax NNX model (nnx.split/merge), eval mode for inference; the training step is one
-jitted function (forward, backward, SGD with Nesterov momentum and weight decay from `skeljax.train.optim.make_optimizer`)
-with donated state. PyTorch: MMAction2 1.2.0's `STGCN` backbone plus a linear head (`tests/torch_reference.py`),
+skeljax: the programs the package runs, jitted with explicit shardings: for inference the eval-mode forward of
+validation, test and prediction (`skeljax.inference.make_forward`, one clip per sample, 'prob' average); for training
+the trainer's step (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum
+and weight decay, the logged norms) with donated state, at a constant learning rate. PyTorch: MMAction2 1.2.0's `STGCN` backbone plus a linear head (`tests/torch_reference.py`),
 `torch.inference_mode()` for inference, `loss.backward()` + `torch.optim.SGD` for training,
 `torch.set_num_threads({m['threads']})` (the CPUs XLA uses). Medians over repeats after warm-up, skeljax and PyTorch
 calls alternating. Compute dtype: {res['compute_dtype']}{_mp_note(res)}.

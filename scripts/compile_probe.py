@@ -32,18 +32,17 @@ def probe(part: str, batch: int, repeats: int) -> dict:
     shape = (batch, 2, 100, 25, 3)
     x = jnp.asarray(np.random.default_rng(0).normal(size=shape).astype(np.float32))
     if kind == "infer":
-        fn, state, compile_s, mem = benchmark.skeljax_infer(shape, dtype)
+        fn, compile_s, mem, _ = benchmark.skeljax_infer(shape, dtype)
+        x = x[:, None]  # one clip per sample
 
         def call():
-            fn(state, x).block_until_ready()
+            fn(x).block_until_ready()
     elif kind == "train":
-        fn, carry, compile_s, mem = benchmark.skeljax_train(shape, dtype)
-        y = jnp.zeros((batch,), jnp.int32)
-        box = [carry]
+        fn, data, compile_s, mem, _ = benchmark.skeljax_train(shape, dtype)
+        arrays = jax.device_put({"keypoint": x[:, None], "label": jnp.zeros((batch,), jnp.int32)}, data)
 
         def call():
-            box[0], loss = fn(box[0], x, y)
-            loss.block_until_ready()
+            fn(arrays)["train/loss"].block_until_ready()
     else:
         raise SystemExit(f"compile_probe: unknown program {part!r} (infer, train, infer:bfloat16, train:bfloat16)")
     step = median_seconds(call, repeats, warmup=2)
