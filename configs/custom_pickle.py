@@ -1,6 +1,7 @@
 """ST-GCN++ on your own PYSKL-format annotation pickle with your own joint layout (docs/finetuning_custom_dataset.md).
 
-The argument is the pickle ({'split': {'train': [...], 'val': [...]}, 'annotations': [...]}, spec section 5.1):
+The argument is the pickle ({'split': {'train': [...], 'val': [...]}, 'annotations': [...]}, as in PYSKL's
+`tools/data/README.md`):
 
     python -m skeljax.main --config configs/custom_pickle.py:my_dataset.pkl --workdir runs/mine \
         --config.model.num_classes=14

@@ -1,4 +1,4 @@
-"""PYSKL ST-GCN on NTU RGB+D 120 with PYSKL's recipe (spec 6.1).
+"""PYSKL ST-GCN on NTU RGB+D 120 with PYSKL's recipe (`configs/stgcn/stgcn_pyskl_ntu120_*`).
 
 Variant = pyskl_SPLIT_KIND_FEAT with SPLIT in xsub / xset, KIND 3d / 2d, FEAT j / b / jm / bm:
 

@@ -5,7 +5,7 @@ or 2d (HRNet, layout coco), FEAT j / b / jm / bm. Train, validate every epoch an
 
     python -m skeljax.main --config configs/stgcnpp_ntu60.py:xsub_3d_j --workdir workdirs/stgcnpp_ntu60_xsub_3d_j
 
-Recipe (spec 6.1): SGD nesterov 0.9, wd 5e-4, lr 0.1 x batch/128, per-step cosine, 16 epochs x RepeatDataset(5),
+Recipe (PYSKL's `configs/stgcn++/stgcn++_ntu60_xsub_3dkp/j.py`): SGD nesterov 0.9, wd 5e-4, lr 0.1 x batch/128, per-step cosine, 16 epochs x RepeatDataset(5),
 batch 128 with BN statistics per 16 samples, clip 100 frames. Expected top-1 (PYSKL's released models):
 
     xsub_3d: j 89.3  b 90.1  jm 87.5  bm 87.3   (2-stream 91.4, 4-stream 92.1)

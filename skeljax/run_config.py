@@ -81,7 +81,7 @@ class RunConfig:
     """Everything a training, validation or test run derives from its config."""
 
     spec: ModelSpec
-    graph: np.ndarray | None  # a custom layout's adjacency (None: the spec's built-in layout)
+    graph: np.ndarray | None  # a custom layout's adjacency (None: the model spec's built-in layout)
     layout: Any               # the data pipeline's layout: config_base.data_layout(config)
     family: str
     data: DataSettings

@@ -1,4 +1,5 @@
-"""Slow, loop-based reference of the PYSKL / MMAction2-0.x skeleton transforms, written from stgcn_spec.md section 5.
+"""Slow, loop-based reference of the PYSKL / MMAction2-0.x skeleton transforms, written after
+PYSKL's pyskl/datasets/pipelines/ and MMAction2 0.x's mmaction/datasets/pipelines/pose_loading.py.
 
 Deliberately structured unlike skeljax.data.transforms: explicit loops over persons, frames and joints, a Rodrigues
 rotation instead of the quaternion matrix, scalar `randint` calls and `permutation` instead of the vectorised draws.
@@ -69,7 +70,7 @@ def _rotate_all(skel: np.ndarray, j_from: int, j_to: int, ref: list[float]) -> n
 
 
 def prenormalize3d(kp: np.ndarray) -> tuple[np.ndarray, int]:
-    """Spec 5.5.1. Returns (keypoint, total_frames)."""
+    """PreNormalize3D of pyskl/datasets/pipelines/pose_related.py. Returns (keypoint, total_frames)."""
     M, T, V, _ = kp.shape
     if not np.any(kp):
         return kp, T
@@ -92,7 +93,7 @@ def prenormalize3d(kp: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def prenormalize2d(kp: np.ndarray, score: np.ndarray, img_shape=(1080, 1920), threshold=0.01) -> np.ndarray:
-    """Spec 5.5.2: (M, T, V, 2) + (M, T, V) -> (M, T, V, 3) float32."""
+    """PreNormalize2D of pyskl/datasets/pipelines/pose_related.py: (M, T, V, 2) + (M, T, V) -> (M, T, V, 3) float32."""
     h, w = img_shape
     M, T, V, _ = kp.shape
     out = np.zeros((M, T, V, 3), dtype=np.float32)
@@ -142,7 +143,7 @@ def features(kp: np.ndarray, dataset: str, feat: str) -> np.ndarray:
 
 
 def uniform_sample(n: int, L: int, num_clips: int, test_mode: bool, rng=None) -> np.ndarray:
-    """Spec 5.5.4 with p_interval = 1; test mode uses the seed-255 stream."""
+    """UniformSample of pyskl/datasets/pipelines/sampling.py with p_interval = 1; test mode uses the seed-255 stream."""
     if test_mode:
         rng = np.random.RandomState(255)
     out = []

@@ -68,7 +68,7 @@ def test_zoo_row_builds(row, samples):
     assert (cfg.model.layout == "coco") == ("hrnet" in row.reference or row.config.endswith("mmaction0x_2d"))
 
 
-def test_recipes_match_spec():
+def test_recipes_match_the_reference_configs():
     pp = load_config("configs/stgcnpp_ntu60.py:xsub_3d_j")
     assert (pp.batch_size, learning_rate(pp), pp.optimizer.nesterov, pp.optimizer.weight_decay) == (128, 0.1, True, 5e-4)
     pp.batch_size = 32  # linear scaling rule follows the batch size given on the command line

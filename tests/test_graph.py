@@ -1,4 +1,4 @@
-"""Graphs against the spec's hand-derived facts (non-zero counts, values, the capped-hop quirk)."""
+"""Graphs against hand-derived facts (non-zero counts, values, the capped-hop quirk)."""
 
 import numpy as np
 import pytest
@@ -51,7 +51,7 @@ def test_capped_hops():
 def test_mmaction_and_pyskl_graphs_differ():
     assert not np.array_equal(graph.adjacency("nturgb+d", "stgcn_spatial"),
                               graph.adjacency("ntu-rgb+d", "mmaction_spatial"))
-    # On the same edge list the two constructions coincide (spec 1.3).
+    # On the same edge list the two constructions coincide.
     np.testing.assert_array_equal(graph.adjacency("coco", "stgcn_spatial"),
                                   graph.adjacency("coco", "mmaction_spatial"))
 

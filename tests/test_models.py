@@ -1,4 +1,4 @@
-"""Model structure against the spec: parameter counts, state_dict key sets and shapes, BN semantics."""
+"""Model structure against the reference checkpoints: parameter counts, state_dict key sets and shapes, BN semantics."""
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +39,7 @@ def test_counts_mmaction0x(layout, params):
     assert "backbone.st_gcn_networks.3.residual.0.weight" not in sd
 
 
-def test_stgcnpp_key_shapes_from_spec():
+def test_stgcnpp_key_shapes_as_released():
     sd = convert.model_state_dict(Recognizer(stgcnpp_spec(60)))
     expect = {
         "backbone.data_bn.weight": (75,),

@@ -18,7 +18,7 @@ NAME = 'S001C002P003R002A013'
 
 
 # ---------------------------------------------------------------------------------------------
-# Synthetic files in the exact NTU text format (spec 5.2)
+# Synthetic files in the exact NTU `.skeleton` text format (as read by PYSKL's tools/data/ntu_preproc.py)
 
 
 def skeleton_lines(frames):
@@ -65,7 +65,7 @@ def f16(a):
 
 
 # ---------------------------------------------------------------------------------------------
-# Independent reference of spec 5.3, written from the text (float64 statistics, explicit spans)
+# Independent reference of PYSKL's tools/data/ntu_preproc.py denoising (float64 statistics, explicit spans)
 
 
 def reference_pyskl(path):
@@ -352,7 +352,8 @@ def test_non_finite_coordinate(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# MMAction2 0.x conversion: reference written from spec 5.4 with a 300-frame buffer and per-joint loops
+# MMAction2 0.x conversion (tools/data/skeleton/gen_ntu_rgbd_raw.py): a reference with a 300-frame buffer and
+# per-joint loops
 
 
 def _ref_rot(v, target):

@@ -344,7 +344,7 @@ def test_missing_dataset_files_explain_where_to_put_them(env, tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 
 def _skeleton_lines(n_frames=3, seed=0):
-    """The NTU text format (spec 5.2) of one body moving over `n_frames` frames."""
+    """The NTU `.skeleton` text format of one body moving over `n_frames` frames."""
     rng = np.random.default_rng(seed)
     lines = [str(n_frames)]
     for _ in range(n_frames):

@@ -10,7 +10,8 @@ from skeljax.data.ntu_raw import read_ntu_skeleton
 from skeljax.data.synthetic import TWO_PERSON, generate_synthetic, synthetic_annotation
 from skeljax.data.tfds_builders import load_source, make_builder
 
-# Cross-subject training subjects of NTU-60 (spec 5.1), written out here as an independent reference.
+# Cross-subject training subjects of NTU-60 (as in MMAction2 0.x's tools/data/skeleton/gen_ntu_rgbd_raw.py), written
+# out here as an independent reference.
 XSUB60_TRAIN = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38}
 NAMES60 = ['S001C001P001R001A001', 'S001C002P003R001A002', 'S002C003P002R002A050', 'S003C001P007R001A060',
            'S001C002P008R002A010', 'S017C003P040R001A023', 'S005C001P004R002A055', 'S010C003P010R001A031']
@@ -49,7 +50,7 @@ def _ntu_annos(names, kind):
 
 
 def _split(names, benchmark):
-    """Splits by the spec's rules, listed in reverse order (the builder must keep annotation order)."""
+    """Splits by the NTU benchmarks' rules, listed in reverse order (the builder must keep annotation order)."""
     def sub(n):
         p = ntu_meta.parse_ntu_name(n)['performer']
         return p in XSUB60_TRAIN if benchmark == 'ntu60' else p in ntu_meta.XSUB_TRAIN_SUBJECTS
@@ -152,7 +153,7 @@ def test_missing_files_explain_what_to_download(tmp_path):
 # Raw .skeleton files
 # ---------------------------------------------------------------------------------------------------------
 def _write_skeleton(path, people, drop):
-    """NTU `.skeleton` text (spec 5.2) for people (M, T, 25, 3); dropped frames have no body."""
+    """NTU `.skeleton` text for people (M, T, 25, 3); dropped frames have no body."""
     m, t = people.shape[:2]
     lines = [str(t)]
     for f in range(t):

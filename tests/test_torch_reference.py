@@ -1,4 +1,4 @@
-"""Checks of the PyTorch references against the spec: counts, graphs, 0.x <-> PYSKL equivalence, fixtures."""
+"""Checks of the PyTorch references against PYSKL and MMAction2: counts, graphs, 0.x <-> PYSKL equivalence, fixtures."""
 
 import collections
 import warnings
@@ -58,7 +58,7 @@ def test_pyskl_counts_and_key_prefixes(pyskl_models, key):
         f"backbone.data_bn.{s}" for s in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     ]
     assert sd["backbone.data_bn.weight"].shape == (3 * v,)
-    # spec 2.2: own tensors first, PA before the A buffer for 'importance'
+    # pyskl/utils/gcn.py unit_gcn: own tensors first, PA before the A buffer for 'importance'
     first_block = [k for k in sd if k.startswith("backbone.gcn.0.gcn.")][:2]
     expect = (
         ["backbone.gcn.0.gcn.A", "backbone.gcn.0.gcn.bn.weight"]
@@ -69,7 +69,7 @@ def test_pyskl_counts_and_key_prefixes(pyskl_models, key):
     assert all(sd[f"backbone.gcn.{i}.gcn.A"].shape == (3, v, v) for i in range(10))
 
 
-def test_stgcnpp_key_shapes_from_spec(pyskl_models):
+def test_stgcnpp_key_shapes_as_released(pyskl_models):
     sd = pyskl_models[("stgcnpp", "nturgb+d")].state_dict()
     shapes = {
         "backbone.gcn.0.gcn.conv.weight": (192, 3, 1, 1),
@@ -120,7 +120,7 @@ def expected_0x_keys(
         (256, 256),
     ),
 ) -> list:
-    """The 0.x key list written out from the spec 4.4 table."""
+    """The key list of the released 0.x checkpoints (stgcn_80e_ntu60_xsub_keypoint), written out."""
     bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
     keys = ["backbone.A"] + [f"backbone.data_bn.{s}" for s in bn]
     for i, _ in enumerate(num_blocks_io):
@@ -219,7 +219,7 @@ def test_mmaction0x_graph_hand_values():
 
 @pytest.mark.parametrize("layout", ["ntu-rgb+d", "coco"])
 def test_mmaction0x_graph_equals_library_stgcn_spatial_on_same_edges(layout):
-    """Spec 1.3: 0.x 'spatial' equals PYSKL/MMAction2-1.x 'stgcn_spatial' for the same edge list."""
+    """0.x 'spatial' (mmaction/models/skeleton_gcn/utils/graph.py) equals PYSKL's 'stgcn_spatial' on the same edges."""
     R.mmaction_stgcn_class()  # installs the import stubs
     from mmaction.models.utils import Graph
 
@@ -279,7 +279,7 @@ def test_mmaction0x_head_and_input_layout():
     ],
 )
 def test_mmaction0x_equals_pyskl_stgcn_after_key_map(layout0x, layout, dtype, t, rtol):
-    """Spec 3.4: the 0.x model is PYSKL's ST-GCN with renamed keys and the 0.x graph copied into every block."""
+    """The 0.x model is PYSKL's ST-GCN with renamed keys and the 0.x graph copied into every block."""
     m0 = R.randomize_(R.MMAction0xSTGCN(layout0x, 60), seed=11).to(dtype)
     mapped = R.mmaction0x_to_pyskl_stgcn(m0.state_dict())
     mp = R.build_pyskl_recognizer("stgcn", layout, 60, seed=None).to(dtype)

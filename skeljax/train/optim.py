@@ -1,4 +1,4 @@
-"""SGD and learning-rate schedules that reproduce torch.optim.SGD driven by mmcv's lr hooks (spec section 6)."""
+"""SGD and learning-rate schedules that reproduce torch.optim.SGD driven by mmcv's lr_updater.py hooks."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ from skeljax.train.metrics_writer import console
 def create_model(run: RunConfig | ml_collections.ConfigDict) -> Recognizer:
     """A freshly initialised recognizer (seeded by the run's seed), then its `init_from` if given."""
     run = as_run(run)
-    # A custom layout's graph comes from the config; the spec then says 'checkpoint' and the graph is saved with it.
+    # A custom layout's graph comes from the config; the model spec's layout is then 'checkpoint' and the graph is
+    # saved with it.
     model = Recognizer(run.spec, A=run.graph, rngs=nnx.Rngs(params=run.seed, dropout=run.seed + 1))
     if run.compute_dtype != "float32":
         if not hasattr(model, "set_compute_dtype"):
