@@ -43,20 +43,24 @@ Put ONE of the following into the manual directory (default: <data_dir>/download
   `python scripts/prepare_ntu.py <manual_dir>/nturgb+d_skeletons <manual_dir>/ntu60_3danno.pkl
   --benchmark ntu60 --workers 2` (likewise ntu120) writes the pickle the builder then uses.
 The pickle is used when present; the raw folder only when the pickle is absent.
+The '..._3d_mmaction0x' configs (MMAction2 0.x's pre-normalised float32 3D data) read MMAction2 0.x's own per-split
+lists of samples, <manual_dir>/ntu60_xsub_train.pkl and ntu60_xsub_val.pkl (likewise xview, ntu120), else convert
+<manual_dir>/nturgb+d_skeletons/ the 0.x way (scripts/prepare_ntu.py --format mmaction0x); never PYSKL's pickles.
 """
 
 _KIND_LAYOUT = {'3d': 'nturgb+d', '2d': 'coco'}
 
 
-def _features(kind: str, class_names, num_joints: int = 17) -> tfds.features.FeaturesDict:
-    """Raw PYSKL annotation fields: float16 NTU-25 3D keypoints, or 2D keypoints with scores (COCO-17 pixels)."""
+def _features(kind: str, class_names, num_joints: int = 17, dtype_3d=np.float16) -> tfds.features.FeaturesDict:
+    """Raw annotation fields: NTU-25 3D keypoints (float16 as PYSKL's, float32 as MMAction2 0.x's), or 2D keypoints
+    with scores (COCO-17 pixels, OpenPose-18 image fractions)."""
     feats = {
         'frame_dir': tfds.features.Text(),
         'label': tfds.features.ClassLabel(names=list(class_names)),
         'total_frames': tfds.features.Scalar(dtype=np.int32),
     }
     if kind == '3d':
-        feats['keypoint'] = tfds.features.Tensor(shape=(None, None, 25, 3), dtype=np.float16, encoding='zlib')
+        feats['keypoint'] = tfds.features.Tensor(shape=(None, None, 25, 3), dtype=dtype_3d, encoding='zlib')
     else:
         feats['keypoint'] = tfds.features.Tensor(shape=(None, None, num_joints, 2), dtype=np.float32,
                                                  encoding='zlib')
@@ -67,11 +71,11 @@ def _features(kind: str, class_names, num_joints: int = 17) -> tfds.features.Fea
     return tfds.features.FeaturesDict(feats)
 
 
-def _encode(anno: dict, kind: str) -> dict:
-    """The record of one annotation dict; 3D keypoints are stored as float16 like PYSKL's pickles."""
+def _encode(anno: dict, kind: str, dtype_3d=np.float16) -> dict:
+    """The record of one annotation dict; 3D keypoints in `dtype_3d` (float16 like PYSKL's pickles)."""
     rec = {'frame_dir': anno['frame_dir'], 'label': int(anno['label']), 'total_frames': int(anno['total_frames'])}
     if kind == '3d':
-        rec['keypoint'] = np.asarray(anno['keypoint'], np.float16)
+        rec['keypoint'] = np.asarray(anno['keypoint'], dtype_3d)
     else:
         rec['keypoint'] = np.asarray(anno['keypoint'], np.float32)
         rec['keypoint_score'] = np.asarray(anno['keypoint_score'], np.float32)
@@ -91,7 +95,8 @@ def decode_record(rec: dict) -> dict:
     return out
 
 
-def _split_examples(annos: list, names, kind: str, path: str, split_key: str) -> Iterator[tuple[int, dict]]:
+def _split_examples(annos: list, names, kind: str, path: str, split_key: str,
+                    dtype_3d=np.float16) -> Iterator[tuple[int, dict]]:
     """Records of the annotations named in one split, in annotation-list order (PYSKL's PoseDataset order)."""
     if not isinstance(names, (list, tuple)):
         raise ValueError(f'{path}: split {split_key!r} must be a list of frame_dir')
@@ -99,7 +104,7 @@ def _split_examples(annos: list, names, kind: str, path: str, split_key: str) ->
     found = 0
     for anno in annos:
         if anno['frame_dir'] in wanted:
-            yield found, _encode(anno, kind)
+            yield found, _encode(anno, kind, dtype_3d)
             found += 1
     if found == 0:
         raise ValueError(f'{path}: split {split_key!r} has no samples (TFDS cannot write an empty split)')
@@ -112,10 +117,20 @@ def _split_examples(annos: list, names, kind: str, path: str, split_key: str) ->
 # ----------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class NtuConfig(tfds.core.BuilderConfig):
-    """One benchmark ('xsub', 'xview' or 'xset') of one skeleton kind ('3d' Kinect or '2d' HRNet)."""
+    """One benchmark ('xsub', 'xview' or 'xset') of one skeleton kind ('3d' Kinect or '2d' HRNet), in PYSKL's
+    format or (3D only) MMAction2 0.x's (`fmt='mmaction0x'`: pre-normalised float32, gen_ntu_rgbd_raw.py)."""
 
     benchmark: str = 'xsub'
     kind: str = '3d'
+    fmt: str = 'pyskl'
+
+
+def _ntu_configs(benchmarks, title: str) -> list:
+    configs = [NtuConfig(name=f'{b}_{k}', benchmark=b, kind=k, description=f'{title} {b}, {k} skeletons')
+               for b in benchmarks for k in ('3d', '2d')]
+    return configs + [NtuConfig(name=f'{b}_3d_mmaction0x', benchmark=b, kind='3d', fmt='mmaction0x',
+                                description=f'{title} {b}, 3D skeletons as MMAction2 0.x prepares them')
+                      for b in benchmarks]
 
 
 class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -128,12 +143,18 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=_features(self.builder_config.kind, self.CLASSES), homepage=_NTU_HOMEPAGE,
+            features=_features(self.builder_config.kind, self.CLASSES, dtype_3d=self._dtype_3d), homepage=_NTU_HOMEPAGE,
             citation=_CITATION, disable_shuffling=True)
+
+    @property
+    def _dtype_3d(self):
+        return np.float32 if self.builder_config.fmt == 'mmaction0x' else np.float16
 
     def _split_generators(self, dl_manager):
         cfg = self.builder_config
         manual = Path(os.fspath(dl_manager.manual_dir))
+        if cfg.fmt == 'mmaction0x':
+            return self._mmaction0x_splits(manual)
         pkl = manual / f"{self.name}_{'3danno' if cfg.kind == '3d' else 'hrnet'}.pkl"
         raw = manual / 'nturgb+d_skeletons'
         if pkl.is_file():
@@ -182,12 +203,36 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     def _raw_examples(self, paths: list[Path]) -> Iterator[tuple[int, dict]]:
         from skeljax.data.annotations import validate_annotations
-        from skeljax.data.ntu_raw import read_ntu_skeleton
+        from skeljax.data.ntu_raw import CONVERTERS
 
+        read = CONVERTERS[self.builder_config.fmt]
         for i, path in enumerate(paths):
-            anno = read_ntu_skeleton(path)
+            anno = read(path)
             validate_annotations([anno], path, layout='nturgb+d', num_classes=len(self.CLASSES))
-            yield i, _encode(anno, '3d')
+            yield i, _encode(anno, '3d', self._dtype_3d)
+
+    def _mmaction0x_splits(self, manual: Path) -> dict:
+        """MMAction2 0.x's own per-split list pickles, else the raw folder converted 0.x's way; never PYSKL's data."""
+        from skeljax.data.annotations import load_annotations, validate_annotations
+
+        bench = self.builder_config.benchmark
+        pickles = {ours: manual / f'{self.name}_{bench}_{ours}.pkl' for ours in ('train', 'val')}
+        raw = manual / 'nturgb+d_skeletons'
+        if not all(p.is_file() for p in pickles.values()):
+            if raw.is_dir():
+                return self._from_raw(raw)
+            raise FileNotFoundError(f'{self.name}/{self.builder_config.name}: found neither {pickles["train"]} and '
+                                    f'{pickles["val"]} (MMAction2 0.x annotation lists) nor the folder {raw}.\n'
+                                    f'{MANUAL_DOWNLOAD_INSTRUCTIONS}')
+        out = {}
+        for ours, pkl in pickles.items():
+            print(f'{self.name}: reading {pkl}', file=sys.stderr)
+            annos = load_annotations(pkl)
+            if not isinstance(annos, list):
+                raise ValueError(f'{pkl}: expected MMAction2 0.x\'s list of sample dicts, got a dict')
+            validate_annotations(annos, pkl, layout='nturgb+d', num_classes=len(self.CLASSES))
+            out[ours] = _split_examples(annos, [a['frame_dir'] for a in annos], '3d', str(pkl), ours, np.float32)
+        return out
 
 
 class Ntu60(_NtuBase):
@@ -195,8 +240,7 @@ class Ntu60(_NtuBase):
 
     name = 'ntu60'
     CLASSES = ntu_meta.NTU60_CLASSES
-    BUILDER_CONFIGS = [NtuConfig(name=f'{b}_{k}', benchmark=b, kind=k, description=f'NTU-60 {b}, {k} skeletons')
-                       for b in ('xsub', 'xview') for k in ('3d', '2d')]
+    BUILDER_CONFIGS = _ntu_configs(('xsub', 'xview'), 'NTU-60')
 
 
 class Ntu120(_NtuBase):
@@ -204,8 +248,7 @@ class Ntu120(_NtuBase):
 
     name = 'ntu120'
     CLASSES = ntu_meta.NTU120_CLASSES
-    BUILDER_CONFIGS = [NtuConfig(name=f'{b}_{k}', benchmark=b, kind=k, description=f'NTU-120 {b}, {k} skeletons')
-                       for b in ('xsub', 'xset') for k in ('3d', '2d')]
+    BUILDER_CONFIGS = _ntu_configs(('xsub', 'xset'), 'NTU-120')
 
 
 # ----------------------------------------------------------------------------------------------
