@@ -2,8 +2,9 @@
 
 Validation, test, prediction and the benchmark call `make_forward`; export traces `forward_rows`, the same
 model application without the clip axis (its artifacts take (N, M, T, V, C) and return logits).
-Clip averaging follows the test recipes (docs/fusion.md): 'prob' is PYSKL's mean over clips of the softmax
-probabilities (`test_average='prob'`), 'score' MMAction2 0.x's mean over clips of the raw logits.
+Clip averaging follows `average_clip` of `pyskl/models/recognizers/base.py` and MMAction2 0.x's
+`mmaction/models/recognizers/base.py`: 'prob' (PYSKL) is the mean over clips of the softmax probabilities,
+'score' (MMAction2 0.x) the mean over clips of the raw logits.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _forward(graphdef, rest, params, batch_stats, keypoint, *, average: str, fea
     return (scores, feats.reshape(b, nc, -1).mean(axis=1)) if features else scores
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compiled(mesh: Mesh, average: str, features: bool):
     """One jit per (mesh, average, features); it compiles once per architecture (graphdef) and input shape."""
     repl, data = sharding.replicated(mesh), input_pipeline.data_sharding(mesh)
