@@ -17,7 +17,7 @@ from flax import nnx
 
 from skeljax import ensemble, inference, metrics, sharding
 from skeljax.data import input_pipeline
-from skeljax.metrics import CLASS_METRICS, Scores  # noqa: F401 - the record and metric names evaluation returns
+from skeljax.metrics import Scores
 from skeljax.train import metrics_writer as logging_utils
 
 
