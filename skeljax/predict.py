@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from skeljax import inference, layouts, sharding
+from skeljax import inference, layouts, metrics, sharding
 from skeljax.data import transforms as T
 from skeljax.data.annotations import load_annotations
 from skeljax.data.ntu_meta import NTU60_CLASSES, NTU120_CLASSES, parse_ntu_name
@@ -399,6 +399,13 @@ class Prediction:
         """[{'index', 'label', 'prob'}] of sample i, best first (ties by lower index)."""
         order = np.argsort(-self.probs[i], kind="stable")[:k]
         return [{"index": int(j), "label": self.class_names[j], "prob": float(self.probs[i, j])} for j in order]
+
+    def to_scores(self) -> metrics.Scores:
+        """The fused `scores` as the record evaluation and score files use (every sample needs its label)."""
+        missing = [n for n, g in zip(self.names, self.labels) if g is None]
+        if missing:
+            raise PredictError(f"no ground-truth label for {len(missing)} samples, e.g. {missing[:3]}")
+        return metrics.Scores(np.asarray(self.names, dtype=str), self.scores, np.asarray(self.labels, np.int64))
 
 
 def class_names_for(num_classes: int, labels: str | Sequence[str] | None = None,

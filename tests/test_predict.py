@@ -10,7 +10,7 @@ import pytest
 import torch
 from flax import nnx
 
-from skeljax import inference, sharding
+from skeljax import inference, metrics, sharding
 from skeljax import predict as P
 from skeljax.checkpoint import save_model
 from skeljax.data import generate_synthetic, make_pipeline, read_ntu_skeleton, read_ntu_skeleton_mmaction0x
@@ -101,6 +101,13 @@ def test_pickle_all_samples_and_one_sample(work):
     one = P.predict(work["pj"], work["pkl"], sample=name)
     assert one.names == [name]
     np.testing.assert_allclose(one.probs[0], pred.probs[1], rtol=1e-6)
+    scores = pred.to_scores()  # the record of evaluation and score files, with its metric names
+    assert scores.names.tolist() == pred.names and scores.labels.tolist() == pred.labels
+    np.testing.assert_array_equal(scores.scores, pred.scores)
+    top1 = np.mean(np.argmax(pred.scores, axis=1) == np.asarray(pred.labels))
+    assert metrics.classification_metrics(scores)["top1"] == pytest.approx(top1)
+    with pytest.raises(P.PredictError, match="no ground-truth label for 1 samples"):
+        P.predict(work["pj"], work["npy"]).to_scores()
 
 
 def test_stored_feat_is_used_and_conflicts_are_errors(work):
