@@ -16,7 +16,7 @@ import numpy as np
 from skeljax import compilation_cache, layouts
 from skeljax.models.stgcn import ModelSpec
 
-FAMILIES = ("stgcnpp", "stgcn", "mmaction0x")
+FAMILIES = ("stgcnpp", "stgcn", "mmaction0x", "stgcn_original")
 TEST_AVERAGES = ("prob", "score")
 
 
@@ -24,11 +24,11 @@ def base_config() -> ml_collections.ConfigDict:
     """All fields the trainer reads, with PYSKL ST-GCN++ defaults."""
     c = ml_collections.ConfigDict()
 
-    # Model: a family preset (skeljax.models.stgcn.{stgcnpp,stgcn,mmaction0x}_spec) plus ModelSpec overrides.
+    # Model: a family preset (skeljax.models.stgcn.{FAMILY}_spec) plus ModelSpec overrides.
     # Any further key a config adds to `model` must be a ModelSpec field (e.g. base_channels) and is passed on,
     # except `custom_layout` (see data_layout below and configs/custom_pickle.py).
     c.model = ml_collections.ConfigDict()
-    c.model.family = "stgcnpp"          # 'stgcnpp' | 'stgcn' (PYSKL ST-GCN, vanilla too) | 'mmaction0x'
+    c.model.family = "stgcnpp"          # 'stgcnpp' | 'stgcn' (PYSKL, vanilla too) | 'mmaction0x' | 'stgcn_original'
     c.model.layout = "nturgb+d"         # 'nturgb+d' (3D) | 'coco' (2D) | 'custom'; also the data pipeline's layout
     c.model.num_classes = 60
     c.model.tcn_dropout = 0.0           # 0.5 for PYSKL's vanilla ST-GCN
@@ -112,8 +112,8 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
         raise ValueError(f"config.model.family must be one of {FAMILIES}, got {family!r}")
     num_classes, layout = m.pop("num_classes"), m.pop("layout")
     if layout == "custom":  # the graph is built from the config (model_graph) and saved with the weights
-        if family == "mmaction0x":
-            raise ValueError("config.model.layout='custom' works with families 'stgcnpp' and 'stgcn', not 'mmaction0x'")
+        if family in ("mmaction0x", "stgcn_original"):
+            raise ValueError(f"config.model.layout='custom' works with families 'stgcnpp' and 'stgcn', not {family!r}")
         custom = data_layout(config)
         if m.get("in_channels", custom.channels) != custom.channels:
             raise ValueError(f"config.model.in_channels={m['in_channels']} but config.model.custom_layout.channels="
@@ -128,7 +128,8 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
     for k in ("inflate_stages", "down_stages"):
         if k in m:
             m[k] = tuple(m[k])
-    make = {"stgcnpp": stgcn.stgcnpp_spec, "stgcn": stgcn.stgcn_spec, "mmaction0x": stgcn.mmaction0x_spec}[family]
+    make = {"stgcnpp": stgcn.stgcnpp_spec, "stgcn": stgcn.stgcn_spec, "mmaction0x": stgcn.mmaction0x_spec,
+            "stgcn_original": stgcn.stgcn_original_spec}[family]
     return make(int(num_classes), layout, **m)
 
 

@@ -1,10 +1,13 @@
-"""PyTorch state_dict <-> skeljax model: key maps for PYSKL, MMAction2 0.x and 1.x, and family detection.
+"""PyTorch state_dict <-> skeljax model: key maps for PYSKL, MMAction2 0.x and 1.x, the original ST-GCN release, and
+family detection.
 
 The one place that knows PyTorch's key names. The skeljax state paths map to PYSKL keys through one table
 (`_pyskl_block_table`); MMAction2 1.x keys differ from PYSKL's in the head only, and MMAction2 0.x files are
 renamed to PYSKL keys first (`to_pyskl_keys`): their single `backbone.A` is copied into every block and
-`edge_importance.i` becomes block i's `PA`. Tensor layouts differ too: 1x1 conv (O, I, 1, 1) <-> (I, O);
-temporal conv (O, I, k, 1) <-> (k, I, O); Linear (out, in) <-> (in, out); data BN vectors (V*C,) <-> (V, C).
+`edge_importance.i` becomes block i's `PA`. The original release's keys (`net/st_gcn.py` of st-gcn) are 0.x's
+without the `backbone.` prefix, with the head `fcn` and an optional `A`; they are renamed to 0.x keys first.
+Tensor layouts differ too: 1x1 conv (O, I, 1, 1) <-> (I, O); temporal conv (O, I, k, 1) <-> (k, I, O);
+Linear (out, in) <-> (in, out); data BN vectors (V*C,) <-> (V, C).
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from skeljax import layouts
 from skeljax.models import layers
 from skeljax.models.stgcn import MSTCN_DILATIONS, ModelSpec, Recognizer
 
-FAMILIES = ("stgcnpp", "stgcn", "mmaction0x")
-EXPORT_FORMATS = ("pyskl", "mmaction1x", "mmaction0x")
+FAMILIES = ("stgcnpp", "stgcn", "mmaction0x", "stgcn_original")
+EXPORT_FORMATS = ("pyskl", "mmaction1x", "mmaction0x", "stgcn_original")
 
 
 class CheckpointMismatchError(ValueError):
@@ -134,6 +137,8 @@ _0X_RULES = [  # (0.x key prefix inside a block, PYSKL prefix); 0.x's tcn.0 BN +
 
 
 def detect_format(sd: dict[str, np.ndarray]) -> str:
+    if "fcn.weight" in sd and any(k.startswith("st_gcn_networks.") for k in sd):
+        return "stgcn_original"
     if any(k.startswith("backbone.st_gcn_networks.") for k in sd):
         return "mmaction0x"
     if "cls_head.fc.weight" in sd:
@@ -142,8 +147,10 @@ def detect_format(sd: dict[str, np.ndarray]) -> str:
 
 
 def to_pyskl_keys(sd: dict[str, np.ndarray], path: str = "<state_dict>") -> dict[str, np.ndarray]:
-    """Rename MMAction2 0.x / 1.x keys to PYSKL keys; PYSKL dicts pass through."""
+    """Rename MMAction2 0.x / 1.x and original ST-GCN keys to PYSKL keys; PYSKL dicts pass through."""
     fmt = detect_format(sd)
+    if fmt == "stgcn_original":
+        return to_pyskl_keys(_original_to_0x(sd, path), path)
     if fmt == "mmaction1x":
         out = dict(sd)
         out["cls_head.fc_cls.weight"] = out.pop("cls_head.fc.weight")
@@ -185,9 +192,11 @@ def to_pyskl_keys(sd: dict[str, np.ndarray], path: str = "<state_dict>") -> dict
 
 
 def from_pyskl_keys(sd: dict[str, np.ndarray], fmt: str) -> "collections.OrderedDict[str, np.ndarray]":
-    """PYSKL-keyed state_dict -> the key naming and order of `fmt` (pyskl, mmaction1x or mmaction0x)."""
+    """PYSKL-keyed state_dict -> the key naming and order of `fmt` (one of EXPORT_FORMATS)."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; known: {EXPORT_FORMATS}")
+    if fmt == "stgcn_original":
+        return _0x_to_original(from_pyskl_keys(sd, "mmaction0x"))
     if fmt == "pyskl":
         return collections.OrderedDict(sd)
     if fmt == "mmaction1x":
@@ -195,11 +204,12 @@ def from_pyskl_keys(sd: dict[str, np.ndarray], fmt: str) -> "collections.Ordered
     As = {k: v for k, v in sd.items() if re.match(r"backbone\.gcn\.\d+\.gcn\.A$", k)}
     first = next(iter(As.values()))
     if any(not np.array_equal(first, a) for a in As.values()):
-        raise ValueError("cannot export as MMAction2 0.x: the blocks' graphs A differ (0.x stores one shared A)")
+        raise ValueError("cannot export as MMAction2 0.x or the original ST-GCN: the blocks' graphs A differ (they "
+                         "store one shared A)")
     if any(k.endswith(".gcn.down.0.weight") or ".tcn.branches." in k for k in sd) or not any(
             k.endswith(".gcn.PA") for k in sd):
-        raise ValueError("cannot export as MMAction2 0.x: only the ST-GCN architecture (edge importance, 9x1 "
-                         "temporal convolutions) exists in MMAction2 0.x")
+        raise ValueError("cannot export as MMAction2 0.x or the original ST-GCN: only the ST-GCN architecture (edge "
+                         "importance, 9x1 temporal convolutions) exists there")
     out = collections.OrderedDict([("backbone.A", first)])
     importance, block_keys = {}, []
     for k, v in sd.items():
@@ -228,13 +238,63 @@ def from_pyskl_keys(sd: dict[str, np.ndarray], fmt: str) -> "collections.Ordered
     return out
 
 
+# The original release (`net/st_gcn.py` of st-gcn) names what 0.x calls backbone.X as X and the head cls_head.fc as fcn.
+_ORIGINAL_HEAD, _0X_HEAD = "fcn.", "cls_head.fc."
+# Its graph layouts by joint count (`net/utils/graph.py`: 'openpose', 'ntu-rgb+d'), for files saved without `A`.
+_ORIGINAL_LAYOUTS = {18: "openpose", 25: "ntu-rgb+d"}
+
+
+def _original_graph(sd: dict[str, np.ndarray], path: str) -> np.ndarray:
+    """The checkpoint's `A`, or the original 'spatial' graph for its joint count (from data_bn: V * C channels)."""
+    if "A" in sd:
+        return np.asarray(sd["A"], np.float32)
+    w, bn = sd.get("st_gcn_networks.0.gcn.conv.weight"), sd.get("data_bn.weight")
+    if w is None or bn is None:
+        raise CheckpointMismatchError(f"{path}: original ST-GCN checkpoint without 'st_gcn_networks.0.gcn.conv.weight' "
+                                      "or 'data_bn.weight'")
+    V = bn.size // w.shape[1]
+    if V not in _ORIGINAL_LAYOUTS or bn.size != V * w.shape[1]:
+        raise CheckpointMismatchError(
+            f"{path}: original ST-GCN checkpoint without 'A' and with {bn.size} data_bn channels for {w.shape[1]} "
+            f"input channels; its graph can only be rebuilt for {sorted(_ORIGINAL_LAYOUTS)} joints")
+    from skeljax import graph
+    return graph.adjacency(_ORIGINAL_LAYOUTS[V], "mmaction_spatial")
+
+
+def _original_to_0x(sd: dict[str, np.ndarray], path: str) -> dict[str, np.ndarray]:
+    """Original ST-GCN keys -> MMAction2 0.x keys; a missing `A` is rebuilt and missing BN counters (PyTorch < 0.4.1
+    files have none) are zero."""
+    out = {"backbone.A": _original_graph(sd, path)}
+    for k, v in sd.items():
+        if k == "A":
+            continue
+        out[_0X_HEAD + k[len(_ORIGINAL_HEAD):] if k.startswith(_ORIGINAL_HEAD) else "backbone." + k] = v
+    for k in list(out):
+        if k.endswith(".running_var"):
+            out.setdefault(k[:-len("running_var")] + "num_batches_tracked", np.zeros((), np.int64))
+    return out
+
+
+def _0x_to_original(sd: collections.OrderedDict[str, np.ndarray]) -> collections.OrderedDict[str, np.ndarray]:
+    """MMAction2 0.x keys -> the original release's, in its order (A, data_bn, blocks, edge importance, fcn)."""
+    out = collections.OrderedDict()
+    for k, v in sd.items():
+        if k.startswith(_0X_HEAD):
+            out[_ORIGINAL_HEAD + k[len(_0X_HEAD):]] = v
+        else:
+            out[k.removeprefix("backbone.")] = v
+    return out
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Model <-> state_dict.
 # ----------------------------------------------------------------------------------------------------------------
 
 def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **overrides) -> tuple[ModelSpec, str]:
     """Model spec and family from PYSKL-keyed tensors (after `to_pyskl_keys`); keyword overrides win."""
-    fmt_0x = overrides.pop("_source_format", None) == "mmaction0x"
+    source = overrides.pop("_source_format", None)
+    original = source == "stgcn_original"
+    fmt_0x = source == "mmaction0x" or original  # the original release is 0.x's network
     need = ["backbone.gcn.0.gcn.A", "backbone.gcn.0.gcn.conv.weight", "cls_head.fc_cls.weight"]
     missing = [k for k in need if k not in sd]
     if missing:
@@ -265,7 +325,9 @@ def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **override
         data_bn, num_person = "VC", 2
     else:
         data_bn, num_person = "MVC", bn.size // (V * in_channels)
-    if fmt_0x:
+    if original:
+        family, mode, init = "stgcn_original", "mmaction_spatial", "normal"
+    elif fmt_0x:
         family, mode, init = "mmaction0x", "mmaction_spatial", "kaiming_normal"
     elif mstcn:
         family, mode, init = "stgcnpp", "spatial", "torch"
@@ -275,12 +337,15 @@ def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **override
     if known is None:
         layout = layouts.GRAPH_IN_WEIGHTS
     else:
-        layout = known.mmaction_graph if fmt_0x else known.name
+        layout = (known.mmaction_graph or known.name) if fmt_0x else known.name
     kw = dict(num_classes=int(sd["cls_head.fc_cls.weight"].shape[0]), layout=layout,
               graph_mode=mode, num_joints=V, in_channels=in_channels, base_channels=base, ch_ratio=int(ratio),
               num_person=num_person, num_stages=nblocks + (in_channels == base), inflate_stages=inflate,
-              down_stages=down, data_bn_type=data_bn, gcn_adaptive="importance" if has_pa else "init",
-              gcn_with_res=with_res, tcn_type="mstcn" if mstcn else "unit_tcn", init=init)
+              down_stages=down, data_bn_type=data_bn,
+              # without edge importance the 0.x and original graphs are fixed buffers, PYSKL's a learned A
+              gcn_adaptive="importance" if has_pa else None if fmt_0x else "init",
+              gcn_with_res=with_res, tcn_type="mstcn" if mstcn else "unit_tcn", init=init,
+              origin="stgcn_original" if original else None)
     kw.update(overrides)
     return ModelSpec(**kw), family
 
@@ -315,7 +380,8 @@ def load_state_dict(model: Recognizer, sd: dict[str, np.ndarray], path: str = "<
 
 def default_format(model: Recognizer) -> str:
     """The key naming a model's own family was released with."""
-    return "mmaction0x" if model.spec.family == "mmaction0x" else "pyskl"
+    family = model.spec.family
+    return family if family in ("mmaction0x", "stgcn_original") else "pyskl"
 
 
 def model_state_dict(model: Recognizer, fmt: str | None = None) -> "collections.OrderedDict[str, np.ndarray]":
@@ -342,10 +408,10 @@ def model_from_state_dict(sd: dict[str, np.ndarray], path: str = "<state_dict>",
 # ----------------------------------------------------------------------------------------------------------------
 
 def load_pytorch_checkpoint(path: str, *, trusted: bool = False, **overrides) -> Recognizer:
-    """Load a released PYSKL / MMAction2 `.pth` into a skeljax model in eval mode.
+    """Load a released PYSKL / MMAction2 `.pth` or original ST-GCN `.pt` into a skeljax model in eval mode.
 
-    `model(x)` with x float32 (N, M, T, V, C) then gives the PyTorch logits (for MMAction2 0.x files, those of
-    the PyTorch model fed x transposed to (N, C, T, V, M)). The family, joint layout and class count are
+    `model(x)` with x float32 (N, M, T, V, C) then gives the PyTorch logits (for MMAction2 0.x and original ST-GCN
+    files, those of the PyTorch model fed x transposed to (N, C, T, V, M)). The family, joint layout and class count are
     detected from the keys; `overrides` set ModelSpec fields that a state_dict cannot show (for example
     `tcn_dropout=0.5` to fine-tune a vanilla ST-GCN). Files are read without running pickled code unless
     `trusted=True`.
@@ -363,13 +429,17 @@ def save_pytorch_checkpoint(model: Recognizer, path: str, fmt: str | None = None
                             meta: dict | None = None) -> str:
     """Write `model` as a `.pth` that PYSKL / MMAction2 load unchanged; returns the format used.
 
-    The default format follows the model: MMAction2 0.x keys for 0.x graphs, PYSKL keys otherwise;
-    'mmaction1x' names the head `cls_head.fc` for MMAction2 1.x.
+    The default format follows the model: MMAction2 0.x keys for 0.x graphs, the original keys for the original
+    ST-GCN, PYSKL keys otherwise; 'mmaction1x' names the head `cls_head.fc` for MMAction2 1.x. 'stgcn_original' writes
+    a bare state dict, which is what the original code saves and loads (`processor/io.py` of st-gcn).
     """
     from skeljax.io import pth as pth_io
 
     fmt = fmt or default_format(model)
     sd = model_state_dict(model, fmt)
+    if fmt == "stgcn_original":
+        pth_io.save_pth(path, sd)
+        return fmt
     info = {"skeljax_version": __import__("skeljax").__version__, "skeljax_spec": str(model.spec.to_json())}
     info.update(meta or {})
     pth_io.save_pth(path, {"meta": info, "state_dict": sd})

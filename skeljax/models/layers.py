@@ -320,11 +320,17 @@ def max_pool_time(x: jax.Array, window: int = 3, stride: int = 1, time_axis: int
     return jax.lax.reduce_window(x, np.array(-np.inf, x.dtype), jax.lax.max, dims, strides, pads)
 
 
+# The original ST-GCN's `weights_init` (`processor/recognition.py` of st-gcn): conv weights N(0, 0.02), zero biases.
+NORMAL_INIT_STD = 0.02
+
+
 def _conv_weight(rngs, shape, *, fan_in, fan_out, init):
     if init == "torch":  # PYSKL never calls sub-module init_weights: PyTorch defaults apply.
         return torch_uniform_init(rngs.params(), shape, fan_in)
     if init == "kaiming_normal":  # MMAction2 0.x: kaiming_init(mode='fan_out', nonlinearity='relu').
         return math.sqrt(2.0 / fan_out) * jax.random.normal(rngs.params(), shape, jnp.float32)
+    if init == "normal":
+        return NORMAL_INIT_STD * jax.random.normal(rngs.params(), shape, jnp.float32)
     raise ValueError(f"unknown init {init!r}")
 
 

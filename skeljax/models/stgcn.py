@@ -1,9 +1,11 @@
 """PYSKL's STGCN backbone, GCN head and recognizer in Flax NNX (`pyskl/models/gcns/stgcn.py`, `utils/gcn_utils.py`).
 
-One network serves three families: ST-GCN++ (`gcn_adaptive='init', gcn_with_res=True, tcn_type='mstcn'`, graph
+One network serves four families: ST-GCN++ (`gcn_adaptive='init', gcn_with_res=True, tcn_type='mstcn'`, graph
 mode 'spatial'), PYSKL ST-GCN (defaults, graph mode 'stgcn_spatial') and MMAction2 0.x's ST-GCN, which is PYSKL
-ST-GCN with the 0.x graph edges. Submodules are named for what they are; the PyTorch key names of each family
-(PYSKL, MMAction2 1.x and 0.x) are mapped to these state paths in `convert.py` only.
+ST-GCN with the 0.x graph edges; the ST-GCN authors' own network (`net/st_gcn.py` of st-gcn) is the 0.x one with
+its own checkpoint keys and initialisation (`stgcn_original_spec`). Submodules are named for what they are; the
+PyTorch key names of each family (PYSKL, MMAction2 1.x and 0.x, the original release) are mapped to these state
+paths in `convert.py` only.
 Input layout (N, M, T, V, C) as in PYSKL. Internally activations are joints-first, (V, N*M, T, C): every 1x1
 convolution is then one matmul over the channels and the graph aggregation one matmul over the joints, with no
 transposes in between (XLA on CPU spent about a third of the time on transposes with (N*M, T, V, C)).
@@ -21,6 +23,7 @@ from flax import nnx
 
 from skeljax import graph as graph_lib
 from skeljax import layouts
+from skeljax.models import layers
 from skeljax.models.layers import (
     BatchNorm,
     Buffer,
@@ -45,6 +48,8 @@ COMPUTE_DTYPES = ("float32", "bfloat16")
 # Internal activation layout (V, B, T, C): samples along axis 1, time along axis 2.
 B_AXIS, T_AXIS = 1, 2
 ADAPTIVE = (None, "init", "offset", "importance")
+# Code bases whose network is an existing family's computation under other checkpoint keys (ModelSpec.origin).
+ORIGINS = (None, "stgcn_original")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,8 +73,9 @@ class ModelSpec:
     tcn_type: str = "unit_tcn"
     tcn_dropout: float = 0.0
     head_dropout: float = 0.0
-    init: str = "torch"               # 'torch' (PYSKL: PyTorch defaults) or 'kaiming_normal' (MMAction2 0.x)
+    init: str = "torch"               # 'torch' (PYSKL), 'kaiming_normal' (MMAction2 0.x), 'normal' (original ST-GCN)
     bn_group: int | None = 16         # samples per BatchNorm statistics group in training (one PYSKL GPU)
+    origin: str | None = None         # 'stgcn_original': the ST-GCN authors' release (its keys); None: by architecture
 
     def __post_init__(self):
         if self.gcn_adaptive not in ADAPTIVE:
@@ -78,6 +84,8 @@ class ModelSpec:
             raise ValueError(f"tcn_type must be 'unit_tcn' or 'mstcn', got {self.tcn_type!r}")
         if self.data_bn_type not in ("VC", "MVC", None):
             raise ValueError(f"data_bn_type must be 'VC', 'MVC' or None, got {self.data_bn_type!r}")
+        if self.origin not in ORIGINS:
+            raise ValueError(f"origin must be one of {ORIGINS}, got {self.origin!r}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,7 +103,9 @@ class ModelSpec:
 
     @property
     def family(self) -> str:
-        """'mmaction0x', 'stgcnpp' or 'stgcn' (PYSKL ST-GCN, vanilla included)."""
+        """'stgcn_original', 'mmaction0x', 'stgcnpp' or 'stgcn' (PYSKL ST-GCN, vanilla included)."""
+        if self.origin is not None:
+            return self.origin
         if self.graph_mode == "mmaction_spatial":
             return "mmaction0x"
         return "stgcnpp" if self.tcn_type == "mstcn" else "stgcn"
@@ -126,6 +136,19 @@ def mmaction0x_spec(num_classes: int, layout: str = "coco", **kw) -> ModelSpec:
     if graph is None:
         raise ValueError(f"layout {layout!r} has no MMAction2 0.x graph")
     return ModelSpec(num_classes, graph, "mmaction_spatial", init="kaiming_normal", **kw)
+
+
+# The original release's graphs (`net/utils/graph.py` of st-gcn, strategy 'spatial', max_hop 1, dilation 1): the
+# data layout -> the graph layout with the original edges.
+ORIGINAL_GRAPHS = {"openpose": "openpose", "nturgb+d": "ntu-rgb+d", "ntu-rgb+d": "ntu-rgb+d"}
+
+
+def stgcn_original_spec(num_classes: int, layout: str = "openpose", **kw) -> ModelSpec:
+    """The ST-GCN authors' network (`net/st_gcn.py`): MMAction2 0.x's computation, the original keys and init."""
+    if layout not in ORIGINAL_GRAPHS:
+        raise ValueError(f"the original ST-GCN has graphs for {sorted(ORIGINAL_GRAPHS)}, not {layout!r}")
+    kw.setdefault("init", "normal")
+    return ModelSpec(num_classes, ORIGINAL_GRAPHS[layout], "mmaction_spatial", origin="stgcn_original", **kw)
 
 
 class PointwiseConvBN(nnx.Module):
@@ -423,7 +446,8 @@ class Recognizer(nnx.Module):
         rngs = rngs if rngs is not None else nnx.Rngs(0)
         self.spec = spec
         self.backbone = STGCN(spec, A, rngs=rngs)
-        self.head = GCNHead(spec.num_classes, self.backbone.out_channels, rngs=rngs, dropout=spec.head_dropout)
+        self.head = GCNHead(spec.num_classes, self.backbone.out_channels, rngs=rngs, dropout=spec.head_dropout,
+                            init_std=layers.NORMAL_INIT_STD if spec.init == "normal" else 0.01)
         self.compute_dtype = "float32"
 
     def __call__(self, x: jax.Array, *, return_features: bool = False, compute_dtype: str | None = None):
