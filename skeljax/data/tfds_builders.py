@@ -45,7 +45,8 @@ Put ONE of the following into the manual directory (default: <data_dir>/download
 The pickle is used when present; the raw folder only when the pickle is absent.
 The '..._3d_mmaction0x' configs (MMAction2 0.x's pre-normalised float32 3D data) read MMAction2 0.x's own per-split
 lists of samples, <manual_dir>/ntu60_xsub_train.pkl and ntu60_xsub_val.pkl (likewise xview, ntu120), else convert
-<manual_dir>/nturgb+d_skeletons/ the 0.x way (scripts/prepare_ntu.py --format mmaction0x); never PYSKL's pickles.
+<manual_dir>/nturgb+d_skeletons/ the 0.x way (as scripts/prepare_ntu.py --format mmaction0x does); never PYSKL's
+pickles.
 """
 
 _KIND_LAYOUT = {'3d': 'nturgb+d', '2d': 'coco'}
