@@ -1,4 +1,4 @@
-"""ST-GCN on NTU RGB+D 60: PYSKL's recipe, PYSKL's vanilla recipe, and MMAction2 0.x's original configs.
+"""ST-GCN on NTU RGB+D 60: PYSKL's recipe, PYSKL's vanilla recipe, MMAction2 0.x's configs and the ST-GCN authors'.
 
 Variants:
     pyskl_SPLIT_KIND_FEAT    PYSKL ST-GCN (stgcn_spatial graph, edge importance), ST-GCN++'s recipe (spec 6.1)
@@ -8,6 +8,10 @@ Variants:
                              300 looped frames, batch 32, step lr at 10/50 of 80 epochs, raw-logit test)
     mmaction0x_3d            MMAction2 0.x stgcn_80e_ntu60_xsub_keypoint_3d (ntu-rgb+d graph; expects data in
                              gen_ntu_rgbd_raw's pre-normalised format: scripts/prepare_ntu.py --format mmaction0x)
+    original_xsub / _xview   the ST-GCN authors' network and training (st-gcn config/st_gcn/ntu-xsub/train.yaml:
+                             tcn dropout 0.5, SGD lr 0.1 at batch 64, nesterov, wd 1e-4, x0.1 at epochs 10 and 50 of
+                             80; one 300-frame clip, raw logits); input: PYSKL's 3D joints zero-padded to 300 frames
+                             (the original read raw Kinect coordinates)
 SPLIT in xsub / xview, KIND 3d / 2d, FEAT j / b / jm / bm. For example:
 
     python -m skeljax.main --config configs/stgcn_ntu60.py:pyskl_xsub_3d_j --workdir workdirs/stgcn_pyskl_xsub_3d_j
@@ -16,7 +20,8 @@ SPLIT in xsub / xview, KIND 3d / 2d, FEAT j / b / jm / bm. For example:
 Expected top-1 (released models): PYSKL xsub_3d j 87.8 b 88.6 jm 85.8 bm 86.2; xsub_2d j 89.0 b 91.2 jm 86.7
 bm 87.8; xview_3d j 95.5 b 95.0 jm 93.7 bm 92.8; xview_2d j 98.0 b 96.5 jm 95.6 bm 95.4. Vanilla xsub_3d j 81.5
 b 81.0 jm 79.9 bm 81.2; xsub_2d j 85.7 b 85.8 jm 81.6 bm 83.9; xview_3d j 90.1 b 87.7 jm 88.8 bm 88.3; xview_2d
-j 92.4 b 90.0 jm 92.0 bm 86.5. MMAction2 0.x: 2D 86.91, 3D 84.61.
+j 92.4 b 90.0 jm 92.0 bm 86.5. MMAction2 0.x: 2D 86.91, 3D 84.61. Original (st_gcn.ntu-xsub.pt / -xview.pt): xsub
+81.6, xview 88.8.
 """
 
 from skeljax import zoo
@@ -31,5 +36,7 @@ def get_config(arg=None):
         return zoo.pyskl_config("stgcn", "ntu60", *zoo.parse_variant(rest, rest))
     if practice == "vanilla":
         return zoo.vanilla_config("ntu60", *zoo.parse_variant(rest, rest))
+    if practice == "original" and rest in ("xsub", "xview"):
+        return zoo.original_config("ntu60", rest)
     raise ValueError(f"unknown variant {arg!r}: use pyskl_SPLIT_KIND_FEAT, vanilla_SPLIT_KIND_FEAT, "
-                     "mmaction0x_2d or mmaction0x_3d")
+                     "mmaction0x_2d, mmaction0x_3d, original_xsub or original_xview")

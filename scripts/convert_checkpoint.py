@@ -2,10 +2,11 @@
 
     python scripts/convert_checkpoint.py SRC.pth DST_DIR              # .pth -> skeljax model directory
     python scripts/convert_checkpoint.py --to-pytorch SRC_DIR DST.pth  # skeljax -> .pth (PYSKL keys by default)
-        [--format pyskl|mmaction1x|mmaction0x]
+        [--format pyskl|mmaction1x|mmaction0x|stgcn_original]
 
 SRC.pth may be a released file ({'state_dict', 'meta', 'optimizer'}) or a bare state_dict of PYSKL ST-GCN++,
-PYSKL ST-GCN, MMAction2 0.x ST-GCN or MMAction2 1.x STGCN/STGCN++. Pickled code is never run unless --trusted.
+PYSKL ST-GCN, MMAction2 0.x ST-GCN, MMAction2 1.x STGCN/STGCN++ or the ST-GCN authors' release (st_gcn.kinetics.pt,
+st_gcn.ntu-xsub.pt, st_gcn.ntu-xview.pt; legacy or zip torch files). Pickled code is never run unless --trusted.
 """
 
 import argparse

@@ -27,9 +27,22 @@ MM_PATH = "/mmaction/skeleton/stgcn/stgcn_80e_ntu60_xsub_keypoint/stgcn_80e_ntu6
 # Names and URLs, checked against the published tables' naming written out here.
 # ----------------------------------------------------------------------------------------------------------------
 
+# mmskeleton's links for the ST-GCN authors' checkpoints (`mmskeleton/utils/checkpoint.py`), written out.
+ORIGINAL_URLS = {
+    "stgcn_original_kinetics_j":
+        "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn/st_gcn.kinetics-6fa43f73.pth",
+    "stgcn_original_ntu60_xsub_3d_j":
+        "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn/st_gcn.ntu-xsub-300b57d4.pth",
+    "stgcn_original_ntu60_xview_3d_j":
+        "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn/st_gcn.ntu-xview-9ba67746.pth",
+}
+
+
 def published_url(name: str) -> str:
-    """The URL PYSKL's `configs/stgcn++/README.md` / `configs/stgcn/README.md` or MMAction2 v0.24.1's
-    `configs/skeleton/stgcn/README.md` links for the model this name describes."""
+    """The URL PYSKL's `configs/stgcn++/README.md` / `configs/stgcn/README.md`, MMAction2 v0.24.1's
+    `configs/skeleton/stgcn/README.md` or mmskeleton links for the model this name describes."""
+    if name in ORIGINAL_URLS:
+        return ORIGINAL_URLS[name]
     m = re.fullmatch(r"(stgcnpp|stgcn_pyskl|stgcn_vanilla|stgcn_mmaction0x)_(ntu60|ntu120)_(xsub|xview|xset)_(2d|3d)"
                      r"_(j|b|jm|bm)", name)
     assert m, name
@@ -52,7 +65,7 @@ def expected_names() -> set[str]:
     names = {f"{m}_{b}_{s}_{k}_{f}" for m in ("stgcnpp", "stgcn_pyskl") for b, s in ntu for k in ("3d", "2d")
              for f in feats}
     names |= {f"stgcn_vanilla_ntu60_{s}_{k}_{f}" for s in ("xsub", "xview") for k in ("3d", "2d") for f in feats}
-    return names | {"stgcn_mmaction0x_ntu60_xsub_2d_j", "stgcn_mmaction0x_ntu60_xsub_3d_j"}
+    return names | {"stgcn_mmaction0x_ntu60_xsub_2d_j", "stgcn_mmaction0x_ntu60_xsub_3d_j"} | set(ORIGINAL_URLS)
 
 
 def test_every_row_has_a_name_and_the_published_url():
@@ -65,6 +78,9 @@ def test_every_row_has_a_name_and_the_published_url():
     top1 = {r.name: r.top1 for r in rows}
     assert (top1[NAME], top1["stgcn_pyskl_ntu120_xset_2d_bm"], top1["stgcn_vanilla_ntu60_xview_2d_bm"],
             top1[MM_NAME]) == (89.3, 83.5, 86.5, 86.91)
+    # the ST-GCN paper's Table 1 / 3 and the st-gcn README
+    assert [top1[n] for n in ORIGINAL_URLS] == [31.6, 81.6, 88.8]
+    assert download.expected_sha256_prefix(zoo.find_row("stgcn_original_ntu60_xview_3d_j")) == "9ba67746"
 
 
 def test_list_prints_every_row(capsys):
@@ -246,3 +262,26 @@ def test_zoo_name_wherever_a_checkpoint_path_is(server, released):
                   predict.load_predictor(f"zoo:{NAME}").model):
         assert_same_weights(model, tmodel)
     assert server.requests == [PATH]
+
+
+def test_original_row_downloads_a_legacy_file_and_converts(server, tmp_path, monkeypatch):
+    """An original ST-GCN file (pre-zip torch format, bare state dict) behind the row's path becomes a skeljax model
+    of the stgcn_original family; the row's URL keeps mmskeleton's hashed name."""
+    import dataclasses
+
+    import torch
+
+    from tests import torch_reference_original as orig
+
+    net = orig.OriginalSTGCN("ntu-rgb+d", 60)
+    path = tmp_path / "st_gcn.pt"
+    torch.save(net.state_dict(), path, _use_new_zipfile_serialization=False)
+    body = path.read_bytes()
+    name = "stgcn_original_ntu60_xsub_3d_j"
+    row = zoo.find_row(name)
+    served = dataclasses.replace(row, sha256=hashlib.sha256(body).hexdigest())  # stands in for the released bytes
+    monkeypatch.setattr(zoo, "zoo_rows", lambda: [served])
+    server.files["/mmskeleton/models/st-gcn/st_gcn.ntu-xsub-300b57d4.pth"] = body
+    model = skeljax.load_model(download.get(name, quiet=True))
+    assert model.spec.family == "stgcn_original" and model.spec.num_classes == 60
+    np.testing.assert_array_equal(np.asarray(model.head.fc.weight[...]), net.fcn.weight.detach().numpy()[:, :, 0, 0].T)

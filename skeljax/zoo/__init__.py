@@ -1,12 +1,15 @@
-"""The model zoos skeljax reproduces: every released row of PYSKL's ST-GCN++ / ST-GCN tables and MMAction2 0.x's
-ST-GCN, with its name, reference top-1, checkpoint URL and the skeljax config that trains it.
+"""The model zoos skeljax reproduces: every released row of PYSKL's ST-GCN++ / ST-GCN tables, MMAction2 0.x's
+ST-GCN and the ST-GCN authors' own three checkpoints, with its name, reference top-1, checkpoint URL and the
+skeljax config that trains it.
 
 Reference accuracies are the published ones (PYSKL `configs/stgcn++/README.md`, `configs/stgcn/README.md`; MMAction2
-0.x `configs/skeleton/stgcn/README.md`): top-1 % on the validation split, 10-clip testing for PYSKL recipes.
+0.x `configs/skeleton/stgcn/README.md`; st-gcn's `README.md`): top-1 % on the validation split, 10-clip testing for
+PYSKL recipes.
 
 Names are MODEL_BENCH_SPLIT_KIND_FEAT, e.g. `stgcnpp_ntu60_xsub_3d_j`: MODEL is `stgcnpp` (PYSKL ST-GCN++),
 `stgcn_pyskl` (PYSKL ST-GCN, PYSKL practice), `stgcn_vanilla` (PYSKL ST-GCN, vanilla practice) or
-`stgcn_mmaction0x` (MMAction2 0.x ST-GCN); BENCH `ntu60`/`ntu120`; SPLIT `xsub`/`xview`/`xset`; KIND `3d` (official
+`stgcn_mmaction0x` (MMAction2 0.x ST-GCN); the original release's rows are `stgcn_original_kinetics_j` and
+`stgcn_original_ntu60_SPLIT_3d_j`; BENCH `ntu60`/`ntu120`; SPLIT `xsub`/`xview`/`xset`; KIND `3d` (official
 3D skeletons, PYSKL's `3dkp`) or `2d` (HRNet 2D skeletons, PYSKL's `hrnet`); FEAT `j`/`b`/`jm`/`bm`. MODEL_BENCH_SPLIT
 follows PYSKL's checkpoint folder names. `python -m skeljax.zoo list|get NAME` lists and fetches them
 (`skeljax/zoo/download.py`).
@@ -24,6 +27,9 @@ FEATS = ("j", "b", "jm", "bm")
 # PYSKL's tables link http://; the same host serves every file over https.
 PYSKL_CKPT = "https://download.openmmlab.com/mmaction/pyskl/ckpt"
 MMACTION_CKPT = "https://download.openmmlab.com/mmaction/skeleton/stgcn"
+# The original checkpoints as mmskeleton re-hosted them (`mmskeleton/utils/checkpoint.py`), the names ending in the
+# first 8 hex digits of their sha256; st-gcn's `tools/get_models.sh` fetches the same files from this folder unhashed.
+ORIGINAL_CKPT = "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn"
 ZOO_PREFIX = "zoo:"
 
 
@@ -72,6 +78,15 @@ MMACTION0X = {
     "mmaction0x_2d": ("stgcn_80e_ntu60_xsub_keypoint", 86.91, "stgcn_80e_ntu60_xsub_keypoint-e7bb9653.pth"),
     "mmaction0x_3d": ("stgcn_80e_ntu60_xsub_keypoint_3d", 84.61, "stgcn_80e_ntu60_xsub_keypoint_3d-13e7ccf0.pth"),
 }
+# The original release: zoo name -> (config, reference config of st-gcn, top-1 %, checkpoint file).
+ORIGINAL = {
+    "stgcn_original_kinetics_j": ("configs/stgcn_kinetics.py", "config/st_gcn/kinetics-skeleton/test.yaml", 31.6,
+                                  "st_gcn.kinetics-6fa43f73.pth"),
+    "stgcn_original_ntu60_xsub_3d_j": ("configs/stgcn_ntu60.py:original_xsub", "config/st_gcn/ntu-xsub/test.yaml",
+                                       81.6, "st_gcn.ntu-xsub-300b57d4.pth"),
+    "stgcn_original_ntu60_xview_3d_j": ("configs/stgcn_ntu60.py:original_xview", "config/st_gcn/ntu-xview/test.yaml",
+                                        88.8, "st_gcn.ntu-xview-9ba67746.pth"),
+}
 _KIND_DIR = {"3d": "3dkp", "2d": "hrnet"}  # skeljax kind -> PYSKL annotation folder suffix
 
 
@@ -97,6 +112,8 @@ def zoo_rows() -> list[ZooRow]:
         kind = variant.rsplit("_", 1)[-1]
         rows.append(ZooRow(f"configs/stgcn_ntu60.py:{variant}", f"configs/skeleton/stgcn/{ref}.py", acc,
                            f"{MMACTION_CKPT}/{ref}/{ckpt}", name=f"stgcn_mmaction0x_ntu60_xsub_{kind}_j"))
+    for name, (config, ref, acc, ckpt) in ORIGINAL.items():
+        rows.append(ZooRow(config, ref, acc, f"{ORIGINAL_CKPT}/{ckpt}", name=name))
     return rows
 
 
@@ -186,4 +203,43 @@ def mmaction0x_config(kind: str) -> ml_collections.ConfigDict:
     c.optimizer.milestones_epochs = (10, 50)
     c.eval_every_epochs = 5 if kind == "2d" else 3
     c.checkpoint.every_epochs = c.eval_every_epochs
+    return c
+
+
+def original_config(bench: str, split: str = "") -> ml_collections.ConfigDict:
+    """The ST-GCN authors' training (st-gcn `config/st_gcn/kinetics-skeleton/train.yaml`, `ntu-xsub/train.yaml`,
+    `ntu-xview/train.yaml`, defaults of `processor/recognition.py`): SGD with nesterov momentum 0.9, weight decay 1e-4,
+    lr 0.1 times 0.1 at each step epoch, one clip tested on raw logits, an evaluation every 5 epochs."""
+    c = config_base.base_config()
+    c.model.family = "stgcn_original"
+    c.data.feat = "j"
+    c.data.repeat_times = 1
+    c.data.val_num_clips = c.data.test_num_clips = 1
+    c.test_average = "score"
+    c.optimizer.weight_decay = 1e-4
+    c.optimizer.schedule = "step"
+    c.eval_every_epochs = c.checkpoint.every_epochs = 5
+    if bench == "kinetics":
+        c.model.layout, c.model.num_classes = "openpose", 400
+        c.data.dataset, c.data.recipe = "kinetics_skeleton", "stgcn_original"
+        c.data.clip_len = 150                 # random 150-frame crops in training; tests see all 300 frames
+        c.batch_size = 256                    # DataParallel over 4 GPUs: BN statistics per 64 samples
+        c.model.bn_group = 64
+        c.num_epochs = 50
+        c.optimizer.milestones_epochs = (20, 30, 40, 50)  # as the original: the step at 50 is never reached
+    elif bench == "ntu60" and split in ("xsub", "xview"):
+        # The original NTU input is raw Kinect coordinates zero-padded to 300 frames (st-gcn `tools/ntu_gendata.py`);
+        # the nearest skeljax input is the vanilla recipe's: PYSKL's normalised 3D joints zero-padded to 300 frames.
+        c.model.layout, c.model.num_classes = "nturgb+d", 60
+        c.model.tcn_dropout = 0.5
+        c.data.dataset, c.data.recipe, c.data.clip_len = f"ntu60/{split}_3d", "vanilla", 300
+        c.batch_size = 64                     # DataParallel over 4 GPUs: BN statistics per 16 samples
+        c.model.bn_group = 16
+        c.num_epochs = 80
+        c.optimizer.milestones_epochs = (10, 50)
+    else:
+        raise ValueError(f"the original ST-GCN was trained on 'kinetics' and 'ntu60' xsub/xview, not {bench!r} "
+                         f"{split!r}")
+    c.eval_batch_size = c.test_batch_size = 64
+    c.optimizer.reference_batch = c.batch_size  # lr 0.1 at the original batch; scaled linearly if it changes
     return c
