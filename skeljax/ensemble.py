@@ -13,13 +13,14 @@ position; the default weights are 1:1 for two streams (J:B), 2:2:1:1 for four (J
 
 from __future__ import annotations
 
-import argparse
 import os
+import sys
 import zipfile
 from collections.abc import Sequence
 
 import numpy as np
 
+from skeljax import cli
 from skeljax.io.atomic import atomic_file
 from skeljax.metrics import Scores, classification_metrics
 
@@ -152,13 +153,21 @@ def evaluate(scores: Scores) -> dict[str, float]:
     return classification_metrics(scores)
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, float]:
-    """CLI: prints each stream's and the fusion's accuracies; returns the fusion's metrics."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: prints each stream's and the fusion's accuracies; 1 with one `error:` line for a bad score file."""
+    def body() -> None:
+        report(argv)
+
+    return cli.run(body)
+
+
+def report(argv: Sequence[str] | None = None) -> dict[str, float]:
+    """Parses the command line, prints each stream's and the fusion's accuracies; returns the fusion's metrics."""
+    parser = cli.parser("skeljax-ensemble", __doc__)
     parser.add_argument("files", nargs="+", help="score files (.npz), e.g. J.npz B.npz JM.npz BM.npz")
     parser.add_argument("--weights", nargs="+", type=float, help="one weight per file (default 1:1 / 2:2:1:1)")
     parser.add_argument("--out", help="optionally write the fused scores to this .npz file")
-    args = parser.parse_args(argv)
+    args = cli.parse(parser, argv)
     if args.weights is not None and len(args.weights) != len(args.files):
         parser.error(f"--weights has {len(args.weights)} values for {len(args.files)} files")
     streams = [read_scores(f) for f in args.files]
@@ -178,3 +187,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         write_scores(args.out, fused.names, fused.scores, fused.labels)
         print(f"wrote the fused scores of {len(fused.names)} samples to {args.out}")
     return m
+
+
+if __name__ == "__main__":
+    sys.exit(main())

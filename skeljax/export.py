@@ -16,7 +16,6 @@ as a 4-D pool, so `fix_onnxruntime_maxpool` rewrites those nodes as reshape -> 3
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -29,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from skeljax import inference
+from skeljax import cli, inference
 from skeljax.io.atomic import atomic_file
 from skeljax.models.stgcn import Recognizer
 
@@ -247,8 +246,7 @@ def verify(model: Recognizer, run: Callable[[np.ndarray], np.ndarray], frames: i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="scripts/export.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser("skeljax-export", __doc__)
     p.add_argument("checkpoint", help="skeljax model directory or PyTorch .pth")
     p.add_argument("--onnx", help="write an ONNX model here")
     p.add_argument("--stablehlo", help="write the serialized jax.export artifact here")
@@ -261,36 +259,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--with-features", action="store_true", help="also output the pooled features (N, D)")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts against skeljax")
     p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
-    args = p.parse_args(argv)
+    args = cli.parse(p, argv)
     if not (args.onnx or args.stablehlo):
         p.error("nothing to do: give --onnx and/or --stablehlo")
+    return cli.run(lambda: _export(args))
+
+
+def _export(args) -> None:
+    """Writes and verifies the artifacts the parsed command line asks for."""
     from skeljax.predict import load_predictor
 
-    try:
-        pred = load_predictor(args.checkpoint, recipe=args.recipe, trusted=args.trusted)
-        frames = args.frames or pred.clip_len
-        model = pred.model
-        info = {"feat": pred.feat, "recipe": pred.recipe, "clip_len": pred.clip_len, "num_clips": pred.num_clips,
-                "source": os.path.abspath(args.checkpoint)}
-        shape = "(N, " + ", ".join(map(str, input_shape(model, frames))) + ")"
-        if args.stablehlo:
-            exported = export_stablehlo(model, args.stablehlo, frames=frames, platforms=args.platforms,
-                                        with_features=args.with_features)
-            msg = f"wrote {args.stablehlo}: StableHLO for {', '.join(exported.platforms)}, input {shape}"
-            if not args.no_verify:
-                loaded = load_stablehlo(args.stablehlo)
-                run = (lambda x: loaded.call(x)[0]) if args.with_features else loaded.call
-                msg += f", max relative error {max(verify(model, run, frames, args.stablehlo)):.1e}"
-            print(msg)
-        if args.onnx:
-            export_onnx(model, args.onnx, frames=frames, with_features=args.with_features, metadata=info)
-            msg = f"wrote {args.onnx}: ONNX, input '{INPUT_NAME}' {shape}"
-            if not args.no_verify:
-                sess = onnx_session(args.onnx)
-                err = verify(model, lambda x: sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: x})[0], frames, args.onnx)
-                msg += f", max relative error in ONNX Runtime {max(err):.1e}"
-            print(msg)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    pred = load_predictor(args.checkpoint, recipe=args.recipe, trusted=args.trusted)
+    frames = args.frames or pred.clip_len
+    model = pred.model
+    info = {"feat": pred.feat, "recipe": pred.recipe, "clip_len": pred.clip_len, "num_clips": pred.num_clips,
+            "source": os.path.abspath(args.checkpoint)}
+    shape = "(N, " + ", ".join(map(str, input_shape(model, frames))) + ")"
+    if args.stablehlo:
+        exported = export_stablehlo(model, args.stablehlo, frames=frames, platforms=args.platforms,
+                                    with_features=args.with_features)
+        msg = f"wrote {args.stablehlo}: StableHLO for {', '.join(exported.platforms)}, input {shape}"
+        if not args.no_verify:
+            loaded = load_stablehlo(args.stablehlo)
+            run = (lambda x: loaded.call(x)[0]) if args.with_features else loaded.call
+            msg += f", max relative error {max(verify(model, run, frames, args.stablehlo)):.1e}"
+        print(msg)
+    if args.onnx:
+        export_onnx(model, args.onnx, frames=frames, with_features=args.with_features, metadata=info)
+        msg = f"wrote {args.onnx}: ONNX, input '{INPUT_NAME}' {shape}"
+        if not args.no_verify:
+            sess = onnx_session(args.onnx)
+            err = verify(model, lambda x: sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: x})[0], frames, args.onnx)
+            msg += f", max relative error in ONNX Runtime {max(err):.1e}"
+        print(msg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

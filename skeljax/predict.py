@@ -26,7 +26,6 @@ Output: the top-5 classes per sample. With --json, one line per sample, in input
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -37,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from skeljax import inference, layouts, metrics, sharding
+from skeljax import cli, inference, layouts, metrics, sharding
 from skeljax.data import transforms as T
 from skeljax.data.annotations import load_annotations
 from skeljax.data.ntu_meta import NTU60_CLASSES, NTU120_CLASSES, parse_ntu_name
@@ -521,8 +520,7 @@ def format_json(pred: Prediction, k: int = 5) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m skeljax.predict", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser("skeljax-predict", __doc__)
     p.add_argument("--checkpoint", action="append", required=True,
                    help="skeljax model directory or .pth; repeat for multi-stream fusion")
     p.add_argument("--input", required=True, help=".skeleton, .npy (M, T, V, C) or annotation .pkl")
@@ -539,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="image size of 2D .npy keypoints in pixels (default 1080 1920)")
     p.add_argument("--json", action="store_true", help="JSON Lines output, one {\"top5\": [...]} per sample")
     p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
-    args = p.parse_args(argv)
+    args = cli.parse(p, argv)
     n = len(args.checkpoint)
     for name in ("feat", "recipe"):
         value = getattr(args, name)
@@ -547,14 +545,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.error(f"--{name} given {len(value)} times for {n} checkpoints (give it once or once per checkpoint)")
         if value is not None and len(value) == 1:
             setattr(args, name, value * n)
-    try:
+
+    def body() -> None:
         pred = predict(args.checkpoint, args.input, feats=args.feat, weights=args.weights, recipes=args.recipe,
                        sample=args.sample, labels=args.labels, img_shape=tuple(args.img_shape), trusted=args.trusted)
-    except (ValueError, OSError) as e:  # user errors; the message names the file and the problem
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    print(format_json(pred) if args.json else format_text(pred))
-    return 0
+        print(format_json(pred) if args.json else format_text(pred))
+
+    return cli.run(body)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ the layout's graph edges (`skeljax.layouts`). One video frame per `step` input f
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -23,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from skeljax import layouts
+from skeljax import cli, layouts
 from skeljax.io.atomic import atomic_path
 
 COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
@@ -177,8 +176,7 @@ def _layout_of(arr_shape, where: str) -> layouts.SkeletonLayout:
 def main(argv: Sequence[str] | None = None) -> int:
     from skeljax import predict as P
 
-    p = argparse.ArgumentParser(prog="python -m skeljax.visualize", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser("skeljax-visualize", __doc__)
     p.add_argument("--input", required=True,
                    help=".skeleton, .npy (M, T, V, C), annotation .pkl or Kinetics-skeleton .json")
     p.add_argument("--out", required=True, help="output .gif (or .mp4 when ffmpeg is installed)")
@@ -189,37 +187,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--title", help="title (default: the prediction, or the sample name)")
     p.add_argument("--fps", type=int, default=15)
     p.add_argument("--step", type=int, default=1, help="draw every step-th frame")
-    args = p.parse_args(argv)
-    try:
-        preds, layout = None, "nturgb+d"
-        if args.checkpoint:
-            n = len(args.checkpoint)
-            feats = args.feat * n if args.feat and len(args.feat) == 1 else (args.feat or [None] * n)
-            if len(feats) != n:
-                p.error(f"--feat given {len(feats)} times for {n} checkpoints")
-            preds = [P.load_predictor(c, feat=f) for c, f in zip(args.checkpoint, feats)]
-            layout = preds[0].layout
-        elif args.input.lower().endswith(".json"):  # Kinetics-skeleton: always OpenPose-18
-            layout = "openpose"
-        elif args.input.lower().endswith(".npy") and os.path.isfile(args.input):
-            layout = _layout_of(np.load(args.input, mmap_mode="r", allow_pickle=False).shape, args.input)
-        anno = P.read_input(args.input, layout=layout, sample=args.sample)[0]
-        if preds is None:  # pickles: the sample's own joint count decides
-            layout = _layout_of(anno["keypoint"].shape, args.input)
-        title = args.title or str(anno.get("frame_dir", ""))
-        if preds is not None and args.title is None:
-            pred = P.predict(preds, anno, labels=args.labels)
-            top = pred.top_k(0, 1)[0]
-            title = f"{title}: {top['label']} ({top['prob']:.0%})"
-            if pred.labels[0] is not None and pred.labels[0] < len(pred.class_names):
-                title += f"\nground truth: {pred.class_names[pred.labels[0]]}"
-        n = render_skeleton(anno["keypoint"], args.out, layout=layout, title=title, fps=args.fps,
-                            keypoint_score=anno.get("keypoint_score"), step=args.step)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    args = cli.parse(p, argv)
+    return cli.run(lambda: _render(p, args, P))
+
+
+def _render(p, args, P) -> None:
+    """Reads the input, predicts its title when asked to, and writes the animation."""
+    preds, layout = None, "nturgb+d"
+    if args.checkpoint:
+        n = len(args.checkpoint)
+        feats = args.feat * n if args.feat and len(args.feat) == 1 else (args.feat or [None] * n)
+        if len(feats) != n:
+            p.error(f"--feat given {len(feats)} times for {n} checkpoints")
+        preds = [P.load_predictor(c, feat=f) for c, f in zip(args.checkpoint, feats)]
+        layout = preds[0].layout
+    elif args.input.lower().endswith(".json"):  # Kinetics-skeleton: always OpenPose-18
+        layout = "openpose"
+    elif args.input.lower().endswith(".npy") and os.path.isfile(args.input):
+        layout = _layout_of(np.load(args.input, mmap_mode="r", allow_pickle=False).shape, args.input)
+    anno = P.read_input(args.input, layout=layout, sample=args.sample)[0]
+    if preds is None:  # pickles: the sample's own joint count decides
+        layout = _layout_of(anno["keypoint"].shape, args.input)
+    title = args.title or str(anno.get("frame_dir", ""))
+    if preds is not None and args.title is None:
+        pred = P.predict(preds, anno, labels=args.labels)
+        top = pred.top_k(0, 1)[0]
+        title = f"{title}: {top['label']} ({top['prob']:.0%})"
+        if pred.labels[0] is not None and pred.labels[0] < len(pred.class_names):
+            title += f"\nground truth: {pred.class_names[pred.labels[0]]}"
+    n = render_skeleton(anno["keypoint"], args.out, layout=layout, title=title, fps=args.fps,
+                        keypoint_score=anno.get("keypoint_score"), step=args.step)
     print(f"wrote {args.out}: {n} frames at {args.fps} fps ({math.ceil(n / args.fps)} s)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,16 +9,14 @@ scheme and host of every URL. Anywhere a checkpoint path is taken, `zoo:NAME` na
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from skeljax import zoo
+from skeljax import cli, zoo
 from skeljax.zoo import download
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m skeljax.zoo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.parser("skeljax-zoo", __doc__)
     sub = p.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="print every released model")
     ls.add_argument("--mirror", default=None, help="show URLs with this scheme and host")
@@ -26,19 +24,19 @@ def main(argv=None) -> int:
     g.add_argument("name")
     g.add_argument("--mirror", default=None, help="URL whose scheme and host replace those of the download URL")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
-    try:
-        if args.command == "list":
-            rows = zoo.zoo_rows()
-            width = max(len(r.name) for r in rows)
-            for r in rows:
-                print(f"{r.name:<{width}}  {r.top1:5.2f}  {download.mirrored(r.url, args.mirror)}")
-        else:
-            print(download.get(args.name, mirror=args.mirror, quiet=args.quiet))
-    except (ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    return 0
+    args = cli.parse(p, argv)
+    return cli.run(lambda: _command(args))
+
+
+def _command(args) -> None:
+    """`list` or `get`, as parsed."""
+    if args.command == "list":
+        rows = zoo.zoo_rows()
+        width = max(len(r.name) for r in rows)
+        for r in rows:
+            print(f"{r.name:<{width}}  {r.top1:5.2f}  {download.mirrored(r.url, args.mirror)}")
+    else:
+        print(download.get(args.name, mirror=args.mirror, quiet=args.quiet))
 
 
 if __name__ == "__main__":
