@@ -16,7 +16,13 @@ starting Python (see docs/stack notes):
         MALLOC_TRIM_THRESHOLD_=8589934592 MALLOC_TOP_PAD_=536870912
 
 User errors (bad data, paths, configs, checkpoints) end with a line `error: <file or field>: <problem>` on
-stderr and exit status 1; a mistyped `--config.` override exits with status 2.
+stderr and exit status 1; a mistyped `--config.` override exits with status 2. A config file that cannot be loaded
+(missing, a syntax error, an exception in `get_config`, an unknown variant) ends in one line naming the file and
+its line, e.g. `error: configs/x.py:12 in get_config: KeyError: 'foo'`, without a traceback.
+
+This is the one command line on absl rather than argparse (docs/architecture.md, "Command lines"): its contract,
+`--config path.py:variant` with `--config.field=value` overrides checked against a locked config, is
+ml_collections' config_flags, which lives on absl flags. `skeljax-train` is the same command (`run`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import traceback
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from skeljax import cli
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally `path.py:variant`.",
                                           lock_config=True)
@@ -61,23 +69,75 @@ def _init_distributed() -> None:
     jax.distributed.initialize(**{k: v for k, v in explicit.items() if v is not None})
 
 
+def _config_arg(argv: list[str]) -> str | None:
+    """The config file named by --config (the last one, as absl does), without its `:variant`."""
+    path = None
+    for i, arg in enumerate(argv[1:], 1):
+        if arg.startswith("--config="):
+            path = arg.split("=", 1)[1]
+        elif arg == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+    return None if path is None else path.split(":", 1)[0]
+
+
+def config_error(exc: BaseException, path: str | None) -> str | None:
+    """`path:line[ in function]: Type: message` for an exception raised by the config file's own code, else None.
+
+    config_flags loads the config while absl parses the flags and re-raises TypeError/ValueError as other types
+    (absl's IllegalFlagValueError), so the original exception is found down the __cause__/__context__ chain.
+    """
+    if not path:
+        return None
+    target, seen = os.path.realpath(path), set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, SyntaxError) and exc.filename and os.path.realpath(exc.filename) == target:
+            return f"{path}:{exc.lineno}: {type(exc).__name__}: {exc.msg}"
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.realpath(f.filename) == target]
+        if frames:
+            message = " ".join(str(exc).split())
+            return f"{path}:{frames[-1].lineno} in {frames[-1].name}: {type(exc).__name__}: {message}"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _unloadable_config(exc: OSError) -> str:
+    """One line for a config that config_flags could not load (its error surfaces on first use)."""
+    path = config_flags.get_config_filename(flags.FLAGS["config"])
+    line = config_error(exc, path)
+    if line:
+        return line
+    if not os.path.isfile(path):
+        return f"--config: {path}: no such config file"
+    return f"--config: {path}: " + " ".join(str(exc.__cause__ or exc).split())
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
-    """absl parsing, with a one-line error (and a suggestion) for a --config.field that does not exist."""
+    """absl parsing, with one error line for a config file that fails to load, a bad flag, or a --config.field
+    that does not exist (with a suggestion)."""
     try:
         return flags.FLAGS(argv)
-    except flags.Error as e:  # what absl's own parser prints for a bad or missing flag value
-        print(f"error: {e}\nPass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
-        sys.exit(1)
-    except (AttributeError, KeyError) as e:  # ml_collections: unknown field in a --config.x override
-        inner: object = e
-        while isinstance(inner, BaseException) and inner.args:
-            inner = inner.args[0]  # AttributeError(KeyError("'name'\nDid you mean ..."))
-        first, _, hint = str(inner).partition("\n")
-        name = first.strip("'\" ")
-        used = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.") and name in a.split("=")[0]]
-        print(f"error: {', '.join(used) or '--config override'}: the config has no field {name!r}. {hint}".strip(),
-              file=sys.stderr)
-        sys.exit(2)
+    except Exception as e:  # only the errors named below are user errors; anything else propagates
+        line = config_error(e, _config_arg(argv))  # raised by the config file's own code
+        if line is not None:
+            sys.exit(cli.error(line))
+        if isinstance(e, flags.Error):  # what absl's own parser prints for a bad or missing flag value
+            print(f"error: {e}\nPass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
+            sys.exit(1)
+        if isinstance(e, (AttributeError, KeyError)):  # ml_collections: unknown field in a --config.x override
+            sys.exit(cli.error(_unknown_field(e, argv), status=2))
+        raise
+
+
+def _unknown_field(e: Exception, argv: list[str]) -> str:
+    """`--config.x.y: the config has no field 'y'. Did you mean ...` from ml_collections' nested error."""
+    inner: object = e
+    while isinstance(inner, BaseException) and inner.args:
+        inner = inner.args[0]  # AttributeError(KeyError("'name'\nDid you mean ..."))
+    first, _, hint = str(inner).partition("\n")
+    name = first.strip("'\" ")
+    used = [a.split("=")[0] for a in argv[1:] if a.startswith("--config.") and name in a.split("=")[0]]
+    return f"{', '.join(used) or '--config override'}: the config has no field {name!r}. {hint}".strip()
 
 
 def out_of_memory_hint(config, message: str) -> str:
@@ -103,8 +163,7 @@ def main(argv) -> None:
     try:
         deterministic = config.deterministic  # a config file that failed to load raises on first use
     except OSError as e:
-        print(f"error: --config: {str(e).split(': ', 1)[-1]}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(cli.error(_unloadable_config(e)))
     logging.set_verbosity(logging.WARNING)  # orbax/tfds log every file operation at INFO
     if deterministic:
         _deterministic_xla()
@@ -132,5 +191,13 @@ def main(argv) -> None:
         print(json.dumps(result, indent=1, default=float), flush=True)
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `skeljax-train` console command: absl parses the flags (loading the config), then `main` runs."""
+    for holder in (_CONFIG, _WORKDIR, _MODE, _DISTRIBUTED, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID):
+        # --help lists the main module's flags; for a console script that module is not skeljax.main
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[holder.name])
     app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

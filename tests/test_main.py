@@ -130,3 +130,54 @@ def test_base_config_is_pyskl_recipe():
     assert c.model.bn_group == 16 and c.test_average == "prob" and c.optimizer.schedule == "cosine"
     spec = config_base.model_spec(c)
     assert (spec.tcn_type, spec.gcn_adaptive, spec.gcn_with_res, spec.num_classes) == ("mstcn", "init", True, 60)
+
+
+# A config file that fails to load: one `error:` line naming the file and the line, no traceback.
+BROKEN_CONFIGS = {
+    "syntax": ("def get_config(arg=None):\n    x = (\n    return x\n", ":2: SyntaxError: "),
+    "get_config": ("def get_config(arg=None):\n    fields = {}\n    return fields['foo']\n",
+                   ":3 in get_config: KeyError: 'foo'"),
+    "variant": (None, " in get_config: ValueError: config variant 'bogus' must look like SPLIT_KIND_FEAT"),
+    "missing": (None, ": no such config file"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_CONFIGS))
+def test_a_config_that_fails_to_load_ends_in_one_error_line(tmp_path, case):
+    source, want = BROKEN_CONFIGS[case]
+    path = str(tmp_path / "broken.py")
+    if source is not None:
+        with open(path, "w") as f:
+            f.write(source)
+    arg = {"variant": os.path.join("configs", "stgcnpp_ntu60.py") + ":bogus"}.get(case, path)
+    proc = subprocess.run([sys.executable, "-m", "skeljax.main", "--config", arg, "--workdir", str(tmp_path / "w")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"error: {arg.split(':')[0] if case != 'missing' else '--config: ' + path}"), line
+    assert want in line, line
+    if case == "variant":  # the line of configs/stgcnpp_ntu60.py that parses the variant
+        with open(os.path.join(REPO, "configs", "stgcnpp_ntu60.py")) as f:
+            lineno = next(i for i, text in enumerate(f, 1) if "parse_variant(" in text)
+        assert line.startswith(f"error: {arg.split(':')[0]}:{lineno} in get_config: "), line
+    assert not (tmp_path / "w").exists()
+
+
+def test_config_error_names_the_innermost_line_of_the_config_file(tmp_path):
+    from skeljax import main as skeljax_main
+
+    path = tmp_path / "cfg.py"
+    path.write_text("def helper():\n    raise RuntimeError('bad\\nvalue')\n\n\ndef get_config(arg=None):\n"
+                    "    return helper()\n")
+    spec = importlib.util.spec_from_file_location("cfg_broken", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    try:
+        try:
+            module.get_config()
+        except RuntimeError as inner:
+            raise ValueError("wrapped, as absl re-raises config_flags' errors") from inner
+    except ValueError as e:
+        assert skeljax_main.config_error(e, str(path)) == f"{path}:2 in helper: RuntimeError: bad value"
+        assert skeljax_main.config_error(e, str(tmp_path / "other.py")) is None
