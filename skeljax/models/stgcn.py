@@ -88,7 +88,10 @@ class ModelSpec:
             raise ValueError(f"origin must be one of {ORIGINS}, got {self.origin!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["origin"] is None:  # files of the other families stay as they were before the field existed
+            del d["origin"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ModelSpec":
