@@ -1,38 +1,6 @@
-"""Converts a folder of raw NTU RGB+D `.skeleton` files into a PYSKL-style annotation pickle.
+"""Raw NTU `.skeleton` folder -> annotation pickle; the command is skeljax/data/prepare_ntu.py (skeljax-prepare-ntu)."""
 
-Example:
-  python scripts/prepare_ntu.py data/nturgb+d_skeletons data/ntu60_3danno.pkl --benchmark ntu60 --workers 2
-"""
-
-from __future__ import annotations
-
-import argparse
-import sys
-
-from skeljax.data.ntu_raw import convert_folder
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('raw_dir', help='folder holding SsssCcccPpppRrrrAaaa.skeleton files')
-    parser.add_argument('out', help='output pickle, e.g. ntu60_3danno.pkl')
-    parser.add_argument('--benchmark', choices=('ntu60', 'ntu120'), default='ntu60',
-                        help='ntu60: S001-S017/A001-A060 with xsub+xview splits; ntu120: all, xsub+xset')
-    parser.add_argument('--format', dest='fmt', choices=('pyskl', 'mmaction0x'), default='pyskl',
-                        help="pyskl: tools/data/ntu_preproc.py (float16, M<=2); mmaction0x: gen_ntu_rgbd_raw.py "
-                             "(pre-normalised float32, M=2)")
-    parser.add_argument('--workers', type=int, default=1, help='worker processes')
-    parser.add_argument('--quiet', action='store_true', help='no progress bar')
-    args = parser.parse_args(argv)
-    try:
-        report = convert_folder(args.raw_dir, args.out, benchmark=args.benchmark, fmt=args.fmt,
-                                workers=args.workers, progress=not args.quiet)
-    except ValueError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    print(report.summary())
-    return 0 if report.converted else 1
-
+from skeljax.data.prepare_ntu import main
 
 if __name__ == '__main__':
-    sys.exit(main())
+    raise SystemExit(main())
