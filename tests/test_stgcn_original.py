@@ -146,6 +146,20 @@ def test_spec_and_config_family():
     assert again.spec.family == "stgcn_original" and again.spec.layout == "openpose"
 
 
+def test_original_init_and_model_directory(tmp_path):
+    """`weights_init` of the original (`processor/recognition.py`): conv and fcn weights N(0, 0.02), zero biases;
+    the family survives a skeljax model directory."""
+    model = stgcn.Recognizer(stgcn.stgcn_original_spec(400), rngs=__import__("flax").nnx.Rngs(3))
+    sd = convert.model_state_dict(model)
+    convs = np.concatenate([v.ravel() for k, v in sd.items() if k.endswith("conv.weight") or k.endswith(".2.weight")])
+    assert abs(convs.std() - 0.02) < 1e-3 and abs(convs.mean()) < 1e-3
+    assert abs(sd["fcn.weight"].std() - 0.02) < 2e-3
+    assert not any(np.any(v) for k, v in sd.items() if k.endswith("bias"))  # conv, fcn and BN biases
+    checkpoint.save_model(str(tmp_path / "m"), model)
+    loaded = checkpoint.load_model(str(tmp_path / "m"))
+    assert loaded.spec == model.spec and loaded.spec.family == "stgcn_original"
+
+
 @pytest.mark.slow
 def test_convert_script_both_ways(tmp_path):
     net = random_original("openpose", seed=1)
