@@ -201,38 +201,43 @@ def _script(label: int, rng: np.random.Generator, n: int) -> list[dict]:
         for s in 'lr':
             a[s + 'abd'] += 0.4 * np.sin(np.pi * p)
     else:  # two-person classes: b stands facing a
-        b = _rest(rng, n)
-        if base == 10:  # approach each other: both walk until close
-            d0, d1 = rng.uniform(2.6, 3.4), rng.uniform(0.8, 1.1)
-            share = rng.uniform(0.35, 0.65)
-            _gait(rng, p, a, (d0 - d1) * share, 0.0, (0.0, 0.0))
-            _gait(rng, p, b, (d0 - d1) * (1 - share), np.pi, (0.0, d0))
-        elif base == 12:  # push: a extends both arms into b, who staggers back
-            d = rng.uniform(0.75, 0.95)
-            k = [0, 0.25, 0.45, 0.7, 1.0]
-            for s in 'lr':
-                a[s + 'flex'] += np.interp(p, k, [0.3, 0.5, 1.4, 0.6, 0.2])
-                a[s + 'elbow'] += np.interp(p, k, [0.4, 1.5, 0.1, 0.8, 0.2])
-                b[s + 'abd'] += np.interp(p, k, [0, 0, 0.2, 0.6, 0.2])
-            a['pitch'] += np.interp(p, k, [0, 0.05, 0.25, 0.1, 0])
-            b['pitch'] += np.interp(p, k, [0, 0, -0.1, -0.3, 0])
-            back = rng.uniform(0.3, 0.6) * np.interp(p, k, [0, 0, 0.2, 0.9, 1.0])
-            a['root'] = np.stack([np.zeros(n), 0.15 * np.interp(p, k, [0, 0, 1, 1, 1])], 1)
-            b['root'] = np.stack([np.zeros(n), d + back], 1)
-            b['yaw'] += np.pi
-        else:  # handshake: right hands meet between the two and pump up and down
-            d = rng.uniform(0.75, 0.9)
-            w = _window(p, 0.25, 0.75)
-            f = rng.uniform(1.5, 2.5) / FPS
-            pump = 0.12 * np.sin(2 * np.pi * f * t) * _window(p, 0.35, 0.65)
-            for q in (a, b):
-                q['rflex'] += rng.uniform(0.7, 0.9) * w + pump
-                q['relbow'] += rng.uniform(0.5, 0.8) * w
-                q['rhoriz'] += rng.uniform(0.25, 0.4) * w
-            b['root'] = np.tile([0.0, d], (n, 1))
-            b['yaw'] += np.pi
-        return [a, b]
+        return [a, _second_person(base, rng, n, p, t, a)]
     return [a]
+
+
+def _second_person(base: int, rng: np.random.Generator, n: int, p: np.ndarray, t: np.ndarray, a: dict) -> dict:
+    """Script of person b in the two-person classes (10, 12, 13); also moves person a where they interact."""
+    b = _rest(rng, n)
+    if base == 10:  # approach each other: both walk until close
+        d0, d1 = rng.uniform(2.6, 3.4), rng.uniform(0.8, 1.1)
+        share = rng.uniform(0.35, 0.65)
+        _gait(rng, p, a, (d0 - d1) * share, 0.0, (0.0, 0.0))
+        _gait(rng, p, b, (d0 - d1) * (1 - share), np.pi, (0.0, d0))
+    elif base == 12:  # push: a extends both arms into b, who staggers back
+        d = rng.uniform(0.75, 0.95)
+        k = [0, 0.25, 0.45, 0.7, 1.0]
+        for s in 'lr':
+            a[s + 'flex'] += np.interp(p, k, [0.3, 0.5, 1.4, 0.6, 0.2])
+            a[s + 'elbow'] += np.interp(p, k, [0.4, 1.5, 0.1, 0.8, 0.2])
+            b[s + 'abd'] += np.interp(p, k, [0, 0, 0.2, 0.6, 0.2])
+        a['pitch'] += np.interp(p, k, [0, 0.05, 0.25, 0.1, 0])
+        b['pitch'] += np.interp(p, k, [0, 0, -0.1, -0.3, 0])
+        back = rng.uniform(0.3, 0.6) * np.interp(p, k, [0, 0, 0.2, 0.9, 1.0])
+        a['root'] = np.stack([np.zeros(n), 0.15 * np.interp(p, k, [0, 0, 1, 1, 1])], 1)
+        b['root'] = np.stack([np.zeros(n), d + back], 1)
+        b['yaw'] += np.pi
+    else:  # handshake: right hands meet between the two and pump up and down
+        d = rng.uniform(0.75, 0.9)
+        w = _window(p, 0.25, 0.75)
+        f = rng.uniform(1.5, 2.5) / FPS
+        pump = 0.12 * np.sin(2 * np.pi * f * t) * _window(p, 0.35, 0.65)
+        for q in (a, b):
+            q['rflex'] += rng.uniform(0.7, 0.9) * w + pump
+            q['relbow'] += rng.uniform(0.5, 0.8) * w
+            q['rhoriz'] += rng.uniform(0.25, 0.4) * w
+        b['root'] = np.tile([0.0, d], (n, 1))
+        b['yaw'] += np.pi
+    return b
 
 
 # ----------------------------------------------------------------------------------------------
