@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from skeljax import cli, ensemble, predict, visualize
+from skeljax import cli, convert_cli, ensemble, predict, visualize
 from skeljax.data import prepare_ntu
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,6 +51,7 @@ def test_verbose_sets_the_logging_level():
     (ensemble.main, ["/nonexistent/a.npz"]),
     (visualize.main, ["--input", "/nonexistent/x.skeleton", "--out", "/nonexistent/x.gif"]),
     (prepare_ntu.main, ["/nonexistent/raw", "/nonexistent/out.pkl", "--quiet"]),
+    (convert_cli.main, ["/nonexistent/x.pth", "/nonexistent/out"]),
 ])
 def test_every_tool_ends_a_user_error_in_one_line(capsys, main, argv):
     assert main(argv) == 1
@@ -58,7 +59,7 @@ def test_every_tool_ends_a_user_error_in_one_line(capsys, main, argv):
     assert err.count("error:") == 1 and err.startswith("error: ") and "/nonexistent/" in err, err
 
 
-@pytest.mark.parametrize("main", [predict.main, ensemble.main, visualize.main, prepare_ntu.main])
+@pytest.mark.parametrize("main", [predict.main, ensemble.main, visualize.main, prepare_ntu.main, convert_cli.main])
 def test_a_bad_flag_exits_with_status_2(capsys, main):
     with pytest.raises(SystemExit) as e:
         main(["--no-such-flag"])
@@ -73,7 +74,8 @@ def _installed(name):
 
 
 @pytest.mark.parametrize("name, usage", [("skeljax-predict", "--checkpoint"), ("skeljax-ensemble", "files"),
-                                         ("skeljax-prepare-ntu", "raw_dir"), ("skeljax-train", "--workdir")])
+                                         ("skeljax-prepare-ntu", "raw_dir"), ("skeljax-convert", "--to-pytorch"),
+                                         ("skeljax-train", "--workdir")])
 def test_console_commands_are_installed(name, usage):
     proc = subprocess.run([_installed(name), "--help"], capture_output=True, text=True, timeout=120, check=False,
                           env=dict(os.environ, JAX_PLATFORMS="cpu"))
@@ -81,7 +83,8 @@ def test_console_commands_are_installed(name, usage):
     assert usage in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("script", ["scripts/ensemble.py", "scripts/export.py", "scripts/prepare_ntu.py"])
+@pytest.mark.parametrize("script", ["scripts/convert_checkpoint.py", "scripts/ensemble.py", "scripts/export.py",
+                                    "scripts/prepare_ntu.py"])
 def test_scripts_still_run_the_package_commands(script):
     proc = subprocess.run([sys.executable, script, "--no-such-flag"], cwd=REPO, capture_output=True, text=True,
                           timeout=120, check=False, env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO))
