@@ -1,9 +1,9 @@
 """ST-GCN on NTU RGB+D 60: PYSKL's recipe, PYSKL's vanilla recipe, MMAction2 0.x's configs and the ST-GCN authors'.
 
 Variants:
-    pyskl_SPLIT_KIND_FEAT    PYSKL ST-GCN (stgcn_spatial graph, edge importance), ST-GCN++'s recipe (spec 6.1)
+    pyskl_SPLIT_KIND_FEAT    PYSKL ST-GCN (stgcn_spatial graph, edge importance), ST-GCN++'s recipe (PYSKL configs/stgcn/stgcn_pyskl_ntu60_*)
     vanilla_SPLIT_KIND_FEAT  PYSKL vanilla ST-GCN: PadTo 300, tcn dropout 0.5, SGD (no nesterov) wd 1e-4,
-                             lr x0.1 at repeated epochs 2 and 10 of 16 (spec 6.2); 1 test clip
+                             lr x0.1 at repeated epochs 2 and 10 of 16 (PYSKL configs/stgcn/stgcn_vanilla_ntu60_*); 1 test clip
     mmaction0x_2d            MMAction2 0.x stgcn_80e_ntu60_xsub_keypoint (HRNet 2D, 0.x coco graph, PoseNormalize,
                              300 looped frames, batch 32, step lr at 10/50 of 80 epochs, raw-logit test)
     mmaction0x_3d            MMAction2 0.x stgcn_80e_ntu60_xsub_keypoint_3d (ntu-rgb+d graph; expects data in

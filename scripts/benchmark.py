@@ -63,7 +63,7 @@ from skeljax.train.optim import make_optimizer
 from skeljax.train.state import TrainParts
 from skeljax.train.step import jit_train_step, make_train_step
 
-GFLOP_PER_SAMPLE = 5.85  # ST-GCN++ forward, NTU layout, M=2, T=100 (spec 7: 2.925 GMAC)
+GFLOP_PER_SAMPLE = 5.85  # ST-GCN++ forward, NTU layout, M=2, T=100 (2.925 GMAC, counted with PyTorch's FlopCounterMode on PYSKL's model)
 NUM_CLASSES = 60
 DOCS = os.path.join(REPO, "docs", "benchmarks.md")
 

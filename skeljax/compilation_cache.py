@@ -29,9 +29,9 @@ def default_dir() -> str:
 
 
 def _log(msg: str) -> None:
-    from skeljax.train import metrics_writer as logging_utils
+    from skeljax.train import metrics_writer
 
-    logging_utils.console(msg)
+    metrics_writer.console(msg)
 
 
 def _writable(path: str) -> str | None:

@@ -3,7 +3,7 @@
 Configs follow big_vision: `get_config(arg=None)` starts from `base_config()`, overrides a few fields, and its
 docstring holds the run command and the expected result. The command line can then change any field
 (`--config.batch_size=32`); new fields cannot be added there (the config is locked), so every field the trainer
-reads is defined here. Defaults are PYSKL's ST-GCN++ NTU-60 XSub joint recipe (spec section 6.1).
+reads is defined here. Defaults are PYSKL's ST-GCN++ NTU-60 XSub joint recipe (PYSKL's configs/stgcn++/stgcn++_ntu60_xsub_3dkp/j.py).
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
     for k in ("inflate_stages", "down_stages"):
         if k in m:
             m[k] = tuple(m[k])
-    make = {"stgcnpp": stgcn.stgcnpp_spec, "stgcn": stgcn.stgcn_spec, "mmaction0x": stgcn.mmaction0x_spec,
+    make = {"stgcnpp": stgcn.stgcnpp_spec, "stgcn": stgcn.stgcn_pyskl_spec, "mmaction0x": stgcn.mmaction0x_spec,
             "stgcn_original": stgcn.stgcn_original_spec}[family]
     return make(int(num_classes), layout, **m)
 
@@ -141,7 +141,7 @@ def data_layout(config: ml_collections.ConfigDict) -> layouts.SkeletonLayout:
 
 
 def model_graph(config: ml_collections.ConfigDict) -> np.ndarray | None:
-    """The adjacency of a custom layout in the family's graph mode (None: the spec's built-in layout)."""
+    """The adjacency of a custom layout in the family's graph mode (None: the model spec's built-in layout)."""
     from skeljax import graph
 
     if config.model.layout != "custom":

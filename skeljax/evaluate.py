@@ -18,7 +18,7 @@ from flax import nnx
 from skeljax import ensemble, inference, metrics, sharding
 from skeljax.data import input_pipeline
 from skeljax.metrics import Scores
-from skeljax.train import metrics_writer as logging_utils
+from skeljax.train import metrics_writer
 
 
 def predict_split(predict: inference.Forward, params, batch_stats, batches: input_pipeline.EvalBatches, source,
@@ -26,7 +26,7 @@ def predict_split(predict: inference.Forward, params, batch_stats, batches: inpu
     """Run the compiled forward over every batch; returns the unpadded scores in source order."""
     scores, labels, index, mask, names = [], [], [], [], []
     multi = jax.process_count() > 1
-    for batch in logging_utils.progress(batches, len(batches), desc):
+    for batch in metrics_writer.progress(batches, len(batches), desc):
         out = predict(params, batch_stats, batch["keypoint"])
         host = sharding.to_host({"s": out, "y": batch["label"], "i": batch["index"], "m": batch["mask"]})
         scores.append(host["s"])
@@ -62,18 +62,18 @@ def check_labels(source, num_classes: int, where: str) -> None:
                          "(set config.model.num_classes, or fine-tune with init_from.dont_load='cls_head')")
 
 
-def report_test(pred: Scores, workdir: str, tag: str, step: int, writer: logging_utils.MetricWriter,
+def report_test(pred: Scores, workdir: str, tag: str, step: int, writer: metrics_writer.MetricWriter,
                 class_names=()) -> dict[str, float]:
     """Metrics, `test_scores_<tag>.npz`, a metrics.jsonl line and the confusion-matrix/curve PNGs."""
     result = classification_metrics(pred, "test")
-    if logging_utils.is_main_process():
+    if metrics_writer.is_main_process():
         ensemble.write_scores(os.path.join(workdir, f"test_scores_{tag}.npz"), pred.names, pred.scores, pred.labels)
         writer.write(step, {**result, "checkpoint": tag}, tb_prefix=f"{tag}_" if tag else "")
         cm = metrics.confusion_matrix(np.argmax(pred.scores, axis=1), pred.labels, pred.scores.shape[1])
-        logging_utils.plot_confusion(cm, class_names, os.path.join(workdir, f"confusion_matrix_{tag}.png"),
+        metrics_writer.plot_confusion(cm, class_names, os.path.join(workdir, f"confusion_matrix_{tag}.png"),
                                      f"test ({tag}): top-1 {result['test/top1']:.4f}")
-        logging_utils.plot_training_curves(workdir, os.path.join(workdir, "training_curves.png"))
-    logging_utils.console(f"test ({tag}): " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
+        metrics_writer.plot_training_curves(workdir, os.path.join(workdir, "training_curves.png"))
+    metrics_writer.console(f"test ({tag}): " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
     return result
 
 

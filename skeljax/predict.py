@@ -163,7 +163,10 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def default_recipe(model: Recognizer) -> str:
-    """MMAction2 0.x models take the 0.x pipeline; PYSKL models PYSKL's (vanilla ST-GCN must be asked for)."""
+    """The recipe a model was trained with: MMAction2 0.x's, the original ST-GCN's on OpenPose-18, else PYSKL's
+    (vanilla ST-GCN must be asked for)."""
+    if model.spec.family == "stgcn_original" and model.spec.layout == "openpose":
+        return "stgcn_original"
     return "mmaction0x" if model.spec.family == "mmaction0x" else "pyskl"
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from skeljax import checkpoint
-from skeljax.models.stgcn import Recognizer, stgcn_spec
+from skeljax.models.stgcn import Recognizer, stgcn_pyskl_spec
 
 
 @pytest.fixture(scope="module")
 def model():
-    m = Recognizer(stgcn_spec(7, "coco", tcn_dropout=0.5))
+    m = Recognizer(stgcn_pyskl_spec(7, "coco", tcn_dropout=0.5))
     # Non-default BN statistics and importance weights so that a restore that silently skips them would show.
     for _, var in nnx_flat(m):
         if var.value.dtype == np.float32:
@@ -68,7 +68,7 @@ def test_refuses_overwrite_and_reports_bad_dirs(tmp_path, model):
 
 def test_state_of_another_model_is_refused(tmp_path, model):
     checkpoint.save_model(str(tmp_path / "m"), model)
-    other = Recognizer(stgcn_spec(9, "coco"))
+    other = Recognizer(stgcn_pyskl_spec(9, "coco"))
     with pytest.raises(checkpoint.SkeljaxCheckpointError, match="does not match"):
         checkpoint.restore_into(other, str(tmp_path / "m" / "state"))
 

@@ -7,15 +7,15 @@ import pytest
 from flax import nnx
 
 from skeljax.models import convert, layers
-from skeljax.models.stgcn import Recognizer, count_params, mmaction0x_spec, stgcn_spec, stgcnpp_spec
+from skeljax.models.stgcn import Recognizer, count_params, mmaction0x_spec, stgcn_pyskl_spec, stgcnpp_spec
 
 
 @pytest.mark.parametrize("spec, params, entries", [
     (stgcnpp_spec(60), 1_403_144, 692),
     (stgcnpp_spec(60, "coco"), 1_393_016, 692),
     (stgcnpp_spec(120), 1_418_564, 692),
-    (stgcn_spec(60), 3_098_832, 181),
-    (stgcn_spec(60, "coco"), 3_088_704, 181),
+    (stgcn_pyskl_spec(60), 3_098_832, 181),
+    (stgcn_pyskl_spec(60, "coco"), 3_088_704, 181),
 ])
 def test_counts_pyskl(spec, params, entries):
     model = Recognizer(spec)
@@ -70,7 +70,7 @@ def test_stgcnpp_key_shapes_as_released():
 
 
 def test_stgcn_importance_keys():
-    model = Recognizer(stgcn_spec(60))
+    model = Recognizer(stgcn_pyskl_spec(60))
     sd = convert.model_state_dict(model)
     assert list(sd)[2:4] == ["backbone.data_bn.running_mean", "backbone.data_bn.running_var"]
     block = [k for k in sd if k.startswith("backbone.gcn.1.gcn.")]
@@ -124,7 +124,7 @@ def test_batchnorm_matches_torch_training_step():
 
 
 def test_bad_input_rank():
-    model = Recognizer(stgcn_spec(5, "coco"))
+    model = Recognizer(stgcn_pyskl_spec(5, "coco"))
     with pytest.raises(ValueError, match=r"\(N, M, T, V, C\)"):
         model(jnp.zeros((2, 50, 17, 3)))
 

@@ -17,7 +17,7 @@ from skeljax.data import generate_synthetic, make_pipeline, read_ntu_skeleton, r
 from skeljax.data.annotations import save_annotations
 from skeljax.data.ntu_meta import NTU60_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
-from skeljax.models.stgcn import Recognizer, mmaction0x_spec, stgcn_spec, stgcnpp_spec
+from skeljax.models.stgcn import Recognizer, mmaction0x_spec, stgcn_original_spec, stgcn_pyskl_spec, stgcnpp_spec
 from tests import torch_reference as tr
 from tests.test_ntu_raw import body, frames_from, write_skeleton
 
@@ -167,7 +167,9 @@ def test_vanilla_and_mmaction0x_recipes(work):
 def test_default_recipe_follows_the_family():
     assert P.default_recipe(SimpleNamespace(spec=mmaction0x_spec(60))) == "mmaction0x"
     assert P.default_recipe(SimpleNamespace(spec=stgcnpp_spec(60))) == "pyskl"
-    assert P.default_recipe(SimpleNamespace(spec=stgcn_spec(60))) == "pyskl"  # vanilla must be asked for
+    assert P.default_recipe(SimpleNamespace(spec=stgcn_pyskl_spec(60))) == "pyskl"  # vanilla must be asked for
+    assert P.default_recipe(SimpleNamespace(spec=stgcn_original_spec(400))) == "stgcn_original"
+    assert P.default_recipe(SimpleNamespace(spec=stgcn_original_spec(60, "nturgb+d"))) == "pyskl"
 
 
 @pytest.mark.slow  # a COCO-17 model: ~20 s of compiling

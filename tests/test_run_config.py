@@ -7,7 +7,7 @@ import pytest
 
 from skeljax import config_base
 from skeljax.data.sources import make_transform
-from skeljax.models.stgcn import stgcn_spec, stgcnpp_spec
+from skeljax.models.stgcn import stgcn_pyskl_spec, stgcnpp_spec
 from skeljax.run_config import DataSettings, InitFrom, OptimizerSettings, RunConfig, as_run, resolve
 from skeljax.train import create_model, flat_model_state, make_tx
 from skeljax.train.checkpoints import run_signature
@@ -19,7 +19,7 @@ def _direct_run(**kw) -> RunConfig:
                         clip_len=12, recipe="pyskl", val_num_clips=1, test_num_clips=3, repeat_times=1)
     optimizer = OptimizerSettings(lr=0.05, linear_rule_lr=0.1, lr_fixed=True, schedule="cosine", momentum=0.9,
                                   nesterov=True, weight_decay=5e-4)
-    return RunConfig(spec=stgcn_spec(7, "coco", base_channels=8), graph=None, layout="coco", family="stgcn",
+    return RunConfig(spec=stgcn_pyskl_spec(7, "coco", base_channels=8), graph=None, layout="coco", family="stgcn",
                      data=data, optimizer=optimizer, batch_size=4, eval_batch_size=4, test_batch_size=2,
                      num_epochs=2, **kw)
 

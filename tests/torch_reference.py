@@ -1,9 +1,9 @@
 """PyTorch reference models and released-format checkpoint fixtures for the parity tests.
 
-Two references (see docs spec sections 2-4):
+Two references:
 * PYSKL's STGCN backbone (ST-GCN++ and "PYSKL ST-GCN") taken from MMAction2 1.2.0, which ports PYSKL's backbone with
   the same key names, wrapped in a recognizer whose keys are exactly PYSKL's (`backbone.*`, `cls_head.fc_cls.*`).
-* MMAction2 0.x's original ST-GCN, written here from the spec because no installable package exists.
+* MMAction2 0.x's original ST-GCN, written here after MMAction2 0.x's mmaction/models/backbones/stgcn.py because no installable package exists.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class PysklRecognizer(nn.Module):
 
 
 def pyskl_backbone_kwargs(family: str, layout: str) -> dict:
-    """The STGCN kwargs PYSKL's configs pass for a family (spec 2.8)."""
+    """The STGCN kwargs PYSKL's configs pass for a family (configs/stgcn++/*/j.py, configs/stgcn/stgcn_pyskl_*)."""
     if layout not in PYSKL_LAYOUTS:
         raise ValueError(f"unknown PYSKL layout {layout!r}; expected one of {PYSKL_LAYOUTS}")
     if family == "stgcnpp":
@@ -160,7 +160,7 @@ def to_mmaction1x_keys(state_dict: Mapping[str, torch.Tensor]) -> collections.Or
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# MMAction2 0.x graph (spec 1.3), float64 numpy, independent of any library code
+# MMAction2 0.x graph (mmaction/models/skeleton_gcn/utils/graph.py in 0.x), float64 numpy, independent of any library code
 # ------------------------------------------------------------------------------------------------------------------
 
 # (num_joints, center, 1-based undirected edges) as listed in MMAction2 0.x's graph.py.
@@ -261,7 +261,7 @@ def mmaction0x_graph(layout: str, max_hop: int = 1) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# MMAction2 0.x ST-GCN (spec 3), keys exactly as in the released 0.x checkpoints
+# MMAction2 0.x ST-GCN (mmaction/models/backbones/stgcn.py in 0.x), keys exactly as in the released 0.x checkpoints
 # ------------------------------------------------------------------------------------------------------------------
 
 
@@ -376,7 +376,7 @@ class MMAction0xSTGCN(nn.Module):
 
 
 def mmaction0x_to_pyskl_stgcn(state_dict: Mapping[str, torch.Tensor]) -> collections.OrderedDict:
-    """Map a 0.x ST-GCN state_dict onto PYSKL STGCN(mode='stgcn_spatial') keys (spec 3.4)."""
+    """Map a 0.x ST-GCN state_dict onto PYSKL STGCN(mode='stgcn_spatial') keys."""
     block_map = {
         "gcn.conv.": "gcn.conv.",
         "tcn.0.": "gcn.bn.",
@@ -517,7 +517,7 @@ def to_nctvm(x: torch.Tensor) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# Released-format checkpoints (spec 4.1)
+# Released-format checkpoints (mmcv's save_checkpoint: meta, state_dict, optimizer)
 # ------------------------------------------------------------------------------------------------------------------
 
 CHECKPOINT_STYLES = ("pyskl", "mmaction0x", "bare")

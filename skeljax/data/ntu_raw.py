@@ -17,7 +17,7 @@ BODY_FIELDS = 10  # bodyID clippedEdges handLeft{Confidence,State} handRight{Con
 JOINT_FIELDS = 12  # x y z depthX depthY colorX colorY orientation{W,X,Y,Z} trackingState
 MMACTION0X_MAX_FRAMES = 300
 
-# PYSKL denoising constants (spec 5.3).
+# PYSKL denoising constants (tools/data/ntu_preproc.py).
 _MIN_BODY_FRAMES = 11
 _WH_RATIO = 0.8
 _SPREAD_NOISE_RATIO = 0.69754
@@ -146,7 +146,7 @@ def parse_skeleton_file(path: str | os.PathLike) -> list[list[tuple[int, np.ndar
 
 
 # ------------------------------------------------------------------------------------------------
-# PYSKL conversion (tools/data/ntu_preproc.py, spec 5.3)
+# PYSKL conversion (tools/data/ntu_preproc.py)
 
 
 @dataclass
@@ -261,7 +261,7 @@ def read_ntu_skeleton(path: str | os.PathLike) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
-# MMAction2 0.x conversion (tools/data/skeleton/gen_ntu_rgbd_raw.py, spec 5.4)
+# MMAction2 0.x conversion (tools/data/skeleton/gen_ntu_rgbd_raw.py)
 
 
 def _angle_between(v1: np.ndarray, v2) -> float:
@@ -275,7 +275,7 @@ def _angle_between(v1: np.ndarray, v2) -> float:
 def _align(s: np.ndarray, j_from: int, j_to: int, target) -> None:
     """Rotates, in place, every non-empty frame so that person 0's frame-0 bone j_from->j_to points along target."""
     v = s[0, 0, j_to] - s[0, 0, j_from]
-    # The same quaternion formula as PYSKL (spec 5.5.1); theta is a float64 here, as in gen_ntu_rgbd_raw.
+    # The same quaternion formula as PYSKL's PreNormalize3D (pyskl/datasets/pipelines/pose_related.py); theta is a float64 here, as in gen_ntu_rgbd_raw.
     rot = axis_angle_matrix(np.cross(v, target), _angle_between(v, target))
     for person in s:
         if person.sum() == 0:

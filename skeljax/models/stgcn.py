@@ -125,12 +125,12 @@ class ModelSpec:
         return graph_lib.adjacency(self.layout, self.graph_mode)
 
 
-# Named families as in the reference configs (spec 2.8 and 3.3).
+# Named families as in the reference configs (PYSKL's configs/stgcn++/ and configs/stgcn/, MMAction2 0.x's configs/skeleton/stgcn/).
 def stgcnpp_spec(num_classes: int, layout: str = "nturgb+d", **kw) -> ModelSpec:
     return ModelSpec(num_classes, layout, "spatial", gcn_adaptive="init", gcn_with_res=True, tcn_type="mstcn", **kw)
 
 
-def stgcn_spec(num_classes: int, layout: str = "nturgb+d", **kw) -> ModelSpec:
+def stgcn_pyskl_spec(num_classes: int, layout: str = "nturgb+d", **kw) -> ModelSpec:
     return ModelSpec(num_classes, layout, "stgcn_spatial", **kw)
 
 
