@@ -35,33 +35,49 @@ def get_config(arg=None):
     c.model.family = "stgcnpp"
     c.model.layout = "custom"
     c.model.num_classes = 14
-    c.model.base_channels = 64          # ST-GCN++'s width; configs/demo.py uses 16 for CPU-sized runs
+    c.model.base_channels = 64  # ST-GCN++'s width; configs/demo.py uses 16 for CPU-sized runs
     # Your skeleton. 0 head, 1 neck, 2 pelvis, 3-5 left shoulder/elbow/wrist, 6-8 right arm, 9-11 left
     # hip/knee/ankle, 12-14 right leg.
-    c.model.custom_layout = ml_collections.ConfigDict({
-        "name": "my15",
-        "num_joints": 15,
-        # (child, parent) edges pointing towards the centre joint; bones follow them.
-        "edges": ((0, 1), (2, 1), (3, 1), (4, 3), (5, 4), (6, 1), (7, 6), (8, 7), (9, 2), (10, 9), (11, 10),
-                  (12, 2), (13, 12), (14, 13)),
-        "center": 1,
-        "channels": 3,                  # 3: x, y, z (or x, y, score with score=True); 2: x, y
-        "score": False,                 # True: 2D keypoints (M, T, V, 2) + keypoint_score (M, T, V)
-        "zaxis": (2, 1),                # 3D only: pelvis -> neck onto +z; () = no rotation
-        "xaxis": (6, 3),                # 3D only: right -> left shoulder onto +x; () = no rotation
-    })
+    c.model.custom_layout = ml_collections.ConfigDict(
+        {
+            "name": "my15",
+            "num_joints": 15,
+            # (child, parent) edges pointing towards the centre joint; bones follow them.
+            "edges": (
+                (0, 1),
+                (2, 1),
+                (3, 1),
+                (4, 3),
+                (5, 4),
+                (6, 1),
+                (7, 6),
+                (8, 7),
+                (9, 2),
+                (10, 9),
+                (11, 10),
+                (12, 2),
+                (13, 12),
+                (14, 13),
+            ),
+            "center": 1,
+            "channels": 3,  # 3: x, y, z (or x, y, score with score=True); 2: x, y
+            "score": False,  # True: 2D keypoints (M, T, V, 2) + keypoint_score (M, T, V)
+            "zaxis": (2, 1),  # 3D only: pelvis -> neck onto +z; () = no rotation
+            "xaxis": (6, 3),  # 3D only: right -> left shoulder onto +x; () = no rotation
+        }
+    )
 
     c.data.dataset = "pickle"
     c.data.ann_file = arg or ""
     c.data.train_split = "train"
     c.data.val_split = "val"
-    c.data.test_split = "val"           # set to 'test' if your pickle has a test split
-    c.data.feat = "j"                   # 'b' (bones along your edges), 'jm', 'bm' for the other streams
+    c.data.test_split = "val"  # set to 'test' if your pickle has a test split
+    c.data.feat = "j"  # 'b' (bones along your edges), 'jm', 'bm' for the other streams
     c.data.clip_len = 100
-    c.data.repeat_times = 5             # PYSKL's RepeatDataset(5)
+    c.data.repeat_times = 5  # PYSKL's RepeatDataset(5)
     c.data.test_num_clips = 10
 
-    c.batch_size = 32                   # small datasets: an epoch needs at least one full batch
+    c.batch_size = 32  # small datasets: an epoch needs at least one full batch
     c.eval_batch_size = 32
     c.test_batch_size = 16
     c.model.bn_group = 16

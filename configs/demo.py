@@ -21,22 +21,22 @@ def get_config(arg=None):
     c.model.family = "stgcnpp"
     c.model.layout = "nturgb+d"
     c.model.num_classes = 14
-    c.model.base_channels = 16          # 4x fewer channels than ST-GCN++ (same depth, graph and temporal units)
+    c.model.base_channels = 16  # 4x fewer channels than ST-GCN++ (same depth, graph and temporal units)
     c.model.bn_group = 16
 
     c.data.dataset = "skeljax_synthetic/3d"
-    c.data.clip_len = 32                # the synthetic actions last ~3 s; 32 sampled frames keep their order
+    c.data.clip_len = 32  # the synthetic actions last ~3 s; 32 sampled frames keep their order
     c.data.repeat_times = 1
     c.data.test_num_clips = 10
 
     c.batch_size = 32
     c.eval_batch_size = 64
     c.test_batch_size = 16
-    c.num_epochs = 4                    # with 3 the shorter cosine schedule stopped at 94% val top-1; 4 reach 100% at epoch 2
+    c.num_epochs = 4  # with 3 the shorter cosine schedule stopped at 94% val top-1; 4 reach 100% at epoch 2
     # Linear scaling rule from a larger base lr: 0.4 * 32 / 128 = 0.1 (a short run wants PYSKL's full lr of 0.1).
     c.optimizer.base_lr = 0.4
     c.optimizer.lr = c.optimizer.base_lr * c.batch_size / c.optimizer.reference_batch
     c.log_every_steps = 10
     c.checkpoint.keep = 2
-    c.test_last = False                 # best = last here; one 10-clip test keeps the demo under 10 minutes
+    c.test_last = False  # best = last here; one 10-clip test keeps the demo under 10 minutes
     return c

@@ -15,6 +15,7 @@ def get_config(arg=None):
     arg = arg or "pyskl_xsub_3d_j"
     practice, _, rest = arg.partition("_")
     if practice != "pyskl":
-        raise ValueError(f"unknown variant {arg!r}: use pyskl_SPLIT_KIND_FEAT (PYSKL released no vanilla "
-                         "ST-GCN for NTU-120)")
+        raise ValueError(
+            f"unknown variant {arg!r}: use pyskl_SPLIT_KIND_FEAT (PYSKL released no vanilla ST-GCN for NTU-120)"
+        )
     return zoo.pyskl_config("stgcn", "ntu120", *zoo.parse_variant(rest, rest))

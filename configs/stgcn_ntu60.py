@@ -38,5 +38,7 @@ def get_config(arg=None):
         return zoo.vanilla_config("ntu60", *zoo.parse_variant(rest, rest))
     if practice == "original" and rest in ("xsub", "xview"):
         return zoo.original_config("ntu60", rest)
-    raise ValueError(f"unknown variant {arg!r}: use pyskl_SPLIT_KIND_FEAT, vanilla_SPLIT_KIND_FEAT, "
-                     "mmaction0x_2d, mmaction0x_3d, original_xsub or original_xview")
+    raise ValueError(
+        f"unknown variant {arg!r}: use pyskl_SPLIT_KIND_FEAT, vanilla_SPLIT_KIND_FEAT, "
+        "mmaction0x_2d, mmaction0x_3d, original_xsub or original_xview"
+    )

@@ -169,8 +169,10 @@ def skeljax_train(x_shape, compute_dtype):
     parts = TrainParts(model, tx)
     mesh = sharding.make_mesh()
     jitted = jit_train_step(make_train_step(parts, tx, schedule, seed=0), mesh)
-    batch = {"keypoint": jax.ShapeDtypeStruct((x_shape[0], 1) + tuple(x_shape[1:]), jnp.float32),
-             "label": jax.ShapeDtypeStruct(x_shape[:1], jnp.int32)}
+    batch = {
+        "keypoint": jax.ShapeDtypeStruct((x_shape[0], 1) + tuple(x_shape[1:]), jnp.float32),
+        "label": jax.ShapeDtypeStruct(x_shape[:1], jnp.int32),
+    }
     state = sharding.put_replicated(parts.state, mesh)
     t = time.perf_counter()
     compiled = jitted.lower(state, batch).compile()
@@ -327,8 +329,20 @@ def _add_matmul_floor(out: dict, compiled, batch: int) -> None:
 
 def memory_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str) -> float:
     """Peak RSS (MB) of a fresh process that runs only `which` (e.g. 'skeljax-infer') twice (VmHWM)."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--_probe", which, "--batch", str(batch), "--frames",
-           str(frames), "--joints", str(joints), "--compute-dtype", compute_dtype]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--_probe",
+        which,
+        "--batch",
+        str(batch),
+        "--frames",
+        str(frames),
+        "--joints",
+        str(joints),
+        "--compute-dtype",
+        compute_dtype,
+    ]
     res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900, env=os.environ.copy())
     if res.returncode != 0:
         raise RuntimeError(f"memory probe {which} failed:\n{res.stderr[-2000:]}")
@@ -371,8 +385,9 @@ def _peak_rss_mb() -> float:
 
 def pipeline_rate(batch: int, quick: bool) -> dict:
     """Samples/s of the ST-GCN++ train transform ('j') on synthetic data: bare loop and grain with 0 workers."""
-    spec = importlib.util.spec_from_file_location("benchmark_pipeline", os.path.join(REPO, "scripts",
-                                                                                      "benchmark_pipeline.py"))
+    spec = importlib.util.spec_from_file_location(
+        "benchmark_pipeline", os.path.join(REPO, "scripts", "benchmark_pipeline.py")
+    )
     bp = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bp)
     from skeljax.data.pipelines import make_pipeline
@@ -403,9 +418,21 @@ def add_rates(res: dict, gflop_per_sample: float) -> None:
     ts["skeljax_gflops"] = ts["skeljax_samples_per_s"] * 3 * gflop_per_sample  # forward + 2x for backward
     ts["fraction_of_matmul"] = ts["skeljax_gflops"] / mm
     first = res["inference_batches"][0]
-    res["inference"] = {k: first[k] for k in ("batch", "skeljax_samples_per_s", "torch_samples_per_s", "ratio",
-                                              "skeljax_gflops", "fraction_of_matmul", "matmul_floor",
-                                              "matmul_floor_samples_per_s", "matmul_floor_ratio") if k in first}
+    res["inference"] = {
+        k: first[k]
+        for k in (
+            "batch",
+            "skeljax_samples_per_s",
+            "torch_samples_per_s",
+            "ratio",
+            "skeljax_gflops",
+            "fraction_of_matmul",
+            "matmul_floor",
+            "matmul_floor_samples_per_s",
+            "matmul_floor_ratio",
+        )
+        if k in first
+    }
     mp = res.get("mixed_precision")
     if mp:
         for key, mult, f32 in (("inference", 1, first), ("train_step", 3, ts)):
@@ -418,16 +445,20 @@ def add_rates(res: dict, gflop_per_sample: float) -> None:
 
 
 def table(res: dict) -> str:
-    header = ("| measurement | skeljax samples/s | PyTorch samples/s | skeljax / PyTorch | skeljax GFLOP/s "
-              "| of matmul rate | skeljax compile s | matmul floor: samples/s, x PyTorch |")
+    header = (
+        "| measurement | skeljax samples/s | PyTorch samples/s | skeljax / PyTorch | skeljax GFLOP/s "
+        "| of matmul rate | skeljax compile s | matmul floor: samples/s, x PyTorch |"
+    )
     rows = [header, "|---|---|---|---|---|---|---|---|"]
 
     def fmt(name, e):
         t = e.get("torch_samples_per_s")
         r = e.get("ratio")
-        rows.append(f"| {name} | {e['skeljax_samples_per_s']:.1f} | {'-' if t is None else f'{t:.1f}'} | "
-                    f"{'-' if r is None else f'{r:.2f}x'} | {e['skeljax_gflops']:.0f} | "
-                    f"{100 * e['fraction_of_matmul']:.0f}% | {e['skeljax_compile_s']:.1f} | {_floor_cell(e)} |")
+        rows.append(
+            f"| {name} | {e['skeljax_samples_per_s']:.1f} | {'-' if t is None else f'{t:.1f}'} | "
+            f"{'-' if r is None else f'{r:.2f}x'} | {e['skeljax_gflops']:.0f} | "
+            f"{100 * e['fraction_of_matmul']:.0f}% | {e['skeljax_compile_s']:.1f} | {_floor_cell(e)} |"
+        )
 
     measured = _rows(res)
     for name, e in measured:
@@ -435,11 +466,13 @@ def table(res: dict) -> str:
     mp = res.get("mixed_precision")
     out = "\n".join(rows)
     if any("matmul_floor" in e for _, e in measured):
-        out += ("\n\nMatmul floor: the samples/s skeljax would reach if its matrix products were all it computed, "
-                "each product of the compiled program timed alone through XLA at its own shapes "
-                "(`scripts/matmul_floor.py`); \"x PyTorch\" is that bound as a ratio to PyTorch's measured samples/s. "
-                "Rearranging the other work (BatchNorm, ReLU, shifts, copies) cannot pass it; only fewer FLOPs "
-                "or faster product kernels can.")
+        out += (
+            "\n\nMatmul floor: the samples/s skeljax would reach if its matrix products were all it computed, "
+            "each product of the compiled program timed alone through XLA at its own shapes "
+            '(`scripts/matmul_floor.py`); "x PyTorch" is that bound as a ratio to PyTorch\'s measured samples/s. '
+            "Rearranging the other work (BatchNorm, ReLU, shifts, copies) cannot pass it; only fewer FLOPs "
+            "or faster product kernels can."
+        )
     out += f"\n\nfp32 matmul rate (XLA dot, {res['matmul_n']}x{res['matmul_n']}): {res['matmul_gflops']:.0f} GFLOP/s."
     if mp:
         out += f" {mp['compute_dtype']} matmul rate (same dot, float32 result): {mp['matmul_gflops']:.0f} GFLOP/s."
@@ -447,22 +480,29 @@ def table(res: dict) -> str:
     out += " (a training step is counted as 3x the forward)."
     if mp:
         e, t = mp["inference"], mp["train_step"]
-        out += (f"\n\nMixed precision ({mp['compute_dtype']} rows; `config.compute_dtype='{mp['compute_dtype']}'`): "
-                f"skeljax multiplies {mp['compute_dtype']} operands with float32 accumulation and keeps activations, "
-                "BatchNorm and the loss in float32; PyTorch runs under `torch.autocast` to the same dtype. "
-                f"Their \"of matmul rate\" is relative to the {mp['compute_dtype']} rate. Speed-up over float32: "
-                f"skeljax {e['skeljax_speedup_over_float32']:.2f}x inference, "
-                f"{t['skeljax_speedup_over_float32']:.2f}x train step")
+        out += (
+            f"\n\nMixed precision ({mp['compute_dtype']} rows; `config.compute_dtype='{mp['compute_dtype']}'`): "
+            f"skeljax multiplies {mp['compute_dtype']} operands with float32 accumulation and keeps activations, "
+            "BatchNorm and the loss in float32; PyTorch runs under `torch.autocast` to the same dtype. "
+            f'Their "of matmul rate" is relative to the {mp["compute_dtype"]} rate. Speed-up over float32: '
+            f"skeljax {e['skeljax_speedup_over_float32']:.2f}x inference, "
+            f"{t['skeljax_speedup_over_float32']:.2f}x train step"
+        )
         if "torch_speedup_over_float32" in e:
-            out += (f"; PyTorch {e['torch_speedup_over_float32']:.2f}x inference, "
-                    f"{t['torch_speedup_over_float32']:.2f}x train step")
+            out += (
+                f"; PyTorch {e['torch_speedup_over_float32']:.2f}x inference, "
+                f"{t['torch_speedup_over_float32']:.2f}x train step"
+            )
         out += "."
     if res.get("memory_mb"):
         mem = ", ".join(f"{k} {v:.0f} MB" for k, v in res["memory_mb"].items())
         out += f"\n\nPeak RSS of a fresh process running only that workload (VmHWM): {mem}."
-    xla = [f"{name} {e['skeljax_xla_memory']['temp_mb']:.0f} MB" for name, e in
-           [(f"inference batch {e['batch']}", e) for e in res["inference_batches"]]
-           + [(f"train step batch {res['train_step']['batch']}", res["train_step"])] if e.get("skeljax_xla_memory")]
+    xla = [
+        f"{name} {e['skeljax_xla_memory']['temp_mb']:.0f} MB"
+        for name, e in [(f"inference batch {e['batch']}", e) for e in res["inference_batches"]]
+        + [(f"train step batch {res['train_step']['batch']}", res["train_step"])]
+        if e.get("skeljax_xla_memory")
+    ]
     if xla:
         out += f"\n\nXLA scratch memory of the compiled skeljax programs (memory_analysis): {', '.join(xla)}."
     if res.get("pipeline"):
@@ -470,9 +510,11 @@ def table(res: dict) -> str:
         if "error" in p:
             out += f"\n\nInput pipeline: not measured ({p['error']})."
         else:
-            out += (f"\n\nInput pipeline (ST-GCN++ train transform, joints, synthetic data): "
-                    f"{p['bare_samples_per_s']:.0f} samples/s in a bare loop, "
-                    f"{p['grain_0_workers_samples_per_s']:.0f} with grain (0 workers).")
+            out += (
+                f"\n\nInput pipeline (ST-GCN++ train transform, joints, synthetic data): "
+                f"{p['bare_samples_per_s']:.0f} samples/s in a bare loop, "
+                f"{p['grain_0_workers_samples_per_s']:.0f} with grain (0 workers)."
+            )
     return out
 
 
@@ -491,13 +533,15 @@ def _floor_note(res: dict) -> str:
         need = "is out of reach even if nothing else cost any time"
     else:
         need = f"would need the rest cut to {budget / rest:.0%} of its present time"
-    return (f"\nWhat bounds these numbers: the matmul floor. Here the products of the inference program alone, each "
-            f"timed by itself, allow {inf['matmul_floor_ratio']:.2f}x PyTorch at batch {inf['batch']} and "
-            f"{frac:.0%} of the large-matmul rate, so 2x and 75% would need everything else the model computes "
-            "(BatchNorm, ReLU, residual sums, temporal shifts, concatenations) to cost next to nothing. For the "
-            f"training step the products allow {tr['matmul_floor_ratio']:.2f}x; 1.5x {need}. Most of that rest "
-            "is memory traffic: elementwise passes over activations of about 20 MB each (batch 16) that XLA's CPU "
-            "backend does not fuse into its matrix-product kernels.\n")
+    return (
+        f"\nWhat bounds these numbers: the matmul floor. Here the products of the inference program alone, each "
+        f"timed by itself, allow {inf['matmul_floor_ratio']:.2f}x PyTorch at batch {inf['batch']} and "
+        f"{frac:.0%} of the large-matmul rate, so 2x and 75% would need everything else the model computes "
+        "(BatchNorm, ReLU, residual sums, temporal shifts, concatenations) to cost next to nothing. For the "
+        f"training step the products allow {tr['matmul_floor_ratio']:.2f}x; 1.5x {need}. Most of that rest "
+        "is memory traffic: elementwise passes over activations of about 20 MB each (batch 16) that XLA's CPU "
+        "backend does not fuse into its matrix-product kernels.\n"
+    )
 
 
 def _floor_cell(e: dict) -> str:
@@ -514,8 +558,10 @@ def _rows(res: dict) -> list[tuple[str, dict]]:
     mp = res.get("mixed_precision")
     if mp:
         dt = mp["compute_dtype"]
-        rows += [(f"{dt} inference, batch {mp['inference']['batch']}", mp["inference"]),
-                 (f"{dt} train step, batch {mp['train_step']['batch']}", mp["train_step"])]
+        rows += [
+            (f"{dt} inference, batch {mp['inference']['batch']}", mp["inference"]),
+            (f"{dt} train step, batch {mp['train_step']['batch']}", mp["train_step"]),
+        ]
     return rows
 
 
@@ -523,16 +569,20 @@ def _mp_note(res: dict) -> str:
     mp = res.get("mixed_precision")
     if not mp:
         return ""
-    return (f"; the {mp['compute_dtype']} rows run skeljax with `compute_dtype='{mp['compute_dtype']}'` and PyTorch "
-            f"under `torch.autocast(dtype=torch.{mp['compute_dtype']})`")
+    return (
+        f"; the {mp['compute_dtype']} rows run skeljax with `compute_dtype='{mp['compute_dtype']}'` and PyTorch "
+        f"under `torch.autocast(dtype=torch.{mp['compute_dtype']})`"
+    )
 
 
 def _gpu_note(m: dict) -> str:
     """On GPUs XLA's default float32 matmul precision uses TF32 tensor cores: say what the fraction is relative to."""
     if m.get("jax_backend") != "gpu":
         return ""
-    return ("- GPU: the matmul rate is XLA's default float32 precision, which uses TF32 tensor cores, and the model's\n"
-            "  small matrices cannot approach it; read the ratio column. CPU model and thread count above are the host's.\n")
+    return (
+        "- GPU: the matmul rate is XLA's default float32 precision, which uses TF32 tensor cores, and the model's\n"
+        "  small matrices cannot approach it; read the ratio column. CPU model and thread count above are the host's.\n"
+    )
 
 
 def write_docs(res: dict, argv: list[str], path: str = DOCS) -> None:
@@ -542,16 +592,16 @@ def write_docs(res: dict, argv: list[str], path: str = DOCS) -> None:
         cmd = f"XLA_FLAGS={m['xla_flags']} {cmd}"
     text = f"""# Benchmarks: skeljax vs the PyTorch reference
 
-Generated by `scripts/benchmark.py --update-docs` on {res['date']}. Do not edit by hand; rerun the script.
+Generated by `scripts/benchmark.py --update-docs` on {res["date"]}. Do not edit by hand; rerun the script.
 
-Model: ST-GCN++ (NTU layout, 60 classes, M=2 persons, T={res['frames']} frames, V={res['joints']} joints).
+Model: ST-GCN++ (NTU layout, 60 classes, M=2 persons, T={res["frames"]} frames, V={res["joints"]} joints).
 skeljax: the programs the package runs, jitted with explicit shardings: for inference the eval-mode forward of
 validation, test and prediction (`skeljax.inference.make_forward`, one clip per sample, 'prob' average); for training
 the trainer's step (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum
 and weight decay, the logged norms) with donated state, at a constant learning rate. PyTorch: MMAction2 1.2.0's `STGCN` backbone plus a linear head (`tests/torch_reference.py`),
 `torch.inference_mode()` for inference, `loss.backward()` + `torch.optim.SGD` for training,
-`torch.set_num_threads({m['threads']})` (the CPUs XLA uses). Medians over repeats after warm-up, skeljax and PyTorch
-calls alternating. Compute dtype: {res['compute_dtype']}{_mp_note(res)}.
+`torch.set_num_threads({m["threads"]})` (the CPUs XLA uses). Medians over repeats after warm-up, skeljax and PyTorch
+calls alternating. Compute dtype: {res["compute_dtype"]}{_mp_note(res)}.
 
 Command: `{cmd.strip()}`
 
@@ -561,11 +611,11 @@ Command: `{cmd.strip()}`
 
 ## Machine
 
-- CPU: {m['cpu']}, {m['cpu_count']} CPUs ({m['threads']} usable), {m.get('memory_gb', '?')} GB RAM; JAX backend
-  {m['jax_backend']} ({m['jax_device']}); 1-minute load average when the run started: {m.get('load_average_at_start')}
+- CPU: {m["cpu"]}, {m["cpu_count"]} CPUs ({m["threads"]} usable), {m.get("memory_gb", "?")} GB RAM; JAX backend
+  {m["jax_backend"]} ({m["jax_device"]}); 1-minute load average when the run started: {m.get("load_average_at_start")}
   (other processes sharing the CPUs lower every number; the matmul rate above shows how much was left)
-{_gpu_note(m)}- Python {m['python']}, jax {m['jax']}, flax {m['flax']}, numpy {m['numpy']}, torch {m['torch']},
-  mmaction2 {m['mmaction']}; {m['platform']}{_xla_flags_note(m)}
+{_gpu_note(m)}- Python {m["python"]}, jax {m["jax"]}, flax {m["flax"]}, numpy {m["numpy"]}, torch {m["torch"]},
+  mmaction2 {m["mmaction"]}; {m["platform"]}{_xla_flags_note(m)}
 
 ## Environment: glibc malloc
 
@@ -575,7 +625,7 @@ every call maps and page-faults fresh pages, which costs 1.5-2x in speed for bot
 training and evaluation runs on CPU:
 
 ```
-{chr(10).join(f'export {k}={v}' for k, v in MALLOC_ENV.items())}
+{chr(10).join(f"export {k}={v}" for k, v in MALLOC_ENV.items())}
 ```
 
 ## How skeljax is organised for speed
@@ -629,17 +679,29 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 10)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (default 2)")
     p.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"))
-    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=True,
-                   help="also time bfloat16 matmuls (skeljax compute_dtype, PyTorch autocast) at the first "
-                        "inference batch and the train batch (default: on when --compute-dtype is float32)")
+    p.add_argument(
+        "--mixed-precision",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time bfloat16 matmuls (skeljax compute_dtype, PyTorch autocast) at the first "
+        "inference batch and the train batch (default: on when --compute-dtype is float32)",
+    )
     p.add_argument("--no-torch", action="store_true", help="skeljax only")
     p.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline measurement")
-    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
-                   help="peak RSS per workload in fresh processes (default: on, off with --quick)")
+    p.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="peak RSS per workload in fresh processes (default: on, off with --quick)",
+    )
     p.add_argument("--no-malloc-env", action="store_true", help="do not re-execute with the malloc settings")
     p.add_argument("--docs-from-json", metavar="PATH", help="only regenerate docs/benchmarks.md from a --json file")
-    p.add_argument("--docs", metavar="PATH", default=DOCS,
-                   help="the page --update-docs / --docs-from-json writes (default docs/benchmarks.md)")
+    p.add_argument(
+        "--docs",
+        metavar="PATH",
+        default=DOCS,
+        help="the page --update-docs / --docs-from-json writes (default docs/benchmarks.md)",
+    )
     p.add_argument("--_probe", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.joints != 25:
@@ -662,11 +724,21 @@ def main(argv=None) -> int:
         return 0
 
     threads = num_threads()
-    res = {"date": datetime.date.today().isoformat(), "frames": frames, "joints": args.joints,
-           "compute_dtype": args.compute_dtype, "machine": machine_info(), "repeats": repeats, "warmup": warmup,
-           "argv": argv}
-    print(f"machine: {res['machine']['cpu']}, {threads} threads, jax {jax.__version__} "
-          f"({jax.default_backend()}), torch {res['machine']['torch']}", flush=True)
+    res = {
+        "date": datetime.date.today().isoformat(),
+        "frames": frames,
+        "joints": args.joints,
+        "compute_dtype": args.compute_dtype,
+        "machine": machine_info(),
+        "repeats": repeats,
+        "warmup": warmup,
+        "argv": argv,
+    }
+    print(
+        f"machine: {res['machine']['cpu']}, {threads} threads, jax {jax.__version__} "
+        f"({jax.default_backend()}), torch {res['machine']['torch']}",
+        flush=True,
+    )
     n = 2048 if jax.default_backend() == "cpu" else 8192
     res["matmul_n"] = n
     res["matmul_gflops"] = matmul_gflops(n, 5 if q else 20)
@@ -674,37 +746,52 @@ def main(argv=None) -> int:
     with_torch = not args.no_torch
     tctx = torch_setup(threads) if with_torch else None
     shape1 = (1, 2, frames, args.joints, 3)
-    res["gflop_per_sample"] = (torch_flops_per_sample(tctx[0], tctx[1], shape1) if with_torch
-                               else GFLOP_PER_SAMPLE * frames / 100)
+    res["gflop_per_sample"] = (
+        torch_flops_per_sample(tctx[0], tctx[1], shape1) if with_torch else GFLOP_PER_SAMPLE * frames / 100
+    )
     res["inference_batches"] = []
     for b in batches:
         e = bench_inference(b, frames, args.joints, repeats, warmup, threads, args.compute_dtype, with_torch, tctx)
         res["inference_batches"].append(e)
         print(f"inference batch {b}: {json.dumps(_short(e))}", flush=True)
-    e = bench_train(train_batch, frames, args.joints, max(2, repeats * 2 // 3), warmup, threads,
-                    args.compute_dtype, with_torch, tctx)
+    e = bench_train(
+        train_batch,
+        frames,
+        args.joints,
+        max(2, repeats * 2 // 3),
+        warmup,
+        threads,
+        args.compute_dtype,
+        with_torch,
+        tctx,
+    )
     res["train_step"] = e
     print(f"train step batch {train_batch}: {json.dumps(_short(e))}", flush=True)
     if args.mixed_precision and args.compute_dtype == "float32":
         dt = "bfloat16"
         mp = {"compute_dtype": dt, "matmul_gflops": float(matmul_gflops(n, 5 if q else 20, jnp.bfloat16))}
         print(f"{dt} matmul (XLA dot {n}): {mp['matmul_gflops']:.0f} GFLOP/s", flush=True)
-        mp["inference"] = bench_inference(batches[0], frames, args.joints, repeats, warmup, threads, dt, with_torch,
-                                          tctx)
+        mp["inference"] = bench_inference(
+            batches[0], frames, args.joints, repeats, warmup, threads, dt, with_torch, tctx
+        )
         print(f"{dt} inference batch {batches[0]}: {json.dumps(_short(mp['inference']))}", flush=True)
-        mp["train_step"] = bench_train(train_batch, frames, args.joints, max(2, repeats * 2 // 3), warmup, threads,
-                                       dt, with_torch, tctx)
+        mp["train_step"] = bench_train(
+            train_batch, frames, args.joints, max(2, repeats * 2 // 3), warmup, threads, dt, with_torch, tctx
+        )
         print(f"{dt} train step batch {train_batch}: {json.dumps(_short(mp['train_step']))}", flush=True)
         res["mixed_precision"] = mp
     add_rates(res, res["gflop_per_sample"])
     if memory:
         res["memory_mb"] = {}
-        for which, b in (("skeljax-infer", batches[-1]), ("torch-infer", batches[-1]),
-                         ("skeljax-train", train_batch), ("torch-train", train_batch)):
+        for which, b in (
+            ("skeljax-infer", batches[-1]),
+            ("torch-infer", batches[-1]),
+            ("skeljax-train", train_batch),
+            ("torch-train", train_batch),
+        ):
             if which.startswith("torch") and not with_torch:
                 continue
-            res["memory_mb"][f"{which} (batch {b})"] = memory_probe(which, b, frames, args.joints,
-                                                                    args.compute_dtype)
+            res["memory_mb"][f"{which} (batch {b})"] = memory_probe(which, b, frames, args.joints, args.compute_dtype)
     if not args.no_pipeline:
         try:
             res["pipeline"] = pipeline_rate(train_batch, q)

@@ -46,8 +46,13 @@ def probe(part: str, batch: int, repeats: int) -> dict:
     else:
         raise SystemExit(f"compile_probe: unknown program {part!r} (infer, train, infer:bfloat16, train:bfloat16)")
     step = median_seconds(call, repeats, warmup=2)
-    return {"part": part, "compile_s": round(compile_s, 2), "step_ms": round(step * 1e3, 3),
-            "samples_per_s": round(batch / step, 1), "xla_memory": mem}
+    return {
+        "part": part,
+        "compile_s": round(compile_s, 2),
+        "step_ms": round(step * 1e3, 3),
+        "samples_per_s": round(batch / step, 1),
+        "xla_memory": mem,
+    }
 
 
 def main(argv=None) -> int:
@@ -63,9 +68,14 @@ def main(argv=None) -> int:
         jax.config.update("jax_compilation_cache_dir", args.cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     for part in args.parts.split(","):
-        rec = {"label": args.label, "xla_flags": os.environ.get("XLA_FLAGS"), "cache": bool(args.cache),
-               "device": jax.devices()[0].device_kind, "jax": jax.__version__,
-               **probe(part, args.batch, args.repeats)}
+        rec = {
+            "label": args.label,
+            "xla_flags": os.environ.get("XLA_FLAGS"),
+            "cache": bool(args.cache),
+            "device": jax.devices()[0].device_kind,
+            "jax": jax.__version__,
+            **probe(part, args.batch, args.repeats),
+        }
         line = json.dumps(rec)
         print(line, flush=True)
         if args.out:

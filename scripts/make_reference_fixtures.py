@@ -90,8 +90,16 @@ def install_mmcv_stub() -> None:
     utils = _module("mmcv.utils", Registry=_Registry, build_from_cfg=_unavailable, digit_version=_unavailable)
     parallel = _module("mmcv.parallel", DataContainer=_unavailable, collate=_unavailable)
     fileio = _module("mmcv.fileio", FileClient=_unavailable)
-    _module("mmcv", path="", utils=utils, parallel=parallel, fileio=fileio, dump=_dump, ProgressBar=_ProgressBar,
-            is_str=lambda x: isinstance(x, str))
+    _module(
+        "mmcv",
+        path="",
+        utils=utils,
+        parallel=parallel,
+        fileio=fileio,
+        dump=_dump,
+        ProgressBar=_ProgressBar,
+        is_str=lambda x: isinstance(x, str),
+    )
     for name in ("fvcore", "fvcore.nn"):  # pyskl/smp.py imports FLOP counters the NTU script never uses
         try:
             importlib.import_module(name)
@@ -126,8 +134,12 @@ def load_mmaction0x(root: Path) -> dict[str, type]:
     _module("mmaction.datasets.pipelines.augmentations", Flip=None)
     loading = importlib.import_module("mmaction.datasets.pipelines.pose_loading")
     formatting = importlib.import_module("mmaction.datasets.pipelines.formatting")
-    return {"PaddingWithLoop": loading.PaddingWithLoop, "PoseDecode": loading.PoseDecode,
-            "PoseNormalize": loading.PoseNormalize, "FormatGCNInput": formatting.FormatGCNInput}
+    return {
+        "PaddingWithLoop": loading.PaddingWithLoop,
+        "PoseDecode": loading.PoseDecode,
+        "PoseNormalize": loading.PoseNormalize,
+        "FormatGCNInput": formatting.FormatGCNInput,
+    }
 
 
 @contextlib.contextmanager
@@ -170,8 +182,7 @@ def coco_sample(rs, M=2, n=20, img_shape=True):
     score = rs.rand(M, n, 17).astype(np.float32)
     score[score < 0.15] = 0.005
     score[0, 0, 0] = 0.01  # exactly the threshold: masked out
-    ann = {"frame_dir": "S001C001P001R001A050", "label": 49, "total_frames": n, "keypoint": kp,
-           "keypoint_score": score}
+    ann = {"frame_dir": "S001C001P001R001A050", "label": 49, "total_frames": n, "keypoint": kp, "keypoint_score": score}
     if img_shape:
         ann["img_shape"] = (720, 1280)
     return ann
@@ -184,8 +195,12 @@ def ntu_inputs(rs) -> dict[str, dict]:
         "main_has_gaps": ntu_sample(rs, n=n, empty0=[0, 5, 11], empty1=[1, 2, 3, 4, 5, 6]),
         "swap": ntu_sample(rs, n=n, empty0=range(8), empty1=[10]),  # person 1 is seen in more frames
         "second_absent": ntu_sample(rs, n=n, empty1=range(n)),
-        "all_zero": {"frame_dir": "S001C001P001R001A001", "label": 0, "total_frames": 5,
-                     "keypoint": np.zeros((2, 5, 25, 3), np.float16)},
+        "all_zero": {
+            "frame_dir": "S001C001P001R001A001",
+            "label": 0,
+            "total_frames": 5,
+            "keypoint": np.zeros((2, 5, 25, 3), np.float16),
+        },
     }
 
 
@@ -218,8 +233,10 @@ def _normalize_cases(P: dict, rs, arrays: dict, cases: list) -> None:
         arrays[f"{key}/out_total_frames"] = np.asarray(out["total_frames"])
         cases.append({"key": key, "input": key, "transform": "PreNormalize3D", "args": {}})
 
-    for name, ann in {"img_shape": coco_sample(rs, n=10), "default_shape": coco_sample(rs, M=1, n=10,
-                                                                                      img_shape=False)}.items():
+    for name, ann in {
+        "img_shape": coco_sample(rs, n=10),
+        "default_shape": coco_sample(rs, M=1, n=10, img_shape=False),
+    }.items():
         out = P["PreNormalize2D"]()(copy.deepcopy(ann))
         key = f"prenormalize2d/{name}"
         _store_ann(arrays, key, ann)
@@ -233,10 +250,13 @@ def _feature_cases(P: dict, rs, arrays: dict, cases: list) -> None:
     ntu = P["PreNormalize3D"]()(ntu_sample(rs, n=8, empty1=[3]))
     coco = P["PreNormalize2D"]()(coco_sample(rs, n=8))
     coco_split = coco_sample(rs, n=8)
-    feat_inputs = {NTU_LAYOUT: {"float64": {"keypoint": ntu["keypoint"]}},
-                   COCO_LAYOUT: {"xys": {"keypoint": coco["keypoint"]},
-                                 "score_key": {"keypoint": coco_split["keypoint"],
-                                               "keypoint_score": coco_split["keypoint_score"]}}}
+    feat_inputs = {
+        NTU_LAYOUT: {"float64": {"keypoint": ntu["keypoint"]}},
+        COCO_LAYOUT: {
+            "xys": {"keypoint": coco["keypoint"]},
+            "score_key": {"keypoint": coco_split["keypoint"], "keypoint_score": coco_split["keypoint_score"]},
+        },
+    }
     for layout, inputs in feat_inputs.items():
         for in_name, ann in inputs.items():
             inp = f"genskefeat/{layout}/{in_name}"
@@ -245,28 +265,45 @@ def _feature_cases(P: dict, rs, arrays: dict, cases: list) -> None:
                 out = P["GenSkeFeat"](dataset=layout, feats=feats)(copy.deepcopy(ann))
                 key = f"{inp}/{'_'.join(feats)}"
                 arrays[f"{key}/out_keypoint"] = out["keypoint"]
-                cases.append({"key": key, "input": inp, "transform": "GenSkeFeat",
-                              "args": {"dataset": layout, "feats": feats}})
+                cases.append(
+                    {"key": key, "input": inp, "transform": "GenSkeFeat", "args": {"dataset": layout, "feats": feats}}
+                )
 
 
 def _sampling_cases(P: dict, rs, arrays: dict, cases: list) -> None:
     for n in (1, 7, 20, 33, 40, 85):
         for clip_len, num_clips, test_mode, p_interval, seed in (
-                (20, 1, True, 1, None), (20, 10, True, 1, None), (20, 1, False, 1, 3), (20, 3, False, 1, 11),
-                (20, 2, False, (0.5, 1), 7), (20, 2, True, (0.5, 1), None)):
+            (20, 1, True, 1, None),
+            (20, 10, True, 1, None),
+            (20, 1, False, 1, 3),
+            (20, 3, False, 1, 11),
+            (20, 2, False, (0.5, 1), 7),
+            (20, 2, True, (0.5, 1), None),
+        ):
             if n == 1 and p_interval != 1:
                 continue  # PYSKL keeps int(ratio * 1) = 0 frames and fails in randint(0, 0)
             kp = rs.randn(2, n, 25, 3).astype(np.float32)
-            kp[1, n // 2:] = 0  # a person leaving: PYSKL's transitional-frame bookkeeping runs on it
+            kp[1, n // 2 :] = 0  # a person leaving: PYSKL's transitional-frame bookkeeping runs on it
             results = {"total_frames": n, "start_index": 0, "test_mode": test_mode, "keypoint": kp}
             if seed is not None:
                 np.random.seed(seed)  # PYSKL draws training clips from NumPy's global state
             out = P["UniformSample"](clip_len, num_clips=num_clips, p_interval=p_interval)(results)
             key = f"uniformsample/n{n}_L{clip_len}_nc{num_clips}_{'test' if test_mode else 'train'}_p{p_interval}"
             arrays[f"{key}/out_frame_inds"] = out["frame_inds"]
-            cases.append({"key": key, "transform": "UniformSample", "total_frames": n, "seed": seed,
-                          "args": {"clip_len": clip_len, "num_clips": num_clips, "test_mode": test_mode,
-                                   "p_interval": list(p_interval) if isinstance(p_interval, tuple) else p_interval}})
+            cases.append(
+                {
+                    "key": key,
+                    "transform": "UniformSample",
+                    "total_frames": n,
+                    "seed": seed,
+                    "args": {
+                        "clip_len": clip_len,
+                        "num_clips": num_clips,
+                        "test_mode": test_mode,
+                        "p_interval": list(p_interval) if isinstance(p_interval, tuple) else p_interval,
+                    },
+                }
+            )
 
 
 def _format_cases(P: dict, rs, arrays: dict, cases: list) -> None:
@@ -298,29 +335,47 @@ def pyskl_pipeline(P: dict, layout: str, feat: str, clip_len: int, num_clips: in
         sample = P["PadTo"](clip_len, mode="zero")
     else:
         sample = P["UniformSample"](clip_len, num_clips=num_clips)
-    return [normalize, P["GenSkeFeat"](dataset=layout, feats=[feat]), sample, P["PoseDecode"](),
-            P["FormatGCNInput"](num_person=2)]
+    return [
+        normalize,
+        P["GenSkeFeat"](dataset=layout, feats=[feat]),
+        sample,
+        P["PoseDecode"](),
+        P["FormatGCNInput"](num_person=2),
+    ]
 
 
 def pyskl_pipeline_cases(P: dict, rs) -> tuple[dict, list]:
     arrays, cases = {}, []
     for layout in (NTU_LAYOUT, COCO_LAYOUT):
-        ann = ntu_sample(rs, n=24, empty0=[2], empty1=range(16, 24)) if layout == NTU_LAYOUT else \
-            coco_sample(rs, n=24)
+        ann = ntu_sample(rs, n=24, empty0=[2], empty1=range(16, 24)) if layout == NTU_LAYOUT else coco_sample(rs, n=24)
         inp = f"pipeline/{layout}"
         _store_ann(arrays, inp, ann)
         for feat in ("j", "b", "jm", "bm"):
             for recipe, mode, clip_len, num_clips, seed in (
-                    ("pyskl", "val", 16, 1, None), ("pyskl", "test", 6, 3, None), ("pyskl", "train", 16, 1, 5),
-                    ("vanilla", "test", 28, 1, None)):
+                ("pyskl", "val", 16, 1, None),
+                ("pyskl", "test", 6, 3, None),
+                ("pyskl", "train", 16, 1, 5),
+                ("vanilla", "test", 28, 1, None),
+            ):
                 results = dict(copy.deepcopy(ann), start_index=0, test_mode=mode != "train")
                 if seed is not None:
                     np.random.seed(seed)
                 out = run(pyskl_pipeline(P, layout, feat, clip_len, num_clips, recipe), results)
                 key = f"{inp}/{recipe}/{feat}/{mode}"
                 arrays[f"{key}/out_keypoint"] = out["keypoint"]
-                cases.append({"key": key, "input": inp, "recipe": recipe, "layout": layout, "feat": feat,
-                              "mode": mode, "clip_len": clip_len, "num_clips": num_clips, "seed": seed})
+                cases.append(
+                    {
+                        "key": key,
+                        "input": inp,
+                        "recipe": recipe,
+                        "layout": layout,
+                        "feat": feat,
+                        "mode": mode,
+                        "clip_len": clip_len,
+                        "num_clips": num_clips,
+                        "seed": seed,
+                    }
+                )
     return arrays, cases
 
 
@@ -334,8 +389,11 @@ def mmaction0x_cases(X: dict, rs) -> tuple[dict, list]:
             cases.append({"key": key, "kind": "PaddingWithLoop", "total_frames": n, "clip_len": clip_len})
 
         for M, score in ((1, True), (3, True), (2, False), (1, False)):
-            ann = coco_sample(rs, M=M, n=9, img_shape=False) if score else {
-                "total_frames": 9, "keypoint": rs.randn(M, 9, 25, 3).astype(np.float32)}
+            ann = (
+                coco_sample(rs, M=M, n=9, img_shape=False)
+                if score
+                else {"total_frames": 9, "keypoint": rs.randn(M, 9, 25, 3).astype(np.float32)}
+            )
             results = run([X["PoseDecode"](), X["FormatGCNInput"]("NCTVM", num_person=2)], copy.deepcopy(ann))
             key = f"format_nctvm/M{M}_score{int(score)}"
             _store_ann(arrays, key, ann)
@@ -349,8 +407,12 @@ def mmaction0x_cases(X: dict, rs) -> tuple[dict, list]:
         for layout in (NTU_LAYOUT, COCO_LAYOUT):
             for n in (13, 45):
                 if layout == NTU_LAYOUT:
-                    ann = {"frame_dir": "S001C001P001R001A001", "label": 0, "total_frames": n,
-                           "keypoint": rs.randn(2, n, 25, 3).astype(np.float32)}
+                    ann = {
+                        "frame_dir": "S001C001P001R001A001",
+                        "label": 0,
+                        "total_frames": n,
+                        "keypoint": rs.randn(2, n, 25, 3).astype(np.float32),
+                    }
                 else:
                     ann = coco_sample(rs, M=1, n=n, img_shape=False)
                 steps = [X["PaddingWithLoop"](40), X["PoseDecode"](), X["FormatGCNInput"]("NCTVM", num_person=2)]
@@ -408,26 +470,52 @@ def skeleton_files(rs) -> dict[str, str]:
     return {
         "S001C001P001R001A001": skeleton_text(gappy),
         # two overlapping bodies with different motion; the second starts late
-        "S001C002P003R002A013": skeleton_text(_frames(22, (base + 2, 0, _figure(rs, 22, sway=0.002)),
-                                                      (base + 3, 4, _figure(rs, 18, offset=(1, 0, 3), sway=0.03)))),
+        "S001C002P003R002A013": skeleton_text(
+            _frames(
+                22,
+                (base + 2, 0, _figure(rs, 22, sway=0.002)),
+                (base + 3, 4, _figure(rs, 18, offset=(1, 0, 3), sway=0.03)),
+            )
+        ),
         # a body of 6 frames next to a long one: dropped by the 11-frame length rule
-        "S002C003P004R001A025": skeleton_text(_frames(20, (base + 4, 0, _figure(rs, 20)),
-                                                      (base + 5, 3, _figure(rs, 6, offset=(0.5, 0, 3), sway=0.2)))),
+        "S002C003P004R001A025": skeleton_text(
+            _frames(20, (base + 4, 0, _figure(rs, 20)), (base + 5, 3, _figure(rs, 6, offset=(0.5, 0, 3), sway=0.2)))
+        ),
         # three bodies: the third does not overlap the first and joins its slot
-        "S003C001P008R002A050": skeleton_text(_frames(30, (base + 6, 0, _figure(rs, 14, sway=0.05)),
-                                                      (base + 7, 0, _figure(rs, 30, offset=(1, 0, 3), sway=0.02)),
-                                                      (base + 8, 16, _figure(rs, 14, offset=(-1, 0, 3), sway=0.04)))),
+        "S003C001P008R002A050": skeleton_text(
+            _frames(
+                30,
+                (base + 6, 0, _figure(rs, 14, sway=0.05)),
+                (base + 7, 0, _figure(rs, 30, offset=(1, 0, 3), sway=0.02)),
+                (base + 8, 16, _figure(rs, 14, offset=(-1, 0, 3), sway=0.04)),
+            )
+        ),
         # spread denoising: a body lying in most frames is dropped, one lying in a few has its motion lowered
-        "S004C002P007R001A008": skeleton_text(_frames(22, (base + 9, 0, _figure(rs, 22, lying=True, sway=0.06)),
-                                                      (base + 10, 0, mixed),
-                                                      (base + 11, 0, _figure(rs, 22, offset=(1, 0, 3), sway=0.01)))),
+        "S004C002P007R001A008": skeleton_text(
+            _frames(
+                22,
+                (base + 9, 0, _figure(rs, 22, lying=True, sway=0.06)),
+                (base + 10, 0, mixed),
+                (base + 11, 0, _figure(rs, 22, offset=(1, 0, 3), sway=0.01)),
+            )
+        ),
         # the most-moving body starts late and the other fills frame 0 of slot 1: PYSKL swaps the two slots
-        "S005C003P002R002A031": skeleton_text(_frames(24, (base + 12, 5, _figure(rs, 19, sway=0.08)),
-                                                      (base + 13, 0, _figure(rs, 24, offset=(1, 0, 3), sway=0.01)))),
+        "S005C003P002R002A031": skeleton_text(
+            _frames(
+                24,
+                (base + 12, 5, _figure(rs, 19, sway=0.08)),
+                (base + 13, 0, _figure(rs, 24, offset=(1, 0, 3), sway=0.01)),
+            )
+        ),
         # a short body alone in the first frames is dropped, leaving empty leading frames that PYSKL trims
-        "S006C001P001R001A020": skeleton_text(_frames(23, (base + 14, 0, _figure(rs, 3, sway=0.2)),
-                                                      (base + 15, 3, _figure(rs, 18, sway=0.03)),
-                                                      (base + 16, 5, _figure(rs, 18, offset=(1, 0, 3))))),
+        "S006C001P001R001A020": skeleton_text(
+            _frames(
+                23,
+                (base + 14, 0, _figure(rs, 3, sway=0.2)),
+                (base + 15, 3, _figure(rs, 18, sway=0.03)),
+                (base + 16, 5, _figure(rs, 18, offset=(1, 0, 3))),
+            )
+        ),
     }
 
 
@@ -450,7 +538,8 @@ def ntu_raw_cases(pyskl_root: Path, mmaction_root: Path, files: dict[str, str]) 
             pyskl = {a["frame_dir"]: a for a in pickle.load(f)["annotations"]}
 
         spec = importlib.util.spec_from_file_location(
-            "gen_ntu_rgbd_raw", mmaction_root / "tools" / "data" / "skeleton" / "gen_ntu_rgbd_raw.py")
+            "gen_ntu_rgbd_raw", mmaction_root / "tools" / "data" / "skeleton" / "gen_ntu_rgbd_raw.py"
+        )
         gen = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(gen)
         mm = {}
@@ -466,8 +555,15 @@ def ntu_raw_cases(pyskl_root: Path, mmaction_root: Path, files: dict[str, str]) 
         key = f"ntu_raw/{name}"
         arrays[f"{key}/pyskl_keypoint"] = pyskl[name]["keypoint"]
         arrays[f"{key}/mmaction0x_keypoint"] = mm[name]["keypoint"]
-        cases.append({"key": key, "file": f"skeletons/{name}.skeleton.gz", "label": pyskl[name]["label"],
-                      "mmaction0x_label": mm[name]["label"], "total_frames": pyskl[name]["total_frames"]})
+        cases.append(
+            {
+                "key": key,
+                "file": f"skeletons/{name}.skeleton.gz",
+                "label": pyskl[name]["label"],
+                "mmaction0x_label": mm[name]["label"],
+                "total_frames": pyskl[name]["total_frames"],
+            }
+        )
     return arrays, cases
 
 
@@ -480,8 +576,9 @@ def git_commit(path: Path, given: str | None) -> str:
     if given:
         return given
     try:
-        return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], check=True, capture_output=True,
-                              text=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         sys.exit(f"error: {path} is not a git work tree; pass the commit it was extracted from with --*-commit")
 
@@ -493,42 +590,73 @@ def save(out: Path, name: str, arrays: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pyskl", type=Path, required=True, help="checkout of github.com/kennymckormick/pyskl")
-    parser.add_argument("--mmaction2", type=Path, required=True,
-                        help="checkout of github.com/open-mmlab/mmaction2 at a 0.x release (mmaction/, tools/)")
+    parser.add_argument(
+        "--mmaction2",
+        type=Path,
+        required=True,
+        help="checkout of github.com/open-mmlab/mmaction2 at a 0.x release (mmaction/, tools/)",
+    )
     parser.add_argument("--pyskl-commit", help="commit of the PYSKL checkout (default: git rev-parse HEAD)")
     parser.add_argument("--mmaction2-commit", help="commit of the MMAction2 checkout (default: git rev-parse HEAD)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "fixtures" /
-                        "reference", help="output folder (default: tests/fixtures/reference)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "reference",
+        help="output folder (default: tests/fixtures/reference)",
+    )
     args = parser.parse_args(argv)
-    for path, what in ((args.pyskl / "pyskl" / "datasets" / "pipelines", "PYSKL"),
-                       (args.mmaction2 / "mmaction" / "datasets" / "pipelines" / "pose_loading.py", "MMAction2 0.x")):
+    for path, what in (
+        (args.pyskl / "pyskl" / "datasets" / "pipelines", "PYSKL"),
+        (args.mmaction2 / "mmaction" / "datasets" / "pipelines" / "pose_loading.py", "MMAction2 0.x"),
+    ):
         if not path.exists():
             sys.exit(f"error: {path} not found; is that a {what} checkout?")
-    commits = {"pyskl": git_commit(args.pyskl, args.pyskl_commit),
-               "mmaction2": git_commit(args.mmaction2, args.mmaction2_commit)}
+    commits = {
+        "pyskl": git_commit(args.pyskl, args.pyskl_commit),
+        "mmaction2": git_commit(args.mmaction2, args.mmaction2_commit),
+    }
 
     install_mmcv_stub()
     P, X = load_pyskl(args.pyskl.resolve()), load_mmaction0x(args.mmaction2.resolve())
     args.out.mkdir(parents=True, exist_ok=True)
-    manifest = {"references": {
-        "pyskl": {"url": PYSKL_URL, "commit": commits["pyskl"],
-                  "code": ["pyskl/datasets/pipelines/pose_related.py", "pyskl/datasets/pipelines/sampling.py",
-                           "tools/data/ntu_preproc.py"]},
-        "mmaction2": {"url": MMACTION2_URL, "commit": commits["mmaction2"],
-                      "code": ["mmaction/datasets/pipelines/pose_loading.py",
-                               "mmaction/datasets/pipelines/formatting.py",
-                               "tools/data/skeleton/gen_ntu_rgbd_raw.py"]}},
+    manifest = {
+        "references": {
+            "pyskl": {
+                "url": PYSKL_URL,
+                "commit": commits["pyskl"],
+                "code": [
+                    "pyskl/datasets/pipelines/pose_related.py",
+                    "pyskl/datasets/pipelines/sampling.py",
+                    "tools/data/ntu_preproc.py",
+                ],
+            },
+            "mmaction2": {
+                "url": MMACTION2_URL,
+                "commit": commits["mmaction2"],
+                "code": [
+                    "mmaction/datasets/pipelines/pose_loading.py",
+                    "mmaction/datasets/pipelines/formatting.py",
+                    "tools/data/skeleton/gen_ntu_rgbd_raw.py",
+                ],
+            },
+        },
         "command": "python scripts/make_reference_fixtures.py --pyskl <pyskl checkout> --mmaction2 <mmaction2 0.x "
-                   f"checkout> --pyskl-commit {commits['pyskl']} --mmaction2-commit {commits['mmaction2']}",
-        "python": platform.python_version(), "numpy": np.__version__,
-        "shims": ["mmcv 1.x stubbed: Registry.register_module only records classes; nothing else of mmcv is called",
-                  "np.int restored as the built-in int while MMAction2 0.x's code runs (removed in NumPy 1.24)"],
-        "files": {}}
+        f"checkout> --pyskl-commit {commits['pyskl']} --mmaction2-commit {commits['mmaction2']}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "shims": [
+            "mmcv 1.x stubbed: Registry.register_module only records classes; nothing else of mmcv is called",
+            "np.int restored as the built-in int while MMAction2 0.x's code runs (removed in NumPy 1.24)",
+        ],
+        "files": {},
+    }
 
     rs = np.random.RandomState(20240601)
-    for name, (arrays, cases) in (("pyskl_transforms.npz", pyskl_transform_cases(P, rs)),
-                                  ("pyskl_pipelines.npz", pyskl_pipeline_cases(P, rs)),
-                                  ("mmaction0x_transforms.npz", mmaction0x_cases(X, rs))):
+    for name, (arrays, cases) in (
+        ("pyskl_transforms.npz", pyskl_transform_cases(P, rs)),
+        ("pyskl_pipelines.npz", pyskl_pipeline_cases(P, rs)),
+        ("mmaction0x_transforms.npz", mmaction0x_cases(X, rs)),
+    ):
         save(args.out, name, arrays)
         manifest["files"][name] = cases
 
@@ -536,8 +664,10 @@ def main(argv: list[str] | None = None) -> int:
     skel_dir = args.out / "skeletons"
     skel_dir.mkdir(exist_ok=True)
     for name, text in files.items():  # mtime 0: regenerating gives byte-identical files
-        with open(skel_dir / f"{name}.skeleton.gz", "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                                                 filename="") as f:
+        with (
+            open(skel_dir / f"{name}.skeleton.gz", "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as f,
+        ):
             f.write(text.encode("ascii"))
     arrays, cases = ntu_raw_cases(args.pyskl.resolve(), args.mmaction2.resolve(), files)
     save(args.out, "ntu_raw.npz", arrays)

@@ -76,8 +76,19 @@ def dots_in_hlo(text: str) -> collections.Counter:
             d = re.search(name + r"=\{([\d,]*)\}", attrs)
             return tuple(int(i) for i in d.group(1).split(",") if i) if d else ()
 
-        dots[Dot(shapes[lhs][0], shapes[lhs][1], shapes[rhs][0], shapes[rhs][1], dims("lhs_contracting_dims"),
-                 dims("rhs_contracting_dims"), dims("lhs_batch_dims"), dims("rhs_batch_dims"), out_dtype)] += 1
+        dots[
+            Dot(
+                shapes[lhs][0],
+                shapes[lhs][1],
+                shapes[rhs][0],
+                shapes[rhs][1],
+                dims("lhs_contracting_dims"),
+                dims("rhs_contracting_dims"),
+                dims("lhs_batch_dims"),
+                dims("rhs_batch_dims"),
+                out_dtype,
+            )
+        ] += 1
     return dots
 
 
@@ -112,5 +123,9 @@ def matmul_floor(compiled, repeats: int = 7) -> dict | None:
     if not dots:
         return None
     seconds = sum(n * time_dot(d, repeats) for d, n in dots.items())
-    return {"seconds": seconds, "gflop": sum(n * d.flops for d, n in dots.items()) / 1e9,
-            "dots": sum(dots.values()), "shapes": len(dots)}
+    return {
+        "seconds": seconds,
+        "gflop": sum(n * d.flops for d, n in dots.items()) / 1e9,
+        "dots": sum(dots.values()),
+        "shapes": len(dots),
+    }

@@ -2,5 +2,5 @@
 
 from skeljax.data.prepare_ntu import main
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     raise SystemExit(main())

@@ -42,8 +42,14 @@ def model_state(model: nnx.Module) -> dict[str, Any]:
     return nnx.to_pure_dict(nnx.state(model, MODEL_STATE))
 
 
-def save_model(directory: str, model: Recognizer, *, extra: dict[str, Any] | None = None,
-               overwrite: bool = False, this_process_only: bool = False) -> str:
+def save_model(
+    directory: str,
+    model: Recognizer,
+    *,
+    extra: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    this_process_only: bool = False,
+) -> str:
     """Write `model` to `directory` atomically; returns the absolute path.
 
     In a multi-process run orbax meets every process at barriers while saving; `this_process_only=True` writes
@@ -62,7 +68,8 @@ def save_model(directory: str, model: Recognizer, *, extra: dict[str, Any] | Non
         if this_process_only and jax.process_count() > 1:
             me = jax.process_index()
             kwargs["multiprocessing_options"] = ocp.options.MultiprocessingOptions(
-                primary_host=me, active_processes={me})
+                primary_host=me, active_processes={me}
+            )
         with ocp.StandardCheckpointer(**kwargs) as ckptr:
             ckptr.save(os.path.join(tmp, STATE_DIR), state)
             ckptr.wait_until_finished()
@@ -113,7 +120,8 @@ def restore_into(model: nnx.Module, state_dir: str) -> None:
             _check_saved_shapes({renames.get(k, k): v for k, v in saved.items()}, want, state_dir)
             # Restored in the saved tree's own structure, then matched to the model by (renamed) dotted names.
             abstract = jax.tree_util.tree_map_with_path(
-                lambda p, m: jax.ShapeDtypeStruct(m.shape, want[renames.get(_dotted(p), _dotted(p))].dtype), tree)
+                lambda p, m: jax.ShapeDtypeStruct(m.shape, want[renames.get(_dotted(p), _dotted(p))].dtype), tree
+            )
             restored = ckptr.restore(state_dir, abstract)
     except SkeljaxCheckpointError:
         raise
@@ -165,11 +173,13 @@ def _check_saved_shapes(saved: dict[str, tuple], want: dict[str, Any], where: st
     want = {k: tuple(v.shape) for k, v in want.items()}
     problems = [f"missing {k}" for k in sorted(set(want) - set(saved))]
     problems += [f"unexpected {k}" for k in sorted(set(saved) - set(want))]
-    problems += [f"{k}: saved {saved[k]}, model {want[k]}" for k in sorted(set(saved) & set(want))
-                 if saved[k] != want[k]]
+    problems += [
+        f"{k}: saved {saved[k]}, model {want[k]}" for k in sorted(set(saved) & set(want)) if saved[k] != want[k]
+    ]
     if problems:
-        raise SkeljaxCheckpointError(f"{where}: checkpoint does not match the model ({len(problems)} problems: "
-                                     + "; ".join(problems[:10]) + ")")
+        raise SkeljaxCheckpointError(
+            f"{where}: checkpoint does not match the model ({len(problems)} problems: " + "; ".join(problems[:10]) + ")"
+        )
 
 
 def load_model(directory: str) -> Recognizer:

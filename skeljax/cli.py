@@ -20,8 +20,9 @@ USER_ERRORS = (ValueError, OSError)  # PredictError, ScoreFileError, RenderError
 def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
     """An ArgumentParser whose help is the module docstring as written, with the shared --verbose flag."""
     p = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="count", default=0,
-                   help="log progress (-v: INFO, -vv: DEBUG); default: warnings only")
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log progress (-v: INFO, -vv: DEBUG); default: warnings only"
+    )
     return p
 
 

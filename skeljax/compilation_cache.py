@@ -55,8 +55,7 @@ def _set_dir(path: str | None) -> None:
         jax_cc.reset_cache()
 
 
-def setup(path: str | os.PathLike | None, *, min_compile_time_secs: float | None = MIN_COMPILE_TIME_SECS
-          ) -> str | None:
+def setup(path: str | os.PathLike | None, *, min_compile_time_secs: float | None = MIN_COMPILE_TIME_SECS) -> str | None:
     """Use `path` (`~` expanded) as JAX's persistent compilation cache; `''` or None turns it off.
 
     Call before the programs to cache are compiled. Returns the directory in use (None: no cache). An environment
@@ -84,12 +83,16 @@ def setup(path: str | os.PathLike | None, *, min_compile_time_secs: float | None
     problem = _writable(path)
     if problem is not None:
         _set_dir(None)
-        _log(f"warning: compilation cache: {path}: cannot be created or written ({problem}); continuing without "
-             "it (set --config.compilation_cache_dir to a writable directory, or '' to turn it off)")
+        _log(
+            f"warning: compilation cache: {path}: cannot be created or written ({problem}); continuing without "
+            "it (set --config.compilation_cache_dir to a writable directory, or '' to turn it off)"
+        )
         return None
     if min_compile_time_secs is not None and MIN_TIME_ENV not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_time_secs))
     _set_dir(path)
-    _log(f"compilation cache: {path} (later runs load the compiled programs from there; "
-         "--config.compilation_cache_dir='' turns it off)")
+    _log(
+        f"compilation cache: {path} (later runs load the compiled programs from there; "
+        "--config.compilation_cache_dir='' turns it off)"
+    )
     return path

@@ -28,71 +28,71 @@ def base_config() -> ml_collections.ConfigDict:
     # Any further key a config adds to `model` must be a ModelSpec field (e.g. base_channels) and is passed on,
     # except `custom_layout` (see data_layout below and configs/custom_pickle.py).
     c.model = ml_collections.ConfigDict()
-    c.model.family = "stgcnpp"          # 'stgcnpp' | 'stgcn' (PYSKL, vanilla too) | 'mmaction0x' | 'stgcn_original'
-    c.model.layout = "nturgb+d"         # 'nturgb+d' (3D) | 'coco' (2D) | 'custom'; also the data pipeline's layout
+    c.model.family = "stgcnpp"  # 'stgcnpp' | 'stgcn' (PYSKL, vanilla too) | 'mmaction0x' | 'stgcn_original'
+    c.model.layout = "nturgb+d"  # 'nturgb+d' (3D) | 'coco' (2D) | 'custom'; also the data pipeline's layout
     c.model.num_classes = 60
-    c.model.tcn_dropout = 0.0           # 0.5 for PYSKL's vanilla ST-GCN
+    c.model.tcn_dropout = 0.0  # 0.5 for PYSKL's vanilla ST-GCN
     c.model.head_dropout = 0.0
-    c.model.bn_group = 16               # samples per BN statistics group in training (one PYSKL GPU); 0 = whole batch
+    c.model.bn_group = 16  # samples per BN statistics group in training (one PYSKL GPU); 0 = whole batch
 
     # Data: a TFDS builder name read through skeljax.data.tfds_builders.load_source (array_record, no TF), or
     # 'pickle': the splits of a PYSKL-format annotation pickle `ann_file` (skeljax.data.pickle_source).
     c.data = ml_collections.ConfigDict()
-    c.data.dataset = "ntu60/xsub_3d"    # or 'ntu120/xset_2d', 'skeljax_synthetic/3d', 'pickle', ...
-    c.data.ann_file = ""                # dataset 'pickle' only: path of the annotation pickle
+    c.data.dataset = "ntu60/xsub_3d"  # or 'ntu120/xset_2d', 'skeljax_synthetic/3d', 'pickle', ...
+    c.data.ann_file = ""  # dataset 'pickle' only: path of the annotation pickle
     c.data.data_dir = "~/tensorflow_datasets"
-    c.data.manual_dir = ""              # '' = <data_dir>/downloads/manual
+    c.data.manual_dir = ""  # '' = <data_dir>/downloads/manual
     c.data.builder_kwargs = ml_collections.ConfigDict()  # custom builder config (synthetic: num_per_class, seed)
     c.data.train_split = "train"
     c.data.val_split = "val"
-    c.data.test_split = "val"           # NTU benchmarks have train/val only; PYSKL tests on val
-    c.data.feat = "j"                   # 'j' | 'b' | 'jm' | 'bm'
+    c.data.test_split = "val"  # NTU benchmarks have train/val only; PYSKL tests on val
+    c.data.feat = "j"  # 'j' | 'b' | 'jm' | 'bm'
     c.data.clip_len = 100
-    c.data.recipe = "pyskl"             # 'pyskl' | 'vanilla' | 'mmaction0x' (skeljax.data.pipelines.RECIPES)
+    c.data.recipe = "pyskl"  # 'pyskl' | 'vanilla' | 'mmaction0x' (skeljax.data.pipelines.RECIPES)
     c.data.val_num_clips = 1
     c.data.test_num_clips = 10
-    c.data.repeat_times = 5             # PYSKL's RepeatDataset(times=5): an epoch is 5 passes over the train split
-    c.data.num_workers = 0              # grain worker processes (0 = threads in the main process)
+    c.data.repeat_times = 5  # PYSKL's RepeatDataset(times=5): an epoch is 5 passes over the train split
+    c.data.num_workers = 0  # grain worker processes (0 = threads in the main process)
     c.data.read_threads = 1
 
-    c.batch_size = 128                  # global, over all devices of all processes
-    c.eval_batch_size = 64              # global samples per validation batch (x val_num_clips model rows)
-    c.test_batch_size = 16              # global samples per test batch (x test_num_clips model rows)
-    c.num_epochs = 16                   # (repeated) epochs
-    c.stop_after_steps = 0              # > 0: stop (with a checkpoint) after this step; the schedule is unchanged
+    c.batch_size = 128  # global, over all devices of all processes
+    c.eval_batch_size = 64  # global samples per validation batch (x val_num_clips model rows)
+    c.test_batch_size = 16  # global samples per test batch (x test_num_clips model rows)
+    c.num_epochs = 16  # (repeated) epochs
+    c.stop_after_steps = 0  # > 0: stop (with a checkpoint) after this step; the schedule is unchanged
 
     c.optimizer = ml_collections.ConfigDict()
-    c.optimizer.base_lr = 0.1           # lr at reference_batch
-    c.optimizer.reference_batch = 128   # PYSKL: 16 videos x 8 GPUs
-    c.optimizer.lr = -1.0               # < 0: linear scaling rule, base_lr * batch_size / reference_batch
+    c.optimizer.base_lr = 0.1  # lr at reference_batch
+    c.optimizer.reference_batch = 128  # PYSKL: 16 videos x 8 GPUs
+    c.optimizer.lr = -1.0  # < 0: linear scaling rule, base_lr * batch_size / reference_batch
     c.optimizer.momentum = 0.9
     c.optimizer.nesterov = True
-    c.optimizer.weight_decay = 5e-4     # on every parameter (BN, biases, graphs), as torch SGD does
-    c.optimizer.schedule = "cosine"     # 'cosine' (per step, no warm-up) | 'step' (by epoch) | 'constant'
+    c.optimizer.weight_decay = 5e-4  # on every parameter (BN, biases, graphs), as torch SGD does
+    c.optimizer.schedule = "cosine"  # 'cosine' (per step, no warm-up) | 'step' (by epoch) | 'constant'
     c.optimizer.milestones_epochs = ()  # for 'step'
     c.optimizer.gamma = 0.1
     c.optimizer.min_lr = 0.0
 
-    c.test_average = "prob"             # 'prob': mean softmax over clips (PYSKL) | 'score': raw logits (0.x)
-    c.test_last = True                  # after training: test the final model
-    c.test_best = True                  # after training: test the best-validation model
+    c.test_average = "prob"  # 'prob': mean softmax over clips (PYSKL) | 'score': raw logits (0.x)
+    c.test_last = True  # after training: test the final model
+    c.test_best = True  # after training: test the best-validation model
 
     c.seed = 0
-    c.deterministic = True              # deterministic XLA ops on GPU (CPU is deterministic anyway)
+    c.deterministic = True  # deterministic XLA ops on GPU (CPU is deterministic anyway)
     c.eval_every_epochs = 1
     c.log_every_steps = 50
     c.checkpoint = ml_collections.ConfigDict()
-    c.checkpoint.keep = 3               # last N training checkpoints (the best one is kept in addition)
+    c.checkpoint.keep = 3  # last N training checkpoints (the best one is kept in addition)
     c.checkpoint.every_epochs = 1
-    c.checkpoint.every_steps = 0        # > 0: also save every this many steps
+    c.checkpoint.every_steps = 0  # > 0: also save every this many steps
 
     # Initialisation / fine-tuning: a skeljax model directory or a PyTorch .pth (through the converter).
     c.init_from = ml_collections.ConfigDict()
     c.init_from.path = ""
-    c.init_from.dont_load = ""          # regex on PYSKL tensor names ('backbone.gcn.0.gcn.A', 'cls_head.fc_cls.weight')
-    c.init_from.trusted = False         # allow full unpickling of a trusted .pth
+    c.init_from.dont_load = ""  # regex on PYSKL tensor names ('backbone.gcn.0.gcn.A', 'cls_head.fc_cls.weight')
+    c.init_from.trusted = False  # allow full unpickling of a trusted .pth
 
-    c.compute_dtype = "float32"         # matmul operands: 'bfloat16' rounds them (f32 accumulation, f32 elsewhere)
+    c.compute_dtype = "float32"  # matmul operands: 'bfloat16' rounds them (f32 accumulation, f32 elsewhere)
     # JAX's persistent compilation cache, used by `python -m skeljax.main` (skeljax.compilation_cache.setup): a
     # rerun, resume or --mode test loads the compiled programs instead of compiling again. '' (or None) = off; a
     # directory that cannot be written is a warning, not an error (the run goes on without the cache).
@@ -116,8 +116,10 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
             raise ValueError(f"config.model.layout='custom' works with families 'stgcnpp' and 'stgcn', not {family!r}")
         custom = data_layout(config)
         if m.get("in_channels", custom.channels) != custom.channels:
-            raise ValueError(f"config.model.in_channels={m['in_channels']} but config.model.custom_layout.channels="
-                             f"{custom.channels}; leave in_channels out")
+            raise ValueError(
+                f"config.model.in_channels={m['in_channels']} but config.model.custom_layout.channels="
+                f"{custom.channels}; leave in_channels out"
+            )
         m["in_channels"], m["num_joints"], layout = custom.channels, custom.num_joints, layouts.GRAPH_IN_WEIGHTS
     fields = {f.name for f in dataclasses.fields(ModelSpec)}
     unknown = sorted(set(m) - fields)
@@ -128,8 +130,12 @@ def model_spec(config: ml_collections.ConfigDict) -> ModelSpec:
     for k in ("inflate_stages", "down_stages"):
         if k in m:
             m[k] = tuple(m[k])
-    make = {"stgcnpp": stgcn.stgcnpp_spec, "stgcn": stgcn.stgcn_pyskl_spec, "mmaction0x": stgcn.mmaction0x_spec,
-            "stgcn_original": stgcn.stgcn_original_spec}[family]
+    make = {
+        "stgcnpp": stgcn.stgcnpp_spec,
+        "stgcn": stgcn.stgcn_pyskl_spec,
+        "mmaction0x": stgcn.mmaction0x_spec,
+        "stgcn_original": stgcn.stgcn_original_spec,
+    }[family]
     return make(int(num_classes), layout, **m)
 
 
@@ -154,8 +160,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
     from skeljax.layouts import DATA_LAYOUTS, RECIPES
 
     if config.model.layout not in DATA_LAYOUTS + ("custom",):
-        raise ValueError(f"config.model.layout must be one of {DATA_LAYOUTS + ('custom',)}, got "
-                         f"{config.model.layout!r}")
+        raise ValueError(
+            f"config.model.layout must be one of {DATA_LAYOUTS + ('custom',)}, got {config.model.layout!r}"
+        )
     if config.model.layout == "custom":
         layout = data_layout(config)
         if config.data.feat in ("b", "bm"):
@@ -175,6 +182,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
         if int(config[name]) < 1:
             raise ValueError(f"config.{name} must be >= 1, got {config[name]}")
     if config.model.bn_group and config.batch_size % config.model.bn_group:
-        raise ValueError(f"config.batch_size {config.batch_size} is not a multiple of config.model.bn_group "
-                         f"{config.model.bn_group}")
+        raise ValueError(
+            f"config.batch_size {config.batch_size} is not a multiple of config.model.bn_group {config.model.bn_group}"
+        )
     model_spec(config)

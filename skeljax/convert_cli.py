@@ -24,10 +24,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--to-pytorch", action="store_true", help="convert a skeljax model directory to a .pth")
-    p.add_argument("--format", choices=convert.EXPORT_FORMATS, default=None,
-                   help="key naming of the written .pth (default: the model's own family)")
-    p.add_argument("--trusted", action="store_true",
-                   help="allow full unpickling of SRC.pth (runs code in the file; only for files you trust)")
+    p.add_argument(
+        "--format",
+        choices=convert.EXPORT_FORMATS,
+        default=None,
+        help="key naming of the written .pth (default: the model's own family)",
+    )
+    p.add_argument(
+        "--trusted",
+        action="store_true",
+        help="allow full unpickling of SRC.pth (runs code in the file; only for files you trust)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace DST_DIR if it exists")
     args = cli.parse(p, argv)
     return cli.run(lambda: _convert(args))
@@ -43,8 +50,9 @@ def _convert(args) -> None:
         model = convert.load_pytorch_checkpoint(args.src, trusted=args.trusted)
         checkpoint.save_model(args.dst, model, extra={"source": str(args.src)}, overwrite=args.overwrite)
         s = model.spec
-        print(f"wrote {args.dst}: {model.spec.family}, layout {s.layout} (V={model.num_joints}), "
-              f"{s.num_classes} classes")
+        print(
+            f"wrote {args.dst}: {model.spec.family}, layout {s.layout} (V={model.num_joints}), {s.num_classes} classes"
+        )
 
 
 if __name__ == "__main__":

@@ -155,6 +155,7 @@ def evaluate(scores: Scores) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI: prints each stream's and the fusion's accuracies; 1 with one `error:` line for a bad score file."""
+
     def body() -> None:
         report(argv)
 
@@ -178,9 +179,7 @@ def report(argv: Sequence[str] | None = None) -> dict[str, float]:
     print(f"{'stream':<40} {'weight':>7} {'top1':>7} {'top5':>7} {'mean_cls':>8}")
     for s, w in zip(streams, weights):
         m = evaluate(s)
-        print(
-            f"{s.path:<40} {w:>7g} {100 * m['top1']:>7.2f} {100 * m['top5']:>7.2f} {100 * m['mean_class_acc']:>8.2f}"
-        )
+        print(f"{s.path:<40} {w:>7g} {100 * m['top1']:>7.2f} {100 * m['top5']:>7.2f} {100 * m['mean_class_acc']:>8.2f}")
     m = evaluate(fused)
     print(f"{'fusion':<40} {'':>7} {100 * m['top1']:>7.2f} {100 * m['top5']:>7.2f} {100 * m['mean_class_acc']:>8.2f}")
     if args.out:

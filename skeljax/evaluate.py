@@ -21,8 +21,9 @@ from skeljax.metrics import Scores
 from skeljax.train import metrics_writer
 
 
-def predict_split(predict: inference.Forward, params, batch_stats, batches: input_pipeline.EvalBatches, source,
-                  desc: str = "eval") -> Scores:
+def predict_split(
+    predict: inference.Forward, params, batch_stats, batches: input_pipeline.EvalBatches, source, desc: str = "eval"
+) -> Scores:
     """Run the compiled forward over every batch; returns the unpadded scores in source order."""
     scores, labels, index, mask, names = [], [], [], [], []
     multi = jax.process_count() > 1
@@ -45,8 +46,11 @@ def predict_split(predict: inference.Forward, params, batch_stats, batches: inpu
         all_names = np.asarray([source[int(i)]["frame_dir"] for i in idx])
     else:
         all_names = np.concatenate(names)[keep]
-    return Scores(names=all_names[order].astype(str), scores=np.concatenate(scores)[keep][order],
-                  labels=np.concatenate(labels)[keep][order].astype(np.int64))
+    return Scores(
+        names=all_names[order].astype(str),
+        scores=np.concatenate(scores)[keep][order],
+        labels=np.concatenate(labels)[keep][order].astype(np.int64),
+    )
 
 
 def classification_metrics(pred: Scores, prefix: str) -> dict[str, float]:
@@ -58,20 +62,27 @@ def check_labels(source, num_classes: int, where: str) -> None:
     """A dataset with more classes than the model's head cannot be evaluated: say so before running."""
     names = getattr(source, "class_names", ())
     if names and len(names) > num_classes:
-        raise ValueError(f"{where}: the dataset has {len(names)} classes, the model only {num_classes} outputs "
-                         "(set config.model.num_classes, or fine-tune with init_from.dont_load='cls_head')")
+        raise ValueError(
+            f"{where}: the dataset has {len(names)} classes, the model only {num_classes} outputs "
+            "(set config.model.num_classes, or fine-tune with init_from.dont_load='cls_head')"
+        )
 
 
-def report_test(pred: Scores, workdir: str, tag: str, step: int, writer: metrics_writer.MetricWriter,
-                class_names=()) -> dict[str, float]:
+def report_test(
+    pred: Scores, workdir: str, tag: str, step: int, writer: metrics_writer.MetricWriter, class_names=()
+) -> dict[str, float]:
     """Metrics, `test_scores_<tag>.npz`, a metrics.jsonl line and the confusion-matrix/curve PNGs."""
     result = classification_metrics(pred, "test")
     if metrics_writer.is_main_process():
         ensemble.write_scores(os.path.join(workdir, f"test_scores_{tag}.npz"), pred.names, pred.scores, pred.labels)
         writer.write(step, {**result, "checkpoint": tag}, tb_prefix=f"{tag}_" if tag else "")
         cm = metrics.confusion_matrix(np.argmax(pred.scores, axis=1), pred.labels, pred.scores.shape[1])
-        metrics_writer.plot_confusion(cm, class_names, os.path.join(workdir, f"confusion_matrix_{tag}.png"),
-                                     f"test ({tag}): top-1 {result['test/top1']:.4f}")
+        metrics_writer.plot_confusion(
+            cm,
+            class_names,
+            os.path.join(workdir, f"confusion_matrix_{tag}.png"),
+            f"test ({tag}): top-1 {result['test/top1']:.4f}",
+        )
         metrics_writer.plot_training_curves(workdir, os.path.join(workdir, "training_curves.png"))
     metrics_writer.console(f"test ({tag}): " + "  ".join(f"{k} {v:.4f}" for k, v in result.items()))
     return result

@@ -68,13 +68,21 @@ def model_fn(model: Recognizer, *, with_features: bool = False) -> Callable[[jax
 # StableHLO.
 # ----------------------------------------------------------------------------------------------------------------
 
-def export_stablehlo(model: Recognizer, path: str | os.PathLike | None = None, *, frames: int = 100,
-                     platforms: Sequence[str] = DEFAULT_PLATFORMS, with_features: bool = False) -> jax.export.Exported:
+
+def export_stablehlo(
+    model: Recognizer,
+    path: str | os.PathLike | None = None,
+    *,
+    frames: int = 100,
+    platforms: Sequence[str] = DEFAULT_PLATFORMS,
+    with_features: bool = False,
+) -> jax.export.Exported:
     """`jax.export` with a symbolic batch dimension; writes `Exported.serialize()` to `path` when given."""
     (n,) = jax.export.symbolic_shape("N")
     spec = jax.ShapeDtypeStruct((n,) + input_shape(model, frames), jnp.float32)
-    exported = jax.export.export(jax.jit(model_fn(model, with_features=with_features)),
-                                 platforms=tuple(platforms))(spec)
+    exported = jax.export.export(jax.jit(model_fn(model, with_features=with_features)), platforms=tuple(platforms))(
+        spec
+    )
     if path is not None:
         with atomic_file(path) as f:
             f.write(bytes(exported.serialize()))
@@ -96,6 +104,7 @@ def load_stablehlo(path: str | os.PathLike) -> jax.export.Exported:
 # ----------------------------------------------------------------------------------------------------------------
 # ONNX.
 # ----------------------------------------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _quiet_converter():
@@ -153,17 +162,23 @@ def fix_onnxruntime_maxpool(model_proto):
         minus_one = t + "minus_one"
         inits.append(helper.make_tensor(minus_one, TensorProto.INT64, [1], [-1]))
         parts = [t + "n", minus_one, t + "mid"]
-        new = [helper.make_node("Shape", [x], [t + "n"], name=t + "shape_n", end=1),
-               helper.make_node("Shape", [x], [t + "mid"], name=t + "shape_mid", start=2 + lo, end=2 + hi)]
+        new = [
+            helper.make_node("Shape", [x], [t + "n"], name=t + "shape_n", end=1),
+            helper.make_node("Shape", [x], [t + "mid"], name=t + "shape_mid", start=2 + lo, end=2 + hi),
+        ]
         if has_tail:
-            new += [helper.make_node("Shape", [x], [t + "tail"], name=t + "shape_tail", start=2 + hi),
-                    helper.make_node("ReduceProd", [t + "tail"], [t + "tail_size"], name=t + "tail_prod",
-                                     keepdims=1)]
+            new += [
+                helper.make_node("Shape", [x], [t + "tail"], name=t + "shape_tail", start=2 + hi),
+                helper.make_node("ReduceProd", [t + "tail"], [t + "tail_size"], name=t + "tail_prod", keepdims=1),
+            ]
             parts.append(t + "tail_size")
         new_attrs = {k: v for k, v in attrs.items() if k not in ("kernel_shape", "strides", "pads", "dilations")}
         extra = [1] if has_tail else []
-        new_attrs.update(kernel_shape=kernel[lo:hi] + extra, strides=strides[lo:hi] + extra,
-                         pads=pads[lo:hi] + [0] * has_tail + pads[nd + lo:nd + hi] + [0] * has_tail)
+        new_attrs.update(
+            kernel_shape=kernel[lo:hi] + extra,
+            strides=strides[lo:hi] + extra,
+            pads=pads[lo:hi] + [0] * has_tail + pads[nd + lo : nd + hi] + [0] * has_tail,
+        )
         if "dilations" in attrs:
             new_attrs["dilations"] = dil[lo:hi] + extra
         back = [t + "head", t + "pooled_mid"] + ([t + "tail"] if has_tail else [])
@@ -172,8 +187,9 @@ def fix_onnxruntime_maxpool(model_proto):
             helper.make_node("Reshape", [x, t + "merge_shape"], [t + "merged"], name=t + "merge"),
             helper.make_node("MaxPool", [t + "merged"], [t + "pooled"], name=name, **new_attrs),
             helper.make_node("Shape", [x], [t + "head"], name=t + "shape_head", end=2 + lo),
-            helper.make_node("Shape", [t + "pooled"], [t + "pooled_mid"], name=t + "shape_pooled", start=2,
-                             end=2 + hi - lo),
+            helper.make_node(
+                "Shape", [t + "pooled"], [t + "pooled_mid"], name=t + "shape_pooled", start=2, end=2 + hi - lo
+            ),
             helper.make_node("Concat", back, [t + "split_shape"], name=t + "split_concat", axis=0),
             helper.make_node("Reshape", [t + "pooled", t + "split_shape"], list(node.output), name=t + "split"),
         ]
@@ -184,17 +200,27 @@ def fix_onnxruntime_maxpool(model_proto):
     return model_proto
 
 
-def export_onnx(model: Recognizer, path: str | os.PathLike | None = None, *, frames: int = 100,
-                with_features: bool = False, metadata: dict[str, Any] | None = None):
+def export_onnx(
+    model: Recognizer,
+    path: str | os.PathLike | None = None,
+    *,
+    frames: int = 100,
+    with_features: bool = False,
+    metadata: dict[str, Any] | None = None,
+):
     """Convert with jax2onnx (dynamic batch 'N'), make it runnable in ONNX Runtime, check it; returns the proto."""
     jax2onnx, onnx = _import_jax2onnx()
     shape = ("N",) + input_shape(model, frames)
     outputs = list(OUTPUT_NAMES if with_features else OUTPUT_NAMES[:1])
     with _quiet_converter():
         try:
-            proto = jax2onnx.to_onnx(model_fn(model, with_features=with_features), [shape],
-                                     model_name="skeljax_" + model.spec.family, input_names=[INPUT_NAME],
-                                     output_names=outputs)
+            proto = jax2onnx.to_onnx(
+                model_fn(model, with_features=with_features),
+                [shape],
+                model_name="skeljax_" + model.spec.family,
+                input_names=[INPUT_NAME],
+                output_names=outputs,
+            )
         except Exception as e:  # the converter raises many types for unsupported primitives
             raise ExportError(f"jax2onnx could not convert the model ({type(e).__name__}: {e})") from e
     proto = fix_onnxruntime_maxpool(proto)
@@ -216,8 +242,9 @@ def onnx_session(model_or_path):
         import onnxruntime as ort
     except ImportError as e:
         raise ExportError(f"running ONNX models needs onnxruntime ({e}): pip install onnxruntime") from e
-    data = model_or_path.SerializeToString() if hasattr(model_or_path, "SerializeToString") else os.fspath(
-        model_or_path)
+    data = (
+        model_or_path.SerializeToString() if hasattr(model_or_path, "SerializeToString") else os.fspath(model_or_path)
+    )
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
 
 
@@ -225,14 +252,21 @@ def onnx_session(model_or_path):
 # Checks and command line.
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def max_relative_error(got: np.ndarray, want: np.ndarray) -> float:
     """max |got - want| / max |want| (the scale of the logits), 0 for identical arrays."""
     scale = float(np.max(np.abs(want))) or 1.0
     return float(np.max(np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64)))) / scale
 
 
-def verify(model: Recognizer, run: Callable[[np.ndarray], np.ndarray], frames: int, what: str,
-           batch_sizes: Sequence[int] = (1, 3), rtol: float = 1e-4) -> list[float]:
+def verify(
+    model: Recognizer,
+    run: Callable[[np.ndarray], np.ndarray],
+    frames: int,
+    what: str,
+    batch_sizes: Sequence[int] = (1, 3),
+    rtol: float = 1e-4,
+) -> list[float]:
     """Compare an artifact's logits with the model's on random inputs of several batch sizes."""
     fn = jax.jit(model_fn(model))
     errors = []
@@ -250,12 +284,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("checkpoint", help="skeljax model directory or PyTorch .pth")
     p.add_argument("--onnx", help="write an ONNX model here")
     p.add_argument("--stablehlo", help="write the serialized jax.export artifact here")
-    p.add_argument("--frames", type=int, help="frames T per clip (default: the checkpoint's test clip length, "
-                                              "100 for PYSKL models, 300 for vanilla / MMAction2 0.x)")
-    p.add_argument("--recipe", choices=("pyskl", "vanilla", "mmaction0x"),
-                   help="the test recipe, which sets the default T, when the checkpoint does not store it")
-    p.add_argument("--platforms", nargs="+", default=list(DEFAULT_PLATFORMS),
-                   help="StableHLO lowering platforms (default: cpu cuda)")
+    p.add_argument(
+        "--frames",
+        type=int,
+        help="frames T per clip (default: the checkpoint's test clip length, "
+        "100 for PYSKL models, 300 for vanilla / MMAction2 0.x)",
+    )
+    p.add_argument(
+        "--recipe",
+        choices=("pyskl", "vanilla", "mmaction0x"),
+        help="the test recipe, which sets the default T, when the checkpoint does not store it",
+    )
+    p.add_argument(
+        "--platforms",
+        nargs="+",
+        default=list(DEFAULT_PLATFORMS),
+        help="StableHLO lowering platforms (default: cpu cuda)",
+    )
     p.add_argument("--with-features", action="store_true", help="also output the pooled features (N, D)")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts against skeljax")
     p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
@@ -272,12 +317,18 @@ def _export(args) -> None:
     pred = load_predictor(args.checkpoint, recipe=args.recipe, trusted=args.trusted)
     frames = args.frames or pred.clip_len
     model = pred.model
-    info = {"feat": pred.feat, "recipe": pred.recipe, "clip_len": pred.clip_len, "num_clips": pred.num_clips,
-            "source": os.path.abspath(args.checkpoint)}
+    info = {
+        "feat": pred.feat,
+        "recipe": pred.recipe,
+        "clip_len": pred.clip_len,
+        "num_clips": pred.num_clips,
+        "source": os.path.abspath(args.checkpoint),
+    }
     shape = "(N, " + ", ".join(map(str, input_shape(model, frames))) + ")"
     if args.stablehlo:
-        exported = export_stablehlo(model, args.stablehlo, frames=frames, platforms=args.platforms,
-                                    with_features=args.with_features)
+        exported = export_stablehlo(
+            model, args.stablehlo, frames=frames, platforms=args.platforms, with_features=args.with_features
+        )
         msg = f"wrote {args.stablehlo}: StableHLO for {', '.join(exported.platforms)}, input {shape}"
         if not args.no_verify:
             loaded = load_stablehlo(args.stablehlo)

@@ -52,9 +52,13 @@ def hop_distance(num_joints: int, edges: Sequence[Edge], max_hop: int = 1) -> np
 
 def _spatial(layout: SkeletonLayout) -> np.ndarray:
     v = layout.num_joints
-    return np.stack([edge2mat(layout.self_link, v),
-                     normalize_digraph(edge2mat(layout.inward, v)),
-                     normalize_digraph(edge2mat(layout.outward, v))])
+    return np.stack(
+        [
+            edge2mat(layout.self_link, v),
+            normalize_digraph(edge2mat(layout.inward, v)),
+            normalize_digraph(edge2mat(layout.outward, v)),
+        ]
+    )
 
 
 def _distance_partition(layout: SkeletonLayout, max_hop: int) -> np.ndarray:

@@ -48,8 +48,7 @@ def check_average(average: str) -> str:
 def _forward(graphdef, rest, params, batch_stats, keypoint, *, average: str, features: bool):
     """keypoint (B, clips, M, T, V, C) -> per-sample scores (B, K) [, clip-mean pooled features (B, D)]."""
     b, nc = keypoint.shape[:2]
-    out = forward_rows(graphdef, params, batch_stats, rest, keypoint.reshape((b * nc,) + keypoint.shape[2:]),
-                       features)
+    out = forward_rows(graphdef, params, batch_stats, rest, keypoint.reshape((b * nc,) + keypoint.shape[2:]), features)
     logits, feats = out if features else (out, None)
     logits = logits.reshape(b, nc, -1)
     scores = jax.nn.softmax(logits, axis=-1).mean(axis=1) if average == "prob" else logits.mean(axis=1)
@@ -61,8 +60,9 @@ def _compiled(mesh: Mesh, average: str, features: bool):
     """One jit per (mesh, average, features); it compiles once per architecture (graphdef) and input shape."""
     repl, data = sharding.replicated(mesh), input_pipeline.data_sharding(mesh)
     fn = functools.partial(_forward, average=average, features=features)
-    return jax.jit(fn, static_argnums=0, in_shardings=(repl, repl, repl, data),
-                   out_shardings=(data, data) if features else data)
+    return jax.jit(
+        fn, static_argnums=0, in_shardings=(repl, repl, repl, data), out_shardings=(data, data) if features else data
+    )
 
 
 @dataclasses.dataclass(frozen=True)

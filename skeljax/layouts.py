@@ -107,7 +107,8 @@ class SkeletonLayout:
     def expected(self) -> str:
         """What the annotations hold, for error messages."""
         return f"{self.num_joints} joints x {self.keypoint_channels} channels" + (
-            " plus keypoint_score" if self.score else "")
+            " plus keypoint_score" if self.score else ""
+        )
 
     def parents(self) -> np.ndarray:
         """parents[v]: the joint v's bone starts from; the root (and any joint that is no pair's child) itself."""
@@ -119,11 +120,15 @@ class SkeletonLayout:
         seen: dict[int, int] = {}
         for child, parent in self.inward:
             if child == self.center:
-                raise ValueError(f"layout {self.name!r}: edge ({child}, {parent}) leaves the centre joint {child}; "
-                                 "inward edges are (child, parent) pointing towards the centre")
+                raise ValueError(
+                    f"layout {self.name!r}: edge ({child}, {parent}) leaves the centre joint {child}; "
+                    "inward edges are (child, parent) pointing towards the centre"
+                )
             if child in seen and seen[child] != parent:
-                raise ValueError(f"layout {self.name!r}: joint {child} has two parents ({seen[child]} and {parent}); "
-                                 "bones need one inward edge per joint")
+                raise ValueError(
+                    f"layout {self.name!r}: joint {child} has two parents ({seen[child]} and {parent}); "
+                    "bones need one inward edge per joint"
+                )
             seen[child] = parent
             parents[child] = parent
         return parents
@@ -131,36 +136,148 @@ class SkeletonLayout:
 
 # NTU RGB+D 25 joints: the body without hand tips and thumbs; PYSKL attaches both to the hand, MMAction2 0.x chains
 # tip -> thumb -> hand (and PYSKL's JointToBone follows that chain too).
-_NTU_BODY = ((0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20), (9, 8), (10, 9), (11, 10),
-             (12, 0), (13, 12), (14, 13), (15, 14), (16, 0), (17, 16), (18, 17), (19, 18))
+_NTU_BODY = (
+    (0, 1),
+    (1, 20),
+    (2, 20),
+    (3, 2),
+    (4, 20),
+    (5, 4),
+    (6, 5),
+    (7, 6),
+    (8, 20),
+    (9, 8),
+    (10, 9),
+    (11, 10),
+    (12, 0),
+    (13, 12),
+    (14, 13),
+    (15, 14),
+    (16, 0),
+    (17, 16),
+    (18, 17),
+    (19, 18),
+)
 _NTU_HANDS_PYSKL = ((21, 7), (22, 7), (23, 11), (24, 11))
 _NTU_HANDS_CHAIN = ((21, 22), (22, 7), (23, 24), (24, 11))
 # COCO 17 keypoints: PYSKL's graph joins hips to shoulders; its JointToBone pairs (pose_related.py) join them to the
 # nose; MMAction2 0.x's graph has its own edge set with the hip-hip and shoulder-shoulder links.
-_COCO_PYSKL = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 5), (12, 6), (9, 7), (7, 5), (10, 8), (8, 6), (5, 0),
-               (6, 0), (1, 0), (3, 1), (2, 0), (4, 2))
-_COCO_BONES = ((1, 0), (2, 0), (3, 1), (4, 2), (5, 0), (6, 0), (7, 5), (8, 6), (9, 7), (10, 8), (11, 0), (12, 0),
-               (13, 11), (14, 12), (15, 13), (16, 14))
-_COCO_MMACTION = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (7, 5), (8, 6), (9, 7),
-                  (10, 8), (1, 2), (1, 0), (2, 0), (3, 1), (4, 2), (3, 5), (4, 6))
+_COCO_PYSKL = (
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 5),
+    (12, 6),
+    (9, 7),
+    (7, 5),
+    (10, 8),
+    (8, 6),
+    (5, 0),
+    (6, 0),
+    (1, 0),
+    (3, 1),
+    (2, 0),
+    (4, 2),
+)
+_COCO_BONES = (
+    (1, 0),
+    (2, 0),
+    (3, 1),
+    (4, 2),
+    (5, 0),
+    (6, 0),
+    (7, 5),
+    (8, 6),
+    (9, 7),
+    (10, 8),
+    (11, 0),
+    (12, 0),
+    (13, 11),
+    (14, 12),
+    (15, 13),
+    (16, 14),
+)
+_COCO_MMACTION = (
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (7, 5),
+    (8, 6),
+    (9, 7),
+    (10, 8),
+    (1, 2),
+    (1, 0),
+    (2, 0),
+    (3, 1),
+    (4, 2),
+    (3, 5),
+    (4, 6),
+)
 # OpenPose 18 keypoints: ST-GCN's `openpose` graph (`net/utils/graph.py` of st-gcn), centre joint 1 (neck).
-_OPENPOSE = ((4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8), (11, 5), (8, 2), (5, 1), (2, 1),
-             (0, 1), (15, 0), (14, 0), (17, 15), (16, 14))
+_OPENPOSE = (
+    (4, 3),
+    (3, 2),
+    (7, 6),
+    (6, 5),
+    (13, 12),
+    (12, 11),
+    (10, 9),
+    (9, 8),
+    (11, 5),
+    (8, 2),
+    (5, 1),
+    (2, 1),
+    (0, 1),
+    (15, 0),
+    (14, 0),
+    (17, 15),
+    (16, 14),
+)
 
-BUILTIN: dict[str, SkeletonLayout] = {layout.name: layout for layout in (
-    # PYSKL data layouts: NTU 3D is centred on the spine middle (joint 1) and rotated spine -> +z, shoulders -> +x.
-    SkeletonLayout("nturgb+d", 25, _NTU_BODY + _NTU_HANDS_PYSKL, center=20, bones=_NTU_BODY + _NTU_HANDS_CHAIN,
-                   zaxis=(0, 1), xaxis=(8, 4), body_center=1, recipes=_PYSKL_DATA_RECIPES, mmaction_graph="ntu-rgb+d"),
-    SkeletonLayout("coco", 17, _COCO_PYSKL, center=0, score=True, bones=_COCO_BONES, recipes=_PYSKL_DATA_RECIPES,
-                   mmaction_graph="mmaction_coco"),
-    # MMAction2 0.x graph variants of the same data.
-    SkeletonLayout("ntu-rgb+d", 25, _NTU_BODY + _NTU_HANDS_CHAIN, center=20, recipes=(), mmaction_graph="ntu-rgb+d"),
-    SkeletonLayout("mmaction_coco", 17, _COCO_MMACTION, center=0, score=True, recipes=(),
-                   mmaction_graph="mmaction_coco"),
-    # Kinetics-skeleton (ST-GCN's release): OpenPose-18 2D joints with scores, in image fractions; bones follow the
-    # inward edges (hips hang from the shoulders, as in ST-GCN's graph).
-    SkeletonLayout("openpose", 18, _OPENPOSE, center=1, score=True, recipes=("pyskl", "vanilla", "stgcn_original")),
-)}
+BUILTIN: dict[str, SkeletonLayout] = {
+    layout.name: layout
+    for layout in (
+        # PYSKL data layouts: NTU 3D is centred on the spine middle (joint 1) and rotated spine -> +z, shoulders -> +x.
+        SkeletonLayout(
+            "nturgb+d",
+            25,
+            _NTU_BODY + _NTU_HANDS_PYSKL,
+            center=20,
+            bones=_NTU_BODY + _NTU_HANDS_CHAIN,
+            zaxis=(0, 1),
+            xaxis=(8, 4),
+            body_center=1,
+            recipes=_PYSKL_DATA_RECIPES,
+            mmaction_graph="ntu-rgb+d",
+        ),
+        SkeletonLayout(
+            "coco",
+            17,
+            _COCO_PYSKL,
+            center=0,
+            score=True,
+            bones=_COCO_BONES,
+            recipes=_PYSKL_DATA_RECIPES,
+            mmaction_graph="mmaction_coco",
+        ),
+        # MMAction2 0.x graph variants of the same data.
+        SkeletonLayout(
+            "ntu-rgb+d", 25, _NTU_BODY + _NTU_HANDS_CHAIN, center=20, recipes=(), mmaction_graph="ntu-rgb+d"
+        ),
+        SkeletonLayout(
+            "mmaction_coco", 17, _COCO_MMACTION, center=0, score=True, recipes=(), mmaction_graph="mmaction_coco"
+        ),
+        # Kinetics-skeleton (ST-GCN's release): OpenPose-18 2D joints with scores, in image fractions; bones follow the
+        # inward edges (hips hang from the shoulders, as in ST-GCN's graph).
+        SkeletonLayout("openpose", 18, _OPENPOSE, center=1, score=True, recipes=("pyskl", "vanilla", "stgcn_original")),
+    )
+}
 # Other names annotation files and configs have used for a built-in layout.
 ALIASES = {"ntu": "nturgb+d"}
 # The layouts a config's `model.layout` can name (besides 'custom'): those an input pipeline takes.
@@ -191,15 +308,25 @@ def by_joints(num_joints: int) -> SkeletonLayout | None:
     return None
 
 
-def custom(num_joints: int, edges: Sequence[Sequence[int]], center: int, *, name: str = "custom", channels: int = 3,
-           score: bool = False, zaxis: Edge | None = None, xaxis: Edge | None = None) -> SkeletonLayout:
+def custom(
+    num_joints: int,
+    edges: Sequence[Sequence[int]],
+    center: int,
+    *,
+    name: str = "custom",
+    channels: int = 3,
+    score: bool = False,
+    zaxis: Edge | None = None,
+    xaxis: Edge | None = None,
+) -> SkeletonLayout:
     """A user-defined layout from the joint count, inward edge list (child, parent) and centre joint."""
     try:
         inward = tuple((int(i), int(j)) for i, j in edges)
     except (TypeError, ValueError) as e:
         raise ValueError(f"layout {name!r}: edges must be pairs of joint indices, got {edges!r}") from e
-    return SkeletonLayout(name, int(num_joints), inward, int(center), channels=int(channels), score=bool(score),
-                          zaxis=zaxis, xaxis=xaxis)
+    return SkeletonLayout(
+        name, int(num_joints), inward, int(center), channels=int(channels), score=bool(score), zaxis=zaxis, xaxis=xaxis
+    )
 
 
 # The keys of `config.model.custom_layout` (configs/custom_pickle.py).
@@ -209,16 +336,30 @@ CUSTOM_KEYS = ("num_joints", "edges", "center", "channels", "score", "zaxis", "x
 def from_config(cl: Mapping[str, Any] | None, where: str = "config.model.custom_layout") -> SkeletonLayout:
     """The custom layout a `config.model.custom_layout` mapping describes; errors start with `where`."""
     if cl is None:
-        raise ValueError(f"config.model.layout='custom' needs {where} = ConfigDict(dict(num_joints=V, "
-                         "edges=((child, parent), ...), center=c, channels=3)) (see configs/custom_pickle.py)")
+        raise ValueError(
+            f"config.model.layout='custom' needs {where} = ConfigDict(dict(num_joints=V, "
+            "edges=((child, parent), ...), center=c, channels=3)) (see configs/custom_pickle.py)"
+        )
     unknown = sorted(set(cl) - set(CUSTOM_KEYS))
     missing = [k for k in ("num_joints", "edges", "center") if cl.get(k) is None]
     if unknown or missing:
-        raise ValueError(f"{where}: " + "; ".join(([f"unknown keys {unknown} (known: {list(CUSTOM_KEYS)})"]
-                                                   if unknown else []) + ([f"missing {missing}"] if missing else [])))
+        raise ValueError(
+            f"{where}: "
+            + "; ".join(
+                ([f"unknown keys {unknown} (known: {list(CUSTOM_KEYS)})"] if unknown else [])
+                + ([f"missing {missing}"] if missing else [])
+            )
+        )
     try:
         axes = {k: tuple(int(j) for j in cl.get(k) or ()) or None for k in ("zaxis", "xaxis")}
-        return custom(cl["num_joints"], cl["edges"], cl["center"], name=cl.get("name") or "custom",
-                      channels=int(cl.get("channels", 3)), score=bool(cl.get("score", False)), **axes)
+        return custom(
+            cl["num_joints"],
+            cl["edges"],
+            cl["center"],
+            name=cl.get("name") or "custom",
+            channels=int(cl.get("channels", 3)),
+            score=bool(cl.get("score", False)),
+            **axes,
+        )
     except (TypeError, ValueError) as e:
         raise ValueError(f"{where}: {e}") from e

@@ -37,15 +37,27 @@ from ml_collections import config_flags
 
 from skeljax import cli
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file, optionally `path.py:variant`.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file, optionally `path.py:variant`.", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "test"],
-                          "train (then test), eval (validation split, 1 clip) or test (test split, test clips).")
-_DISTRIBUTED = flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() with the cluster "
-                                 "detected from the environment (SLURM, Cloud TPU, Kubernetes, JAX_COORDINATOR_*).")
-_COORDINATOR = flags.DEFINE_string("coordinator_address", None, "host:port of process 0's coordination service "
-                                   "(implies --distributed); with --num_processes and --process_id.")
+_MODE = flags.DEFINE_enum(
+    "mode",
+    "train",
+    ["train", "eval", "test"],
+    "train (then test), eval (validation split, 1 clip) or test (test split, test clips).",
+)
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Call jax.distributed.initialize() with the cluster "
+    "detected from the environment (SLURM, Cloud TPU, Kubernetes, JAX_COORDINATOR_*).",
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address",
+    None,
+    "host:port of process 0's coordination service (implies --distributed); with --num_processes and --process_id.",
+)
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts) in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -60,8 +72,11 @@ def _deterministic_xla() -> None:
 
 def _init_distributed() -> None:
     """jax.distributed.initialize before any other JAX call, from the flags or the environment."""
-    explicit = {"coordinator_address": _COORDINATOR.value, "num_processes": _NUM_PROCESSES.value,
-                "process_id": _PROCESS_ID.value}
+    explicit = {
+        "coordinator_address": _COORDINATOR.value,
+        "num_processes": _NUM_PROCESSES.value,
+        "process_id": _PROCESS_ID.value,
+    }
     if not _DISTRIBUTED.value and all(v is None for v in explicit.values()):
         return
     import jax
@@ -147,12 +162,13 @@ def out_of_memory_hint(config, message: str) -> str:
     first = next((ln.strip() for ln in message.splitlines() if "RESOURCE_EXHAUSTED" in ln), message.strip())
     devices = jax.device_count()
     group = config.model.get("bn_group") or None
-    hint = (f"config.batch_size={config.batch_size} over {devices} {jax.default_backend()} device(s) does not fit; "
-            "lower --config.batch_size")
+    hint = (
+        f"config.batch_size={config.batch_size} over {devices} {jax.default_backend()} device(s) does not fit; "
+        "lower --config.batch_size"
+    )
     if group:
         hint += f" (a multiple of config.model.bn_group={group}; lower that too if needed)"
-    hint += (", or use more devices (config.optimizer.lr < 0 scales the learning rate with the batch, the linear "
-             "rule).")
+    hint += ", or use more devices (config.optimizer.lr < 0 scales the learning rate with the batch, the linear rule)."
     return f"out of memory: {first[:300]} -- {hint}"
 
 

@@ -45,8 +45,11 @@ from skeljax.data.synthetic import SYNTHETIC_CLASSES
 from skeljax.ensemble import default_weights
 from skeljax.models.stgcn import Recognizer
 
-LABEL_SETS: dict[str, tuple[str, ...]] = {"ntu60": NTU60_CLASSES, "ntu120": NTU120_CLASSES,
-                                          "synthetic": SYNTHETIC_CLASSES}
+LABEL_SETS: dict[str, tuple[str, ...]] = {
+    "ntu60": NTU60_CLASSES,
+    "ntu120": NTU120_CLASSES,
+    "synthetic": SYNTHETIC_CLASSES,
+}
 INPUT_EXTENSIONS = (".skeleton", ".npy", ".pkl", ".pickle", ".json")
 AVERAGES = inference.AVERAGES
 ROWS_PER_CALL = 16  # model rows (samples x clips) per forward call; bounds memory, fixes the compiled shape
@@ -60,14 +63,17 @@ class PredictError(ValueError):
 # Checkpoints.
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def pipeline_layout(num_joints: int, where: str) -> layouts.SkeletonLayout:
     """The data layout ('nturgb+d' 3D or 'coco' 2D) of a model from its number of joints."""
     layout = layouts.by_joints(num_joints)
     if layout is not None:
         return layout
-    raise PredictError(f"{where}: the model has {num_joints} joints; without its training run's config.json "
-                       "(custom layouts: a run's best/ or final/ directory) prediction knows NTU-25 3D and COCO-17 2D "
-                       "skeletons only")
+    raise PredictError(
+        f"{where}: the model has {num_joints} joints; without its training run's config.json "
+        "(custom layouts: a run's best/ or final/ directory) prediction knows NTU-25 3D and COCO-17 2D "
+        "skeletons only"
+    )
 
 
 def custom_data_layout(model_config: Mapping[str, Any], where: str) -> layouts.SkeletonLayout:
@@ -97,8 +103,10 @@ class Predictor:
         if self.data_layout is None:
             self.layout: layouts.SkeletonLayout = pipeline_layout(self.num_joints, self.source)
         elif self.data_layout.num_joints != self.num_joints:
-            raise PredictError(f"{self.source}: the model has {self.num_joints} joints, its run's custom layout "
-                               f"{self.data_layout.name!r} {self.data_layout.num_joints}")
+            raise PredictError(
+                f"{self.source}: the model has {self.num_joints} joints, its run's custom layout "
+                f"{self.data_layout.name!r} {self.data_layout.num_joints}"
+            )
         else:
             self.layout = self.data_layout
         if self.recipe not in RECIPES:
@@ -108,15 +116,17 @@ class Predictor:
         if self.average not in AVERAGES:
             raise PredictError(f"{self.source}: unknown test_average {self.average!r}; expected one of {AVERAGES}")
         try:
-            self.pipeline: Pipeline = make_pipeline(self.layout, self.feat, self.clip_len, self.num_clips, "test",
-                                                    recipe=self.recipe)
+            self.pipeline: Pipeline = make_pipeline(
+                self.layout, self.feat, self.clip_len, self.num_clips, "test", recipe=self.recipe
+            )
         except ValueError as e:
             raise PredictError(f"{self.source}: {e}") from e
         # the compiled forward of evaluation (skeljax.inference), with the clip-averaged features as well
         mesh = sharding.make_mesh()
         self._devices = mesh.size
-        self._forward, self._params, self._stats = inference.model_forward(self.model, mesh, self.average,
-                                                                           features=True)
+        self._forward, self._params, self._stats = inference.model_forward(
+            self.model, mesh, self.average, features=True
+        )
 
     @property
     def num_classes(self) -> int:
@@ -144,7 +154,7 @@ class Predictor:
         per_call = -(-per_call // self._devices) * self._devices  # the batch is sharded over the devices
         probs, feats = [], []
         for i in range(0, len(clips), per_call):
-            chunk = np.stack(clips[i:i + per_call]).astype(np.float32, copy=False)
+            chunk = np.stack(clips[i : i + per_call]).astype(np.float32, copy=False)
             n = chunk.shape[0]
             if n < per_call:  # pad the last chunk so every call has the compiled shape
                 chunk = np.concatenate([chunk, np.zeros((per_call - n,) + chunk.shape[1:], chunk.dtype)])
@@ -170,28 +180,40 @@ def default_recipe(model: Recognizer) -> str:
     return "mmaction0x" if model.spec.family == "mmaction0x" else "pyskl"
 
 
-def from_model(model: Recognizer, *, feat: str | None = None, recipe: str | None = None, source: str = "<model>",
-               meta: Mapping[str, Any] | None = None) -> Predictor:
+def from_model(
+    model: Recognizer,
+    *,
+    feat: str | None = None,
+    recipe: str | None = None,
+    source: str = "<model>",
+    meta: Mapping[str, Any] | None = None,
+) -> Predictor:
     """A Predictor for an in-memory model; `meta` (a model_spec.json dict) wins over the keyword defaults."""
     meta = meta or {}
     stored_feat = meta.get("feat")
     if stored_feat is not None and feat is not None and feat != stored_feat:
-        raise PredictError(f"{source}: the checkpoint was trained on feat {stored_feat!r} but feat {feat!r} was "
-                           "requested; leave the feat option out to use the stored one")
+        raise PredictError(
+            f"{source}: the checkpoint was trained on feat {stored_feat!r} but feat {feat!r} was "
+            "requested; leave the feat option out to use the stored one"
+        )
     stored_recipe = meta.get("recipe")
     if stored_recipe is not None and recipe is not None and recipe != stored_recipe:
-        raise PredictError(f"{source}: the checkpoint's test recipe is {stored_recipe!r} but {recipe!r} was "
-                           "requested")
+        raise PredictError(f"{source}: the checkpoint's test recipe is {stored_recipe!r} but {recipe!r} was requested")
     recipe = stored_recipe or recipe or default_recipe(model)
     pyskl = recipe == "pyskl"
     names = meta.get("class_names")
     custom = meta.get("custom_layout")
-    return Predictor(model, source, feat=stored_feat or feat or "j", recipe=recipe,
-                     data_layout=custom_data_layout(custom, source) if custom else None,
-                     clip_len=int(meta.get("clip_len") or (100 if pyskl else 300)),
-                     num_clips=int(meta.get("test_num_clips") or (10 if pyskl else 1)),
-                     average=meta.get("test_average") or ("score" if recipe == "mmaction0x" else "prob"),
-                     class_names=tuple(names) if names else None)
+    return Predictor(
+        model,
+        source,
+        feat=stored_feat or feat or "j",
+        recipe=recipe,
+        data_layout=custom_data_layout(custom, source) if custom else None,
+        clip_len=int(meta.get("clip_len") or (100 if pyskl else 300)),
+        num_clips=int(meta.get("test_num_clips") or (10 if pyskl else 1)),
+        average=meta.get("test_average") or ("score" if recipe == "mmaction0x" else "prob"),
+        class_names=tuple(names) if names else None,
+    )
 
 
 def run_config_meta(model_dir: str) -> dict[str, Any]:
@@ -204,8 +226,13 @@ def run_config_meta(model_dir: str) -> dict[str, Any]:
         with open(cfg_path) as f:
             cfg = json.load(f)
         data = cfg.get("data", {})
-        meta = {"feat": data.get("feat"), "recipe": data.get("recipe"), "clip_len": data.get("clip_len"),
-                "test_num_clips": data.get("test_num_clips"), "test_average": cfg.get("test_average")}
+        meta = {
+            "feat": data.get("feat"),
+            "recipe": data.get("recipe"),
+            "clip_len": data.get("clip_len"),
+            "test_num_clips": data.get("test_num_clips"),
+            "test_average": cfg.get("test_average"),
+        }
         model = cfg.get("model", {})
         if model.get("layout") == "custom":  # the joints, edges and channels the model was trained on
             meta["custom_layout"] = {"layout": "custom", "custom_layout": model.get("custom_layout")}
@@ -214,8 +241,9 @@ def run_config_meta(model_dir: str) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if v is not None}
 
 
-def load_predictor(checkpoint: str | os.PathLike, *, feat: str | None = None, recipe: str | None = None,
-                   trusted: bool = False) -> Predictor:
+def load_predictor(
+    checkpoint: str | os.PathLike, *, feat: str | None = None, recipe: str | None = None, trusted: bool = False
+) -> Predictor:
     """Load a skeljax model directory or a PyTorch `.pth` with its test pipeline."""
     from skeljax import checkpoint as ckpt
     from skeljax import zoo
@@ -235,19 +263,25 @@ def load_predictor(checkpoint: str | os.PathLike, *, feat: str | None = None, re
 # Inputs.
 # ----------------------------------------------------------------------------------------------------------------
 
-def check_sample(sample: Mapping[str, Any], layout: layouts.LayoutArg, where: str,
-                 checkpoint: str = "the checkpoint") -> None:
+
+def check_sample(
+    sample: Mapping[str, Any], layout: layouts.LayoutArg, where: str, checkpoint: str = "the checkpoint"
+) -> None:
     """Clear error naming the file when a sample's joints/channels do not fit the checkpoint's layout."""
     kp = sample.get("keypoint")
     name = sample.get("frame_dir", "?")
     if not isinstance(kp, np.ndarray) or kp.ndim != 4:
-        raise PredictError(f"{where}: sample {name}: 'keypoint' must be an array (M, T, V, C), got "
-                           f"{getattr(kp, 'shape', type(kp).__name__)}")
+        raise PredictError(
+            f"{where}: sample {name}: 'keypoint' must be an array (M, T, V, C), got "
+            f"{getattr(kp, 'shape', type(kp).__name__)}"
+        )
     layout = layouts.get(layout)
     v, c = layout.num_joints, layout.keypoint_channels
     if kp.shape[2:] != (v, c):
-        raise PredictError(f"{where}: sample {name}: expected {v} joints x {c} channels for {checkpoint} (layout "
-                           f"{layout.name!r}), got {kp.shape[2]} x {kp.shape[3]}")
+        raise PredictError(
+            f"{where}: sample {name}: expected {v} joints x {c} channels for {checkpoint} (layout "
+            f"{layout.name!r}), got {kp.shape[2]} x {kp.shape[3]}"
+        )
     if layout.score and "keypoint_score" not in sample:
         raise PredictError(f"{where}: sample {name}: layout {layout.name!r} needs keypoint_score (M, T, V)")
 
@@ -277,8 +311,7 @@ def _read_npy(path: str, layout: layouts.LayoutArg, img_shape) -> dict:
     return array_annotation(arr, Path(path).stem, layout, path, img_shape)
 
 
-def array_annotation(arr: np.ndarray, name: str, layout: layouts.LayoutArg, where: str,
-                     img_shape=(1080, 1920)) -> dict:
+def array_annotation(arr: np.ndarray, name: str, layout: layouts.LayoutArg, where: str, img_shape=(1080, 1920)) -> dict:
     """An array (M, T, V, C) -> annotation dict; COCO-17 arrays carry the score as channel 2 (x, y, score)."""
     layout = layouts.get(layout)
     v, needs_score = layout.num_joints, layout.score
@@ -287,16 +320,21 @@ def array_annotation(arr: np.ndarray, name: str, layout: layouts.LayoutArg, wher
         raise PredictError(f"{where}: expected a numeric array (M, T, V, C), got {arr.dtype} {arr.shape}")
     if arr.shape[2:] != (v, want):
         extra = " (x, y, score)" if needs_score else ""
-        raise PredictError(f"{where}: expected {v} joints x {want} channels{extra} for layout "
-                           f"{layout.name!r}, got {arr.shape[2]} x {arr.shape[3]}")
+        raise PredictError(
+            f"{where}: expected {v} joints x {want} channels{extra} for layout "
+            f"{layout.name!r}, got {arr.shape[2]} x {arr.shape[3]}"
+        )
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise PredictError(f"{where}: the array {arr.shape} has no person or no frame")
     if not np.isfinite(arr).all():
         raise PredictError(f"{where}: the array holds NaN or inf")
     anno = {"frame_dir": name, "total_frames": arr.shape[1]}
     if needs_score:
-        anno.update(keypoint=arr[..., :2].astype(np.float32), keypoint_score=arr[..., 2].astype(np.float32),
-                    img_shape=tuple(img_shape))
+        anno.update(
+            keypoint=arr[..., :2].astype(np.float32),
+            keypoint_score=arr[..., 2].astype(np.float32),
+            img_shape=tuple(img_shape),
+        )
     else:
         anno["keypoint"] = arr if arr.dtype.kind == "f" else arr.astype(np.float32)
     return anno
@@ -320,8 +358,9 @@ def _check_path(path: str, sample: str | None) -> str:
     """The input's extension, after checking that it is a known kind and that the file exists."""
     ext = os.path.splitext(path)[1].lower()
     if ext not in INPUT_EXTENSIONS:
-        raise PredictError(f"{path}: unknown input type {ext or '(no extension)'!r}; expected one of "
-                           f"{', '.join(INPUT_EXTENSIONS)}")
+        raise PredictError(
+            f"{path}: unknown input type {ext or '(no extension)'!r}; expected one of {', '.join(INPUT_EXTENSIONS)}"
+        )
     if not os.path.isfile(path):
         raise PredictError(f"{path}: no such input file")
     if sample is not None and ext not in (".pkl", ".pickle"):
@@ -329,8 +368,14 @@ def _check_path(path: str, sample: str | None) -> str:
     return ext
 
 
-def read_input(path: str | os.PathLike, *, layout: layouts.LayoutArg, conversion: str = "pyskl",
-               sample: str | None = None, img_shape=(1080, 1920)) -> list[dict]:
+def read_input(
+    path: str | os.PathLike,
+    *,
+    layout: layouts.LayoutArg,
+    conversion: str = "pyskl",
+    sample: str | None = None,
+    img_shape=(1080, 1920),
+) -> list[dict]:
     """A file -> annotation dicts: `.skeleton` (raw NTU), `.npy` (M, T, V, C), `.pkl`/`.pickle` (annotations),
     `.json` (a Kinetics-skeleton video, as ST-GCN's demo writes from OpenPose: skeljax.data.read_kinetics_skeleton)."""
     path = os.fspath(path)
@@ -338,8 +383,10 @@ def read_input(path: str | os.PathLike, *, layout: layouts.LayoutArg, conversion
     if ext == ".skeleton":
         layout = layouts.get(layout)
         if layout != layouts.BUILTIN["nturgb+d"]:
-            raise PredictError(f"{path}: a .skeleton file holds NTU-25 3D joints but the checkpoint takes "
-                               f"{layout.expected()} (layout {layout.name!r})")
+            raise PredictError(
+                f"{path}: a .skeleton file holds NTU-25 3D joints but the checkpoint takes "
+                f"{layout.expected()} (layout {layout.name!r})"
+            )
         return [_read_skeleton(path, conversion)]
     if ext == ".npy":
         return [_read_npy(path, layout, img_shape)]
@@ -353,8 +400,10 @@ def _read_kinetics_json(path: str, layout: layouts.LayoutArg) -> dict:
 
     layout = layouts.get(layout)
     if layout != layouts.BUILTIN["openpose"]:
-        raise PredictError(f"{path}: a Kinetics-skeleton .json file holds OpenPose-18 2D joints but the checkpoint "
-                           f"takes {layout.expected()} (layout {layout.name!r})")
+        raise PredictError(
+            f"{path}: a Kinetics-skeleton .json file holds OpenPose-18 2D joints but the checkpoint "
+            f"takes {layout.expected()} (layout {layout.name!r})"
+        )
     anno = read_kinetics_skeleton(path)
     if anno["label"] < 0:  # the demo writes label_index -1: no ground truth
         del anno["label"]
@@ -367,16 +416,28 @@ def _samples_for(inputs, predictor: Predictor, sample, img_shape) -> list[tuple[
     out = []
     for k, item in enumerate(items):
         if isinstance(item, (str, os.PathLike)):
-            out.append((os.fspath(item), read_input(item, layout=predictor.layout, conversion=predictor.conversion,
-                                                    sample=sample, img_shape=img_shape)))
+            out.append(
+                (
+                    os.fspath(item),
+                    read_input(
+                        item,
+                        layout=predictor.layout,
+                        conversion=predictor.conversion,
+                        sample=sample,
+                        img_shape=img_shape,
+                    ),
+                )
+            )
         elif isinstance(item, np.ndarray):
             where = f"<array {k}>"
             out.append((where, [array_annotation(item, f"array{k}", predictor.layout, where, img_shape)]))
         elif isinstance(item, Mapping):
             out.append((f"<annotation {item.get('frame_dir', k)}>", [dict(item)]))
         else:
-            raise PredictError(f"input {k}: expected a file path, an array (M, T, V, C) or an annotation dict, got "
-                               f"{type(item).__name__}")
+            raise PredictError(
+                f"input {k}: expected a file path, an array (M, T, V, C) or an annotation dict, got "
+                f"{type(item).__name__}"
+            )
     return out
 
 
@@ -384,15 +445,16 @@ def _samples_for(inputs, predictor: Predictor, sample, img_shape) -> list[tuple[
 # Prediction and fusion.
 # ----------------------------------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class Prediction:
     """Fused results for N samples: `scores` is PYSKL's weighted sum, `probs` that sum over the sum of weights."""
 
     names: list[str]
-    labels: list[int | None]                 # ground truth when the input carries one
-    scores: np.ndarray                       # (N, K) sum_i w_i * p_i
-    probs: np.ndarray                        # (N, K) scores / sum(w)
-    stream_probs: list[np.ndarray]           # per checkpoint (N, K): mean softmax over the test clips
+    labels: list[int | None]  # ground truth when the input carries one
+    scores: np.ndarray  # (N, K) sum_i w_i * p_i
+    probs: np.ndarray  # (N, K) scores / sum(w)
+    stream_probs: list[np.ndarray]  # per checkpoint (N, K): mean softmax over the test clips
     weights: list[float]
     class_names: tuple[str, ...]
     features: list[np.ndarray] | None = None  # per checkpoint (N, D): pooled features averaged over clips
@@ -410,8 +472,9 @@ class Prediction:
         return metrics.Scores(np.asarray(self.names, dtype=str), self.scores, np.asarray(self.labels, np.int64))
 
 
-def class_names_for(num_classes: int, labels: str | Sequence[str] | None = None,
-                    stored: Sequence[str] | None = None) -> tuple[str, ...]:
+def class_names_for(
+    num_classes: int, labels: str | Sequence[str] | None = None, stored: Sequence[str] | None = None
+) -> tuple[str, ...]:
     """Names from `labels` (a set name, a .txt file with one name per line, or a list), else stored ones, else
     NTU-60/120 by class count, else 'class i'."""
     if isinstance(labels, str):
@@ -429,7 +492,8 @@ def class_names_for(num_classes: int, labels: str | Sequence[str] | None = None,
         names, where = tuple(stored), "the checkpoint's class_names"
     else:
         return {60: NTU60_CLASSES, 120: NTU120_CLASSES}.get(num_classes) or tuple(
-            f"class {i}" for i in range(num_classes))
+            f"class {i}" for i in range(num_classes)
+        )
     if len(names) != num_classes:
         raise PredictError(f"{where}: {len(names)} class names for a model with {num_classes} classes")
     return tuple(names)
@@ -440,8 +504,9 @@ def _as_predictors(checkpoints, feats, recipes, trusted) -> list[Predictor]:
     if not items:
         raise PredictError("no checkpoint given")
     feats = [None] * len(items) if feats is None else ([feats] * len(items) if isinstance(feats, str) else feats)
-    recipes = [None] * len(items) if recipes is None else (
-        [recipes] * len(items) if isinstance(recipes, str) else recipes)
+    recipes = (
+        [None] * len(items) if recipes is None else ([recipes] * len(items) if isinstance(recipes, str) else recipes)
+    )
     for what, seq in (("feats", feats), ("recipes", recipes)):
         if len(seq) != len(items):
             raise PredictError(f"{len(seq)} {what} for {len(items)} checkpoints")
@@ -456,9 +521,19 @@ def _as_predictors(checkpoints, feats, recipes, trusted) -> list[Predictor]:
     return out
 
 
-def predict(checkpoints, inputs, *, feats=None, weights: Sequence[float] | None = None,
-            return_features: bool = False, recipes=None, sample: str | None = None,
-            labels: str | Sequence[str] | None = None, img_shape=(1080, 1920), trusted: bool = False) -> Prediction:
+def predict(
+    checkpoints,
+    inputs,
+    *,
+    feats=None,
+    weights: Sequence[float] | None = None,
+    return_features: bool = False,
+    recipes=None,
+    sample: str | None = None,
+    labels: str | Sequence[str] | None = None,
+    img_shape=(1080, 1920),
+    trusted: bool = False,
+) -> Prediction:
     """Predict the actions of `inputs` with one checkpoint or the fusion of several.
 
     checkpoints: a path (skeljax model directory or .pth), a `Predictor`, a `Recognizer`, or a list of these (one
@@ -478,8 +553,10 @@ def predict(checkpoints, inputs, *, feats=None, weights: Sequence[float] | None 
         raise PredictError(f"the fusion weights must have a positive sum, got {weights}")
     num_classes = {p.num_classes for p in preds}
     if len(num_classes) > 1:
-        raise PredictError("the checkpoints disagree on the number of classes: " +
-                           ", ".join(f"{p.source}: {p.num_classes}" for p in preds))
+        raise PredictError(
+            "the checkpoints disagree on the number of classes: "
+            + ", ".join(f"{p.source}: {p.num_classes}" for p in preds)
+        )
     stream_probs, stream_feats, names, gts = [], [], None, None
     for p in preds:
         groups = _samples_for(inputs, p, sample, img_shape)
@@ -495,23 +572,36 @@ def predict(checkpoints, inputs, *, feats=None, weights: Sequence[float] | None 
         stream_probs.append(np.concatenate(probs))
         stream_feats.append(np.concatenate(fts))
     scores = sum(w * s for w, s in zip(weights, stream_probs))
-    return Prediction(names=names, labels=gts, scores=scores, probs=scores / sum(weights),
-                      stream_probs=stream_probs, weights=weights,
-                      class_names=class_names_for(preds[0].num_classes, labels, preds[0].class_names),
-                      features=stream_feats if return_features else None)
+    return Prediction(
+        names=names,
+        labels=gts,
+        scores=scores,
+        probs=scores / sum(weights),
+        stream_probs=stream_probs,
+        weights=weights,
+        class_names=class_names_for(preds[0].num_classes, labels, preds[0].class_names),
+        features=stream_feats if return_features else None,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Command line.
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def format_text(pred: Prediction, k: int = 5) -> str:
     """Human-readable top-k per sample."""
     lines = []
     for i, name in enumerate(pred.names):
         gt = pred.labels[i]
-        lines.append(name + (f"  (ground truth: {pred.class_names[gt]})" if gt is not None
-                             and 0 <= gt < len(pred.class_names) else ""))
+        lines.append(
+            name
+            + (
+                f"  (ground truth: {pred.class_names[gt]})"
+                if gt is not None and 0 <= gt < len(pred.class_names)
+                else ""
+            )
+        )
         for rank, t in enumerate(pred.top_k(i, k), 1):
             lines.append(f"  {rank}. {t['label']:<48} {t['prob']:.4f}")
     return "\n".join(lines)
@@ -524,21 +614,42 @@ def format_json(pred: Prediction, k: int = 5) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = cli.parser("skeljax-predict", __doc__)
-    p.add_argument("--checkpoint", action="append", required=True,
-                   help="skeljax model directory or .pth; repeat for multi-stream fusion")
+    p.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        help="skeljax model directory or .pth; repeat for multi-stream fusion",
+    )
     p.add_argument("--input", required=True, help=".skeleton, .npy (M, T, V, C) or annotation .pkl")
-    p.add_argument("--feat", action="append", choices=T.FEATS,
-                   help="modality when the checkpoint does not store it (default j); once, or once per checkpoint")
-    p.add_argument("--recipe", action="append", choices=RECIPES,
-                   help="test pipeline when the checkpoint does not store it (default: pyskl, or mmaction0x for "
-                        "MMAction2 0.x models); once, or once per checkpoint")
+    p.add_argument(
+        "--feat",
+        action="append",
+        choices=T.FEATS,
+        help="modality when the checkpoint does not store it (default j); once, or once per checkpoint",
+    )
+    p.add_argument(
+        "--recipe",
+        action="append",
+        choices=RECIPES,
+        help="test pipeline when the checkpoint does not store it (default: pyskl, or mmaction0x for "
+        "MMAction2 0.x models); once, or once per checkpoint",
+    )
     p.add_argument("--weights", nargs="+", type=float, help="fusion weights, one per checkpoint")
-    p.add_argument("--labels", help="class names: ntu60, ntu120, synthetic or a .txt file with one name per line "
-                                    "(default: NTU-60/120 by the number of classes)")
+    p.add_argument(
+        "--labels",
+        help="class names: ntu60, ntu120, synthetic or a .txt file with one name per line "
+        "(default: NTU-60/120 by the number of classes)",
+    )
     p.add_argument("--sample", help="only this frame_dir of an annotation pickle")
-    p.add_argument("--img-shape", nargs=2, type=int, default=(1080, 1920), metavar=("H", "W"),
-                   help="image size of 2D .npy keypoints in pixels (default 1080 1920)")
-    p.add_argument("--json", action="store_true", help="JSON Lines output, one {\"top5\": [...]} per sample")
+    p.add_argument(
+        "--img-shape",
+        nargs=2,
+        type=int,
+        default=(1080, 1920),
+        metavar=("H", "W"),
+        help="image size of 2D .npy keypoints in pixels (default 1080 1920)",
+    )
+    p.add_argument("--json", action="store_true", help='JSON Lines output, one {"top5": [...]} per sample')
     p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
     args = cli.parse(p, argv)
     n = len(args.checkpoint)
@@ -550,8 +661,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, name, value * n)
 
     def body() -> None:
-        pred = predict(args.checkpoint, args.input, feats=args.feat, weights=args.weights, recipes=args.recipe,
-                       sample=args.sample, labels=args.labels, img_shape=tuple(args.img_shape), trusted=args.trusted)
+        pred = predict(
+            args.checkpoint,
+            args.input,
+            feats=args.feat,
+            weights=args.weights,
+            recipes=args.recipe,
+            sample=args.sample,
+            labels=args.labels,
+            img_shape=tuple(args.img_shape),
+            trusted=args.trusted,
+        )
         print(format_json(pred) if args.json else format_text(pred))
 
     return cli.run(body)

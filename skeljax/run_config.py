@@ -48,9 +48,9 @@ class DataSettings:
 class OptimizerSettings:
     """SGD and its schedule (`config.optimizer`), with the learning rate already resolved."""
 
-    lr: float                     # the run's peak lr: the fixed config.optimizer.lr, or the linear scaling rule
-    linear_rule_lr: float         # base_lr x batch_size / reference_batch
-    lr_fixed: bool                # config.optimizer.lr >= 0 (a batch size change does not rescale it)
+    lr: float  # the run's peak lr: the fixed config.optimizer.lr, or the linear scaling rule
+    linear_rule_lr: float  # base_lr x batch_size / reference_batch
+    lr_fixed: bool  # config.optimizer.lr >= 0 (a batch size change does not rescale it)
     schedule: str
     momentum: float
     nesterov: bool
@@ -82,7 +82,7 @@ class RunConfig:
 
     spec: ModelSpec
     graph: np.ndarray | None  # a custom layout's adjacency (None: the model spec's built-in layout)
-    layout: Any               # the data pipeline's layout: config_base.data_layout(config)
+    layout: Any  # the data pipeline's layout: config_base.data_layout(config)
     family: str
     data: DataSettings
     optimizer: OptimizerSettings
@@ -90,7 +90,7 @@ class RunConfig:
     eval_batch_size: int
     test_batch_size: int
     num_epochs: int
-    bn_group: int = 16        # samples per BN statistics group as configured (0 = the whole batch)
+    bn_group: int = 16  # samples per BN statistics group as configured (0 = the whole batch)
     seed: int = 0
     compute_dtype: str = "float32"
     stop_after_steps: int = 0
@@ -103,7 +103,7 @@ class RunConfig:
     init_from: InitFrom = InitFrom()
     # What a checkpoint shares with the runs that may resume it (train.checkpoints.run_signature); {} = not checked.
     signature: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    config_json: str = "{}"   # the text of the run's config.json
+    config_json: str = "{}"  # the text of the run's config.json
 
     @property
     def num_classes(self) -> int:
@@ -130,29 +130,64 @@ def resolve(config: ml_collections.ConfigDict) -> RunConfig:
     config_base.validate(config)
     spec, d, o = config_base.model_spec(config), config.data, config.optimizer
     data = DataSettings(
-        dataset=d.dataset, train_split=d.train_split, val_split=d.val_split, test_split=d.test_split, feat=d.feat,
-        clip_len=int(d.clip_len), recipe=d.recipe, val_num_clips=int(d.val_num_clips),
-        test_num_clips=int(d.test_num_clips), repeat_times=int(d.repeat_times), ann_file=d.ann_file,
-        data_dir=d.data_dir, manual_dir=d.manual_dir, builder_kwargs=d.builder_kwargs.to_dict(),
-        num_workers=int(d.num_workers), read_threads=int(d.read_threads))
+        dataset=d.dataset,
+        train_split=d.train_split,
+        val_split=d.val_split,
+        test_split=d.test_split,
+        feat=d.feat,
+        clip_len=int(d.clip_len),
+        recipe=d.recipe,
+        val_num_clips=int(d.val_num_clips),
+        test_num_clips=int(d.test_num_clips),
+        repeat_times=int(d.repeat_times),
+        ann_file=d.ann_file,
+        data_dir=d.data_dir,
+        manual_dir=d.manual_dir,
+        builder_kwargs=d.builder_kwargs.to_dict(),
+        num_workers=int(d.num_workers),
+        read_threads=int(d.read_threads),
+    )
     optimizer = OptimizerSettings(
-        lr=learning_rate(config), linear_rule_lr=scaled_lr(o.base_lr, config.batch_size, o.reference_batch), lr_fixed=o.lr >= 0, schedule=o.schedule,
-        momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay,
-        milestones_epochs=tuple(o.milestones_epochs), gamma=o.gamma, min_lr=o.min_lr)
+        lr=learning_rate(config),
+        linear_rule_lr=scaled_lr(o.base_lr, config.batch_size, o.reference_batch),
+        lr_fixed=o.lr >= 0,
+        schedule=o.schedule,
+        momentum=o.momentum,
+        nesterov=o.nesterov,
+        weight_decay=o.weight_decay,
+        milestones_epochs=tuple(o.milestones_epochs),
+        gamma=o.gamma,
+        min_lr=o.min_lr,
+    )
     c = config.checkpoint
     i = config.init_from
     return RunConfig(
-        spec=spec, graph=config_base.model_graph(config), layout=config_base.data_layout(config),
-        family=config.model.family, data=data, optimizer=optimizer, batch_size=int(config.batch_size),
-        eval_batch_size=int(config.eval_batch_size), test_batch_size=int(config.test_batch_size),
-        num_epochs=int(config.num_epochs), bn_group=int(config.model.bn_group or 0), seed=int(config.seed),
-        compute_dtype=config.compute_dtype, stop_after_steps=int(config.stop_after_steps),
-        eval_every_epochs=int(config.eval_every_epochs), log_every_steps=int(config.log_every_steps),
-        test_average=config.test_average, test_last=bool(config.test_last), test_best=bool(config.test_best),
-        checkpoint=CheckpointSettings(keep=int(c.keep), every_epochs=int(c.every_epochs),
-                                      every_steps=int(c.every_steps)),
+        spec=spec,
+        graph=config_base.model_graph(config),
+        layout=config_base.data_layout(config),
+        family=config.model.family,
+        data=data,
+        optimizer=optimizer,
+        batch_size=int(config.batch_size),
+        eval_batch_size=int(config.eval_batch_size),
+        test_batch_size=int(config.test_batch_size),
+        num_epochs=int(config.num_epochs),
+        bn_group=int(config.model.bn_group or 0),
+        seed=int(config.seed),
+        compute_dtype=config.compute_dtype,
+        stop_after_steps=int(config.stop_after_steps),
+        eval_every_epochs=int(config.eval_every_epochs),
+        log_every_steps=int(config.log_every_steps),
+        test_average=config.test_average,
+        test_last=bool(config.test_last),
+        test_best=bool(config.test_best),
+        checkpoint=CheckpointSettings(
+            keep=int(c.keep), every_epochs=int(c.every_epochs), every_steps=int(c.every_steps)
+        ),
         init_from=InitFrom(path=i.path, dont_load=i.dont_load, trusted=bool(i.trusted)),
-        signature=run_signature(config, spec), config_json=config.to_json_best_effort(indent=2, sort_keys=True))
+        signature=run_signature(config, spec),
+        config_json=config.to_json_best_effort(indent=2, sort_keys=True),
+    )
 
 
 def as_run(config: RunConfig | ml_collections.ConfigDict) -> RunConfig:

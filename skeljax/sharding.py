@@ -35,10 +35,12 @@ def put_replicated(tree: Any, mesh: Mesh) -> Any:
 
 def to_host(tree: Any) -> Any:
     """Global arrays -> NumPy on every process (an all-gather when the array spans several processes)."""
+
     def get(x):
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             return np.asarray(multihost_utils.process_allgather(x, tiled=True))
         return np.asarray(x)
+
     return jax.tree.map(get, tree)
 
 

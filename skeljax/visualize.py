@@ -37,8 +37,9 @@ def _get_layout(layout: layouts.LayoutArg, where: str) -> layouts.SkeletonLayout
     try:
         return layouts.get(layout)
     except ValueError:
-        raise RenderError(f"{where}: unknown layout {layout!r}; expected one of {sorted(layouts.BUILTIN)} or a "
-                          "SkeletonLayout") from None
+        raise RenderError(
+            f"{where}: unknown layout {layout!r}; expected one of {sorted(layouts.BUILTIN)} or a SkeletonLayout"
+        ) from None
 
 
 def _prepare(keypoint, lay: layouts.SkeletonLayout, keypoint_score, min_score: float, where: str):
@@ -68,8 +69,9 @@ def _prepare(keypoint, lay: layouts.SkeletonLayout, keypoint_score, min_score: f
         if keypoint_score is not None:
             score = np.asarray(keypoint_score, dtype=np.float64)
             if score.shape != kp.shape[:3]:
-                raise RenderError(f"{where}: keypoint_score shape {score.shape} does not match keypoints "
-                                  f"{kp.shape[:3]}")
+                raise RenderError(
+                    f"{where}: keypoint_score shape {score.shape} does not match keypoints {kp.shape[:3]}"
+                )
             visible &= score >= min_score
         visible &= np.any(pts != 0, axis=-1)
     return pts, visible
@@ -99,9 +101,19 @@ def title_lines(title: str | None, size: float) -> list[str]:
     return out
 
 
-def render_skeleton(keypoint, path: str | os.PathLike, *, layout: layouts.LayoutArg, title: str | None = None,
-                    fps: int = 15, keypoint_score=None, step: int = 1, min_score: float = 0.1, size: float = 4.0,
-                    dpi: int = 80) -> int:
+def render_skeleton(
+    keypoint,
+    path: str | os.PathLike,
+    *,
+    layout: layouts.LayoutArg,
+    title: str | None = None,
+    fps: int = 15,
+    keypoint_score=None,
+    step: int = 1,
+    min_score: float = 0.1,
+    size: float = 4.0,
+    dpi: int = 80,
+) -> int:
     """Write an animation of keypoint (M, T, V, C) or (T, V, C) to `path` (.gif or .mp4); returns the frame count.
 
     layout: a `skeljax.layouts` layout or the name of a built-in ('nturgb+d' 3D, 'coco' 2D, ...).
@@ -117,8 +129,9 @@ def render_skeleton(keypoint, path: str | os.PathLike, *, layout: layouts.Layout
     if ext not in WRITERS:
         raise RenderError(f"{path}: unknown output type {ext or '(none)'!r}; expected .gif or .mp4")
     if ext == ".mp4" and not animation.writers.is_available("ffmpeg"):
-        raise RenderError(f"{path}: writing MP4 needs the ffmpeg program on PATH (e.g. apt-get install ffmpeg); "
-                          "write a .gif instead")
+        raise RenderError(
+            f"{path}: writing MP4 needs the ffmpeg program on PATH (e.g. apt-get install ffmpeg); write a .gif instead"
+        )
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
         raise RenderError(f"step must be a positive integer, got {step!r}")
     if not fps or fps <= 0:
@@ -169,16 +182,18 @@ def _layout_of(arr_shape, where: str) -> layouts.SkeletonLayout:
     layout = layouts.by_joints(arr_shape[2]) if len(arr_shape) == 4 else None
     if layout is not None:
         return layout
-    raise RenderError(f"{where}: cannot tell the layout of an array {tuple(arr_shape)}; expected (M, T, 25, 3) "
-                      "or (M, T, 17, 3)")
+    raise RenderError(
+        f"{where}: cannot tell the layout of an array {tuple(arr_shape)}; expected (M, T, 25, 3) or (M, T, 17, 3)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from skeljax import predict as P
 
     p = cli.parser("skeljax-visualize", __doc__)
-    p.add_argument("--input", required=True,
-                   help=".skeleton, .npy (M, T, V, C), annotation .pkl or Kinetics-skeleton .json")
+    p.add_argument(
+        "--input", required=True, help=".skeleton, .npy (M, T, V, C), annotation .pkl or Kinetics-skeleton .json"
+    )
     p.add_argument("--out", required=True, help="output .gif (or .mp4 when ffmpeg is installed)")
     p.add_argument("--checkpoint", action="append", help="predict with this checkpoint (repeat to fuse streams)")
     p.add_argument("--feat", action="append", choices=("j", "b", "jm", "bm"), help="as in skeljax.predict")
@@ -215,8 +230,15 @@ def _render(p, args, P) -> None:
         title = f"{title}: {top['label']} ({top['prob']:.0%})"
         if pred.labels[0] is not None and pred.labels[0] < len(pred.class_names):
             title += f"\nground truth: {pred.class_names[pred.labels[0]]}"
-    n = render_skeleton(anno["keypoint"], args.out, layout=layout, title=title, fps=args.fps,
-                        keypoint_score=anno.get("keypoint_score"), step=args.step)
+    n = render_skeleton(
+        anno["keypoint"],
+        args.out,
+        layout=layout,
+        title=title,
+        fps=args.fps,
+        keypoint_score=anno.get("keypoint_score"),
+        step=args.step,
+    )
     print(f"wrote {args.out}: {n} frames at {args.fps} fps ({math.ceil(n / args.fps)} s)")
 
 

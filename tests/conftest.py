@@ -1,4 +1,5 @@
 """Shared test set-up: JAX on CPU with float32 matmuls at full precision (parity needs it)."""
+
 import os
 
 import pytest

@@ -5,17 +5,59 @@ Deliberately structured unlike skeljax.data.transforms: explicit loops over pers
 rotation instead of the quaternion matrix, scalar `randint` calls and `permutation` instead of the vectorised draws.
 Only for tests; keep inputs small.
 """
+
 from __future__ import annotations
 
 import math
 
 import numpy as np
 
-NTU_PAIRS = [(0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20), (9, 8), (10, 9), (11, 10),
-             (12, 0), (13, 12), (14, 13), (15, 14), (16, 0), (17, 16), (18, 17), (19, 18), (21, 22), (20, 20), (22, 7),
-             (23, 24), (24, 11)]
-COCO_PAIRS = [(0, 0), (1, 0), (2, 0), (3, 1), (4, 2), (5, 0), (6, 0), (7, 5), (8, 6), (9, 7), (10, 8), (11, 0),
-              (12, 0), (13, 11), (14, 12), (15, 13), (16, 14)]
+NTU_PAIRS = [
+    (0, 1),
+    (1, 20),
+    (2, 20),
+    (3, 2),
+    (4, 20),
+    (5, 4),
+    (6, 5),
+    (7, 6),
+    (8, 20),
+    (9, 8),
+    (10, 9),
+    (11, 10),
+    (12, 0),
+    (13, 12),
+    (14, 13),
+    (15, 14),
+    (16, 0),
+    (17, 16),
+    (18, 17),
+    (19, 18),
+    (21, 22),
+    (20, 20),
+    (22, 7),
+    (23, 24),
+    (24, 11),
+]
+COCO_PAIRS = [
+    (0, 0),
+    (1, 0),
+    (2, 0),
+    (3, 1),
+    (4, 2),
+    (5, 0),
+    (6, 0),
+    (7, 5),
+    (8, 6),
+    (9, 7),
+    (10, 8),
+    (11, 0),
+    (12, 0),
+    (13, 11),
+    (14, 12),
+    (15, 13),
+    (16, 14),
+]
 
 
 def _frame_is_empty(frame: np.ndarray) -> bool:

@@ -29,11 +29,27 @@ def test_alternate_calls_in_turn_and_takes_medians():
 
 def _float32_result() -> dict:
     """A benchmark result as main() collects it before add_rates (float32 rows only)."""
-    return {"matmul_gflops": 200.0, "matmul_n": 2048, "gflop_per_sample": 5.85,
-            "inference_batches": [{"batch": 16, "skeljax_samples_per_s": 20.0, "torch_samples_per_s": 10.0,
-                                   "ratio": 2.0, "skeljax_compile_s": 3.0}],
-            "train_step": {"batch": 16, "skeljax_samples_per_s": 5.0, "torch_samples_per_s": 4.0, "ratio": 1.25,
-                           "skeljax_compile_s": 20.0}}
+    return {
+        "matmul_gflops": 200.0,
+        "matmul_n": 2048,
+        "gflop_per_sample": 5.85,
+        "inference_batches": [
+            {
+                "batch": 16,
+                "skeljax_samples_per_s": 20.0,
+                "torch_samples_per_s": 10.0,
+                "ratio": 2.0,
+                "skeljax_compile_s": 3.0,
+            }
+        ],
+        "train_step": {
+            "batch": 16,
+            "skeljax_samples_per_s": 5.0,
+            "torch_samples_per_s": 4.0,
+            "ratio": 1.25,
+            "skeljax_compile_s": 20.0,
+        },
+    }
 
 
 def test_rates_and_table():
@@ -74,11 +90,23 @@ def test_mixed_precision_rates_and_rows():
     bench = _load()
     res = _float32_result()
     res["mixed_precision"] = {
-        "compute_dtype": "bfloat16", "matmul_gflops": 400.0,
-        "inference": {"batch": 16, "skeljax_samples_per_s": 30.0, "torch_samples_per_s": 12.0, "ratio": 2.5,
-                      "skeljax_compile_s": 4.0},
-        "train_step": {"batch": 16, "skeljax_samples_per_s": 6.0, "torch_samples_per_s": 5.0, "ratio": 1.2,
-                       "skeljax_compile_s": 25.0}}
+        "compute_dtype": "bfloat16",
+        "matmul_gflops": 400.0,
+        "inference": {
+            "batch": 16,
+            "skeljax_samples_per_s": 30.0,
+            "torch_samples_per_s": 12.0,
+            "ratio": 2.5,
+            "skeljax_compile_s": 4.0,
+        },
+        "train_step": {
+            "batch": 16,
+            "skeljax_samples_per_s": 6.0,
+            "torch_samples_per_s": 5.0,
+            "ratio": 1.2,
+            "skeljax_compile_s": 25.0,
+        },
+    }
     bench.add_rates(res, 5.85)
     mp = res["mixed_precision"]
     # fractions are of the bf16 matmul rate, speed-ups against the float32 rows of the same run

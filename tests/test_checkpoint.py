@@ -80,7 +80,7 @@ def test_relative_paths_and_export_order_after_reload(tmp_path, monkeypatch):
     tmodel = ref.build_pyskl_recognizer("stgcnpp", "coco", num_classes=5, seed=None)
     model = convert.model_from_state_dict({k: v.numpy() for k, v in tmodel.state_dict().items()})
     monkeypatch.chdir(tmp_path)
-    checkpoint.save_model("runs/m", model)             # relative paths, as users type them
+    checkpoint.save_model("runs/m", model)  # relative paths, as users type them
     loaded = checkpoint.load_model("runs/m")
     # Loading goes through NNX split/merge, which re-sorts attributes: the export must still follow PyTorch's order.
     assert list(convert.model_state_dict(loaded)) == list(tmodel.state_dict())
@@ -105,11 +105,20 @@ def test_directories_with_positional_state_paths_still_load(family):
 
 
 def test_legacy_renames_keep_prefixes_and_leave_new_names():
-    wanted = ["params/backbone/blocks/3/temporal/dilated/2/conv/weight/value", "params/head/fc/bias",
-              "opt_state/0/trace/backbone/blocks/0/spatial/residual/bn/weight/value", "step",
-              "params/backbone/data_bn/bias/value"]
-    saved = ["params/backbone/gcn/3/tcn/branches/2/3/conv/weight/value", "params/cls_head/fc_cls/bias",
-             "opt_state/0/trace/backbone/gcn/0/gcn/down/1/weight/value", "step", "params/backbone/data_bn/bias/value"]
+    wanted = [
+        "params/backbone/blocks/3/temporal/dilated/2/conv/weight/value",
+        "params/head/fc/bias",
+        "opt_state/0/trace/backbone/blocks/0/spatial/residual/bn/weight/value",
+        "step",
+        "params/backbone/data_bn/bias/value",
+    ]
+    saved = [
+        "params/backbone/gcn/3/tcn/branches/2/3/conv/weight/value",
+        "params/cls_head/fc_cls/bias",
+        "opt_state/0/trace/backbone/gcn/0/gcn/down/1/weight/value",
+        "step",
+        "params/backbone/data_bn/bias/value",
+    ]
     assert checkpoint.legacy_renames(saved, wanted, sep="/") == dict(zip(saved[:3], wanted[:3]))
     assert checkpoint.legacy_renames(wanted, wanted, sep="/") == {}
 
@@ -132,8 +141,7 @@ def test_training_checkpoint_with_positional_state_paths_restores(tmp_path):
     from skeljax.models.stgcn import stgcnpp_spec
     from skeljax.train.checkpoints import RunCheckpoints, flatten
 
-    model = Recognizer(stgcnpp_spec(5, "coco", base_channels=12, num_stages=3, inflate_stages=(3,),
-                                    down_stages=(3,)))
+    model = Recognizer(stgcnpp_spec(5, "coco", base_channels=12, num_stages=3, inflate_stages=(3,), down_stages=(3,)))
     _, params, stats, _ = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
     template = {"params": params, "batch_stats": stats, "step": jnp.zeros((), jnp.int32)}
     rng = np.random.default_rng(0)

@@ -46,13 +46,16 @@ def test_verbose_sets_the_logging_level():
         logging.getLogger().setLevel(logging.WARNING)
 
 
-@pytest.mark.parametrize("main, argv", [
-    (predict.main, ["--checkpoint", "/nonexistent/model", "--input", "/nonexistent/x.npy"]),
-    (ensemble.main, ["/nonexistent/a.npz"]),
-    (visualize.main, ["--input", "/nonexistent/x.skeleton", "--out", "/nonexistent/x.gif"]),
-    (prepare_ntu.main, ["/nonexistent/raw", "/nonexistent/out.pkl", "--quiet"]),
-    (convert_cli.main, ["/nonexistent/x.pth", "/nonexistent/out"]),
-])
+@pytest.mark.parametrize(
+    "main, argv",
+    [
+        (predict.main, ["--checkpoint", "/nonexistent/model", "--input", "/nonexistent/x.npy"]),
+        (ensemble.main, ["/nonexistent/a.npz"]),
+        (visualize.main, ["--input", "/nonexistent/x.skeleton", "--out", "/nonexistent/x.gif"]),
+        (prepare_ntu.main, ["/nonexistent/raw", "/nonexistent/out.pkl", "--quiet"]),
+        (convert_cli.main, ["/nonexistent/x.pth", "/nonexistent/out"]),
+    ],
+)
 def test_every_tool_ends_a_user_error_in_one_line(capsys, main, argv):
     assert main(argv) == 1
     err = capsys.readouterr().err
@@ -73,19 +76,40 @@ def _installed(name):
     return path
 
 
-@pytest.mark.parametrize("name, usage", [("skeljax-predict", "--checkpoint"), ("skeljax-ensemble", "files"),
-                                         ("skeljax-prepare-ntu", "raw_dir"), ("skeljax-convert", "--to-pytorch"),
-                                         ("skeljax-train", "--workdir")])
+@pytest.mark.parametrize(
+    "name, usage",
+    [
+        ("skeljax-predict", "--checkpoint"),
+        ("skeljax-ensemble", "files"),
+        ("skeljax-prepare-ntu", "raw_dir"),
+        ("skeljax-convert", "--to-pytorch"),
+        ("skeljax-train", "--workdir"),
+    ],
+)
 def test_console_commands_are_installed(name, usage):
-    proc = subprocess.run([_installed(name), "--help"], capture_output=True, text=True, timeout=120, check=False,
-                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    proc = subprocess.run(
+        [_installed(name), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+    )
     assert proc.returncode == (1 if name == "skeljax-train" else 0), proc.stderr  # absl's --help exits with 1
     assert usage in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("script", ["scripts/convert_checkpoint.py", "scripts/ensemble.py", "scripts/export.py",
-                                    "scripts/prepare_ntu.py"])
+@pytest.mark.parametrize(
+    "script", ["scripts/convert_checkpoint.py", "scripts/ensemble.py", "scripts/export.py", "scripts/prepare_ntu.py"]
+)
 def test_scripts_still_run_the_package_commands(script):
-    proc = subprocess.run([sys.executable, script, "--no-such-flag"], cwd=REPO, capture_output=True, text=True,
-                          timeout=120, check=False, env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO))
+    proc = subprocess.run(
+        [sys.executable, script, "--no-such-flag"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO),
+    )
     assert proc.returncode == 2 and "usage: skeljax-" in proc.stderr and "error:" in proc.stderr, proc.stderr

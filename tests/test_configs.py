@@ -32,8 +32,13 @@ def samples():
     s2 = generate_synthetic(2, seed=0, kind="2d")["annotations"][0]
     # an OpenPose-18 sample in the Kinetics-skeleton reader's form: 2 people, image fractions, scores
     rng = np.random.default_rng(0)
-    so = {"keypoint": rng.random((2, 40, 18, 2), np.float32), "keypoint_score": rng.random((2, 40, 18), np.float32),
-          "total_frames": 40, "img_shape": (1, 1), "label": 0}
+    so = {
+        "keypoint": rng.random((2, 40, 18, 2), np.float32),
+        "keypoint_score": rng.random((2, 40, 18), np.float32),
+        "total_frames": 40,
+        "img_shape": (1, 1),
+        "label": 0,
+    }
     return {"nturgb+d": s3, "coco": s2, "openpose": so}
 
 
@@ -78,18 +83,30 @@ def test_zoo_row_builds(row, samples):
 
 def test_recipes_match_the_reference_configs():
     pp = load_config("configs/stgcnpp_ntu60.py:xsub_3d_j")
-    assert (pp.batch_size, learning_rate(pp), pp.optimizer.nesterov, pp.optimizer.weight_decay) == (128, 0.1, True, 5e-4)
+    assert (pp.batch_size, learning_rate(pp), pp.optimizer.nesterov, pp.optimizer.weight_decay) == (
+        128,
+        0.1,
+        True,
+        5e-4,
+    )
     pp.batch_size = 32  # linear scaling rule follows the batch size given on the command line
     assert learning_rate(pp) == 0.025
     assert (pp.num_epochs, pp.data.repeat_times, pp.data.test_num_clips, pp.optimizer.schedule) == (16, 5, 10, "cosine")
     assert count_params(Recognizer(config_base.model_spec(pp))) == 1_403_144
     van = load_config("configs/stgcn_ntu60.py:vanilla_xsub_2d_b")
     assert (van.model.tcn_dropout, van.data.recipe, van.data.clip_len) == (0.5, "vanilla", 300)
-    assert (van.optimizer.nesterov, van.optimizer.weight_decay, tuple(van.optimizer.milestones_epochs)) == \
-        (False, 1e-4, (2, 10))
+    assert (van.optimizer.nesterov, van.optimizer.weight_decay, tuple(van.optimizer.milestones_epochs)) == (
+        False,
+        1e-4,
+        (2, 10),
+    )
     mm = load_config("configs/stgcn_ntu60.py:mmaction0x_2d")
-    assert (mm.batch_size, learning_rate(mm), mm.num_epochs, tuple(mm.optimizer.milestones_epochs)) == \
-        (32, 0.1, 80, (10, 50))
+    assert (mm.batch_size, learning_rate(mm), mm.num_epochs, tuple(mm.optimizer.milestones_epochs)) == (
+        32,
+        0.1,
+        80,
+        (10, 50),
+    )
     assert (mm.test_average, mm.data.test_num_clips, mm.data.recipe) == ("score", 1, "mmaction0x")
     spec = config_base.model_spec(mm)
     assert spec.family == "mmaction0x" and spec.layout == "mmaction_coco"
@@ -103,8 +120,15 @@ def test_every_config_file_loads(samples):
         config_base.validate(cfg)
 
 
-@pytest.mark.parametrize("bad", ["configs/stgcnpp_ntu60.py:xset_3d_j", "configs/stgcnpp_ntu60.py:xsub_4d_j",
-                                 "configs/stgcn_ntu120.py:vanilla_xsub_3d_j", "configs/stgcn_ntu60.py:foo"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "configs/stgcnpp_ntu60.py:xset_3d_j",
+        "configs/stgcnpp_ntu60.py:xsub_4d_j",
+        "configs/stgcn_ntu120.py:vanilla_xsub_3d_j",
+        "configs/stgcn_ntu60.py:foo",
+    ],
+)
 def test_bad_variants(bad):
     with pytest.raises(ValueError):
         load_config(bad)

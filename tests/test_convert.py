@@ -26,18 +26,21 @@ def skeljax_logits(model, x):
     return np.asarray(model(np.asarray(x, np.float32)))
 
 
-@pytest.mark.parametrize("family, layout, style, numpy1", [
-    ("stgcnpp", "nturgb+d", "pyskl", True),
-    ("stgcnpp", "coco", "pyskl", False),
-    ("stgcn", "nturgb+d", "pyskl", True),
-    ("stgcn", "coco", "bare", False),
-])
+@pytest.mark.parametrize(
+    "family, layout, style, numpy1",
+    [
+        ("stgcnpp", "nturgb+d", "pyskl", True),
+        ("stgcnpp", "coco", "pyskl", False),
+        ("stgcn", "nturgb+d", "pyskl", True),
+        ("stgcn", "coco", "bare", False),
+    ],
+)
 def test_pyskl_parity(tmp_path, family, layout, style, numpy1):
     tmodel = ref.build_pyskl_recognizer(family, layout, num_classes=60, seed=3)
     path = ref.save_released_checkpoint(tmodel, tmp_path / "ckpt.pth", style=style, numpy1_style=numpy1)
     model = skeljax.load_pytorch_checkpoint(str(path))
     assert model.spec.family == family and model.spec.num_classes == 60
-    for t in ((37, 100) if (family, layout) == ("stgcnpp", "nturgb+d") else (37,)):
+    for t in (37, 100) if (family, layout) == ("stgcnpp", "nturgb+d") else (37,):
         x = ref.make_inputs(layout, n=3, t=t, seed=t)  # samples 1 has an all-zero second person
         assert float(x[1, 1].abs().sum()) == 0.0
         with torch.no_grad():
@@ -72,8 +75,10 @@ def test_mmaction0x_parity(tmp_path, layout, skeljax_layout):
     assert rel_err(skeljax_logits(model, x.numpy()), want) < 1e-5
 
 
-@pytest.mark.parametrize("family, layout, fmt", [("stgcnpp", "coco", "pyskl"), ("stgcn", "nturgb+d", "mmaction1x"),
-                                                 ("mmaction0x", "coco", "mmaction0x")])
+@pytest.mark.parametrize(
+    "family, layout, fmt",
+    [("stgcnpp", "coco", "pyskl"), ("stgcn", "nturgb+d", "mmaction1x"), ("mmaction0x", "coco", "mmaction0x")],
+)
 def test_export_loads_in_pytorch_and_round_trips(tmp_path, family, layout, fmt):
     if family == "mmaction0x":
         tmodel = ref.MMAction0xSTGCN(layout, num_classes=60)
@@ -81,8 +86,9 @@ def test_export_loads_in_pytorch_and_round_trips(tmp_path, family, layout, fmt):
         x = ref.make_inputs(layout, n=2, t=29, seed=4)
         run_torch = lambda m: m(ref.to_nctvm(x)).numpy()  # noqa: E731
     else:
-        tmodel = ref.build_pyskl_recognizer(family, layout, num_classes=60, seed=11,
-                                            mmaction1x_keys=fmt == "mmaction1x")
+        tmodel = ref.build_pyskl_recognizer(
+            family, layout, num_classes=60, seed=11, mmaction1x_keys=fmt == "mmaction1x"
+        )
         x = ref.make_inputs(layout, n=2, t=29, seed=4)
         run_torch = lambda m: m(x).numpy()  # noqa: E731
     tmodel.eval()
@@ -96,8 +102,11 @@ def test_export_loads_in_pytorch_and_round_trips(tmp_path, family, layout, fmt):
     assert list(loaded["state_dict"]) == list(ref_sd)
     for k, v in ref_sd.items():
         assert loaded["state_dict"][k].shape == v.shape and loaded["state_dict"][k].dtype == v.dtype, k
-    fresh = (ref.MMAction0xSTGCN(layout, num_classes=60) if family == "mmaction0x" else
-             ref.build_pyskl_recognizer(family, layout, 60, seed=99, mmaction1x_keys=fmt == "mmaction1x"))
+    fresh = (
+        ref.MMAction0xSTGCN(layout, num_classes=60)
+        if family == "mmaction0x"
+        else ref.build_pyskl_recognizer(family, layout, 60, seed=99, mmaction1x_keys=fmt == "mmaction1x")
+    )
     fresh.load_state_dict(loaded["state_dict"], strict=True)
     fresh.eval()
     with torch.no_grad():
@@ -106,6 +115,7 @@ def test_export_loads_in_pytorch_and_round_trips(tmp_path, family, layout, fmt):
     again = skeljax.load_pytorch_checkpoint(str(out))
     a, b = checkpoint.model_state(model), checkpoint.model_state(again)
     import jax
+
     for (pa, va), (pb, vb) in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)):
         assert pa == pb
         np.testing.assert_array_equal(np.asarray(va), np.asarray(vb))
@@ -116,8 +126,13 @@ def test_convert_script_both_ways(tmp_path):
     tmodel = ref.build_pyskl_recognizer("stgcn", "coco", num_classes=8, seed=1)
     src = ref.save_released_checkpoint(tmodel, tmp_path / "j.pth", style="pyskl", numpy1_style=True)
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    run = lambda *a: subprocess.run([sys.executable, os.path.join(REPO, "scripts/convert_checkpoint.py"), *a],  # noqa
-                                    capture_output=True, text=True, env=env, cwd=REPO)
+    run = lambda *a: subprocess.run(
+        [sys.executable, os.path.join(REPO, "scripts/convert_checkpoint.py"), *a],  # noqa
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     r = run(str(src), str(tmp_path / "ck"))
     assert r.returncode == 0, r.stderr
     assert "stgcn" in r.stdout and "8 classes" in r.stdout
@@ -162,8 +177,9 @@ def test_other_architecture_and_bad_files(tmp_path):
     pth_io.save_pth(tmp_path / "resnet.pth", {"state_dict": resnet_like})
     with pytest.raises(convert.CheckpointMismatchError, match="resnet.pth: not an ST-GCN"):
         skeljax.load_pytorch_checkpoint(str(tmp_path / "resnet.pth"))
-    good = ref.save_released_checkpoint(ref.build_pyskl_recognizer("stgcn", "coco", 5, seed=0), tmp_path / "g.pth",
-                                        style="pyskl")
+    good = ref.save_released_checkpoint(
+        ref.build_pyskl_recognizer("stgcn", "coco", 5, seed=0), tmp_path / "g.pth", style="pyskl"
+    )
     data = open(good, "rb").read()
     (tmp_path / "trunc.pth").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="trunc.pth"):
@@ -175,8 +191,9 @@ def test_other_architecture_and_bad_files(tmp_path):
 
 
 def test_infer_spec_from_keys():
-    sd = {k: v.numpy() for k, v in ref.build_pyskl_recognizer("stgcnpp", "nturgb+d", 60, seed=None)
-          .state_dict().items()}
+    sd = {
+        k: v.numpy() for k, v in ref.build_pyskl_recognizer("stgcnpp", "nturgb+d", 60, seed=None).state_dict().items()
+    }
     spec, family = convert.infer_spec(sd)
     assert family == "stgcnpp"
     assert (spec.gcn_adaptive, spec.gcn_with_res, spec.tcn_type, spec.data_bn_type) == ("init", True, "mstcn", "VC")

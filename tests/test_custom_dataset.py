@@ -26,12 +26,20 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A made-up 7-joint skeleton: 0 pelvis (centre), 1 chest, 2 head, 3 left hand, 4 right hand, 5 left foot, 6 right foot.
 EDGES = ((1, 0), (2, 1), (3, 1), (4, 1), (5, 0), (6, 0))
 V, NUM_CLASSES, CLIP_LEN, TEST_CLIPS = 7, 2, 8, 2
-LAYOUT_FLAGS = [f"--config.model.custom_layout.{k}={v}" for k, v in (
-    ("name", "toy7"), ("num_joints", V), ("edges", repr(EDGES)), ("center", 0), ("zaxis", "(0, 1)"),
-    ("xaxis", "(4, 3)"))]
+LAYOUT_FLAGS = [
+    f"--config.model.custom_layout.{k}={v}"
+    for k, v in (
+        ("name", "toy7"),
+        ("num_joints", V),
+        ("edges", repr(EDGES)),
+        ("center", 0),
+        ("zaxis", "(0, 1)"),
+        ("xaxis", "(4, 3)"),
+    )
+]
 
 # The user's copy of configs/custom_pickle.py, shrunk so that the test compiles and trains in seconds.
-SMALL_CONFIG = textwrap.dedent(f'''
+SMALL_CONFIG = textwrap.dedent(f"""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("custom_pickle", {os.path.join(REPO, "configs", "custom_pickle.py")!r})
@@ -51,7 +59,7 @@ SMALL_CONFIG = textwrap.dedent(f'''
         c.test_last = False                 # best = last after one epoch
         c.log_every_steps = 1
         return c
-''')
+""")
 
 
 def toy_sample(name: str, label: int, frames: int, rng: np.random.Generator, persons: int = 1) -> dict:
@@ -84,23 +92,32 @@ def custom_config(ann_file="", **layout) -> ml_collections.ConfigDict:
     c = mod.get_config(ann_file or None)
     c.model.num_classes = NUM_CLASSES
     c.model.custom_layout = ml_collections.ConfigDict(
-        {"num_joints": V, "edges": EDGES, "center": 0, "channels": 3, **layout})
+        {"num_joints": V, "edges": EDGES, "center": 0, "channels": 3, **layout}
+    )
     return c
 
 
 def run(module, *args, timeout=600):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    return subprocess.run([sys.executable, "-m", module, *args], check=False, env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        check=False,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def last_json(stdout: str) -> dict:
-    return json.loads(stdout[stdout.rindex("\n{") + 1:] if "\n{" in stdout else stdout)
+    return json.loads(stdout[stdout.rindex("\n{") + 1 :] if "\n{" in stdout else stdout)
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Bones and normalisation of a custom layout.
 # ------------------------------------------------------------------------------------------------------------
+
 
 def test_bones_follow_the_layout_edges_by_hand():
     layout = layouts.custom(4, [(1, 0), (2, 1), (3, 1)], center=0)
@@ -156,15 +173,22 @@ def test_custom_3d_normalisation_centres_on_the_centre_joint():
     np.testing.assert_allclose(y[0], 0, atol=1e-6)
     np.testing.assert_allclose((y[4] - y[3])[1:], 0, atol=1e-6)
     assert (y[4] - y[3])[0] > 0 and y[1, 2] > 0
-    np.testing.assert_allclose(np.linalg.norm(y[:, None] - y[None], axis=-1),
-                               np.linalg.norm(kp[0, 0][:, None] - kp[0, 0][None], axis=-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        np.linalg.norm(y[:, None] - y[None], axis=-1),
+        np.linalg.norm(kp[0, 0][:, None] - kp[0, 0][None], axis=-1),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_builtin_names_still_build_the_same_pipelines():
     anno = generate_synthetic(2, seed=0, kind="3d")["annotations"][0]
     p = make_pipeline("nturgb+d", "b", 20, 2, "test", recipe="pyskl")
-    assert p.out_shape == (2, 2, 20, 25, 3) and [type(t).__name__ for t in p.transforms][:3] == \
-        ["CheckLayout", "PreNormalize3D", "GenSkeFeat"]
+    assert p.out_shape == (2, 2, 20, 25, 3) and [type(t).__name__ for t in p.transforms][:3] == [
+        "CheckLayout",
+        "PreNormalize3D",
+        "GenSkeFeat",
+    ]
     assert p.transforms[2].dataset == layouts.get("nturgb+d") and p(anno).shape == (2, 2, 20, 25, 3)
 
 
@@ -172,25 +196,28 @@ def test_builtin_names_still_build_the_same_pipelines():
 # Config and pickle source.
 # ------------------------------------------------------------------------------------------------------------
 
+
 def test_config_builds_the_custom_model_spec_and_graph():
     c = custom_config(channels=2)
     config_base.validate(c)
     spec = config_base.model_spec(c)
     assert (spec.layout, spec.num_joints, spec.in_channels, spec.num_classes) == ("checkpoint", V, 2, NUM_CLASSES)
-    np.testing.assert_array_equal(config_base.model_graph(c),
-                                  graph.adjacency(layouts.custom(V, EDGES, 0), "spatial"))
+    np.testing.assert_array_equal(config_base.model_graph(c), graph.adjacency(layouts.custom(V, EDGES, 0), "spatial"))
     assert make_pipeline(config_base.data_layout(c), "j", 8, 1, "train").out_shape == (1, 2, 8, V, 2)
 
 
-@pytest.mark.parametrize("layout,feat,message", [
-    ({"edges": ((1, 0), (9, 0))}, "j", "outside 0..6"),
-    ({"center": 7}, "j", "centre joint 7"),
-    ({"channels": 4}, "j", "channels must be 2"),
-    ({"channels": 2, "score": True}, "j", "channels must be 3"),
-    ({"edges": ((1, 0), (1, 2), (2, 0))}, "b", "two parents"),
-    ({"zaxis": (0, 1)}, "j", "both zaxis and xaxis"),
-    ({"colour": "red"}, "j", "unknown keys ['colour']"),
-])
+@pytest.mark.parametrize(
+    "layout,feat,message",
+    [
+        ({"edges": ((1, 0), (9, 0))}, "j", "outside 0..6"),
+        ({"center": 7}, "j", "centre joint 7"),
+        ({"channels": 4}, "j", "channels must be 2"),
+        ({"channels": 2, "score": True}, "j", "channels must be 3"),
+        ({"edges": ((1, 0), (1, 2), (2, 0))}, "b", "two parents"),
+        ({"zaxis": (0, 1)}, "j", "both zaxis and xaxis"),
+        ({"colour": "red"}, "j", "unknown keys ['colour']"),
+    ],
+)
 def test_bad_custom_layouts_name_the_field(layout, feat, message):
     c = custom_config(**layout)
     c.data.feat = feat
@@ -255,14 +282,22 @@ def test_pickle_source_with_builtin_and_scored_layouts(tmp_path):
     x = make_pipeline(scored, "b", 9, 1, "test")(source[0])
     assert x.shape == (1, 2, 9, V, 3)
     np.testing.assert_array_equal(x[0, 0, :, 0, :2], 0)  # the centre's bone
-    np.testing.assert_array_equal(x[0, 0, :, :, 2], 1)   # mean of two scores of 1
+    np.testing.assert_array_equal(x[0, 0, :, :, 2], 1)  # mean of two scores of 1
 
 
 def test_main_reports_a_missing_split_with_the_file(tmp_path):
     path = tmp_path / "only_train.pkl"
     toy_pickle(path, splits=("train",))
-    proc = run("skeljax.main", "--config", f"configs/custom_pickle.py:{path}", "--workdir", str(tmp_path / "run"),
-               "--config.model.num_classes=2", *LAYOUT_FLAGS, timeout=300)
+    proc = run(
+        "skeljax.main",
+        "--config",
+        f"configs/custom_pickle.py:{path}",
+        "--workdir",
+        str(tmp_path / "run"),
+        "--config.model.num_classes=2",
+        *LAYOUT_FLAGS,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert f"error: {path}: no split 'val'; the file has splits ['train']" in proc.stderr
     assert not (tmp_path / "run" / "config.json").exists()  # stopped before writing anything of the run
@@ -272,6 +307,7 @@ def test_main_reports_a_missing_split_with_the_file(tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 # End to end: train, test from the saved checkpoint, predict on a .npy.
 # ------------------------------------------------------------------------------------------------------------
+
 
 def test_train_test_and_predict_on_a_custom_pickle(tmp_path):
     path = tmp_path / "toy.pkl"
@@ -291,8 +327,7 @@ def test_train_test_and_predict_on_a_custom_pickle(tmp_path):
     assert scores_after_training.names.tolist() == data["split"]["val"]
 
     # --mode test reloads best/ and repeats the end-of-training test (2 clips per sample here) exactly.
-    proc = run("skeljax.main", "--config", f"{cfg}:{path}", "--workdir", str(workdir), "--mode", "test",
-               *LAYOUT_FLAGS)
+    proc = run("skeljax.main", "--config", f"{cfg}:{path}", "--workdir", str(workdir), "--mode", "test", *LAYOUT_FLAGS)
     assert proc.returncode == 0, proc.stderr[-4000:]
     tested = last_json(proc.stdout)
     assert tested["best"]["test/top1"] == pytest.approx(trained["best/test/top1"])
@@ -324,14 +359,14 @@ def test_resume_refuses_another_pickle_or_other_edges(tmp_path):
     toy_pickle(tmp_path / "a.pkl")
     c = custom_config(str(tmp_path / "a.pkl"))
     saved = run_signature(c)
-    check_resumable(saved, c, "ckpt/3")                       # the same run resumes
+    check_resumable(saved, c, "ckpt/3")  # the same run resumes
     moved = tmp_path / "moved"
     moved.mkdir()
     os.replace(tmp_path / "a.pkl", moved / "a.pkl")
-    check_resumable(saved, custom_config(str(moved / "a.pkl")), "ckpt/3")   # so does a moved copy of the file
+    check_resumable(saved, custom_config(str(moved / "a.pkl")), "ckpt/3")  # so does a moved copy of the file
     data = toy_pickle(tmp_path / "b.pkl")
     data["annotations"] = data["annotations"][:-1]
-    save_annotations(tmp_path / "b.pkl", data)                # a different file (one sample fewer)
+    save_annotations(tmp_path / "b.pkl", data)  # a different file (one sample fewer)
     with pytest.raises(TrainCheckpointError, match=r"ckpt/3: .*data\.ann_file"):
         check_resumable(saved, custom_config(str(tmp_path / "b.pkl")), "ckpt/3")
     other = custom_config(str(moved / "a.pkl"), edges=((1, 0), (2, 0), (3, 1), (4, 1), (5, 0), (6, 0)))
@@ -339,4 +374,10 @@ def test_resume_refuses_another_pickle_or_other_edges(tmp_path):
         check_resumable(saved, other, "ckpt/3")
     # Runs on built-in datasets keep the signature they had (no new keys), so their checkpoints still resume.
     assert set(run_signature(config_base.base_config())["data"]) == {
-        "dataset", "builder_kwargs", "train_split", "batch_size", "repeat_times", "seed"}
+        "dataset",
+        "builder_kwargs",
+        "train_split",
+        "batch_size",
+        "repeat_times",
+        "seed",
+    }

@@ -19,6 +19,7 @@ FRAMES = 24
 def trained_looking(model: Recognizer, seed: int = 0) -> Recognizer:
     """Non-trivial BN running statistics and a sharpened head: eval-mode BN and real logits are exercised."""
     rng = np.random.RandomState(seed)
+
     def draw(path, v):
         name = jax.tree_util.keystr(path)
         if "running_var" in name:
@@ -34,8 +35,9 @@ def trained_looking(model: Recognizer, seed: int = 0) -> Recognizer:
 
 
 def inputs(model, batch: int) -> np.ndarray:
-    return np.random.RandomState(100 + batch).standard_normal((batch,) + E.input_shape(model, FRAMES)).astype(
-        np.float32)
+    return (
+        np.random.RandomState(100 + batch).standard_normal((batch,) + E.input_shape(model, FRAMES)).astype(np.float32)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +87,7 @@ def test_load_stablehlo_rejects_other_files(tmp_path):
 # ONNX. jax2onnx is installed with --no-deps (its orbax pin conflicts with ours); see skeljax/export.py.
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def _need_onnx():
     # The README's test command installs these; a missing one is a broken set-up, not a reason to skip.
     for name in ("jax2onnx", "onnxruntime"):
@@ -118,10 +121,18 @@ def test_fix_maxpool_against_numpy():
 
     x_info = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, "B", 4, 7, 3])
     y_info = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, "B", 4, 4, 3])
-    node = helper.make_node("MaxPool", ["x"], ["y"], name="pool", kernel_shape=[1, 1, 3, 1],
-                            strides=[1, 1, 2, 1], pads=[0, 0, 1, 0, 0, 0, 1, 0])
-    proto = helper.make_model(helper.make_graph([node], "g", [x_info], [y_info]),
-                              opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    node = helper.make_node(
+        "MaxPool",
+        ["x"],
+        ["y"],
+        name="pool",
+        kernel_shape=[1, 1, 3, 1],
+        strides=[1, 1, 2, 1],
+        pads=[0, 0, 1, 0, 0, 0, 1, 0],
+    )
+    proto = helper.make_model(
+        helper.make_graph([node], "g", [x_info], [y_info]), opset_imports=[helper.make_opsetid("", 18)], ir_version=10
+    )
     proto = E.fix_onnxruntime_maxpool(proto)
     onnx.checker.check_model(proto)
     assert [n.op_type for n in proto.graph.node].count("MaxPool") == 1
@@ -129,7 +140,7 @@ def test_fix_maxpool_against_numpy():
     for b in (2, 5):
         x = np.random.RandomState(b).standard_normal((1, 1, b, 4, 7, 3)).astype(np.float32)
         padded = np.pad(x, [(0, 0)] * 4 + [(1, 1), (0, 0)], constant_values=-np.inf)
-        want = np.stack([padded[..., i:i + 3, :].max(axis=-2) for i in range(0, 7, 2)], axis=-2)  # T_out = 4
+        want = np.stack([padded[..., i : i + 3, :].max(axis=-2) for i in range(0, 7, 2)], axis=-2)  # T_out = 4
         (got,) = sess.run(None, {"x": x})
         np.testing.assert_array_equal(got, want)
 
@@ -139,8 +150,19 @@ def test_cli_writes_and_verifies_both(model, tmp_path, capsys):
     _need_onnx()
     save_model(str(tmp_path / "m"), model, extra={"feat": "b"})
     onnx_path, hlo_path = tmp_path / "m.onnx", tmp_path / "m.bin"
-    rc = E.main([str(tmp_path / "m"), "--onnx", str(onnx_path), "--stablehlo", str(hlo_path), "--frames", "20",
-                 "--platforms", "cpu"])
+    rc = E.main(
+        [
+            str(tmp_path / "m"),
+            "--onnx",
+            str(onnx_path),
+            "--stablehlo",
+            str(hlo_path),
+            "--frames",
+            "20",
+            "--platforms",
+            "cpu",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0 and onnx_path.stat().st_size > 0 and hlo_path.stat().st_size > 0
     assert "StableHLO for cpu, input (N, 2, 20, 25, 3), max relative error" in out
@@ -162,8 +184,9 @@ def test_onnx_full_size_pth(family, tmp_path):
     _need_onnx()
     from skeljax.models.convert import load_pytorch_checkpoint
 
-    path = tr.save_released_checkpoint(tr.build_pyskl_recognizer(family, "coco", 60, seed=1), tmp_path / "m.pth",
-                                       style="pyskl")
+    path = tr.save_released_checkpoint(
+        tr.build_pyskl_recognizer(family, "coco", 60, seed=1), tmp_path / "m.pth", style="pyskl"
+    )
     m = load_pytorch_checkpoint(path)
     sess = E.onnx_session(E.export_onnx(m, frames=FRAMES))
     fwd = nnx.jit(lambda m, x: m(x))

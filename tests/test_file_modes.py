@@ -32,8 +32,10 @@ def test_default_mode_follows_umask(umask_027):
 
 
 def test_written_files_and_folders_are_not_private(tmp_path, umask_027):
-    save_annotations(tmp_path / "a.pkl", [{"frame_dir": "x", "label": 0, "total_frames": 1,
-                                          "keypoint": np.zeros((1, 1, 25, 3), np.float32)}])
+    save_annotations(
+        tmp_path / "a.pkl",
+        [{"frame_dir": "x", "label": 0, "total_frames": 1, "keypoint": np.zeros((1, 1, 25, 3), np.float32)}],
+    )
     assert mode(tmp_path / "a.pkl") == 0o640  # mkstemp alone gives 0o600
     pth_io.save_pth(tmp_path / "m.pth", {"w": np.ones(3, np.float32)})
     assert mode(tmp_path / "m.pth") == 0o640

@@ -10,14 +10,17 @@ def nnz(a):
     return [int((s != 0).sum()) for s in a]
 
 
-@pytest.mark.parametrize("layout, mode, expected", [
-    ("nturgb+d", "spatial", [25, 24, 24]),
-    ("coco", "spatial", [17, 16, 16]),
-    ("nturgb+d", "stgcn_spatial", [25, 40, 8]),
-    ("coco", "stgcn_spatial", [17, 22, 10]),
-    ("ntu-rgb+d", "mmaction_spatial", [25, 40, 8]),
-    ("mmaction_coco", "mmaction_spatial", [17, 34, 4]),
-])
+@pytest.mark.parametrize(
+    "layout, mode, expected",
+    [
+        ("nturgb+d", "spatial", [25, 24, 24]),
+        ("coco", "spatial", [17, 16, 16]),
+        ("nturgb+d", "stgcn_spatial", [25, 40, 8]),
+        ("coco", "stgcn_spatial", [17, 22, 10]),
+        ("ntu-rgb+d", "mmaction_spatial", [25, 40, 8]),
+        ("mmaction_coco", "mmaction_spatial", [17, 34, 4]),
+    ],
+)
 def test_nonzero_counts(layout, mode, expected):
     a = graph.adjacency(layout, mode)
     assert a.dtype == np.float32 and a.shape == (3,) + (a.shape[-1],) * 2
@@ -49,11 +52,11 @@ def test_capped_hops():
 
 
 def test_mmaction_and_pyskl_graphs_differ():
-    assert not np.array_equal(graph.adjacency("nturgb+d", "stgcn_spatial"),
-                              graph.adjacency("ntu-rgb+d", "mmaction_spatial"))
+    assert not np.array_equal(
+        graph.adjacency("nturgb+d", "stgcn_spatial"), graph.adjacency("ntu-rgb+d", "mmaction_spatial")
+    )
     # On the same edge list the two constructions coincide.
-    np.testing.assert_array_equal(graph.adjacency("coco", "stgcn_spatial"),
-                                  graph.adjacency("coco", "mmaction_spatial"))
+    np.testing.assert_array_equal(graph.adjacency("coco", "stgcn_spatial"), graph.adjacency("coco", "mmaction_spatial"))
 
 
 def test_custom_layout_chain():
@@ -68,9 +71,14 @@ def test_custom_layout_chain():
     np.testing.assert_allclose(s[2], [[0, 0, 0], [0.5, 0, 0.5], [0, 0, 0]])
 
 
-@pytest.mark.parametrize("bad", [dict(num_joints=3, edges=[(0, 3)], center=0),
-                                 dict(num_joints=3, edges=[(0, 1)], center=5),
-                                 dict(num_joints=3, edges=[(0,)], center=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(num_joints=3, edges=[(0, 3)], center=0),
+        dict(num_joints=3, edges=[(0, 1)], center=5),
+        dict(num_joints=3, edges=[(0,)], center=0),
+    ],
+)
 def test_custom_layout_errors(bad):
     with pytest.raises(ValueError):
         layouts.custom(**bad)

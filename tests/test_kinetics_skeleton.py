@@ -2,6 +2,7 @@
 
 Expected arrays come from loops written here over the JSON content, in the original feeder's own (C, T, V, M) layout.
 """
+
 import json
 
 import numpy as np
@@ -20,8 +21,25 @@ from skeljax.data import (
 
 V = 18
 # ST-GCN's `openpose` neighbour links (net/utils/graph.py of st-gcn), written out again as the reference.
-OPENPOSE_LINKS = [(4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8), (11, 5), (8, 2), (5, 1), (2, 1),
-                  (0, 1), (15, 0), (14, 0), (17, 15), (16, 14)]
+OPENPOSE_LINKS = [
+    (4, 3),
+    (3, 2),
+    (7, 6),
+    (6, 5),
+    (13, 12),
+    (12, 11),
+    (10, 9),
+    (9, 8),
+    (11, 5),
+    (8, 2),
+    (5, 1),
+    (2, 1),
+    (0, 1),
+    (15, 0),
+    (14, 0),
+    (17, 15),
+    (16, 14),
+]
 
 
 def person(seed, zero_joints=(), score_scale=1.0):
@@ -33,8 +51,11 @@ def person(seed, zero_joints=(), score_scale=1.0):
 
 
 def video(frames, label_index=7, label="arm wrestling"):
-    return {"data": [{"frame_index": t, "skeleton": people} for t, people in frames], "label": label,
-            "label_index": label_index}
+    return {
+        "data": [{"frame_index": t, "skeleton": people} for t, people in frames],
+        "label": label,
+        "label_index": label_index,
+    }
 
 
 def write(path, obj):
@@ -91,8 +112,11 @@ def original_test_input(vid, num_frames=300, person_in=5, person_out=2):
         t = frame["frame_index"]
         for m, p in enumerate(frame["skeleton"][:person_in]):
             for v in range(V):
-                data[0, t, v, m], data[1, t, v, m], data[2, t, v, m] = p["pose"][2 * v], p["pose"][2 * v + 1], \
-                    p["score"][v]
+                data[0, t, v, m], data[1, t, v, m], data[2, t, v, m] = (
+                    p["pose"][2 * v],
+                    p["pose"][2 * v + 1],
+                    p["score"][v],
+                )
     for t in range(num_frames):
         for v in range(V):
             for m in range(person_in):
@@ -126,8 +150,7 @@ def test_original_test_input_matches_the_feeder_loop(clip):
 def test_original_val_equals_test_and_checks_length(tmp_path, clip):
     anno = read_kinetics_skeleton(clip)
     test = make_pipeline("openpose", "j", mode="test", recipe="stgcn_original")
-    np.testing.assert_array_equal(make_pipeline("openpose", "j", mode="val", recipe="stgcn_original")(anno),
-                                  test(anno))
+    np.testing.assert_array_equal(make_pipeline("openpose", "j", mode="val", recipe="stgcn_original")(anno), test(anno))
     long = read_kinetics_skeleton(write(tmp_path / "long.json", video([(300, [person(0)])])))
     with pytest.raises(ValueError, match="sample long has 301 frames; the original feeder holds 300"):
         test(long)
@@ -140,8 +163,15 @@ def test_original_val_equals_test_and_checks_length(tmp_path, clip):
 def reference_random_move(data, rng):
     """`random_move` with one segment, per frame as a 2x2 matrix on (x, y) of (C, T, V, M) data."""
     _, T, Vn, M = data.shape
-    ends = [rng.choice(c, 2) for c in ([-10., -5., 0., 5., 10.], [0.9, 1.0, 1.1], [-0.2, -0.1, 0.0, 0.1, 0.2],
-                                       [-0.2, -0.1, 0.0, 0.1, 0.2])]
+    ends = [
+        rng.choice(c, 2)
+        for c in (
+            [-10.0, -5.0, 0.0, 5.0, 10.0],
+            [0.9, 1.0, 1.1],
+            [-0.2, -0.1, 0.0, 0.1, 0.2],
+            [-0.2, -0.1, 0.0, 0.1, 0.2],
+        )
+    ]
     out = data.copy()
     for t in range(T):
         w = t / (T - 1) if T > 1 else 0.0
@@ -161,7 +191,7 @@ def test_original_training_crop_and_move(clip, seed):
     assert got.shape == (1, 2, 150, V, 3)
     rng = make_rng(seed)
     begin = rng.randint(0, 151)  # random.randint(0, 300 - 150): both ends included
-    want = reference_random_move(full[:, begin:begin + 150].astype(np.float64), rng).astype(np.float32)
+    want = reference_random_move(full[:, begin : begin + 150].astype(np.float64), rng).astype(np.float32)
     np.testing.assert_allclose(got[0], want.transpose(3, 1, 2, 0), rtol=0, atol=1e-6)
     np.testing.assert_array_equal(got[0, ..., 2], want[2].transpose(2, 0, 1))  # scores are not moved
     # the same seed gives the same crop and move
@@ -176,12 +206,14 @@ def test_random_choose_pads_short_input():
     out = RandomChoose(10)({"keypoint": kp, "total_frames": 4}, rng=make_rng(1))
     begin = make_rng(1).randint(0, 7)
     want = np.zeros((2, 10, V, 3), np.float32)
-    want[:, begin:begin + 4] = kp
+    want[:, begin : begin + 4] = kp
     np.testing.assert_array_equal(out["keypoint"], want)
     assert out["total_frames"] == 10
     # longer input: every window start from 0 to T - size (inclusive) occurs
-    starts = {int(RandomChoose(3)({"keypoint": kp, "total_frames": 4}, rng=make_rng(s))["keypoint"][0, 0, 0, 0])
-              for s in range(40)}
+    starts = {
+        int(RandomChoose(3)({"keypoint": kp, "total_frames": 4}, rng=make_rng(s))["keypoint"][0, 0, 0, 0])
+        for s in range(40)
+    }
     assert starts == {kp[0, 0, 0, 0], kp[0, 1, 0, 0]}
 
 
@@ -210,21 +242,28 @@ def test_pyskl_recipe_on_kinetics_bones(clip):
     assert not got[0, :, 6:].any()
 
 
-@pytest.mark.parametrize("content, message", [
-    ("{not json", "not valid JSON"),
-    ('[1, 2]', "expected a JSON object with 'data', got list"),
-    ('{"label_index": 1}', "no 'data' key"),
-    ('{"data": []}', "'data' holds no frame"),
-    ('{"data": [{"skeleton": []}]}', r"data\[0\] has no 'frame_index'"),
-    ('{"data": [{"frame_index": -1, "skeleton": []}]}', "frame_index must be a non-negative integer, got -1"),
-    ('{"data": [{"frame_index": 1.5, "skeleton": []}]}', "frame_index must be a non-negative integer"),
-    ('{"data": [{"frame_index": 1, "skeleton": []}, {"frame_index": 1, "skeleton": []}]}',
-     "frame_index 1 appears twice"),
-    ('{"data": [{"frame_index": 0, "skeleton": [{"pose": [0.5, 0.5], "score": [1]}]}]}',
-     r"frame_index 0, skeleton\[0\].pose must be a list of 36 numbers, got 2 values"),
-    ('{"data": [{"frame_index": 0, "skeleton": [{"pose": []}]}]}', r"skeleton\[0\] has no 'score'"),
-    ('{"data": [], "label_index": "x"}', "label_index must be an integer >= -1"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object with 'data', got list"),
+        ('{"label_index": 1}', "no 'data' key"),
+        ('{"data": []}', "'data' holds no frame"),
+        ('{"data": [{"skeleton": []}]}', r"data\[0\] has no 'frame_index'"),
+        ('{"data": [{"frame_index": -1, "skeleton": []}]}', "frame_index must be a non-negative integer, got -1"),
+        ('{"data": [{"frame_index": 1.5, "skeleton": []}]}', "frame_index must be a non-negative integer"),
+        (
+            '{"data": [{"frame_index": 1, "skeleton": []}, {"frame_index": 1, "skeleton": []}]}',
+            "frame_index 1 appears twice",
+        ),
+        (
+            '{"data": [{"frame_index": 0, "skeleton": [{"pose": [0.5, 0.5], "score": [1]}]}]}',
+            r"frame_index 0, skeleton\[0\].pose must be a list of 36 numbers, got 2 values",
+        ),
+        ('{"data": [{"frame_index": 0, "skeleton": [{"pose": []}]}]}', r"skeleton\[0\] has no 'score'"),
+        ('{"data": [], "label_index": "x"}', "label_index must be an integer >= -1"),
+    ],
+)
 def test_bad_video_files_name_the_file(tmp_path, content, message):
     path = tmp_path / "bad_clip.json"
     path.write_text(content)
@@ -244,10 +283,11 @@ def test_non_finite_and_sixth_person_are_checked(tmp_path):
 def test_label_files(tmp_path):
     good = {"a": {"has_skeleton": True, "label": "x", "label_index": 3}}
     assert read_label_file(write(tmp_path / "l.json", good)) == good
-    for entry, message in [({"has_skeleton": True, "label": "x"}, "entry 'a' has no 'label_index'"),
-                           ({"has_skeleton": 1, "label": "x", "label_index": 3},
-                            "entry 'a': has_skeleton must be true or false"),
-                           ({"has_skeleton": True, "label": "x", "label_index": -2}, "entry 'a': label_index must be")]:
+    for entry, message in [
+        ({"has_skeleton": True, "label": "x"}, "entry 'a' has no 'label_index'"),
+        ({"has_skeleton": 1, "label": "x", "label_index": 3}, "entry 'a': has_skeleton must be true or false"),
+        ({"has_skeleton": True, "label": "x", "label_index": -2}, "entry 'a': label_index must be"),
+    ]:
         path = write(tmp_path / "labels.json", {"a": entry})
         with pytest.raises(KineticsSkeletonError, match=f"labels.json: {message}"):
             read_label_file(path)
@@ -264,9 +304,14 @@ def test_class_names():
 # ----------------------------------------------------------------------------------------------
 def _manual(root):
     """A release-shaped manual dir: train has a video without skeletons (empty data) that must be skipped."""
-    vids = {"train": {"vid_b": video(FRAMES, 7), "vid_a": video([(0, [person(40)]), (2, [person(41)])], 399),
-                      "vid_none": video([], 5)},
-            "val": {"vid_c": video([(3, [person(50), person(51)])], 0)}}
+    vids = {
+        "train": {
+            "vid_b": video(FRAMES, 7),
+            "vid_a": video([(0, [person(40)]), (2, [person(41)])], 399),
+            "vid_none": video([], 5),
+        },
+        "val": {"vid_c": video([(3, [person(50), person(51)])], 0)},
+    }
     for split, items in vids.items():
         (root / f"kinetics_{split}").mkdir(parents=True)
         labels = {}
@@ -319,8 +364,9 @@ def test_predict_reads_kinetics_json(tmp_path, clip):
     [anno] = read_input(clip, layout="openpose")
     np.testing.assert_array_equal(anno["keypoint"], read_kinetics_skeleton(clip)["keypoint"])
     assert anno["label"] == 7
-    [demo] = read_input(write(tmp_path / "demo.json", video([(0, [person(0)])], label_index=-1, label="unknown")),
-                        layout="openpose")
+    [demo] = read_input(
+        write(tmp_path / "demo.json", video([(0, [person(0)])], label_index=-1, label="unknown")), layout="openpose"
+    )
     assert "label" not in demo  # the demo's label_index -1 is no ground truth
     with pytest.raises(PredictError, match="holds OpenPose-18 2D joints but the checkpoint takes 17 joints"):
         read_input(clip, layout="coco")
@@ -344,10 +390,16 @@ def test_visualize_draws_openpose_edges(tmp_path, clip):
 
     anno = read_kinetics_skeleton(clip)
     dots = tmp_path / "dots.gif"
-    render_skeleton(anno["keypoint"], dots, layout=layouts.custom(V, [], 1, channels=3, score=True),
-                    keypoint_score=anno["keypoint_score"])
-    only_dots = [int((np.abs(np.asarray(f.convert("RGB")).astype(int) - (31, 119, 180)).sum(-1) < 40).sum())
-                 for f in _gif_frames(dots)]
+    render_skeleton(
+        anno["keypoint"],
+        dots,
+        layout=layouts.custom(V, [], 1, channels=3, score=True),
+        keypoint_score=anno["keypoint_score"],
+    )
+    only_dots = [
+        int((np.abs(np.asarray(f.convert("RGB")).astype(int) - (31, 119, 180)).sum(-1) < 40).sum())
+        for f in _gif_frames(dots)
+    ]
     assert [d > 0 for d in only_dots] == [False, True, False, False, True, True]
     assert all(b > 1.5 * d for b, d in zip(blue, only_dots) if d)
 

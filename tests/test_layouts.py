@@ -9,11 +9,52 @@ from skeljax.models.stgcn import ModelSpec, mmaction0x_spec
 # PYSKL's JointToBone pairs (v1, v2): bone[v1] = joint[v1] - joint[v2] (pyskl/datasets/pipelines/pose_related.py),
 # written out as that file lists them, independently of the registry's edge tuples.
 PYSKL_BONE_PAIRS = {
-    "nturgb+d": ((0, 1), (1, 20), (2, 20), (3, 2), (4, 20), (5, 4), (6, 5), (7, 6), (8, 20), (9, 8), (10, 9),
-                 (11, 10), (12, 0), (13, 12), (14, 13), (15, 14), (16, 0), (17, 16), (18, 17), (19, 18), (21, 22),
-                 (20, 20), (22, 7), (23, 24), (24, 11)),
-    "coco": ((0, 0), (1, 0), (2, 0), (3, 1), (4, 2), (5, 0), (6, 0), (7, 5), (8, 6), (9, 7), (10, 8), (11, 0),
-             (12, 0), (13, 11), (14, 12), (15, 13), (16, 14)),
+    "nturgb+d": (
+        (0, 1),
+        (1, 20),
+        (2, 20),
+        (3, 2),
+        (4, 20),
+        (5, 4),
+        (6, 5),
+        (7, 6),
+        (8, 20),
+        (9, 8),
+        (10, 9),
+        (11, 10),
+        (12, 0),
+        (13, 12),
+        (14, 13),
+        (15, 14),
+        (16, 0),
+        (17, 16),
+        (18, 17),
+        (19, 18),
+        (21, 22),
+        (20, 20),
+        (22, 7),
+        (23, 24),
+        (24, 11),
+    ),
+    "coco": (
+        (0, 0),
+        (1, 0),
+        (2, 0),
+        (3, 1),
+        (4, 2),
+        (5, 0),
+        (6, 0),
+        (7, 5),
+        (8, 6),
+        (9, 7),
+        (10, 8),
+        (11, 0),
+        (12, 0),
+        (13, 11),
+        (14, 12),
+        (15, 13),
+        (16, 14),
+    ),
 }
 # (joints, keypoint channels) of the annotation files of each name annotation checks have accepted.
 ANNOTATION_SHAPES = {"nturgb+d": (25, 3), "ntu": (25, 3), "coco": (17, 2), "openpose": (18, 2)}
@@ -126,26 +167,40 @@ def test_custom_bones_follow_the_edges():
         layouts.custom(2, [(0, 1)], 0).parents()
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"num_joints": 3, "edges": [(0, 3)], "center": 0}, "outside 0..2"),
-    ({"num_joints": 3, "edges": [(0, 1)], "center": 5}, "centre joint 5"),
-    ({"num_joints": 3, "edges": [(0,)], "center": 0}, "pairs of joint indices"),
-    ({"num_joints": 0, "edges": [], "center": 0}, "num_joints must be positive"),
-    ({"num_joints": 3, "edges": [], "center": 0, "score": True, "zaxis": (0, 1), "xaxis": (1, 2)}, "this layout is 2D"),
-    ({"num_joints": 3, "edges": [], "center": 0, "zaxis": (0, 9), "xaxis": (1, 2)}, "zaxis must be two joint indices"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"num_joints": 3, "edges": [(0, 3)], "center": 0}, "outside 0..2"),
+        ({"num_joints": 3, "edges": [(0, 1)], "center": 5}, "centre joint 5"),
+        ({"num_joints": 3, "edges": [(0,)], "center": 0}, "pairs of joint indices"),
+        ({"num_joints": 0, "edges": [], "center": 0}, "num_joints must be positive"),
+        (
+            {"num_joints": 3, "edges": [], "center": 0, "score": True, "zaxis": (0, 1), "xaxis": (1, 2)},
+            "this layout is 2D",
+        ),
+        (
+            {"num_joints": 3, "edges": [], "center": 0, "zaxis": (0, 9), "xaxis": (1, 2)},
+            "zaxis must be two joint indices",
+        ),
+    ],
+)
 def test_custom_errors(bad, message):
     with pytest.raises(ValueError, match=message):
         layouts.custom(**bad)
 
 
-@pytest.mark.parametrize("mapping, message", [
-    (None, "config.model.layout='custom' needs config.model.custom_layout"),
-    ({"num_joints": 3, "edges": [(1, 0)]}, "config.model.custom_layout: missing ['center']"),
-    ({"num_joints": 3, "edges": [(1, 0)], "center": 0, "colour": 1}, "unknown keys ['colour']"),
-    ({"num_joints": 3, "edges": [(1, 0)], "center": 0, "channels": 4},
-     "config.model.custom_layout: layout 'custom': channels must be 2"),
-])
+@pytest.mark.parametrize(
+    "mapping, message",
+    [
+        (None, "config.model.layout='custom' needs config.model.custom_layout"),
+        ({"num_joints": 3, "edges": [(1, 0)]}, "config.model.custom_layout: missing ['center']"),
+        ({"num_joints": 3, "edges": [(1, 0)], "center": 0, "colour": 1}, "unknown keys ['colour']"),
+        (
+            {"num_joints": 3, "edges": [(1, 0)], "center": 0, "channels": 4},
+            "config.model.custom_layout: layout 'custom': channels must be 2",
+        ),
+    ],
+)
 def test_from_config_errors(mapping, message):
     with pytest.raises(ValueError) as e:
         layouts.from_config(mapping)
@@ -153,8 +208,12 @@ def test_from_config_errors(mapping, message):
 
 
 def test_from_config():
-    lay = layouts.from_config({"num_joints": 3, "edges": [[1, 0], [2, 1]], "center": 0, "name": "arm",
-                               "zaxis": [0, 1], "xaxis": [1, 2]})
+    lay = layouts.from_config(
+        {"num_joints": 3, "edges": [[1, 0], [2, 1]], "center": 0, "name": "arm", "zaxis": [0, 1], "xaxis": [1, 2]}
+    )
     assert lay == layouts.custom(3, ((1, 0), (2, 1)), 0, name="arm", zaxis=(0, 1), xaxis=(1, 2))
-    assert lay.recipes == ("pyskl", "vanilla") and hash(lay) == hash(layouts.from_config(
-        {"num_joints": 3, "edges": ((1, 0), (2, 1)), "center": 0, "name": "arm", "zaxis": (0, 1), "xaxis": (1, 2)}))
+    assert lay.recipes == ("pyskl", "vanilla") and hash(lay) == hash(
+        layouts.from_config(
+            {"num_joints": 3, "edges": ((1, 0), (2, 1)), "center": 0, "name": "arm", "zaxis": (0, 1), "xaxis": (1, 2)}
+        )
+    )

@@ -20,7 +20,7 @@ from tests import torch_reference as ref
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP_LEN, NUM_CLIPS, NUM_PER_CLASS = 12, 10, 3
 
-CONFIG = textwrap.dedent(f'''
+CONFIG = textwrap.dedent(f"""
     from skeljax import config_base
 
     def get_config(arg=None):
@@ -32,7 +32,7 @@ CONFIG = textwrap.dedent(f'''
         c.test_batch_size = 4
         c.test_average = arg or "prob"
         return c
-''')
+""")
 
 
 def run_main(tmp_path, *args):
@@ -49,8 +49,17 @@ def test_test_mode_on_a_pytorch_checkpoint_matches_pytorch(tmp_path):
     tmodel = ref.build_pyskl_recognizer("stgcnpp", "nturgb+d", num_classes=14, seed=7)
     pth = ref.save_released_checkpoint(tmodel, tmp_path / "j.pth", style="pyskl", numpy1_style=True)
     data_dir, workdir = tmp_path / "tfds", tmp_path / "run"
-    proc = run_main(tmp_path, "--config", "CFG:prob", "--workdir", str(workdir), "--mode", "test",
-                    f"--config.init_from.path={pth}", f"--config.data.data_dir={data_dir}")
+    proc = run_main(
+        tmp_path,
+        "--config",
+        "CFG:prob",
+        "--workdir",
+        str(workdir),
+        "--mode",
+        "test",
+        f"--config.init_from.path={pth}",
+        f"--config.data.data_dir={data_dir}",
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     scores = ensemble.read_scores(workdir / "test_scores_init.npz")
 
@@ -86,19 +95,32 @@ def test_out_of_memory_hint_names_the_batch_and_the_fields():
     from skeljax import main as skeljax_main
 
     config = config_base.base_config()
-    msg = ("jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory allocating 34359738368 bytes.\n"
-           "more text")
+    msg = (
+        "jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory allocating 34359738368 bytes.\n"
+        "more text"
+    )
     line = skeljax_main.out_of_memory_hint(config, msg)
-    assert line.startswith("out of memory: jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory "
-                           "allocating 34359738368 bytes.")
+    assert line.startswith(
+        "out of memory: jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory "
+        "allocating 34359738368 bytes."
+    )
     assert "more text" not in line
     assert f"config.batch_size={config.batch_size} over" in line and "lower --config.batch_size" in line
     assert f"config.model.bn_group={config.model.bn_group}" in line
 
 
 def test_cli_errors_name_the_problem(tmp_path):
-    proc = run_main(tmp_path, "--config", "CFG", "--workdir", str(tmp_path / "w"), "--mode", "test",
-                    "--config.init_from.path=/nonexistent/x.pth", f"--config.data.data_dir={tmp_path / 'tfds'}")
+    proc = run_main(
+        tmp_path,
+        "--config",
+        "CFG",
+        "--workdir",
+        str(tmp_path / "w"),
+        "--mode",
+        "test",
+        "--config.init_from.path=/nonexistent/x.pth",
+        f"--config.data.data_dir={tmp_path / 'tfds'}",
+    )
     assert proc.returncode != 0 and "/nonexistent/x.pth" in proc.stderr
     proc = run_main(tmp_path, "--config", "CFG", "--workdir", str(tmp_path / "w"), "--config.no_such_field=1")
     assert proc.returncode != 0 and "no_such_field" in proc.stderr
@@ -123,10 +145,19 @@ def test_demo_config():
 
 def test_base_config_is_pyskl_recipe():
     c = config_base.base_config()
-    assert (c.optimizer.base_lr, c.optimizer.momentum, c.optimizer.nesterov, c.optimizer.weight_decay) == \
-        (0.1, 0.9, True, 5e-4)
-    assert (c.batch_size, c.num_epochs, c.data.repeat_times, c.data.clip_len, c.data.test_num_clips) == \
-        (128, 16, 5, 100, 10)
+    assert (c.optimizer.base_lr, c.optimizer.momentum, c.optimizer.nesterov, c.optimizer.weight_decay) == (
+        0.1,
+        0.9,
+        True,
+        5e-4,
+    )
+    assert (c.batch_size, c.num_epochs, c.data.repeat_times, c.data.clip_len, c.data.test_num_clips) == (
+        128,
+        16,
+        5,
+        100,
+        10,
+    )
     assert c.model.bn_group == 16 and c.test_average == "prob" and c.optimizer.schedule == "cosine"
     spec = config_base.model_spec(c)
     assert (spec.tcn_type, spec.gcn_adaptive, spec.gcn_with_res, spec.num_classes) == ("mstcn", "init", True, 60)
@@ -135,8 +166,10 @@ def test_base_config_is_pyskl_recipe():
 # A config file that fails to load: one `error:` line naming the file and the line, no traceback.
 BROKEN_CONFIGS = {
     "syntax": ("def get_config(arg=None):\n    x = (\n    return x\n", ":2: SyntaxError: "),
-    "get_config": ("def get_config(arg=None):\n    fields = {}\n    return fields['foo']\n",
-                   ":3 in get_config: KeyError: 'foo'"),
+    "get_config": (
+        "def get_config(arg=None):\n    fields = {}\n    return fields['foo']\n",
+        ":3 in get_config: KeyError: 'foo'",
+    ),
     "variant": (None, " in get_config: ValueError: config variant 'bogus' must look like SPLIT_KIND_FEAT"),
     "missing": (None, ": no such config file"),
 }
@@ -150,8 +183,14 @@ def test_a_config_that_fails_to_load_ends_in_one_error_line(tmp_path, case):
         with open(path, "w") as f:
             f.write(source)
     arg = {"variant": os.path.join("configs", "stgcnpp_ntu60.py") + ":bogus"}.get(case, path)
-    proc = subprocess.run([sys.executable, "-m", "skeljax.main", "--config", arg, "--workdir", str(tmp_path / "w")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "skeljax.main", "--config", arg, "--workdir", str(tmp_path / "w")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("error:") == 1 and "Traceback" not in proc.stderr, proc.stderr
     line = proc.stderr.strip().splitlines()[-1]
@@ -168,8 +207,9 @@ def test_config_error_names_the_innermost_line_of_the_config_file(tmp_path):
     from skeljax import main as skeljax_main
 
     path = tmp_path / "cfg.py"
-    path.write_text("def helper():\n    raise RuntimeError('bad\\nvalue')\n\n\ndef get_config(arg=None):\n"
-                    "    return helper()\n")
+    path.write_text(
+        "def helper():\n    raise RuntimeError('bad\\nvalue')\n\n\ndef get_config(arg=None):\n    return helper()\n"
+    )
     spec = importlib.util.spec_from_file_location("cfg_broken", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

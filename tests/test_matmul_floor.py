@@ -49,8 +49,11 @@ def test_stgcnpp_products_add_up_to_the_reference_cost(mf):
     model = Recognizer(stgcnpp_spec(60), rngs=nnx.Rngs(0))
     model.eval()
     graphdef, state = nnx.split(model)
-    compiled = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x)).lower(
-        state, jax.ShapeDtypeStruct((1, 2, 100, 25, 3), jnp.float32)).compile()
+    compiled = (
+        jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+        .lower(state, jax.ShapeDtypeStruct((1, 2, 100, 25, 3), jnp.float32))
+        .compile()
+    )
     dots = mf.dots_in_hlo(compiled.as_text())
     gmac = sum(n * d.flops for d, n in dots.items()) / 2e9
     assert gmac == pytest.approx(2.925, rel=0.01)
@@ -66,6 +69,8 @@ def test_floor_times_the_products_and_is_none_without_any(mf):
 
 
 def test_unknown_operand_is_an_error(mf):
-    text = "  ROOT %dot.1 = f32[4,4]{1,0} dot(%missing, %also_missing), lhs_contracting_dims={1}, rhs_contracting_dims={0}"
+    text = (
+        "  ROOT %dot.1 = f32[4,4]{1,0} dot(%missing, %also_missing), lhs_contracting_dims={1}, rhs_contracting_dims={0}"
+    )
     with pytest.raises(ValueError, match="cannot find the operands"):
         mf.dots_in_hlo(text)

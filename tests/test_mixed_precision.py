@@ -66,12 +66,18 @@ def test_train_mode_matches_pytorch(pair):
     logits, grads, after = _train_step_skeljax(sd, jnp.asarray(x.numpy()), jnp.asarray(y.numpy()), "float32")
     assert logits.dtype == np.float32
     assert rel_err(logits, t_logits) < 1e-5
-    for k in ("backbone.data_bn.running_mean", "backbone.gcn.0.gcn.bn.running_var",
-              "backbone.gcn.4.tcn.branches.2.1.running_mean", "backbone.gcn.7.tcn.transform.0.running_var",
-              "backbone.gcn.9.tcn.bn.running_mean", "backbone.gcn.7.residual.bn.running_var"):
+    for k in (
+        "backbone.data_bn.running_mean",
+        "backbone.gcn.0.gcn.bn.running_var",
+        "backbone.gcn.4.tcn.branches.2.1.running_mean",
+        "backbone.gcn.7.tcn.transform.0.running_var",
+        "backbone.gcn.9.tcn.bn.running_mean",
+        "backbone.gcn.7.residual.bn.running_var",
+    ):
         assert rel_err(after[k], t_after[k]) < 1e-5, k
     assert int(after["backbone.gcn.3.tcn.bn.num_batches_tracked"]) == int(
-        t_after["backbone.gcn.3.tcn.bn.num_batches_tracked"])
+        t_after["backbone.gcn.3.tcn.bn.num_batches_tracked"]
+    )
     # Gradients against PyTorch in float64: through ten training-mode BNs they are ill-conditioned (PyTorch's own
     # float32 gradients differ from its float64 ones by ~0.5% typically, 1% at worst), so the bounds are loose;
     # a wrong formula gives O(1) errors. Biases directly before a training-mode BN have a zero gradient in exact

@@ -10,13 +10,16 @@ from skeljax.models import convert, layers
 from skeljax.models.stgcn import Recognizer, count_params, mmaction0x_spec, stgcn_pyskl_spec, stgcnpp_spec
 
 
-@pytest.mark.parametrize("spec, params, entries", [
-    (stgcnpp_spec(60), 1_403_144, 692),
-    (stgcnpp_spec(60, "coco"), 1_393_016, 692),
-    (stgcnpp_spec(120), 1_418_564, 692),
-    (stgcn_pyskl_spec(60), 3_098_832, 181),
-    (stgcn_pyskl_spec(60, "coco"), 3_088_704, 181),
-])
+@pytest.mark.parametrize(
+    "spec, params, entries",
+    [
+        (stgcnpp_spec(60), 1_403_144, 692),
+        (stgcnpp_spec(60, "coco"), 1_393_016, 692),
+        (stgcnpp_spec(120), 1_418_564, 692),
+        (stgcn_pyskl_spec(60), 3_098_832, 181),
+        (stgcn_pyskl_spec(60, "coco"), 3_088_704, 181),
+    ],
+)
 def test_counts_pyskl(spec, params, entries):
     model = Recognizer(spec)
     assert count_params(model) == params
@@ -112,6 +115,7 @@ def test_batchnorm_groups_match_numpy():
 
 def test_batchnorm_matches_torch_training_step():
     import torch  # a test dependency (setup.cfg [test]); a missing torch must fail, not skip
+
     rng = np.random.default_rng(2)
     x = rng.normal(size=(6, 7, 5, 3)).astype(np.float32)
     bn = layers.BatchNorm(3)

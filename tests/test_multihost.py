@@ -30,12 +30,23 @@ def _launch(config, workdir, devices, num_processes, log_dir):
     port = _free_port()
     procs, logs = [], []
     for i in range(num_processes):
-        extra = ([f"--coordinator_address=localhost:{port}", f"--num_processes={num_processes}",
-                  f"--process_id={i}"] if num_processes > 1 else [])
+        extra = (
+            [f"--coordinator_address=localhost:{port}", f"--num_processes={num_processes}", f"--process_id={i}"]
+            if num_processes > 1
+            else []
+        )
         logs.append(log_dir / f"p{num_processes}x{devices}_{i}.log")
         with open(logs[-1], "w") as log:  # the child keeps its own copy of the descriptor
-            procs.append(subprocess.Popen([sys.executable, *main_cmd(config, workdir, *OVERRIDES, *extra)],
-                                          cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, text=True))
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, *main_cmd(config, workdir, *OVERRIDES, *extra)],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            )
     codes = []
     for p in procs:
         try:

@@ -63,11 +63,22 @@ def work(tmp_path_factory):
         a["total_frames"] = 40
     save_annotations(d / "annos.pkl", {"split": {"val": [a["frame_dir"] for a in annos]}, "annotations": annos})
     np.save(d / "clip.npy", annos[0]["keypoint"].astype(np.float32))
-    skel = write_skeleton(d, frames_from((72057594037931101, 0, body(30)), (72057594037931102, 2, body(26, 0.9))),
-                          name="S001C002P003R002A013")
-    return {"dir": d, "mj": mj, "mb": mb, "annos": annos, "npy": str(d / "clip.npy"), "skel": str(skel),
-            "pkl": str(d / "annos.pkl"), "pj": P.load_predictor(d / "j_model"),
-            "pb": P.load_predictor(d / "b_model")}
+    skel = write_skeleton(
+        d,
+        frames_from((72057594037931101, 0, body(30)), (72057594037931102, 2, body(26, 0.9))),
+        name="S001C002P003R002A013",
+    )
+    return {
+        "dir": d,
+        "mj": mj,
+        "mb": mb,
+        "annos": annos,
+        "npy": str(d / "clip.npy"),
+        "skel": str(skel),
+        "pkl": str(d / "annos.pkl"),
+        "pj": P.load_predictor(d / "j_model"),
+        "pb": P.load_predictor(d / "b_model"),
+    }
 
 
 def test_npy_matches_independent_pipeline_and_model(work):
@@ -157,8 +168,9 @@ def test_vanilla_and_mmaction0x_recipes(work):
     # forced on the small PYSKL model here (building a 0.x model costs another ~15 s of compiling).
     p0 = P.from_model(work["mj"], recipe="mmaction0x")
     assert (p0.recipe, p0.average, p0.num_clips, p0.conversion) == ("mmaction0x", "score", 1, "mmaction0x")
-    ref0, _ = reference_probs(work["mj"], read_ntu_skeleton_mmaction0x(work["skel"]), recipe="mmaction0x",
-                              average="score")
+    ref0, _ = reference_probs(
+        work["mj"], read_ntu_skeleton_mmaction0x(work["skel"]), recipe="mmaction0x", average="score"
+    )
     np.testing.assert_allclose(P.predict(p0, work["skel"]).probs[0], ref0, rtol=1e-5, atol=1e-7)
     with pytest.raises(P.PredictError, match="joint input only"):
         P.from_model(work["mj"], recipe="mmaction0x", feat="b")
@@ -182,7 +194,10 @@ def test_coco_npy_with_scores(tmp_path):
     anno = {"frame_dir": "p", "keypoint": kp, "keypoint_score": sc, "total_frames": 30, "img_shape": (1080, 1920)}
     np.testing.assert_allclose(pred.probs[0], reference_probs(model, anno, layout="coco")[0], rtol=1e-5, atol=1e-7)
     assert pred.top_k(0)[0]["label"] in SYNTHETIC_CLASSES
-    with pytest.raises(P.PredictError, match=r"<array 0>: expected 17 joints x 3 channels \(x, y, score\) for layout 'coco', got 17 x 2"):
+    with pytest.raises(
+        P.PredictError,
+        match=r"<array 0>: expected 17 joints x 3 channels \(x, y, score\) for layout 'coco', got 17 x 2",
+    ):
         P.predict(model, kp)  # an array without the score channel
 
 
@@ -203,6 +218,7 @@ def test_pth_checkpoint_matches_pytorch(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # Command line.
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def test_cli_json_lines(work, capsys):
     assert P.main(["--checkpoint", str(work["dir"] / "j_model"), "--input", work["pkl"], "--json"]) == 0
@@ -230,15 +246,18 @@ def test_cli_text_and_labels_file(work, capsys, tmp_path):
     assert "14 class names for a model with 60 classes" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("case, message", [
-    ("missing_input", "nothing.npy: no such input file"),
-    ("extension", "clip.txt: unknown input type '.txt'"),
-    ("missing_ckpt", "no_model: no such checkpoint"),
-    ("layout", "pose2d.npy: expected 25 joints x 3 channels for layout 'nturgb+d', got 17 x 3"),
-    ("pickle_layout", "2d.pkl: sample S001C001P001R001A001: expected 25 joints x 3 channels"),
-    ("sample", "annos.pkl: no sample with frame_dir 'S999'"),
-    ("bad_npy", "junk.npy: cannot read as a .npy array"),
-])
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing_input", "nothing.npy: no such input file"),
+        ("extension", "clip.txt: unknown input type '.txt'"),
+        ("missing_ckpt", "no_model: no such checkpoint"),
+        ("layout", "pose2d.npy: expected 25 joints x 3 channels for layout 'nturgb+d', got 17 x 3"),
+        ("pickle_layout", "2d.pkl: sample S001C001P001R001A001: expected 25 joints x 3 channels"),
+        ("sample", "annos.pkl: no sample with frame_dir 'S999'"),
+        ("bad_npy", "junk.npy: cannot read as a .npy array"),
+    ],
+)
 def test_cli_user_errors(work, capsys, tmp_path, case, message):
     ckpt, inp, extra = str(work["dir"] / "j_model"), work["npy"], []
     if case == "missing_input":
@@ -269,8 +288,21 @@ def test_cli_runs_as_module(work):
     import sys
 
     env = dict(os.environ, JAX_PLATFORMS="cpu")
-    r = subprocess.run([sys.executable, "-m", "skeljax.predict", "--checkpoint", str(work["dir"] / "j_model"),
-                        "--input", str(work["dir"] / "missing.skeleton")], capture_output=True, text=True, env=env,
-                       timeout=120, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "skeljax.predict",
+            "--checkpoint",
+            str(work["dir"] / "j_model"),
+            "--input",
+            str(work["dir"] / "missing.skeleton"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "missing.skeleton: no such input file" in r.stderr

@@ -46,12 +46,16 @@ def annotation(name, prefix):
 
 def assert_bits(got, want, what):
     got = np.asarray(got)
-    assert (got.dtype, got.shape) == (want.dtype, want.shape), f"{what}: {got.dtype}{got.shape} != {want.dtype}{want.shape}"
+    assert (got.dtype, got.shape) == (want.dtype, want.shape), (
+        f"{what}: {got.dtype}{got.shape} != {want.dtype}{want.shape}"
+    )
     if got.tobytes() != want.tobytes():
         bits = f"u{want.dtype.itemsize}"
         diff = np.flatnonzero(got.reshape(-1).view(bits) != want.reshape(-1).view(bits))
-        pytest.fail(f"{what}: {diff.size} of {got.size} elements differ, first at flat index {diff[0]}: "
-                    f"{got.reshape(-1)[diff[0]]!r} != {want.reshape(-1)[diff[0]]!r}")
+        pytest.fail(
+            f"{what}: {diff.size} of {got.size} elements differ, first at flat index {diff[0]}: "
+            f"{got.reshape(-1)[diff[0]]!r} != {want.reshape(-1)[diff[0]]!r}"
+        )
 
 
 def test_manifest_records_the_references():
@@ -59,23 +63,33 @@ def test_manifest_records_the_references():
     assert refs["pyskl"]["url"].endswith("kennymckormick/pyskl")
     assert refs["mmaction2"]["url"].endswith("open-mmlab/mmaction2")
     assert all(len(r["commit"]) == 40 for r in refs.values())
-    assert set(MANIFEST["files"]) == {"pyskl_transforms.npz", "pyskl_pipelines.npz", "mmaction0x_transforms.npz",
-                                      "ntu_raw.npz"}
+    assert set(MANIFEST["files"]) == {
+        "pyskl_transforms.npz",
+        "pyskl_pipelines.npz",
+        "mmaction0x_transforms.npz",
+        "ntu_raw.npz",
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # PYSKL: pyskl/datasets/pipelines/pose_related.py and sampling.py
 # ---------------------------------------------------------------------------------------------------------------------
 
+
 def _pyskl_transform(case):
     args, name = case["args"], case["transform"]
     if name == "UniformSample":
-        return T.UniformSample(args["clip_len"], args["num_clips"], test_mode=args["test_mode"],
-                               p_interval=args["p_interval"])
+        return T.UniformSample(
+            args["clip_len"], args["num_clips"], test_mode=args["test_mode"], p_interval=args["p_interval"]
+        )
     if name == "PoseDecode+FormatGCNInput":
         return lambda r: T.FormatGCNInput(num_person=2)(T.PoseDecode()(r))
-    return {"PreNormalize3D": T.PreNormalize3D, "PreNormalize2D": T.PreNormalize2D, "GenSkeFeat": T.GenSkeFeat,
-            "PadTo": T.PadTo}[name](**args)
+    return {
+        "PreNormalize3D": T.PreNormalize3D,
+        "PreNormalize2D": T.PreNormalize2D,
+        "GenSkeFeat": T.GenSkeFeat,
+        "PadTo": T.PadTo,
+    }[name](**args)
 
 
 @pytest.mark.parametrize("case", cases("pyskl_transforms.npz"))
@@ -105,8 +119,9 @@ def test_pyskl_transform(case):
 def test_pyskl_pipeline(case):
     """make_pipeline against PYSKL's ST-GCN++ (UniformSample) and stgcn_vanilla (PadTo) transform lists."""
     a = arrays("pyskl_pipelines.npz")
-    pipe = make_pipeline(case["layout"], case["feat"], case["clip_len"], case["num_clips"], case["mode"],
-                         recipe=case["recipe"])
+    pipe = make_pipeline(
+        case["layout"], case["feat"], case["clip_len"], case["num_clips"], case["mode"], recipe=case["recipe"]
+    )
     got = pipe(annotation("pyskl_pipelines.npz", case["input"]), seed=case["seed"])
     assert_bits(got, a[f"{case['key']}/out_keypoint"], case["key"])
 
@@ -114,6 +129,7 @@ def test_pyskl_pipeline(case):
 # ---------------------------------------------------------------------------------------------------------------------
 # MMAction2 0.x: mmaction/datasets/pipelines/pose_loading.py and formatting.py
 # ---------------------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", cases("mmaction0x_transforms.npz"))
 def test_mmaction0x(case):
@@ -137,6 +153,7 @@ def test_mmaction0x(case):
 # ---------------------------------------------------------------------------------------------------------------------
 # Raw .skeleton files: PYSKL tools/data/ntu_preproc.py, MMAction2 0.x tools/data/skeleton/gen_ntu_rgbd_raw.py
 # ---------------------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", cases("ntu_raw.npz"))
 def test_ntu_raw(case, tmp_path):

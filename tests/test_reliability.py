@@ -73,16 +73,26 @@ def cli_env(**extra) -> dict:
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
     env.pop("XLA_FLAGS", None)
     if _XLA_CACHE:
-        env.update(JAX_COMPILATION_CACHE_DIR=_XLA_CACHE[0], JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
+        env.update(
+            JAX_COMPILATION_CACHE_DIR=_XLA_CACHE[0],
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+        )
     env.update(extra)
     return env
 
 
 def run_cli(*args, timeout=600, env=None):
     """`python ARGS...` from the repository root; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, env=env or cli_env(), capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, *map(str, args)],
+        cwd=REPO,
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def main_cmd(config, workdir, *overrides, mode="train"):
@@ -114,6 +124,7 @@ def last_error(proc) -> str:
 # Fixtures: a built synthetic dataset and an existing run directory, both hashed by the tests.
 # ------------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, xla_cache):
     from skeljax.data.tfds_builders import load_source
@@ -129,8 +140,14 @@ def _existing_run(env, name, *, base_channels=16, with_signature=True):
     """A run directory holding a checkpoint of the tiny model with `base_channels` (written in a subprocess that
     shares the CLI's XLA cache)."""
     workdir = env["root"] / name
-    proc = run_cli("-c", "import sys; from tests.test_reliability import make_run; make_run(*sys.argv[1:])",
-                   env["config"], workdir, base_channels, int(with_signature))
+    proc = run_cli(
+        "-c",
+        "import sys; from tests.test_reliability import make_run; make_run(*sys.argv[1:])",
+        env["config"],
+        workdir,
+        base_channels,
+        int(with_signature),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return workdir
 
@@ -165,6 +182,7 @@ def _load_config(path, arg=None):
 # ------------------------------------------------------------------------------------------------------------
 # Workdir: checkpoint of another model, unwritable.
 # ------------------------------------------------------------------------------------------------------------
+
 
 def test_workdir_with_a_checkpoint_of_another_model_is_refused_untouched(env):
     workdir = _existing_run(env, "other_model")
@@ -204,6 +222,7 @@ def test_unwritable_workdir_fails_before_any_work(env):
 # Config: typos in overrides, missing config file, data of another layout.
 # ------------------------------------------------------------------------------------------------------------
 
+
 def test_typo_in_a_config_override_names_the_flag_and_suggests(env, tmp_path):
     proc = run_cli(*main_cmd(env["config"], tmp_path / "w", "--config.model.base_chanels=4"))
     assert proc.returncode == 2
@@ -230,14 +249,21 @@ def test_2d_data_with_a_3d_config(env, tmp_path):
 # Annotation pickles through the TFDS build of `python -m skeljax.main` (NTU-60 from manual_dir).
 # ------------------------------------------------------------------------------------------------------------
 
+
 def _ntu_annotations():
     """A valid PYSKL-style NTU-60 xsub file: two training subjects (P001, P002) and one val subject (P003)."""
     rng = np.random.default_rng(0)
     annos, split = [], {"xsub_train": [], "xsub_val": []}
     for p, a in [(1, 1), (2, 2), (1, 3), (3, 1), (3, 2)]:
         name = f"S001C001P{p:03d}R001A{a:03d}"
-        annos.append({"frame_dir": name, "label": a - 1, "total_frames": 20,
-                      "keypoint": rng.normal(size=(1, 20, 25, 3)).astype(np.float16)})
+        annos.append(
+            {
+                "frame_dir": name,
+                "label": a - 1,
+                "total_frames": 20,
+                "keypoint": rng.normal(size=(1, 20, 25, 3)).astype(np.float16),
+            }
+        )
         split["xsub_val" if p == 3 else "xsub_train"].append(name)
     return {"split": split, "annotations": annos}
 
@@ -276,8 +302,9 @@ ANNOTATION_CASES = {
 }
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=pytest.mark.slow) if k == "inf" else k
-                                  for k in sorted(ANNOTATION_CASES)])  # inf: the NaN check's other half
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.slow) if k == "inf" else k for k in sorted(ANNOTATION_CASES)]
+)  # inf: the NaN check's other half
 def test_bad_annotation_pickle(env, tmp_path, kind):
     manual = tmp_path / "manual"
     manual.mkdir()
@@ -343,6 +370,7 @@ def test_missing_dataset_files_explain_where_to_put_them(env, tmp_path):
 # Raw .skeleton files: through the TFDS raw-folder build and scripts/prepare_ntu.py.
 # ------------------------------------------------------------------------------------------------------------
 
+
 def _skeleton_lines(n_frames=3, seed=0):
     """The NTU `.skeleton` text format of one body moving over `n_frames` frames."""
     rng = np.random.default_rng(seed)
@@ -372,8 +400,9 @@ def _raw_folder(root, kind):
     return raw, bad
 
 
-@pytest.mark.parametrize("kind", [k if k == "truncated" else pytest.param(k, marks=pytest.mark.slow)
-                                  for k in sorted(SKELETON_CASES)])  # prepare_ntu below covers all three fast
+@pytest.mark.parametrize(
+    "kind", [k if k == "truncated" else pytest.param(k, marks=pytest.mark.slow) for k in sorted(SKELETON_CASES)]
+)  # prepare_ntu below covers all three fast
 def test_bad_skeleton_file_in_a_raw_folder_build(env, tmp_path, kind):
     raw, bad = _raw_folder(tmp_path, kind)
     data_before = digest(env["data_dir"])
@@ -411,6 +440,7 @@ def test_prepare_ntu_keeps_an_existing_output_when_everything_fails(tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 # .pth files: another architecture, truncated, crafted (scripts/convert_checkpoint.py and init_from).
 # ------------------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def pth_files(tmp_path_factory):

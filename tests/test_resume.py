@@ -36,7 +36,7 @@ OVERRIDES = ("--config.log_every_steps=3",)
 # Crash while saving (a real SIGKILL inside orbax's save), incomplete step directories, metrics after a kill.
 # ------------------------------------------------------------------------------------------------------------
 
-_SAVER = textwrap.dedent('''
+_SAVER = textwrap.dedent("""
     import sys
     import numpy as np
     from skeljax.train.checkpoints import RunCheckpoints
@@ -45,15 +45,20 @@ _SAVER = textwrap.dedent('''
     big = np.ones((96, 1024, 1024), np.float32)  # 384 MB: the save of step 2 takes long enough to be killed in
     ckpts.save(2, {"w": big, "step": np.int32(2)}, {"pos": 2}, {"step": 2})
     print("saved 2", flush=True)
-''')
+""")
 
 
 def test_sigkill_during_save_leaves_the_previous_step(tmp_path):
     from skeljax.train.checkpoints import RunCheckpoints
 
     directory = tmp_path / "checkpoints"
-    proc = subprocess.Popen([sys.executable, "-c", _SAVER, str(directory)], cwd=REPO, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SAVER, str(directory)],
+        cwd=REPO,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline, tmp_seen = time.time() + 120, None
     while time.time() < deadline and tmp_seen is None and proc.poll() is None:
         if directory.is_dir():
@@ -137,6 +142,7 @@ def test_stop_request_catches_sigterm_and_restores_the_handler():
 # End to end: SIGKILL at a random step, SIGTERM, restart with the same command.
 # ------------------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, xla_cache):  # noqa: F811
     from skeljax.data.tfds_builders import load_source
@@ -158,8 +164,14 @@ def uninterrupted(setup):
 
 def _start(config, workdir, log):
     with open(log, "w") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([sys.executable, *main_cmd(config, workdir, *OVERRIDES)], cwd=REPO, env=cli_env(),
-                                stdout=out, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(
+            [sys.executable, *main_cmd(config, workdir, *OVERRIDES)],
+            cwd=REPO,
+            env=cli_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 def _records(workdir, lenient=False):
@@ -189,7 +201,9 @@ def _wait_for_step(workdir, proc, step, timeout=600):
 
 def _committed(workdir):
     d = os.path.join(workdir, "checkpoints")
-    return sorted(int(n) for n in os.listdir(d) if n.isdigit() and os.path.isfile(os.path.join(d, n, "commit_success.txt")))
+    return sorted(
+        int(n) for n in os.listdir(d) if n.isdigit() and os.path.isfile(os.path.join(d, n, "commit_success.txt"))
+    )
 
 
 def _assert_same_run(a, b):

@@ -15,13 +15,34 @@ from skeljax.train.checkpoints import run_signature
 
 def _direct_run(**kw) -> RunConfig:
     """A small 2D run built field by field: no ConfigDict anywhere."""
-    data = DataSettings(dataset="pickle", train_split="train", val_split="val", test_split="val", feat="j",
-                        clip_len=12, recipe="pyskl", val_num_clips=1, test_num_clips=3, repeat_times=1)
-    optimizer = OptimizerSettings(lr=0.05, linear_rule_lr=0.1, lr_fixed=True, schedule="cosine", momentum=0.9,
-                                  nesterov=True, weight_decay=5e-4)
-    return RunConfig(spec=stgcn_pyskl_spec(7, "coco", base_channels=8), graph=None, layout="coco", family="stgcn",
-                     data=data, optimizer=optimizer, batch_size=4, eval_batch_size=4, test_batch_size=2,
-                     num_epochs=2, **kw)
+    data = DataSettings(
+        dataset="pickle",
+        train_split="train",
+        val_split="val",
+        test_split="val",
+        feat="j",
+        clip_len=12,
+        recipe="pyskl",
+        val_num_clips=1,
+        test_num_clips=3,
+        repeat_times=1,
+    )
+    optimizer = OptimizerSettings(
+        lr=0.05, linear_rule_lr=0.1, lr_fixed=True, schedule="cosine", momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
+    return RunConfig(
+        spec=stgcn_pyskl_spec(7, "coco", base_channels=8),
+        graph=None,
+        layout="coco",
+        family="stgcn",
+        data=data,
+        optimizer=optimizer,
+        batch_size=4,
+        eval_batch_size=4,
+        test_batch_size=2,
+        num_epochs=2,
+        **kw,
+    )
 
 
 def test_a_run_built_without_a_config_dict_drives_model_transforms_and_optimizer():
@@ -34,8 +55,11 @@ def test_a_run_built_without_a_config_dict_drives_model_transforms_and_optimizer
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not all(np.array_equal(a[k], c[k]) for k in a)
     # 'train' 1 clip, 'val' val_num_clips, 'test' test_num_clips; COCO: 17 joints x (x, y, score)
-    assert [make_transform(run, m).out_shape for m in ("train", "val", "test")] == \
-        [(1, 2, 12, 17, 3), (1, 2, 12, 17, 3), (3, 2, 12, 17, 3)]
+    assert [make_transform(run, m).out_shape for m in ("train", "val", "test")] == [
+        (1, 2, 12, 17, 3),
+        (1, 2, 12, 17, 3),
+        (3, 2, 12, 17, 3),
+    ]
     _, schedule = make_tx(run, total_steps=10, steps_per_epoch=5)
     assert float(schedule(0)) == pytest.approx(0.05) and float(schedule(10)) == pytest.approx(0.0, abs=1e-9)
     frozen = dataclasses.FrozenInstanceError
@@ -49,8 +73,11 @@ def test_resolve_derives_each_value_once_from_the_config():
     c = config_base.base_config()
     c.batch_size, c.model.bn_group, c.data.test_num_clips = 32, 0, 5
     run = resolve(c)
-    assert run.spec == config_base.model_spec(c) == stgcnpp_spec(60, "nturgb+d", bn_group=None, tcn_dropout=0.0,
-                                                                 head_dropout=0.0)
+    assert (
+        run.spec
+        == config_base.model_spec(c)
+        == stgcnpp_spec(60, "nturgb+d", bn_group=None, tcn_dropout=0.0, head_dropout=0.0)
+    )
     assert run.layout == config_base.data_layout(c) and run.graph is None
     assert (run.optimizer.lr, run.optimizer.linear_rule_lr, run.optimizer.lr_fixed) == (0.025, 0.025, False)
     c.optimizer.lr = 0.3

@@ -72,8 +72,11 @@ def worker(out_path):
     out = {f"p/{k}": v for k, v in _flat(state["params"]).items()}
     out.update({f"s/{k}": v for k, v in _flat(state["batch_stats"]).items()})
     out["loss"] = np.asarray(losses)
-    info = {"devices": len(jax.devices()), "replicated": replicated,
-            "layout": sharding.bn_groups_per_device(GLOBAL_BATCH, BN_GROUP, mesh)}
+    info = {
+        "devices": len(jax.devices()),
+        "replicated": replicated,
+        "layout": sharding.bn_groups_per_device(GLOBAL_BATCH, BN_GROUP, mesh),
+    }
     if len(jax.devices()) == 1:
         # float32 noise floor: the same two steps with the samples of each BN group in reverse order (the same
         # mathematics, other summation orders). BN over groups of 4 samples amplifies rounding in the gradients.
@@ -96,8 +99,10 @@ def worker(out_path):
             return optax.softmax_cross_entropy_with_integer_labels(logits, yc).mean(), nnx.state(m, nnx.BatchStat)
 
         n = GLOBAL_BATCH // BN_GROUP
-        results = [jax.value_and_grad(chunk_loss, has_aux=True)(params, jnp.asarray(xc), jnp.asarray(yc))
-                   for xc, yc in zip(np.split(x, n), np.split(y, n))]
+        results = [
+            jax.value_and_grad(chunk_loss, has_aux=True)(params, jnp.asarray(xc), jnp.asarray(yc))
+            for xc, yc in zip(np.split(x, n), np.split(y, n))
+        ]
         loss = np.mean([float(r[0][0]) for r in results])
         grads = jax.tree.map(lambda *g: sum(g) / n, *[r[1] for r in results])
         updates, _ = tx.update(grads, tx.init(params), params)
@@ -108,7 +113,8 @@ def worker(out_path):
         out.update({f"ref/s/{k}": v for k, v in _flat(new_stats).items()})
         # First step alone, to compare with the reference.
         state1, _ = jax.jit(train.make_train_step(parts, tx, schedule, 0))(
-            sharding.put_replicated(parts.state, mesh), {"keypoint": x, "label": y})
+            sharding.put_replicated(parts.state, mesh), {"keypoint": x, "label": y}
+        )
         out.update({f"first/p/{k}": v for k, v in _flat(state1["params"]).items()})
         out.update({f"first/s/{k}": v for k, v in _flat(state1["batch_stats"]).items()})
     np.savez(out_path, **out)
@@ -116,11 +122,19 @@ def worker(out_path):
 
 
 def _run(tmp_path, devices):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-               PYTHONPATH=REPO)
+    env = dict(
+        os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", PYTHONPATH=REPO
+    )
     out = tmp_path / f"dev{devices}.npz"
-    proc = subprocess.run([sys.executable, __file__, str(out)], check=False, env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+    proc = subprocess.run(
+        [sys.executable, __file__, str(out)],
+        check=False,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return dict(np.load(out)), json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -130,8 +144,8 @@ def test_eight_devices_match_one_and_pyskl_per_gpu_bn(tmp_path):
     one, info1 = _run(tmp_path, 1)
     eight, info8 = _run(tmp_path, 8)
     assert info1["devices"] == 1 and info8["devices"] == 8
-    assert info8["replicated"]                           # parameters and optimizer state replicated
-    assert info8["layout"] == "aligned"                  # 4 samples per device = one whole BN group each
+    assert info8["replicated"]  # parameters and optimizer state replicated
+    assert info8["layout"] == "aligned"  # 4 samples per device = one whole BN group each
     # Same loss and parameters on 8 devices as on 1 (same global batch and BN grouping), after two SGD steps,
     # within 1e-5 or 10x the float32 noise floor of the 1-device step (whichever is larger).
     np.testing.assert_allclose(eight["loss"], one["loss"], rtol=1e-5, atol=1e-6)

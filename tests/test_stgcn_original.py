@@ -70,8 +70,10 @@ def test_reference_graph_matches_the_library_graph():
     np.testing.assert_allclose(a.sum(axis=(0, 1)), np.ones(18))
 
 
-@pytest.mark.parametrize("layout, zip_format, with_a", [("openpose", False, True), ("openpose", True, False),
-                                                        ("ntu-rgb+d", True, True), ("ntu-rgb+d", False, False)])
+@pytest.mark.parametrize(
+    "layout, zip_format, with_a",
+    [("openpose", False, True), ("openpose", True, False), ("ntu-rgb+d", True, True), ("ntu-rgb+d", False, False)],
+)
 def test_original_checkpoint_parity(tmp_path, layout, zip_format, with_a):
     net = random_original(layout, seed=5)
     path = save(net, tmp_path / "st_gcn.pt", zip_format=zip_format, with_a=with_a)
@@ -109,8 +111,9 @@ def test_export_round_trip_same_keys_and_tensors(tmp_path):
 def test_missing_bn_counters_and_ddp_prefix(tmp_path):
     """Files from PyTorch < 0.4.1 have no num_batches_tracked; DataParallel runs prefix 'module.'."""
     net = random_original("ntu-rgb+d", seed=3)
-    sd = collections.OrderedDict(("module." + k, v) for k, v in net.state_dict().items()
-                                 if not k.endswith("num_batches_tracked"))
+    sd = collections.OrderedDict(
+        ("module." + k, v) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")
+    )
     torch.save(sd, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
     model = skeljax.load_pytorch_checkpoint(str(tmp_path / "old.pt"))
     x = net.example_input(n=2, t=20, seed=1)
@@ -120,8 +123,11 @@ def test_missing_bn_counters_and_ddp_prefix(tmp_path):
 
 
 def test_unknown_joint_count_without_a_is_a_clear_error(tmp_path):
-    sd = {"data_bn.weight": np.ones(3 * 20, np.float32), "st_gcn_networks.0.gcn.conv.weight": np.ones((192, 3, 1, 1)),
-          "fcn.weight": np.ones((5, 256, 1, 1), np.float32)}
+    sd = {
+        "data_bn.weight": np.ones(3 * 20, np.float32),
+        "st_gcn_networks.0.gcn.conv.weight": np.ones((192, 3, 1, 1)),
+        "fcn.weight": np.ones((5, 256, 1, 1), np.float32),
+    }
     with pytest.raises(convert.CheckpointMismatchError, match="f.pt.*20 joints|60 data_bn channels"):
         convert.model_from_state_dict(sd, "f.pt")
 
@@ -164,8 +170,13 @@ def test_original_init_and_model_directory(tmp_path):
 def test_convert_script_both_ways(tmp_path):
     net = random_original("openpose", seed=1)
     src = save(net, tmp_path / "st_gcn.kinetics.pt", zip_format=False)
-    run = lambda *a: subprocess.run([sys.executable, "scripts/convert_checkpoint.py", *a], cwd=REPO,  # noqa: E731
-                                    capture_output=True, text=True, check=True)
+    run = lambda *a: subprocess.run(
+        [sys.executable, "scripts/convert_checkpoint.py", *a],
+        cwd=REPO,  # noqa: E731
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "stgcn_original" in run(src, str(tmp_path / "model")).stdout
     assert checkpoint.load_model(str(tmp_path / "model")).spec.family == "stgcn_original"
     run("--to-pytorch", "--format", "stgcn_original", str(tmp_path / "model"), str(tmp_path / "back.pt"))

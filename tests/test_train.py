@@ -68,8 +68,9 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(data_dir, full_run, tm
     workdir = str(tmp_path / "resumed")
     total = full_results["step"]
     stop = total // 2 + 1  # mid-epoch: the data iterator must resume inside an epoch
-    part = train.train_and_evaluate(tiny_config(data_dir, stop_after_steps=stop, test_last=False, test_best=False),
-                                    workdir)
+    part = train.train_and_evaluate(
+        tiny_config(data_dir, stop_after_steps=stop, test_last=False, test_best=False), workdir
+    )
     assert part["step"] == stop and not os.path.exists(os.path.join(workdir, "final"))
     ckpts = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
     assert ckpts[-1] == stop
@@ -102,8 +103,17 @@ def test_run_directory_contents(data_dir, full_run):
 
     records = _records(workdir)
     keys = set().union(*records)
-    for k in ("train/loss", "train/lr", "train/top1", "val/top1", "val/top5", "val/mean_class_acc",
-              "test/top1", "test/top5", "test/mean_class_acc"):
+    for k in (
+        "train/loss",
+        "train/lr",
+        "train/top1",
+        "val/top1",
+        "val/top5",
+        "val/mean_class_acc",
+        "test/top1",
+        "test/top5",
+        "test/mean_class_acc",
+    ):
         assert k in keys, k
     assert all("step" in r for r in records)
     # train/lr is the mean of the cosine schedule over the logged window (independent formula).

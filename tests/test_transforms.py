@@ -1,4 +1,5 @@
 """skeljax.data transforms and make_pipeline: a loop-based NumPy reference, hand-derived cases, pipeline contracts."""
+
 import itertools
 import pickle
 
@@ -30,13 +31,20 @@ def coco_sample(rs, M=2, n=30):
     kp = (rs.rand(M, n, 17, 2) * [1920, 1080]).astype(np.float32)
     score = rs.rand(M, n, 17).astype(np.float32)
     score[score < 0.15] = 0.005  # below the 0.01 threshold
-    return {"frame_dir": "S001C001P001R001A050", "label": 49, "total_frames": n, "keypoint": kp, "keypoint_score": score,
-                "img_shape": (1080, 1920)}
+    return {
+        "frame_dir": "S001C001P001R001A050",
+        "label": 49,
+        "total_frames": n,
+        "keypoint": kp,
+        "keypoint_score": score,
+        "img_shape": (1080, 1920),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Each transform against the loop-based reference
 # ---------------------------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("case", ["one_person", "main_has_gaps", "swap", "second_absent"])
 def test_prenormalize3d_matches_reference(case):
@@ -158,12 +166,17 @@ def test_feature_hand_cases():
 # Sampling
 # ---------------------------------------------------------------------------------------------------------------------
 
+
 def test_randomstate_255_is_the_global_seed_stream():
     saved = np.random.get_state()
     try:
         np.random.seed(255)
-        glob = [np.random.rand(), np.random.randint(1), *np.random.choice(101, 40, replace=False),
-                *np.random.randint(np.array([2, 3, 4]))]
+        glob = [
+            np.random.rand(),
+            np.random.randint(1),
+            *np.random.choice(101, 40, replace=False),
+            *np.random.randint(np.array([2, 3, 4])),
+        ]
         r = np.random.RandomState(255)
         mine = [r.rand(), r.randint(1), *r.choice(101, 40, replace=False), *r.randint(np.array([2, 3, 4]))]
         assert glob == mine
@@ -277,8 +290,11 @@ def test_format_and_pose_normalize():
 # make_pipeline
 # ---------------------------------------------------------------------------------------------------------------------
 
-RECIPE_FEATS = [("pyskl", f) for f in ("j", "b", "jm", "bm")] + [("vanilla", f) for f in ("j", "b", "jm", "bm")] + [
-    ("mmaction0x", "j")]
+RECIPE_FEATS = (
+    [("pyskl", f) for f in ("j", "b", "jm", "bm")]
+    + [("vanilla", f) for f in ("j", "b", "jm", "bm")]
+    + [("mmaction0x", "j")]
+)
 
 
 @pytest.mark.parametrize("layout", ["nturgb+d", "coco"])
@@ -335,8 +351,7 @@ def test_mmaction0x_matches_reference():
     np.testing.assert_allclose(make_pipeline("coco", "j", recipe="mmaction0x")(ann), want, rtol=1e-6, atol=1e-7)
     kp3 = rs.randn(2, 310, 25, 3).astype(np.float32)
     ann = {"frame_dir": NTU, "label": 0, "total_frames": 310, "keypoint": kp3}
-    np.testing.assert_array_equal(make_pipeline("nturgb+d", "j", recipe="mmaction0x")(ann),
-                                  ref.mmaction0x(kp3, None))
+    np.testing.assert_array_equal(make_pipeline("nturgb+d", "j", recipe="mmaction0x")(ann), ref.mmaction0x(kp3, None))
 
 
 def test_make_pipeline_errors():
@@ -358,8 +373,11 @@ def test_make_pipeline_errors():
         make_rng(-1)
     rs = np.random.RandomState(13)
     coco = coco_sample(rs, n=5)
-    with pytest.raises(ValueError, match=r"expected 25 joints x 3 channels for layout 'nturgb\+d', got 17 x 2 in "
-                                         r"sample S001C001P001R001A050"):
+    with pytest.raises(
+        ValueError,
+        match=r"expected 25 joints x 3 channels for layout 'nturgb\+d', got 17 x 2 in "
+        r"sample S001C001P001R001A050",
+    ):
         make_pipeline("nturgb+d", "j")(coco)
     with pytest.raises(ValueError, match="expected 17 joints x 2 channels.*got 25 x 3 in sample " + NTU):
         make_pipeline("coco", "j")(ntu_sample(rs, n=5))

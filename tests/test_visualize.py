@@ -77,12 +77,15 @@ def test_mp4_needs_ffmpeg(tmp_path, ntu_two_person):
         assert not path.exists()
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"path": "x.png"}, "x.png: unknown output type '.png'"),
-    ({"layout": "coco"}, r"expected keypoints \(M, T, 17, C\) for layout 'coco', got \(2, 12, 25, 3\)"),
-    ({"layout": "hand"}, "unknown layout 'hand'"),
-    ({"step": 0}, "step must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"path": "x.png"}, "x.png: unknown output type '.png'"),
+        ({"layout": "coco"}, r"expected keypoints \(M, T, 17, C\) for layout 'coco', got \(2, 12, 25, 3\)"),
+        ({"layout": "hand"}, "unknown layout 'hand'"),
+        ({"step": 0}, "step must be a positive integer"),
+    ],
+)
 def test_errors(tmp_path, ntu_two_person, kwargs, message):
     args = {"path": "x.gif", "layout": "nturgb+d", **kwargs}
     with pytest.raises(RenderError, match=message):
@@ -110,8 +113,7 @@ def test_long_titles_are_wrapped_to_the_figure_width():
 
     from skeljax.visualize import TITLE_PT, title_lines
 
-    title = ("S001C001P001R001A001_a_rather_long_sample_name: take off a hat/cap (93%)\n"
-             "ground truth: put on a hat/cap")
+    title = "S001C001P001R001A001_a_rather_long_sample_name: take off a hat/cap (93%)\nground truth: put on a hat/cap"
     for size in (3.0, 4.0, 6.0):
         lines = title_lines(title, size)
         assert len(lines) >= 2 and " ".join(lines).replace(" ", "") == title.replace("\n", "").replace(" ", "")

@@ -29,12 +29,9 @@ MM_PATH = "/mmaction/skeleton/stgcn/stgcn_80e_ntu60_xsub_keypoint/stgcn_80e_ntu6
 
 # mmskeleton's links for the ST-GCN authors' checkpoints (`mmskeleton/utils/checkpoint.py`), written out.
 ORIGINAL_URLS = {
-    "stgcn_original_kinetics_j":
-        "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn/st_gcn.kinetics-6fa43f73.pth",
-    "stgcn_original_ntu60_xsub_3d_j":
-        "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn/st_gcn.ntu-xsub-300b57d4.pth",
-    "stgcn_original_ntu60_xview_3d_j":
-        "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn/st_gcn.ntu-xview-9ba67746.pth",
+    "stgcn_original_kinetics_j": "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn/st_gcn.kinetics-6fa43f73.pth",
+    "stgcn_original_ntu60_xsub_3d_j": "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn/st_gcn.ntu-xsub-300b57d4.pth",
+    "stgcn_original_ntu60_xview_3d_j": "https://open-mmlab.s3.ap-northeast-2.amazonaws.com/mmskeleton/models/st-gcn/st_gcn.ntu-xview-9ba67746.pth",
 }
 
 
@@ -43,8 +40,11 @@ def published_url(name: str) -> str:
     `configs/skeleton/stgcn/README.md` or mmskeleton links for the model this name describes."""
     if name in ORIGINAL_URLS:
         return ORIGINAL_URLS[name]
-    m = re.fullmatch(r"(stgcnpp|stgcn_pyskl|stgcn_vanilla|stgcn_mmaction0x)_(ntu60|ntu120)_(xsub|xview|xset)_(2d|3d)"
-                     r"_(j|b|jm|bm)", name)
+    m = re.fullmatch(
+        r"(stgcnpp|stgcn_pyskl|stgcn_vanilla|stgcn_mmaction0x)_(ntu60|ntu120)_(xsub|xview|xset)_(2d|3d)"
+        r"_(j|b|jm|bm)",
+        name,
+    )
     assert m, name
     model, bench, split, kind, feat = m.groups()
     if model == "stgcn_mmaction0x":
@@ -52,7 +52,7 @@ def published_url(name: str) -> str:
         return {
             "2d": HOST + MM_PATH,
             "3d": HOST + "/mmaction/skeleton/stgcn/stgcn_80e_ntu60_xsub_keypoint_3d/"
-                         "stgcn_80e_ntu60_xsub_keypoint_3d-13e7ccf0.pth",
+            "stgcn_80e_ntu60_xsub_keypoint_3d-13e7ccf0.pth",
         }[kind]
     annotation = {"3d": "3dkp", "2d": "hrnet"}[kind]
     family = "stgcnpp" if model == "stgcnpp" else "stgcn"
@@ -62,8 +62,9 @@ def published_url(name: str) -> str:
 def expected_names() -> set[str]:
     feats = ("j", "b", "jm", "bm")
     ntu = [("ntu60", "xsub"), ("ntu60", "xview"), ("ntu120", "xsub"), ("ntu120", "xset")]
-    names = {f"{m}_{b}_{s}_{k}_{f}" for m in ("stgcnpp", "stgcn_pyskl") for b, s in ntu for k in ("3d", "2d")
-             for f in feats}
+    names = {
+        f"{m}_{b}_{s}_{k}_{f}" for m in ("stgcnpp", "stgcn_pyskl") for b, s in ntu for k in ("3d", "2d") for f in feats
+    }
     names |= {f"stgcn_vanilla_ntu60_{s}_{k}_{f}" for s in ("xsub", "xview") for k in ("3d", "2d") for f in feats}
     return names | {"stgcn_mmaction0x_ntu60_xsub_2d_j", "stgcn_mmaction0x_ntu60_xsub_3d_j"} | set(ORIGINAL_URLS)
 
@@ -76,8 +77,12 @@ def test_every_row_has_a_name_and_the_published_url():
     # the model-zoo table's own link for the first ST-GCN++ row, letter for letter
     assert zoo.find_row(NAME).url == HOST + PATH
     top1 = {r.name: r.top1 for r in rows}
-    assert (top1[NAME], top1["stgcn_pyskl_ntu120_xset_2d_bm"], top1["stgcn_vanilla_ntu60_xview_2d_bm"],
-            top1[MM_NAME]) == (89.3, 83.5, 86.5, 86.91)
+    assert (
+        top1[NAME],
+        top1["stgcn_pyskl_ntu120_xset_2d_bm"],
+        top1["stgcn_vanilla_ntu60_xview_2d_bm"],
+        top1[MM_NAME],
+    ) == (89.3, 83.5, 86.5, 86.91)
     # the ST-GCN paper's Table 1 / 3 and the st-gcn README
     assert [top1[n] for n in ORIGINAL_URLS] == [31.6, 81.6, 88.8]
     assert download.expected_sha256_prefix(zoo.find_row("stgcn_original_ntu60_xview_3d_j")) == "9ba67746"
@@ -112,6 +117,7 @@ def test_mirror_keeps_the_path(monkeypatch):
 # ----------------------------------------------------------------------------------------------------------------
 # Downloads from a local server.
 # ----------------------------------------------------------------------------------------------------------------
+
 
 class Server:
     """Serves `files` {path: bytes} on 127.0.0.1; paths in `cut` announce more bytes than they send, then close."""
@@ -258,8 +264,11 @@ def test_zoo_name_wherever_a_checkpoint_path_is(server, released):
 
     tmodel, body = released
     server.files[PATH] = body
-    for model in (skeljax.load_pytorch_checkpoint(f"zoo:{NAME}"), init_from.load_source_model(f"zoo:{NAME}"),
-                  predict.load_predictor(f"zoo:{NAME}").model):
+    for model in (
+        skeljax.load_pytorch_checkpoint(f"zoo:{NAME}"),
+        init_from.load_source_model(f"zoo:{NAME}"),
+        predict.load_predictor(f"zoo:{NAME}").model,
+    ):
         assert_same_weights(model, tmodel)
     assert server.requests == [PATH]
 

@@ -15,18 +15,67 @@ import torch
 from torch import nn
 
 # Joint count, centre joint and 0-based undirected edges of the release's two graphs.
-OPENPOSE_EDGES = [(4, 3), (3, 2), (7, 6), (6, 5), (13, 12), (12, 11), (10, 9), (9, 8), (11, 5), (8, 2), (5, 1),
-                  (2, 1), (0, 1), (15, 0), (14, 0), (17, 15), (16, 14)]
-_NTU_EDGES_1BASED = [(1, 2), (2, 21), (3, 21), (4, 3), (5, 21), (6, 5), (7, 6), (8, 7), (9, 21), (10, 9), (11, 10),
-                     (12, 11), (13, 1), (14, 13), (15, 14), (16, 15), (17, 1), (18, 17), (19, 18), (20, 19),
-                     (22, 23), (23, 8), (24, 25), (25, 12)]
+OPENPOSE_EDGES = [
+    (4, 3),
+    (3, 2),
+    (7, 6),
+    (6, 5),
+    (13, 12),
+    (12, 11),
+    (10, 9),
+    (9, 8),
+    (11, 5),
+    (8, 2),
+    (5, 1),
+    (2, 1),
+    (0, 1),
+    (15, 0),
+    (14, 0),
+    (17, 15),
+    (16, 14),
+]
+_NTU_EDGES_1BASED = [
+    (1, 2),
+    (2, 21),
+    (3, 21),
+    (4, 3),
+    (5, 21),
+    (6, 5),
+    (7, 6),
+    (8, 7),
+    (9, 21),
+    (10, 9),
+    (11, 10),
+    (12, 11),
+    (13, 1),
+    (14, 13),
+    (15, 14),
+    (16, 15),
+    (17, 1),
+    (18, 17),
+    (19, 18),
+    (20, 19),
+    (22, 23),
+    (23, 8),
+    (24, 25),
+    (25, 12),
+]
 GRAPHS = {
     "openpose": (18, 1, OPENPOSE_EDGES),
     "ntu-rgb+d": (25, 20, [(i - 1, j - 1) for i, j in _NTU_EDGES_1BASED]),
 }
 # The ten units: (in, out, temporal stride, residual) after the first, which takes the input channels.
-PLAN = [(64, 64, 1), (64, 64, 1), (64, 64, 1), (64, 128, 2), (128, 128, 1), (128, 128, 1), (128, 256, 2),
-        (256, 256, 1), (256, 256, 1)]
+PLAN = [
+    (64, 64, 1),
+    (64, 64, 1),
+    (64, 64, 1),
+    (64, 128, 2),
+    (128, 128, 1),
+    (128, 128, 1),
+    (128, 256, 2),
+    (256, 256, 1),
+    (256, 256, 1),
+]
 
 
 def spatial_graph(layout: str) -> np.ndarray:
@@ -80,8 +129,13 @@ class _Unit(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, residual: bool, subsets: int):
         super().__init__()
         self.gcn = _GraphConv(cin, cout, subsets)
-        self.tcn = nn.Sequential(nn.BatchNorm2d(cout), nn.ReLU(), nn.Conv2d(cout, cout, (9, 1), (stride, 1), (4, 0)),
-                                 nn.BatchNorm2d(cout), nn.Dropout(0.0))
+        self.tcn = nn.Sequential(
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, (9, 1), (stride, 1), (4, 0)),
+            nn.BatchNorm2d(cout),
+            nn.Dropout(0.0),
+        )
         self.shortcut = "none" if not residual else "same" if (cin == cout and stride == 1) else "project"
         if self.shortcut == "project":
             self.residual = nn.Sequential(nn.Conv2d(cin, cout, 1, (stride, 1)), nn.BatchNorm2d(cout))

@@ -17,6 +17,7 @@ epoch is dropped (fixed shapes). Sample ``k`` of epoch ``e`` gets the augmentati
 ``SeedSequence([seed, e, k])``, so batch ``s`` depends only on (seed, s): not on worker or process count,
 and ``get_state``/``set_state`` (a JSON dict) resume with exactly the batches an uninterrupted run sees.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -33,21 +34,21 @@ _UNBOUNDED_STEPS = 2**40
 
 def data_sharding(mesh: Mesh) -> NamedSharding:
     """Batch-axis sharding over the mesh's 'data' axis."""
-    if 'data' not in mesh.axis_names:
+    if "data" not in mesh.axis_names:
         raise ValueError(f"the mesh needs a 'data' axis, has {mesh.axis_names}")
-    return NamedSharding(mesh, PartitionSpec('data'))
+    return NamedSharding(mesh, PartitionSpec("data"))
 
 
 def local_rows(global_batch: int, mesh: Mesh) -> tuple[int, int]:
     """The contiguous [start, stop) rows of every global batch that this process's devices hold."""
-    n_data = mesh.shape['data']
+    n_data = mesh.shape["data"]
     if global_batch % n_data:
         raise ValueError(f"global batch {global_batch} is not divisible by the mesh's 'data' size {n_data}")
     index_map = data_sharding(mesh).addressable_devices_indices_map((global_batch,))
     starts = sorted({(s[0].start or 0, global_batch if s[0].stop is None else s[0].stop) for s in index_map.values()})
     for (_, stop), (start, _) in itertools.pairwise(starts):
         if start != stop:
-            raise ValueError(f'this process holds non-contiguous batch rows {starts}; order the mesh by process')
+            raise ValueError(f"this process holds non-contiguous batch rows {starts}; order the mesh by process")
     return starts[0][0], starts[-1][1]
 
 
@@ -57,7 +58,7 @@ def _to_global(local: dict, sharding: NamedSharding, global_batch: int) -> dict:
     for k, v in local.items():
         # Worker outputs live in shared memory that grain unlinks when the array is deleted: own a copy.
         v = np.array(v) if type(v) is not np.ndarray else v
-        if v.dtype.kind in 'US':
+        if v.dtype.kind in "US":
             out[k] = v
         else:
             out[k] = jax.make_array_from_process_local_data(sharding, v, (global_batch,) + v.shape[1:])
@@ -92,7 +93,7 @@ class _TrainRead:
         return perm
 
     def __getstate__(self):
-        return {**self.__dict__, '_perms': {}}
+        return {**self.__dict__, "_perms": {}}
 
     def __call__(self, j: int) -> dict:
         step, r = divmod(int(j), self.local)
@@ -101,7 +102,7 @@ class _TrainRead:
         idx = int(self.permutation(epoch)[pos] % len(self.source))
         anno = self.source[idx]
         kp = self.transform(anno, seed=sample_seed(self.seed, epoch, pos))
-        return {'keypoint': np.asarray(kp, np.float32), 'label': np.int32(anno['label']), 'index': np.int32(idx)}
+        return {"keypoint": np.asarray(kp, np.float32), "label": np.int32(anno["label"]), "index": np.int32(idx)}
 
 
 class _EvalRead:
@@ -115,11 +116,21 @@ class _EvalRead:
         b, r = divmod(int(j), self.local)
         pos = b * self.global_batch + self.start + r
         if pos >= len(self.source):
-            return {'keypoint': np.zeros(self.pad_shape, np.float32), 'label': np.int32(-1),
-                    'index': np.int32(-1), 'mask': np.bool_(False), 'frame_dir': np.str_('')}
+            return {
+                "keypoint": np.zeros(self.pad_shape, np.float32),
+                "label": np.int32(-1),
+                "index": np.int32(-1),
+                "mask": np.bool_(False),
+                "frame_dir": np.str_(""),
+            }
         anno = self.source[pos]
-        return {'keypoint': np.asarray(self.transform(anno), np.float32), 'label': np.int32(anno['label']),
-                'index': np.int32(pos), 'mask': np.bool_(True), 'frame_dir': np.str_(anno['frame_dir'])}
+        return {
+            "keypoint": np.asarray(self.transform(anno), np.float32),
+            "label": np.int32(anno["label"]),
+            "index": np.int32(pos),
+            "mask": np.bool_(True),
+            "frame_dir": np.str_(anno["frame_dir"]),
+        }
 
 
 def _batches(read: Callable, local: int, first: int, stop: int, num_workers: int, read_threads: int):
@@ -139,19 +150,32 @@ def _batches(read: Callable, local: int, first: int, stop: int, num_workers: int
 class TrainIterator(Iterator[dict]):
     """Endless (or ``num_steps``-long) iterator of global training batches with JSON-able state."""
 
-    def __init__(self, source, transform, global_batch: int, seed: int, mesh: Mesh, *, repeat_times: int = 1,
-                 num_workers: int = 0, read_threads: int = 1, num_steps: int | None = None):
+    def __init__(
+        self,
+        source,
+        transform,
+        global_batch: int,
+        seed: int,
+        mesh: Mesh,
+        *,
+        repeat_times: int = 1,
+        num_workers: int = 0,
+        read_threads: int = 1,
+        num_steps: int | None = None,
+    ):
         self._it = None  # first: __del__ runs even when __init__ raises
         if repeat_times < 1:
-            raise ValueError(f'repeat_times must be >= 1, got {repeat_times}')
+            raise ValueError(f"repeat_times must be >= 1, got {repeat_times}")
         self.sharding = data_sharding(mesh)
         self.rows = local_rows(global_batch, mesh)
         self.global_batch, self.seed, self.repeat_times = global_batch, int(seed), repeat_times
         self.num_workers, self.read_threads = num_workers, read_threads
         self._read = _TrainRead(source, transform, self.seed, repeat_times, global_batch, self.rows)
         if self._read.steps_per_epoch == 0:
-            raise ValueError(f'{len(source)} training samples x {repeat_times} repeats is less than one global '
-                             f'batch of {global_batch}: lower config.batch_size or raise config.data.repeat_times')
+            raise ValueError(
+                f"{len(source)} training samples x {repeat_times} repeats is less than one global "
+                f"batch of {global_batch}: lower config.batch_size or raise config.data.repeat_times"
+            )
         self.num_samples = len(source)
         self.num_steps = _UNBOUNDED_STEPS if num_steps is None else int(num_steps)
         self.step = 0
@@ -179,21 +203,27 @@ class TrainIterator(Iterator[dict]):
 
     def get_state(self) -> dict:
         """Position and the settings it is only meaningful with (all plain ints: JSON serialisable)."""
-        return {'step': self.step, 'seed': self.seed, 'global_batch': self.global_batch,
-                'repeat_times': self.repeat_times, 'num_samples': self.num_samples}
+        return {
+            "step": self.step,
+            "seed": self.seed,
+            "global_batch": self.global_batch,
+            "repeat_times": self.repeat_times,
+            "num_samples": self.num_samples,
+        }
 
     def set_state(self, state: dict) -> None:
         """Resume at ``state['step']``; the settings must match the ones the state was saved with."""
-        for key in ('seed', 'global_batch', 'repeat_times', 'num_samples'):
+        for key in ("seed", "global_batch", "repeat_times", "num_samples"):
             if key in state and state[key] != getattr(self, key):
-                raise ValueError(f'iterator state was saved with {key}={state[key]}, this iterator has '
-                                 f'{getattr(self, key)}')
+                raise ValueError(
+                    f"iterator state was saved with {key}={state[key]}, this iterator has {getattr(self, key)}"
+                )
         self.close()
-        self.step = int(state['step'])
+        self.step = int(state["step"])
 
     def close(self) -> None:
         """Stop prefetch threads / worker processes (a later ``next`` restarts them)."""
-        if self._it is not None and hasattr(self._it, 'close'):
+        if self._it is not None and hasattr(self._it, "close"):
             self._it.close()
         self._it = None
 
@@ -201,11 +231,30 @@ class TrainIterator(Iterator[dict]):
         self.close()
 
 
-def make_train_iterator(source, transform, global_batch: int, seed: int, mesh: Mesh, *, repeat_times: int = 1,
-                        num_workers: int = 0, read_threads: int = 1, num_steps: int | None = None) -> TrainIterator:
+def make_train_iterator(
+    source,
+    transform,
+    global_batch: int,
+    seed: int,
+    mesh: Mesh,
+    *,
+    repeat_times: int = 1,
+    num_workers: int = 0,
+    read_threads: int = 1,
+    num_steps: int | None = None,
+) -> TrainIterator:
     """Training batches of ``transform(annotation, seed=...)`` over a random-access ``source``."""
-    return TrainIterator(source, transform, global_batch, seed, mesh, repeat_times=repeat_times,
-                         num_workers=num_workers, read_threads=read_threads, num_steps=num_steps)
+    return TrainIterator(
+        source,
+        transform,
+        global_batch,
+        seed,
+        mesh,
+        repeat_times=repeat_times,
+        num_workers=num_workers,
+        read_threads=read_threads,
+        num_steps=num_steps,
+    )
 
 
 def num_eval_batches(num_samples: int, global_batch: int) -> int:
@@ -216,13 +265,14 @@ def num_eval_batches(num_samples: int, global_batch: int) -> int:
 class EvalBatches:
     """Re-iterable global evaluation batches covering every sample once; ``len`` = number of batches."""
 
-    def __init__(self, source, transform, global_batch: int, mesh: Mesh, *, num_workers: int = 0,
-                 read_threads: int = 1):
+    def __init__(
+        self, source, transform, global_batch: int, mesh: Mesh, *, num_workers: int = 0, read_threads: int = 1
+    ):
         self.sharding = data_sharding(mesh)
         self.rows = local_rows(global_batch, mesh)
         self.global_batch, self.num_samples = global_batch, len(source)
         self.num_workers, self.read_threads = num_workers, read_threads
-        pad_shape = getattr(transform, 'out_shape', None)
+        pad_shape = getattr(transform, "out_shape", None)
         if pad_shape is None and len(source):
             pad_shape = np.shape(transform(source[0]))
         self._read = _EvalRead(source, transform, global_batch, self.rows, tuple(pad_shape or ()))
@@ -236,12 +286,13 @@ class EvalBatches:
             for batch in it:
                 yield _to_global(batch, self.sharding, self.global_batch)
         finally:
-            if hasattr(it, 'close'):
+            if hasattr(it, "close"):
                 it.close()
 
 
-def make_eval_batches(source, transform, global_batch: int, mesh: Mesh, *, num_workers: int = 0,
-                      read_threads: int = 1) -> EvalBatches:
+def make_eval_batches(
+    source, transform, global_batch: int, mesh: Mesh, *, num_workers: int = 0, read_threads: int = 1
+) -> EvalBatches:
     """Every sample exactly once, in source order, as ``transform(annotation)`` (deterministic); the last
     batch is padded with zero rows whose 'mask' is False."""
     return EvalBatches(source, transform, global_batch, mesh, num_workers=num_workers, read_threads=read_threads)

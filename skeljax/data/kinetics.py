@@ -12,6 +12,7 @@ is the m-th skeleton listed in that frame (no tracking), and coordinates stay im
 `img_shape = (1, 1)`, so PYSKL's PreNormalize2D maps them to [-1, 1] and the `stgcn_original` recipe centres them by
 -0.5 as the original does.
 """
+
 from __future__ import annotations
 
 import json
@@ -108,8 +109,10 @@ def _person(skeleton, where: str, path) -> tuple[list[float], list[float]]:
     missing = [key for key in ("pose", "score") if key not in skeleton]
     if missing:
         raise KineticsSkeletonError(path, f"{where} has no {' or '.join(repr(m) for m in missing)}")
-    return (_numbers(skeleton["pose"], 2 * NUM_JOINTS, f"{where}.pose", path),
-            _numbers(skeleton["score"], NUM_JOINTS, f"{where}.score", path))
+    return (
+        _numbers(skeleton["pose"], 2 * NUM_JOINTS, f"{where}.pose", path),
+        _numbers(skeleton["score"], NUM_JOINTS, f"{where}.score", path),
+    )
 
 
 def read_kinetics_skeleton(path: str | os.PathLike, *, max_people: int | None = None) -> dict:
@@ -148,8 +151,16 @@ def read_kinetics_skeleton(path: str | os.PathLike, *, max_people: int | None = 
             if m < M:
                 keypoint[m, t] = np.asarray(pose, np.float64).reshape(NUM_JOINTS, 2)
                 score[m, t] = s
-    return {"frame_dir": video_id(path), "label": int(label), "label_name": name, "keypoint": keypoint,
-            "keypoint_score": score, "total_frames": T, "img_shape": FRACTION_SHAPE, "original_shape": FRACTION_SHAPE}
+    return {
+        "frame_dir": video_id(path),
+        "label": int(label),
+        "label_name": name,
+        "keypoint": keypoint,
+        "keypoint_score": score,
+        "total_frames": T,
+        "img_shape": FRACTION_SHAPE,
+        "original_shape": FRACTION_SHAPE,
+    }
 
 
 def read_label_file(path: str | os.PathLike) -> dict[str, dict]:
@@ -164,9 +175,11 @@ def read_label_file(path: str | os.PathLike) -> dict[str, dict]:
         if missing:
             raise KineticsSkeletonError(path, f"entry {vid!r} has no {', '.join(repr(m) for m in missing)}")
         if not isinstance(entry["has_skeleton"], bool):
-            raise KineticsSkeletonError(path, f"entry {vid!r}: has_skeleton must be true or false, "
-                                              f"got {entry['has_skeleton']!r}")
+            raise KineticsSkeletonError(
+                path, f"entry {vid!r}: has_skeleton must be true or false, got {entry['has_skeleton']!r}"
+            )
         if not _is_int(entry["label_index"]) or entry["label_index"] < 0:
-            raise KineticsSkeletonError(path, f"entry {vid!r}: label_index must be a non-negative integer, "
-                                              f"got {entry['label_index']!r}")
+            raise KineticsSkeletonError(
+                path, f"entry {vid!r}: label_index must be a non-negative integer, got {entry['label_index']!r}"
+            )
     return labels

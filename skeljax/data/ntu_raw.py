@@ -29,7 +29,7 @@ class SkeletonFormatError(ValueError):
 
     def __init__(self, path: str | os.PathLike, line: int, message: str):
         self.path, self.line = str(path), line
-        super().__init__(f'{self.path}:{line}: {message}')
+        super().__init__(f"{self.path}:{line}: {message}")
 
 
 class EmptySkeletonError(ValueError):
@@ -37,7 +37,7 @@ class EmptySkeletonError(ValueError):
 
     def __init__(self, path: str | os.PathLike, message: str):
         self.path = str(path)
-        super().__init__(f'{self.path}: {message}')
+        super().__init__(f"{self.path}: {message}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -48,10 +48,12 @@ def _read_lines(path: str | os.PathLike) -> list[str]:
     """File lines with LF, CRLF or CR endings, trailing blank lines dropped."""
     data = Path(path).read_bytes()
     try:
-        text = data.decode('ascii')
+        text = data.decode("ascii")
     except UnicodeDecodeError as e:
-        raise SkeletonFormatError(path, data[:e.start].count(b'\n') + 1, 'expected ASCII text, found a non-ASCII byte')
-    lines = text.replace('\r\n', '\n').replace('\r', '\n').split('\n')
+        raise SkeletonFormatError(
+            path, data[: e.start].count(b"\n") + 1, "expected ASCII text, found a non-ASCII byte"
+        ) from None
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
@@ -68,7 +70,7 @@ class _Reader:
 
     def line(self, what: str) -> str:
         if self.i >= len(self.lines):
-            self.fail(self.i + 1, f'unexpected end of file (truncated?), expected {what}')
+            self.fail(self.i + 1, f"unexpected end of file (truncated?), expected {what}")
         self.i += 1
         return self.lines[self.i - 1]
 
@@ -77,28 +79,28 @@ class _Reader:
         try:
             value = int(text.strip())
         except ValueError:
-            self.fail(self.i, f'expected {what} (a non-negative integer), got {text.strip()!r}')
+            self.fail(self.i, f"expected {what} (a non-negative integer), got {text.strip()!r}")
         if value < 0:
-            self.fail(self.i, f'expected {what} (a non-negative integer), got {value}')
+            self.fail(self.i, f"expected {what} (a non-negative integer), got {value}")
         return value
 
     def body_id(self, where: str) -> int:
-        text = self.line(f'the {BODY_FIELDS}-number body line of {where}')
+        text = self.line(f"the {BODY_FIELDS}-number body line of {where}")
         fields = text.split()
         if len(fields) != BODY_FIELDS:
-            self.fail(self.i, f'expected {BODY_FIELDS} numbers on the body line of {where}, got {len(fields)}')
+            self.fail(self.i, f"expected {BODY_FIELDS} numbers on the body line of {where}, got {len(fields)}")
         try:
             body_id = int(fields[0])
             [float(f) for f in fields[1:]]
         except ValueError:
-            self.fail(self.i, f'expected numbers on the body line of {where} (bodyID an integer), got {text.strip()!r}')
+            self.fail(self.i, f"expected numbers on the body line of {where} (bodyID an integer), got {text.strip()!r}")
         return body_id
 
     def joints(self, where: str) -> np.ndarray:
         """(25, 3) float64 x, y, z of the next 25 joint lines."""
         start = self.i
-        block = self.lines[start:start + NUM_JOINTS]
-        values = ' '.join(block).split()
+        block = self.lines[start : start + NUM_JOINTS]
+        values = " ".join(block).split()
         arr = None
         if len(block) == NUM_JOINTS and len(values) == NUM_JOINTS * JOINT_FIELDS:
             try:
@@ -107,19 +109,21 @@ class _Reader:
                 arr = None
         if arr is None:  # slow path: find the offending line for the message
             for j in range(NUM_JOINTS):
-                text = self.line(f'joint {j + 1} of {NUM_JOINTS} of {where}')
+                text = self.line(f"joint {j + 1} of {NUM_JOINTS} of {where}")
                 fields = text.split()
                 if len(fields) != JOINT_FIELDS:
-                    self.fail(self.i, f'expected {JOINT_FIELDS} numbers for joint {j + 1} of {where}, got {len(fields)}')
+                    self.fail(
+                        self.i, f"expected {JOINT_FIELDS} numbers for joint {j + 1} of {where}, got {len(fields)}"
+                    )
                 for f in fields:
                     try:
                         float(f)
                     except ValueError:
-                        self.fail(self.i, f'expected a number for joint {j + 1} of {where}, got {f!r}')
-            self.fail(start + 1, 'unparseable joint block')  # not reached: every line parsed above
+                        self.fail(self.i, f"expected a number for joint {j + 1} of {where}, got {f!r}")
+            self.fail(start + 1, "unparseable joint block")  # not reached: every line parsed above
         bad = ~np.isfinite(arr[:, :3]).all(axis=1)
         if bad.any():
-            self.fail(start + 1 + int(np.argmax(bad)), f'non-finite x/y/z for a joint of {where}')
+            self.fail(start + 1 + int(np.argmax(bad)), f"non-finite x/y/z for a joint of {where}")
         self.i = start + NUM_JOINTS
         return arr[:, :3]
 
@@ -127,21 +131,21 @@ class _Reader:
 def parse_skeleton_file(path: str | os.PathLike) -> list[list[tuple[int, np.ndarray]]]:
     """Frames of a raw file, each a list of (bodyID, float64 (25, 3) x/y/z) in file order (empty frames kept)."""
     r = _Reader(path, _read_lines(path))
-    num_frames = r.count('the number of frames')
+    num_frames = r.count("the number of frames")
     frames = []
     for f in range(num_frames):
-        num_bodies = r.count(f'the number of bodies of frame {f + 1}')
+        num_bodies = r.count(f"the number of bodies of frame {f + 1}")
         bodies = []
         for b in range(num_bodies):
-            where = f'body {b + 1} of frame {f + 1}'
+            where = f"body {b + 1} of frame {f + 1}"
             body_id = r.body_id(where)
-            num_joints = r.count(f'the number of joints of {where}')
+            num_joints = r.count(f"the number of joints of {where}")
             if num_joints != NUM_JOINTS:
-                r.fail(r.i, f'expected {NUM_JOINTS} joints for {where}, got {num_joints}')
+                r.fail(r.i, f"expected {NUM_JOINTS} joints for {where}, got {num_joints}")
             bodies.append((body_id, r.joints(where)))
         frames.append(bodies)
     if r.i < len(r.lines):
-        r.fail(r.i + 1, f'expected end of file after {num_frames} frames, got {r.lines[r.i].strip()!r}')
+        r.fail(r.i + 1, f"expected end of file after {num_frames} frames, got {r.lines[r.i].strip()!r}")
     return frames
 
 
@@ -211,14 +215,14 @@ def _trim(keypoint: np.ndarray, path) -> np.ndarray:
     sums = [float(np.sum(np.abs(keypoint[:, t]))) for t in range(keypoint.shape[1])]
     nz = [t for t, s in enumerate(sums) if not s < _EPS]
     if not nz:
-        raise EmptySkeletonError(path, 'all joint coordinates of the kept bodies are zero')
-    return keypoint[:, nz[0]:nz[-1] + 1]
+        raise EmptySkeletonError(path, "all joint coordinates of the kept bodies are zero")
+    return keypoint[:, nz[0] : nz[-1] + 1]
 
 
-def pyskl_keypoints(bodies: list[TrackedBody], path: str | os.PathLike = '<bodies>') -> np.ndarray:
+def pyskl_keypoints(bodies: list[TrackedBody], path: str | os.PathLike = "<bodies>") -> np.ndarray:
     """PYSKL's denoising and merging of tracked bodies into a float32 (M, T, 25, 3) array, M in {1, 2}."""
     if not bodies:
-        raise EmptySkeletonError(path, 'no skeleton in any frame')
+        raise EmptySkeletonError(path, "no skeleton in any frame")
     bodies = sorted((TrackedBody(b.body_id, b.start, b.kpt, b.motion) for b in bodies), key=lambda b: -b.motion)
     if len(bodies) == 1:
         return bodies[0].kpt[None]
@@ -226,10 +230,10 @@ def pyskl_keypoints(bodies: list[TrackedBody], path: str | os.PathLike = '<bodie
     if len(bodies) == 1:
         return bodies[0].kpt[None]
     if not bodies:  # PYSKL would fail an assertion here
-        raise EmptySkeletonError(path, f'every body lasts at most {_MIN_BODY_FRAMES} frames')
+        raise EmptySkeletonError(path, f"every body lasts at most {_MIN_BODY_FRAMES} frames")
     bodies = _spread_denoise(bodies)
     if not bodies:
-        raise EmptySkeletonError(path, 'every body fails the spread (width/height) test')
+        raise EmptySkeletonError(path, "every body fails the spread (width/height) test")
     if len(bodies) == 1:
         return bodies[0].kpt[None]
 
@@ -237,7 +241,7 @@ def pyskl_keypoints(bodies: list[TrackedBody], path: str | os.PathLike = '<bodie
     keypoint = np.zeros((2, length, NUM_JOINTS, 3), np.float32)
     first = bodies[0]
     spans = [[first.start, first.start + first.kpt.shape[0]], [0, 0]]  # slot 1 starts as the empty span (0, 0)
-    keypoint[0, spans[0][0]:spans[0][1]] = first.kpt
+    keypoint[0, spans[0][0] : spans[0][1]] = first.kpt
     for b in bodies[1:]:
         s, e = b.start, b.start + b.kpt.shape[0]
         for slot in (0, 1):
@@ -254,10 +258,10 @@ def pyskl_keypoints(bodies: list[TrackedBody], path: str | os.PathLike = '<bodie
 
 def read_ntu_skeleton(path: str | os.PathLike) -> dict:
     """One `.skeleton` file -> PYSKL 3D annotation dict (frame_dir, label, total_frames, float16 keypoint)."""
-    frame_dir = Path(path).name.split('.')[0]
+    frame_dir = Path(path).name.split(".")[0]
     label = ntu_meta.ntu_label(frame_dir)
     keypoint = pyskl_keypoints(track_bodies(parse_skeleton_file(path)), path).astype(np.float16)
-    return {'frame_dir': frame_dir, 'label': label, 'keypoint': keypoint, 'total_frames': keypoint.shape[1]}
+    return {"frame_dir": frame_dir, "label": label, "keypoint": keypoint, "total_frames": keypoint.shape[1]}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -281,7 +285,7 @@ def _align(s: np.ndarray, j_from: int, j_to: int, target) -> None:
         if person.sum() == 0:
             continue
         frames = np.flatnonzero(person.sum(axis=(1, 2)) != 0)
-        person[frames] = np.einsum('ij,tvj->tvi', rot, person[frames].astype(np.float64))
+        person[frames] = np.einsum("ij,tvj->tvi", rot, person[frames].astype(np.float64))
 
 
 def mmaction0x_pre_normalization(s: np.ndarray) -> np.ndarray:
@@ -294,7 +298,7 @@ def mmaction0x_pre_normalization(s: np.ndarray) -> np.ndarray:
         if person[0].sum() == 0:
             tmp = person[person.sum(-1).sum(-1) != 0].copy()
             person[:] = 0
-            person[:len(tmp)] = tmp
+            person[: len(tmp)] = tmp
         for i in range(1, len(person)):
             if person[i].sum() == 0 and person[i:].sum() == 0:
                 rest = len(person) - i
@@ -311,14 +315,15 @@ def mmaction0x_pre_normalization(s: np.ndarray) -> np.ndarray:
     return s
 
 
-def mmaction0x_keypoints(frames: list[list[tuple[int, np.ndarray]]], path='<frames>') -> np.ndarray:
+def mmaction0x_keypoints(frames: list[list[tuple[int, np.ndarray]]], path="<frames>") -> np.ndarray:
     """MMAction2 0.x's conversion of parsed frames: float32 (2, T, 25, 3), T = all frames of the file."""
     num_frames = len(frames)
     if num_frames > MMACTION0X_MAX_FRAMES:
-        raise SkeletonFormatError(path, 1, f'MMAction2 0.x conversion holds at most {MMACTION0X_MAX_FRAMES} frames, '
-                                           f'the file has {num_frames}')
+        raise SkeletonFormatError(
+            path, 1, f"MMAction2 0.x conversion holds at most {MMACTION0X_MAX_FRAMES} frames, the file has {num_frames}"
+        )
     if not any(frames):
-        raise EmptySkeletonError(path, 'no skeleton in any frame')
+        raise EmptySkeletonError(path, "no skeleton in any frame")
     data = np.zeros((4, num_frames, NUM_JOINTS, 3))
     for t, bodies in enumerate(frames):
         for m, (_, xyz) in enumerate(bodies[:4]):  # by position in the frame, no bodyID tracking
@@ -328,7 +333,7 @@ def mmaction0x_keypoints(frames: list[list[tuple[int, np.ndarray]]], path='<fram
         nz = data[m][data[m].sum(-1).sum(-1) != 0]
         if len(nz):
             energy[m] = nz[..., 0].std() + nz[..., 1].std() + nz[..., 2].std()
-    order = np.argsort(energy, kind='stable')[::-1][:2]  # small-array quicksort was stable in 2021 NumPy
+    order = np.argsort(energy, kind="stable")[::-1][:2]  # small-array quicksort was stable in 2021 NumPy
     buf = np.zeros((2, MMACTION0X_MAX_FRAMES, NUM_JOINTS, 3), np.float32)
     buf[:, :num_frames] = data[order].astype(np.float32)
     mmaction0x_pre_normalization(buf)
@@ -337,17 +342,23 @@ def mmaction0x_keypoints(frames: list[list[tuple[int, np.ndarray]]], path='<fram
 
 def read_ntu_skeleton_mmaction0x(path: str | os.PathLike) -> dict:
     """One `.skeleton` file -> MMAction2 0.x 3D annotation dict (keypoint float32 (2, T, 25, 3))."""
-    frame_dir = Path(path).name.split('.')[0]
+    frame_dir = Path(path).name.split(".")[0]
     label = ntu_meta.ntu_label(frame_dir)
     keypoint = mmaction0x_keypoints(parse_skeleton_file(path), path)
-    return {'total_frames': keypoint.shape[1], 'keypoint': keypoint, 'frame_dir': frame_dir,
-            'img_shape': (1080, 1920), 'original_shape': (1080, 1920), 'label': label}
+    return {
+        "total_frames": keypoint.shape[1],
+        "keypoint": keypoint,
+        "frame_dir": frame_dir,
+        "img_shape": (1080, 1920),
+        "original_shape": (1080, 1920),
+        "label": label,
+    }
 
 
 # ------------------------------------------------------------------------------------------------
 # Folder conversion (scripts/prepare_ntu.py)
 
-CONVERTERS = {'pyskl': read_ntu_skeleton, 'mmaction0x': read_ntu_skeleton_mmaction0x}
+CONVERTERS = {"pyskl": read_ntu_skeleton, "mmaction0x": read_ntu_skeleton_mmaction0x}
 
 
 @dataclass
@@ -362,15 +373,19 @@ class ConversionReport:
     split_sizes: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
-        action = 'wrote' if self.converted else 'nothing converted, did not write'
-        lines = [(f'{action} {self.out_path}: {self.converted} samples converted, {len(self.failed)} failed, '
-                  f'{len(self.skipped_missing)} skipped as missing-skeleton samples, '
-                  f'{len(self.skipped_other)} outside the benchmark or not NTU names')]
-        lines += [f'  {k}: {v}' for k, v in self.split_sizes.items()]
+        action = "wrote" if self.converted else "nothing converted, did not write"
+        lines = [
+            (
+                f"{action} {self.out_path}: {self.converted} samples converted, {len(self.failed)} failed, "
+                f"{len(self.skipped_missing)} skipped as missing-skeleton samples, "
+                f"{len(self.skipped_other)} outside the benchmark or not NTU names"
+            )
+        ]
+        lines += [f"  {k}: {v}" for k, v in self.split_sizes.items()]
         if self.failed:
-            lines.append('failed files (skipped):')
-            lines += [f'  {msg}' for _, msg in self.failed]
-        return '\n'.join(lines)
+            lines.append("failed files (skipped):")
+            lines += [f"  {msg}" for _, msg in self.failed]
+        return "\n".join(lines)
 
 
 def _convert_one(task: tuple[str, str]) -> tuple[str, dict | None, str | None]:
@@ -381,24 +396,31 @@ def _convert_one(task: tuple[str, str]) -> tuple[str, dict | None, str | None]:
     except (SkeletonFormatError, EmptySkeletonError) as e:
         return path, None, str(e)
     except OSError as e:
-        return path, None, f'{path}: cannot read: {e}'
+        return path, None, f"{path}: cannot read: {e}"
 
 
-def convert_folder(raw_dir: str | os.PathLike, out_path: str | os.PathLike, *, benchmark: str = 'ntu60',
-                   fmt: str = 'pyskl', workers: int = 1, progress: bool = True) -> ConversionReport:
+def convert_folder(
+    raw_dir: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    benchmark: str = "ntu60",
+    fmt: str = "pyskl",
+    workers: int = 1,
+    progress: bool = True,
+) -> ConversionReport:
     """Converts every `.skeleton` file of raw_dir into one PYSKL-style pickle {'split', 'annotations'}."""
     from tqdm import tqdm
 
     from skeljax.data.annotations import save_annotations
 
     if fmt not in CONVERTERS:
-        raise ValueError(f'unknown format {fmt!r}; expected one of {sorted(CONVERTERS)}')
+        raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(CONVERTERS)}")
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
-        raise ValueError(f'{raw_dir}: not a folder of .skeleton files')
-    files = {p.name.split('.')[0]: p for p in sorted(raw_dir.glob('*.skeleton'))}
+        raise ValueError(f"{raw_dir}: not a folder of .skeleton files")
+    files = {p.name.split(".")[0]: p for p in sorted(raw_dir.glob("*.skeleton"))}
     if not files:
-        raise ValueError(f'{raw_dir}: no .skeleton files found')
+        raise ValueError(f"{raw_dir}: no .skeleton files found")
     report = ConversionReport(str(out_path))
     ntu_names = []
     for name in files:
@@ -415,11 +437,11 @@ def convert_folder(raw_dir: str | os.PathLike, out_path: str | os.PathLike, *, b
 
     tasks = [(str(files[n]), fmt) for n in selected]
     annos = {}
-    bar = tqdm(total=len(tasks), unit='file', desc=f'{benchmark} ({fmt})', disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(tasks), unit="file", desc=f"{benchmark} ({fmt})", disable=not progress, dynamic_ncols=True)
     if workers > 1:
         import multiprocessing as mp
 
-        with mp.get_context('spawn').Pool(workers) as pool:  # spawn: safe even if JAX is already imported
+        with mp.get_context("spawn").Pool(workers) as pool:  # spawn: safe even if JAX is already imported
             results = pool.imap(_convert_one, tasks, chunksize=8)
             _collect(results, annos, report, bar)
     else:
@@ -432,15 +454,15 @@ def convert_folder(raw_dir: str | os.PathLike, out_path: str | os.PathLike, *, b
     report.split_sizes = {k: len(v) for k, v in split.items()}
     if not names:  # nothing converted: never replace an existing output with an empty file
         return report
-    save_annotations(out_path, {'split': split, 'annotations': [annos[n] for n in names]})
+    save_annotations(out_path, {"split": split, "annotations": [annos[n] for n in names]})
     return report
 
 
 def _collect(results, annos: dict, report: ConversionReport, bar) -> None:
     for path, anno, error in results:
         if error is None:
-            annos[anno['frame_dir']] = anno
+            annos[anno["frame_dir"]] = anno
         else:
             report.failed.append((path, error))
-            bar.write(f'skipping {error}')
+            bar.write(f"skipping {error}")
         bar.update()

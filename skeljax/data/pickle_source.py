@@ -51,8 +51,9 @@ def _class_names(data: dict, path: str, num_classes: int) -> tuple[str, ...]:
     if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
         raise AnnotationError(f"{path}: 'class_names' must be a list of strings")
     if len(names) != num_classes:
-        raise AnnotationError(f"{path}: 'class_names' has {len(names)} names but config.model.num_classes is "
-                              f"{num_classes}")
+        raise AnnotationError(
+            f"{path}: 'class_names' has {len(names)} names but config.model.num_classes is {num_classes}"
+        )
     return tuple(names)
 
 
@@ -69,14 +70,18 @@ def load_checked(path: str, layout: layouts.LayoutArg, num_classes: int) -> tupl
         return _cache[key]
     data = load_annotations(path)
     if not isinstance(data, dict) or not isinstance(data.get("split"), dict):
-        raise AnnotationError(f"{path}: expected a PYSKL annotation file {{'split': {{name: [frame_dir, ...]}}, "
-                              "'annotations': [...]}} (this one has no 'split' dict)")
+        raise AnnotationError(
+            f"{path}: expected a PYSKL annotation file {{'split': {{name: [frame_dir, ...]}}, "
+            "'annotations': [...]}} (this one has no 'split' dict)"
+        )
     validate_annotations(data, path, layout=layout, num_classes=int(num_classes))
     if layout.score:
         for anno in data["annotations"]:
             if "keypoint_score" not in anno:
-                raise AnnotationError(f"{path}: sample {anno['frame_dir']}: layout {layout.name!r} has "
-                                      "score channels, so every sample needs 'keypoint_score' (M, T, V)")
+                raise AnnotationError(
+                    f"{path}: sample {anno['frame_dir']}: layout {layout.name!r} has "
+                    "score channels, so every sample needs 'keypoint_score' (M, T, V)"
+                )
     result = data, _class_names(data, path, int(num_classes))
     _cache.clear()  # one file at a time: NTU-size pickles are large
     _cache[key] = result
@@ -86,8 +91,10 @@ def load_checked(path: str, layout: layouts.LayoutArg, num_classes: int) -> tupl
 def load_split(path: str, split: str, layout: layouts.LayoutArg, num_classes: int) -> PickleSource:
     """The samples of `split` in annotation-list order; errors name the file and the problem."""
     if not path:
-        raise ValueError("config.data.ann_file: no annotation pickle given (configs/custom_pickle.py:PATH.pkl or "
-                         "--config.data.ann_file=PATH.pkl)")
+        raise ValueError(
+            "config.data.ann_file: no annotation pickle given (configs/custom_pickle.py:PATH.pkl or "
+            "--config.data.ann_file=PATH.pkl)"
+        )
     data, names = load_checked(path, layout, num_classes)
     full = os.path.abspath(os.path.expanduser(path))
     if split not in data["split"]:

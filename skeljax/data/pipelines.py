@@ -1,4 +1,5 @@
 """`make_pipeline`: the PYSKL, MMAction2 0.x and original ST-GCN per-sample input pipelines, returning model input."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -51,8 +52,15 @@ class Pipeline:
         return f"Pipeline([{inner}] -> {self.out_shape})"
 
 
-def make_pipeline(layout: layouts.LayoutArg, feat: str, clip_len: int | None = None, num_clips: int = 1,
-                  mode: str = "test", *, recipe: str = "pyskl") -> Pipeline:
+def make_pipeline(
+    layout: layouts.LayoutArg,
+    feat: str,
+    clip_len: int | None = None,
+    num_clips: int = 1,
+    mode: str = "test",
+    *,
+    recipe: str = "pyskl",
+) -> Pipeline:
     """Build the per-sample pipeline of a recipe.
 
     recipe 'pyskl' (ST-GCN++ and PYSKL ST-GCN): PreNormalize3D/2D -> GenSkeFeat -> UniformSample(clip_len, num_clips)
@@ -107,8 +115,9 @@ def make_pipeline(layout: layouts.LayoutArg, feat: str, clip_len: int | None = N
 
     if layout.is_3d:
         aligned = layout.zaxis is not None
-        normalize = T.PreNormalize3D(layout.zaxis or (0, 0), layout.xaxis or (0, 0), align_spine=aligned,
-                                     center_joint=layout.normalize_center)
+        normalize = T.PreNormalize3D(
+            layout.zaxis or (0, 0), layout.xaxis or (0, 0), align_spine=aligned, center_joint=layout.normalize_center
+        )
     else:
         normalize = T.PreNormalize2D()
     features = T.GenSkeFeat(dataset=layout, feats=[feat])

@@ -26,9 +26,13 @@ def load_split(run: RunConfig, split: str):
 
     def load():
         try:
-            return load_source(d.dataset, split, os.path.expanduser(d.data_dir),
-                               manual_dir=os.path.expanduser(d.manual_dir) if d.manual_dir else None,
-                               **dict(d.builder_kwargs))
+            return load_source(
+                d.dataset,
+                split,
+                os.path.expanduser(d.data_dir),
+                manual_dir=os.path.expanduser(d.manual_dir) if d.manual_dir else None,
+                **dict(d.builder_kwargs),
+            )
         except AssertionError as e:  # TFDS asserts on a missing/empty manual_dir; it is a missing path
             if "Manual directory" not in str(e):
                 raise
@@ -56,9 +60,11 @@ def check_layout(source, layout, where: str) -> None:
     want, layout = (layout.num_joints, layout.keypoint_channels), layout.name
     kp = np.shape(source[0]["keypoint"])
     if tuple(kp[-2:]) != want:
-        raise ValueError(f"{where}: config.model.layout={layout!r} expects {want[0]} joints x {want[1]} channels, "
-                         f"got {kp[-2]} x {kp[-1]} (keypoint shape {kp}); use a config for this data "
-                         "(e.g. '..._2d' datasets with layout 'coco') or the matching dataset")
+        raise ValueError(
+            f"{where}: config.model.layout={layout!r} expects {want[0]} joints x {want[1]} channels, "
+            f"got {kp[-2]} x {kp[-1]} (keypoint shape {kp}); use a config for this data "
+            "(e.g. '..._2d' datasets with layout 'coco') or the matching dataset"
+        )
 
 
 def make_transform(run: RunConfig, mode: str):

@@ -5,6 +5,7 @@ Build with ``download_and_prepare(file_format='array_record')`` and read with ``
 raw PYSKL annotations (no preprocessing), in the annotation-list order of the source file, so PYSKL's
 online pipeline runs unchanged on what :func:`load_source` returns.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,8 @@ import tensorflow_datasets as tfds
 
 from skeljax.data import kinetics, ntu_meta, synthetic
 
-_PYSKL_URL = 'https://download.openmmlab.com/mmaction/pyskl/data/nturgbd'
-_NTU_HOMEPAGE = 'https://rose1.ntu.edu.sg/dataset/actionRecognition/'
+_PYSKL_URL = "https://download.openmmlab.com/mmaction/pyskl/data/nturgbd"
+_NTU_HOMEPAGE = "https://rose1.ntu.edu.sg/dataset/actionRecognition/"
 _CITATION = """@article{liu2020ntu,
   title={NTU RGB+D 120: A Large-Scale Benchmark for 3D Human Activity Understanding},
   author={Liu, Jun and Shahroudy, Amir and Perez, Mauricio and Wang, Gang and Duan, Ling-Yu and Kot, Alex C},
@@ -49,68 +50,73 @@ lists of samples, <manual_dir>/ntu60_xsub_train.pkl and ntu60_xsub_val.pkl (like
 pickles.
 """
 
-_KIND_LAYOUT = {'3d': 'nturgb+d', '2d': 'coco'}
+_KIND_LAYOUT = {"3d": "nturgb+d", "2d": "coco"}
 
 
 def _features(kind: str, class_names, num_joints: int = 17, dtype_3d=np.float16) -> tfds.features.FeaturesDict:
     """Raw annotation fields: NTU-25 3D keypoints (float16 as PYSKL's, float32 as MMAction2 0.x's), or 2D keypoints
     with scores (COCO-17 pixels, OpenPose-18 image fractions)."""
     feats = {
-        'frame_dir': tfds.features.Text(),
-        'label': tfds.features.ClassLabel(names=list(class_names)),
-        'total_frames': tfds.features.Scalar(dtype=np.int32),
+        "frame_dir": tfds.features.Text(),
+        "label": tfds.features.ClassLabel(names=list(class_names)),
+        "total_frames": tfds.features.Scalar(dtype=np.int32),
     }
-    if kind == '3d':
-        feats['keypoint'] = tfds.features.Tensor(shape=(None, None, 25, 3), dtype=dtype_3d, encoding='zlib')
+    if kind == "3d":
+        feats["keypoint"] = tfds.features.Tensor(shape=(None, None, 25, 3), dtype=dtype_3d, encoding="zlib")
     else:
-        feats['keypoint'] = tfds.features.Tensor(shape=(None, None, num_joints, 2), dtype=np.float32,
-                                                 encoding='zlib')
-        feats['keypoint_score'] = tfds.features.Tensor(shape=(None, None, num_joints), dtype=np.float32,
-                                                       encoding='zlib')
-        feats['img_shape'] = tfds.features.Tensor(shape=(2,), dtype=np.int32)
-        feats['original_shape'] = tfds.features.Tensor(shape=(2,), dtype=np.int32)
+        feats["keypoint"] = tfds.features.Tensor(shape=(None, None, num_joints, 2), dtype=np.float32, encoding="zlib")
+        feats["keypoint_score"] = tfds.features.Tensor(
+            shape=(None, None, num_joints), dtype=np.float32, encoding="zlib"
+        )
+        feats["img_shape"] = tfds.features.Tensor(shape=(2,), dtype=np.int32)
+        feats["original_shape"] = tfds.features.Tensor(shape=(2,), dtype=np.int32)
     return tfds.features.FeaturesDict(feats)
 
 
 def _encode(anno: dict, kind: str, dtype_3d=np.float16) -> dict:
     """The record of one annotation dict; 3D keypoints in `dtype_3d` (float16 like PYSKL's pickles)."""
-    rec = {'frame_dir': anno['frame_dir'], 'label': int(anno['label']), 'total_frames': int(anno['total_frames'])}
-    if kind == '3d':
-        rec['keypoint'] = np.asarray(anno['keypoint'], dtype_3d)
+    rec = {"frame_dir": anno["frame_dir"], "label": int(anno["label"]), "total_frames": int(anno["total_frames"])}
+    if kind == "3d":
+        rec["keypoint"] = np.asarray(anno["keypoint"], dtype_3d)
     else:
-        rec['keypoint'] = np.asarray(anno['keypoint'], np.float32)
-        rec['keypoint_score'] = np.asarray(anno['keypoint_score'], np.float32)
-        rec['img_shape'] = np.asarray(anno.get('img_shape', synthetic.IMG_SHAPE), np.int32)
-        rec['original_shape'] = np.asarray(anno.get('original_shape', rec['img_shape']), np.int32)
+        rec["keypoint"] = np.asarray(anno["keypoint"], np.float32)
+        rec["keypoint_score"] = np.asarray(anno["keypoint_score"], np.float32)
+        rec["img_shape"] = np.asarray(anno.get("img_shape", synthetic.IMG_SHAPE), np.int32)
+        rec["original_shape"] = np.asarray(anno.get("original_shape", rec["img_shape"]), np.int32)
     return rec
 
 
 def decode_record(rec: dict) -> dict:
     """A record read from a data source → the annotation dict PYSKL's pickle holds (same keys and dtypes)."""
-    out = {'frame_dir': rec['frame_dir'].decode() if isinstance(rec['frame_dir'], bytes) else str(rec['frame_dir']),
-           'label': int(rec['label']), 'total_frames': int(rec['total_frames']), 'keypoint': rec['keypoint']}
-    if 'keypoint_score' in rec:
-        out['keypoint_score'] = rec['keypoint_score']
-        out['img_shape'] = tuple(int(x) for x in rec['img_shape'])
-        out['original_shape'] = tuple(int(x) for x in rec['original_shape'])
+    out = {
+        "frame_dir": rec["frame_dir"].decode() if isinstance(rec["frame_dir"], bytes) else str(rec["frame_dir"]),
+        "label": int(rec["label"]),
+        "total_frames": int(rec["total_frames"]),
+        "keypoint": rec["keypoint"],
+    }
+    if "keypoint_score" in rec:
+        out["keypoint_score"] = rec["keypoint_score"]
+        out["img_shape"] = tuple(int(x) for x in rec["img_shape"])
+        out["original_shape"] = tuple(int(x) for x in rec["original_shape"])
     return out
 
 
-def _split_examples(annos: list, names, kind: str, path: str, split_key: str,
-                    dtype_3d=np.float16) -> Iterator[tuple[int, dict]]:
+def _split_examples(
+    annos: list, names, kind: str, path: str, split_key: str, dtype_3d=np.float16
+) -> Iterator[tuple[int, dict]]:
     """Records of the annotations named in one split, in annotation-list order (PYSKL's PoseDataset order)."""
     if not isinstance(names, (list, tuple)):
-        raise ValueError(f'{path}: split {split_key!r} must be a list of frame_dir')
+        raise ValueError(f"{path}: split {split_key!r} must be a list of frame_dir")
     wanted = set(names)
     found = 0
     for anno in annos:
-        if anno['frame_dir'] in wanted:
+        if anno["frame_dir"] in wanted:
             yield found, _encode(anno, kind, dtype_3d)
             found += 1
     if found == 0:
-        raise ValueError(f'{path}: split {split_key!r} has no samples (TFDS cannot write an empty split)')
+        raise ValueError(f"{path}: split {split_key!r} has no samples (TFDS cannot write an empty split)")
     if found != len(wanted):
-        raise ValueError(f'{path}: split {split_key!r} lists {len(wanted)} samples, only {found} are annotated')
+        raise ValueError(f"{path}: split {split_key!r} lists {len(wanted)} samples, only {found} are annotated")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,56 +127,69 @@ class NtuConfig(tfds.core.BuilderConfig):
     """One benchmark ('xsub', 'xview' or 'xset') of one skeleton kind ('3d' Kinect or '2d' HRNet), in PYSKL's
     format or (3D only) MMAction2 0.x's (`fmt='mmaction0x'`: pre-normalised float32, gen_ntu_rgbd_raw.py)."""
 
-    benchmark: str = 'xsub'
-    kind: str = '3d'
-    fmt: str = 'pyskl'
+    benchmark: str = "xsub"
+    kind: str = "3d"
+    fmt: str = "pyskl"
 
 
 def _ntu_configs(benchmarks, title: str) -> list:
-    configs = [NtuConfig(name=f'{b}_{k}', benchmark=b, kind=k, description=f'{title} {b}, {k} skeletons')
-               for b in benchmarks for k in ('3d', '2d')]
-    return configs + [NtuConfig(name=f'{b}_3d_mmaction0x', benchmark=b, kind='3d', fmt='mmaction0x',
-                                description=f'{title} {b}, 3D skeletons as MMAction2 0.x prepares them')
-                      for b in benchmarks]
+    configs = [
+        NtuConfig(name=f"{b}_{k}", benchmark=b, kind=k, description=f"{title} {b}, {k} skeletons")
+        for b in benchmarks
+        for k in ("3d", "2d")
+    ]
+    return configs + [
+        NtuConfig(
+            name=f"{b}_3d_mmaction0x",
+            benchmark=b,
+            kind="3d",
+            fmt="mmaction0x",
+            description=f"{title} {b}, 3D skeletons as MMAction2 0.x prepares them",
+        )
+        for b in benchmarks
+    ]
 
 
 class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Shared NTU logic; subclasses set the dataset name, its benchmarks and class names."""
 
-    VERSION = tfds.core.Version('1.0.0')
-    RELEASE_NOTES = {'1.0.0': 'Raw PYSKL annotations (pickles or converted raw skeletons).'}
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "Raw PYSKL annotations (pickles or converted raw skeletons)."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
     CLASSES: tuple = ()
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=_features(self.builder_config.kind, self.CLASSES, dtype_3d=self._dtype_3d), homepage=_NTU_HOMEPAGE,
-            citation=_CITATION, disable_shuffling=True)
+            features=_features(self.builder_config.kind, self.CLASSES, dtype_3d=self._dtype_3d),
+            homepage=_NTU_HOMEPAGE,
+            citation=_CITATION,
+            disable_shuffling=True,
+        )
 
     @property
     def _dtype_3d(self):
-        return np.float32 if self.builder_config.fmt == 'mmaction0x' else np.float16
+        return np.float32 if self.builder_config.fmt == "mmaction0x" else np.float16
 
     def _split_generators(self, dl_manager):
         cfg = self.builder_config
         manual = Path(os.fspath(dl_manager.manual_dir))
-        if cfg.fmt == 'mmaction0x':
+        if cfg.fmt == "mmaction0x":
             return self._mmaction0x_splits(manual)
         pkl = manual / f"{self.name}_{'3danno' if cfg.kind == '3d' else 'hrnet'}.pkl"
-        raw = manual / 'nturgb+d_skeletons'
+        raw = manual / "nturgb+d_skeletons"
         if pkl.is_file():
             annos, split = self._from_pickle(pkl)
             source = str(pkl)
-        elif cfg.kind == '3d' and raw.is_dir():
+        elif cfg.kind == "3d" and raw.is_dir():
             return self._from_raw(raw)
         else:
-            looked = f'{pkl}' + (f' or the folder {raw}' if cfg.kind == '3d' else '')
-            raise FileNotFoundError(f'{self.name}/{cfg.name}: found neither {looked}.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}')
+            looked = f"{pkl}" + (f" or the folder {raw}" if cfg.kind == "3d" else "")
+            raise FileNotFoundError(f"{self.name}/{cfg.name}: found neither {looked}.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
         out = {}
-        for ours in ('train', 'val'):
-            key = f'{cfg.benchmark}_{ours}'
+        for ours in ("train", "val"):
+            key = f"{cfg.benchmark}_{ours}"
             if key not in split:
-                raise ValueError(f'{source}: no split {key!r} (has {sorted(split)})')
+                raise ValueError(f"{source}: no split {key!r} (has {sorted(split)})")
             out[ours] = _split_examples(annos, split[key], cfg.kind, source, key)
         return out
 
@@ -182,25 +201,24 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """Load with the restricted unpickler and validate every sample before writing anything."""
         from skeljax.data.annotations import load_annotations, validate_annotations
 
-        print(f'{self.name}: reading {pkl}', file=sys.stderr)
+        print(f"{self.name}: reading {pkl}", file=sys.stderr)
         data = load_annotations(pkl)
-        if not isinstance(data, dict) or 'split' not in data:
+        if not isinstance(data, dict) or "split" not in data:
             raise ValueError(f"{pkl}: expected PYSKL's {{'split': ..., 'annotations': [...]}} file")
-        validate_annotations(data, pkl, layout=_KIND_LAYOUT[self.builder_config.kind],
-                             num_classes=len(self.CLASSES))
-        return data['annotations'], data['split']
+        validate_annotations(data, pkl, layout=_KIND_LAYOUT[self.builder_config.kind], num_classes=len(self.CLASSES))
+        return data["annotations"], data["split"]
 
     def _from_raw(self, folder: Path) -> dict:
         """Convert raw `.skeleton` files with PYSKL's procedure; splits from the official rules."""
-        files = {p.name.split('.')[0]: p for p in sorted(folder.glob('*.skeleton'))}
+        files = {p.name.split(".")[0]: p for p in sorted(folder.glob("*.skeleton"))}
         if not files:
-            raise FileNotFoundError(f'{folder}: no *.skeleton files.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}')
+            raise FileNotFoundError(f"{folder}: no *.skeleton files.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
         split = ntu_meta.make_split(sorted(files), self.name)
         bench = self.builder_config.benchmark
-        for ours in ('train', 'val'):
-            if not split[f'{bench}_{ours}']:
-                raise ValueError(f'{folder}: no {self.name} sample of split {bench}_{ours} among {len(files)} files')
-        return {ours: self._raw_examples([files[n] for n in split[f'{bench}_{ours}']]) for ours in ('train', 'val')}
+        for ours in ("train", "val"):
+            if not split[f"{bench}_{ours}"]:
+                raise ValueError(f"{folder}: no {self.name} sample of split {bench}_{ours} among {len(files)} files")
+        return {ours: self._raw_examples([files[n] for n in split[f"{bench}_{ours}"]]) for ours in ("train", "val")}
 
     def _raw_examples(self, paths: list[Path]) -> Iterator[tuple[int, dict]]:
         from skeljax.data.annotations import validate_annotations
@@ -209,47 +227,49 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         read = CONVERTERS[self.builder_config.fmt]
         for i, path in enumerate(paths):
             anno = read(path)
-            validate_annotations([anno], path, layout='nturgb+d', num_classes=len(self.CLASSES))
-            yield i, _encode(anno, '3d', self._dtype_3d)
+            validate_annotations([anno], path, layout="nturgb+d", num_classes=len(self.CLASSES))
+            yield i, _encode(anno, "3d", self._dtype_3d)
 
     def _mmaction0x_splits(self, manual: Path) -> dict:
         """MMAction2 0.x's own per-split list pickles, else the raw folder converted 0.x's way; never PYSKL's data."""
         from skeljax.data.annotations import load_annotations, validate_annotations
 
         bench = self.builder_config.benchmark
-        pickles = {ours: manual / f'{self.name}_{bench}_{ours}.pkl' for ours in ('train', 'val')}
-        raw = manual / 'nturgb+d_skeletons'
+        pickles = {ours: manual / f"{self.name}_{bench}_{ours}.pkl" for ours in ("train", "val")}
+        raw = manual / "nturgb+d_skeletons"
         if not all(p.is_file() for p in pickles.values()):
             if raw.is_dir():
                 return self._from_raw(raw)
-            raise FileNotFoundError(f'{self.name}/{self.builder_config.name}: found neither {pickles["train"]} and '
-                                    f'{pickles["val"]} (MMAction2 0.x annotation lists) nor the folder {raw}.\n'
-                                    f'{MANUAL_DOWNLOAD_INSTRUCTIONS}')
+            raise FileNotFoundError(
+                f"{self.name}/{self.builder_config.name}: found neither {pickles['train']} and "
+                f"{pickles['val']} (MMAction2 0.x annotation lists) nor the folder {raw}.\n"
+                f"{MANUAL_DOWNLOAD_INSTRUCTIONS}"
+            )
         out = {}
         for ours, pkl in pickles.items():
-            print(f'{self.name}: reading {pkl}', file=sys.stderr)
+            print(f"{self.name}: reading {pkl}", file=sys.stderr)
             annos = load_annotations(pkl)
             if not isinstance(annos, list):
-                raise ValueError(f'{pkl}: expected MMAction2 0.x\'s list of sample dicts, got a dict')
-            validate_annotations(annos, pkl, layout='nturgb+d', num_classes=len(self.CLASSES))
-            out[ours] = _split_examples(annos, [a['frame_dir'] for a in annos], '3d', str(pkl), ours, np.float32)
+                raise ValueError(f"{pkl}: expected MMAction2 0.x's list of sample dicts, got a dict")
+            validate_annotations(annos, pkl, layout="nturgb+d", num_classes=len(self.CLASSES))
+            out[ours] = _split_examples(annos, [a["frame_dir"] for a in annos], "3d", str(pkl), ours, np.float32)
         return out
 
 
 class Ntu60(_NtuBase):
     """NTU RGB+D 60 skeletons (PYSKL annotations): xsub / xview, Kinect 3D or HRNet 2D."""
 
-    name = 'ntu60'
+    name = "ntu60"
     CLASSES = ntu_meta.NTU60_CLASSES
-    BUILDER_CONFIGS = _ntu_configs(('xsub', 'xview'), 'NTU-60')
+    BUILDER_CONFIGS = _ntu_configs(("xsub", "xview"), "NTU-60")
 
 
 class Ntu120(_NtuBase):
     """NTU RGB+D 120 skeletons (PYSKL annotations): xsub / xset, Kinect 3D or HRNet 2D."""
 
-    name = 'ntu120'
+    name = "ntu120"
     CLASSES = ntu_meta.NTU120_CLASSES
-    BUILDER_CONFIGS = _ntu_configs(('xsub', 'xset'), 'NTU-120')
+    BUILDER_CONFIGS = _ntu_configs(("xsub", "xset"), "NTU-120")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,26 +297,28 @@ class KineticsConfig(tfds.core.BuilderConfig):
 class KineticsSkeleton(tfds.core.GeneratorBasedBuilder):
     """Kinetics-skeleton: OpenPose-18 2D joints (image fractions, img_shape (1, 1)) of 400 Kinetics classes."""
 
-    name = 'kinetics_skeleton'
-    VERSION = tfds.core.Version('1.0.0')
-    RELEASE_NOTES = {'1.0.0': 'The ST-GCN release, read by skeljax.data.read_kinetics_skeleton; 5 people per frame.'}
+    name = "kinetics_skeleton"
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "The ST-GCN release, read by skeljax.data.read_kinetics_skeleton; 5 people per frame."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = KINETICS_MANUAL_DOWNLOAD_INSTRUCTIONS
-    BUILDER_CONFIGS = [KineticsConfig(name='openpose', description='OpenPose-18 joints, first 5 people per frame')]
+    BUILDER_CONFIGS = [KineticsConfig(name="openpose", description="OpenPose-18 joints, first 5 people per frame")]
     CLASSES = kinetics.KINETICS400_CLASSES
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=_features('2d', self.CLASSES, num_joints=kinetics.NUM_JOINTS),
-            homepage='https://github.com/yysijie/st-gcn', disable_shuffling=True)
+            features=_features("2d", self.CLASSES, num_joints=kinetics.NUM_JOINTS),
+            homepage="https://github.com/yysijie/st-gcn",
+            disable_shuffling=True,
+        )
 
     def _split_generators(self, dl_manager):
         manual = Path(os.fspath(dl_manager.manual_dir))
         out = {}
-        for split in ('train', 'val'):
-            folder, label_file = manual / f'kinetics_{split}', manual / f'kinetics_{split}_label.json'
+        for split in ("train", "val"):
+            folder, label_file = manual / f"kinetics_{split}", manual / f"kinetics_{split}_label.json"
             for path in (folder, label_file):
                 if not path.exists():
-                    raise FileNotFoundError(f'{self.name}: no {path}.\n{KINETICS_MANUAL_DOWNLOAD_INSTRUCTIONS}')
+                    raise FileNotFoundError(f"{self.name}: no {path}.\n{KINETICS_MANUAL_DOWNLOAD_INSTRUCTIONS}")
             out[split] = self._split_examples(folder, kinetics.read_label_file(label_file), label_file)
         return out
 
@@ -307,26 +329,28 @@ class KineticsSkeleton(tfds.core.GeneratorBasedBuilder):
     def _split_examples(self, folder: Path, labels: dict, label_file: Path) -> Iterator[tuple[int, dict]]:
         """Records of the videos in `folder` that have skeletons, in file-name order, each checked against its label."""
         found = skipped = 0
-        for path in sorted(folder.glob('*.json')):
+        for path in sorted(folder.glob("*.json")):
             vid = kinetics.video_id(path)
             entry = labels.get(vid)
             if entry is None:
-                raise kinetics.KineticsSkeletonError(path, f'video {vid!r} is not in the label file {label_file}')
-            if not entry['has_skeleton']:
+                raise kinetics.KineticsSkeletonError(path, f"video {vid!r} is not in the label file {label_file}")
+            if not entry["has_skeleton"]:
                 skipped += 1
                 continue
             anno = kinetics.read_kinetics_skeleton(path, max_people=self.builder_config.max_people)
-            if anno['label'] != entry['label_index']:
-                raise kinetics.KineticsSkeletonError(path, f"label_index {anno['label']} differs from "
-                                                           f"{entry['label_index']} in {label_file}")
-            if not 0 <= anno['label'] < len(self.CLASSES):
+            if anno["label"] != entry["label_index"]:
                 raise kinetics.KineticsSkeletonError(
-                    path, f"label_index {anno['label']} outside 0..{len(self.CLASSES) - 1}")
-            yield found, _encode(anno, '2d')
+                    path, f"label_index {anno['label']} differs from {entry['label_index']} in {label_file}"
+                )
+            if not 0 <= anno["label"] < len(self.CLASSES):
+                raise kinetics.KineticsSkeletonError(
+                    path, f"label_index {anno['label']} outside 0..{len(self.CLASSES) - 1}"
+                )
+            yield found, _encode(anno, "2d")
             found += 1
-        print(f'{self.name}: {folder}: {found} videos, {skipped} without skeletons skipped', file=sys.stderr)
+        print(f"{self.name}: {folder}: {found} videos, {skipped} without skeletons skipped", file=sys.stderr)
         if found == 0:
-            raise ValueError(f'{folder}: no video with skeletons (TFDS cannot write an empty split)')
+            raise ValueError(f"{folder}: no video with skeletons (TFDS cannot write an empty split)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -336,7 +360,7 @@ class KineticsSkeleton(tfds.core.GeneratorBasedBuilder):
 class SyntheticConfig(tfds.core.BuilderConfig):
     """Synthetic skeletons of one kind; ``num_per_class`` and ``seed`` fix the generated set."""
 
-    kind: str = '3d'
+    kind: str = "3d"
     num_per_class: int = 200
     seed: int = 0
 
@@ -344,20 +368,23 @@ class SyntheticConfig(tfds.core.BuilderConfig):
 class SkeljaxSynthetic(tfds.core.GeneratorBasedBuilder):
     """Procedural skeleton actions (skeljax.data.synthetic) in NTU-25 3D or COCO-17 2D; xsub-style split."""
 
-    name = 'skeljax_synthetic'
-    VERSION = tfds.core.Version('1.0.0')
-    RELEASE_NOTES = {'1.0.0': '14 classes, 200 samples per class, seed 0.'}
-    BUILDER_CONFIGS = [SyntheticConfig(name=k, kind=k, description=f'{k} synthetic skeletons') for k in ('3d', '2d')]
+    name = "skeljax_synthetic"
+    VERSION = tfds.core.Version("1.0.0")
+    RELEASE_NOTES = {"1.0.0": "14 classes, 200 samples per class, seed 0."}
+    BUILDER_CONFIGS = [SyntheticConfig(name=k, kind=k, description=f"{k} synthetic skeletons") for k in ("3d", "2d")]
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=_features(self.builder_config.kind, synthetic.SYNTHETIC_CLASSES), disable_shuffling=True)
+            features=_features(self.builder_config.kind, synthetic.SYNTHETIC_CLASSES), disable_shuffling=True
+        )
 
     def _split_generators(self, dl_manager):
         cfg = self.builder_config
         data = synthetic.generate_synthetic(cfg.num_per_class, cfg.seed, cfg.kind)
-        return {s: _split_examples(data['annotations'], data['split'][s], cfg.kind, f'<synthetic {cfg.name}>', s)
-                for s in ('train', 'val')}
+        return {
+            s: _split_examples(data["annotations"], data["split"][s], cfg.kind, f"<synthetic {cfg.name}>", s)
+            for s in ("train", "val")
+        }
 
     def _generate_examples(self, examples):
         """Examples are produced by the generators ``_split_generators`` returns."""
@@ -384,7 +411,7 @@ class AnnotationSource:
         return [decode_record(r) for r in self._source.__getitems__([int(i) for i in indices])]
 
     def __repr__(self) -> str:
-        return f'AnnotationSource({self._source!r}, {len(self)} samples)'
+        return f"AnnotationSource({self._source!r}, {len(self)} samples)"
 
 
 def make_builder(name: str, data_dir: str | os.PathLike, **config_kwargs) -> tfds.core.DatasetBuilder:
@@ -394,30 +421,31 @@ def make_builder(name: str, data_dir: str | os.PathLike, **config_kwargs) -> tfd
     ``config_kwargs`` (synthetic, kinetics_skeleton) build a custom config, e.g. ``num_per_class=3`` for a tiny set.
     """
     builders = {b.name: b for b in (Ntu60, Ntu120, KineticsSkeleton, SkeljaxSynthetic)}
-    dataset, _, config = name.partition('/')
+    dataset, _, config = name.partition("/")
     if dataset not in builders:
-        raise ValueError(f'unknown dataset {dataset!r} in {name!r}; expected one of {sorted(builders)}')
+        raise ValueError(f"unknown dataset {dataset!r} in {name!r}; expected one of {sorted(builders)}")
     cls = builders[dataset]
     configs = {c.name: c for c in cls.BUILDER_CONFIGS}
     if not config and len(configs) == 1:
         config = next(iter(configs))
     if config not in configs:
-        raise ValueError(f'unknown config {config!r} of {dataset}; expected one of {sorted(configs)}')
+        raise ValueError(f"unknown config {config!r} of {dataset}; expected one of {sorted(configs)}")
     cfg = configs[config]
     if config_kwargs:  # a custom config gets its own name, hence its own folder
-        suffix = '_'.join(f'{k}{v}' for k, v in sorted(config_kwargs.items()))
-        cfg = dataclasses.replace(cfg, name=f'{config}_{suffix}', **config_kwargs)
+        suffix = "_".join(f"{k}{v}" for k, v in sorted(config_kwargs.items()))
+        cfg = dataclasses.replace(cfg, name=f"{config}_{suffix}", **config_kwargs)
     return cls(config=cfg, data_dir=os.fspath(data_dir))
 
 
-def load_source(name: str, split: str, data_dir: str | os.PathLike, *, manual_dir: str | os.PathLike | None = None,
-                **config_kwargs) -> AnnotationSource:
+def load_source(
+    name: str, split: str, data_dir: str | os.PathLike, *, manual_dir: str | os.PathLike | None = None, **config_kwargs
+) -> AnnotationSource:
     """Random-access annotation dicts of ``split`` ('train'/'val'); builds the dataset on first use."""
     builder = make_builder(name, data_dir, **config_kwargs)
     if not builder.is_prepared():
-        print(f'Building {name} into {builder.data_dir} (first use; progress below) ...', file=sys.stderr)
+        print(f"Building {name} into {builder.data_dir} (first use; progress below) ...", file=sys.stderr)
         cfg = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir) if manual_dir else None)
-        builder.download_and_prepare(file_format='array_record', download_config=cfg)
+        builder.download_and_prepare(file_format="array_record", download_config=cfg)
     if split not in builder.info.splits:
-        raise ValueError(f'{name}: no split {split!r}; has {sorted(builder.info.splits)}')
-    return AnnotationSource(builder.as_data_source(split=split), builder.info.features['label'].names)
+        raise ValueError(f"{name}: no split {split!r}; has {sorted(builder.info.splits)}")
+    return AnnotationSource(builder.as_data_source(split=split), builder.info.features["label"].names)

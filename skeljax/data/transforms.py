@@ -7,6 +7,7 @@ Transforms that draw random numbers set `uses_rng = True` and take `rng=` (a leg
 touch NumPy's global random state. References: `pyskl/datasets/pipelines/pose_related.py` and `sampling.py`;
 `mmaction/datasets/pipelines/pose_loading.py` (MMAction2 0.x). Joint layouts come from `skeljax.layouts`.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -43,19 +44,22 @@ class CheckLayout:
         M, T, V, C = _kp_shape(results, "CheckLayout")
         name, lay = sample_name(results), self.layout
         if (V, C) != (lay.num_joints, lay.keypoint_channels):
-            raise ValueError(f"expected {lay.num_joints} joints x {lay.keypoint_channels} channels for layout "
-                             f"{lay.name!r}, got {V} x {C} in sample {name}")
+            raise ValueError(
+                f"expected {lay.num_joints} joints x {lay.keypoint_channels} channels for layout "
+                f"{lay.name!r}, got {V} x {C} in sample {name}"
+            )
         if M < 1 or T < 1:
             raise ValueError(f"keypoint shape {(M, T, V, C)} has no person or no frame in sample {name}")
         if results.get("total_frames", T) != T:
             raise ValueError(f"total_frames={results['total_frames']} but keypoint has {T} frames in sample {name}")
         score = results.get("keypoint_score")
         if lay.score and score is None:
-            raise ValueError(f"layout {lay.name!r} needs 'keypoint_score' (M, T, V); missing in "
-                             f"sample {name}")
+            raise ValueError(f"layout {lay.name!r} needs 'keypoint_score' (M, T, V); missing in sample {name}")
         if score is not None and getattr(score, "shape", None) != (M, T, V):
-            raise ValueError(f"keypoint_score shape {getattr(score, 'shape', None)} does not match keypoint "
-                             f"{(M, T, V, C)} in sample {name}")
+            raise ValueError(
+                f"keypoint_score shape {getattr(score, 'shape', None)} does not match keypoint "
+                f"{(M, T, V, C)} in sample {name}"
+            )
         if not np.isfinite(results["keypoint"]).all() or (score is not None and not np.isfinite(score).all()):
             raise ValueError(f"keypoint or keypoint_score holds NaN or inf in sample {name}")
         return results
@@ -64,6 +68,7 @@ class CheckLayout:
 # ---------------------------------------------------------------------------------------------------------------------
 # PYSKL normalisation
 # ---------------------------------------------------------------------------------------------------------------------
+
 
 def _angle_to(v: np.ndarray, ref: np.ndarray) -> float:
     """Angle between v and a unit reference axis, computed in v's dtype as PYSKL does (float16 on raw pickles)."""
@@ -80,11 +85,13 @@ def axis_angle_matrix(axis: np.ndarray, theta: float) -> np.ndarray:
     axis = axis / np.sqrt(np.dot(axis, axis))
     a = np.cos(theta / 2.0)
     b, c, d = -axis * np.sin(theta / 2.0)
-    return np.array([
-        [a * a + b * b - c * c - d * d, 2 * (b * c + a * d), 2 * (b * d - a * c)],
-        [2 * (b * c - a * d), a * a + c * c - b * b - d * d, 2 * (c * d + a * b)],
-        [2 * (b * d + a * c), 2 * (c * d - a * b), a * a + d * d - b * b - c * c],
-    ])
+    return np.array(
+        [
+            [a * a + b * b - c * c - d * d, 2 * (b * c + a * d), 2 * (b * d - a * c)],
+            [2 * (b * c - a * d), a * a + c * c - b * b - d * d, 2 * (c * d + a * b)],
+            [2 * (b * d + a * c), 2 * (c * d - a * b), a * a + d * d - b * b - c * c],
+        ]
+    )
 
 
 def _align(skel: np.ndarray, j_from: int, j_to: int, ref: np.ndarray) -> np.ndarray:
@@ -111,8 +118,14 @@ class PreNormalize3D:
     `center_joint` None is PYSKL's rule (joint 1 for 25 joints, else the last); custom layouts pass their centre.
     """
 
-    def __init__(self, zaxis=(0, 1), xaxis=(8, 4), align_spine: bool = True, align_center: bool = True,
-                 center_joint: int | None = None):
+    def __init__(
+        self,
+        zaxis=(0, 1),
+        xaxis=(8, 4),
+        align_spine: bool = True,
+        align_center: bool = True,
+        center_joint: int | None = None,
+    ):
         self.zaxis, self.xaxis = tuple(zaxis), tuple(xaxis)
         self.align_spine, self.align_center, self.center_joint = align_spine, align_center, center_joint
 
@@ -120,11 +133,15 @@ class PreNormalize3D:
         M, T, V, C = _kp_shape(results, "PreNormalize3D")
         skel = results["keypoint"]
         if results.get("total_frames", T) != T:
-            raise ValueError(f"PreNormalize3D: total_frames={results['total_frames']} but keypoint has {T} frames "
-                             f"in sample {sample_name(results)}")
+            raise ValueError(
+                f"PreNormalize3D: total_frames={results['total_frames']} but keypoint has {T} frames "
+                f"in sample {sample_name(results)}"
+            )
         if M not in (1, 2) or C != 3:
-            raise ValueError(f"PreNormalize3D: expected 1 or 2 persons with 3 coordinates, got keypoint shape "
-                             f"{skel.shape} in sample {sample_name(results)}")
+            raise ValueError(
+                f"PreNormalize3D: expected 1 or 2 persons with 3 coordinates, got keypoint shape "
+                f"{skel.shape} in sample {sample_name(results)}"
+            )
         if skel.sum() == 0:  # PYSKL leaves an all-zero sample untouched (no body_center either)
             return results
 
@@ -164,8 +181,10 @@ class PreNormalize2D:
         if "keypoint_score" in results:
             score = results.pop("keypoint_score").astype(np.float32)
             if score.shape != kp.shape[:3]:
-                raise ValueError(f"PreNormalize2D: keypoint_score shape {score.shape} does not match keypoint "
-                                 f"{kp.shape} in sample {sample_name(results)}")
+                raise ValueError(
+                    f"PreNormalize2D: keypoint_score shape {score.shape} does not match keypoint "
+                    f"{kp.shape} in sample {sample_name(results)}"
+                )
             kp = np.concatenate([kp, score[..., None]], axis=-1)
         h, w = results.get("img_shape", self.img_shape)
         kp[..., 0] = (kp[..., 0] - w / 2) / (w / 2)
@@ -179,6 +198,7 @@ class PreNormalize2D:
 # ---------------------------------------------------------------------------------------------------------------------
 # Features
 # ---------------------------------------------------------------------------------------------------------------------
+
 
 def joint_to_bone(kp: np.ndarray, dataset: layouts.LayoutArg) -> np.ndarray:
     """Bones as float32: joint minus its partner (float64 arithmetic for float64 joints); scores averaged for 2D.
@@ -223,8 +243,10 @@ class GenSkeFeat:
         kp = results.pop("keypoint")
         if "keypoint_score" in results:
             if kp.shape[-1] != 2 or not self.dataset.score:
-                raise ValueError(f"GenSkeFeat: keypoint_score given with {kp.shape[-1]}-D keypoints for dataset "
-                                 f"{self.dataset.name!r} in sample {sample_name(results)}")
+                raise ValueError(
+                    f"GenSkeFeat: keypoint_score given with {kp.shape[-1]}-D keypoints for dataset "
+                    f"{self.dataset.name!r} in sample {sample_name(results)}"
+                )
             kp = np.concatenate([kp, results.pop("keypoint_score")[..., None]], axis=-1)
         if kp.shape[-1] not in (2, 3):
             raise ValueError(f"GenSkeFeat: expected 2 or 3 channels, got {kp.shape} in sample {sample_name(results)}")
@@ -243,6 +265,7 @@ class GenSkeFeat:
 # Temporal sampling
 # ---------------------------------------------------------------------------------------------------------------------
 
+
 class UniformSample:
     """PYSKL UniformSample(Frames): one frame per equal segment; test mode reseeds with `seed` for every video.
 
@@ -253,8 +276,7 @@ class UniformSample:
 
     uses_rng = True
 
-    def __init__(self, clip_len: int = 100, num_clips: int = 1, test_mode: bool = False, p_interval=1,
-                 seed: int = 255):
+    def __init__(self, clip_len: int = 100, num_clips: int = 1, test_mode: bool = False, p_interval=1, seed: int = 255):
         if clip_len < 1 or num_clips < 1:
             raise ValueError(f"UniformSample: clip_len and num_clips must be >= 1, got {clip_len}, {num_clips}")
         self.clip_len, self.num_clips, self.test_mode, self.seed = clip_len, num_clips, test_mode, seed
@@ -294,8 +316,10 @@ class UniformSample:
     def __call__(self, results: Results, rng: np.random.RandomState | None = None) -> Results:
         n = results["total_frames"]
         if "keypoint" in results and results["keypoint"].shape[1] != n:
-            raise ValueError(f"UniformSample: total_frames={n} but keypoint has {results['keypoint'].shape[1]} "
-                             f"frames in sample {sample_name(results)}")
+            raise ValueError(
+                f"UniformSample: total_frames={n} but keypoint has {results['keypoint'].shape[1]} "
+                f"frames in sample {sample_name(results)}"
+            )
         # PYSKL's "transitional frame" blending is a no-op on integer indices, so it is omitted.
         results["frame_inds"] = self.frame_indices(n, rng) + results.get("start_index", 0)
         results.update(clip_len=self.clip_len, num_clips=self.num_clips, frame_interval=None)
@@ -313,8 +337,9 @@ class PadTo:
     def __call__(self, results: Results) -> Results:
         n = results["total_frames"]
         if n > self.length:
-            raise ValueError(f"PadTo: sample {sample_name(results)} has {n} frames, more than the padded length "
-                             f"{self.length}")
+            raise ValueError(
+                f"PadTo: sample {sample_name(results)} has {n} frames, more than the padded length {self.length}"
+            )
         kp = results["keypoint"][:, np.arange(self.length) % n]
         if self.mode == "zero":
             kp[:, n:] = 0
@@ -352,6 +377,7 @@ class PoseDecode:
 # Formatting
 # ---------------------------------------------------------------------------------------------------------------------
 
+
 def _fit_persons(kp: np.ndarray, num_person: int, axis: int) -> np.ndarray:
     """Zero-pad or truncate the person axis to num_person."""
     have = kp.shape[axis]
@@ -378,8 +404,9 @@ class FormatGCNInput:
         M, T, V, C = kp.shape
         nc = results.get("num_clips", 1)
         if T % nc:
-            raise ValueError(f"FormatGCNInput: {T} frames do not split into {nc} clips in sample "
-                             f"{sample_name(results)}")
+            raise ValueError(
+                f"FormatGCNInput: {T} frames do not split into {nc} clips in sample {sample_name(results)}"
+            )
         results["keypoint"] = np.ascontiguousarray(kp.reshape(M, nc, T // nc, V, C).transpose(1, 0, 2, 3, 4))
         return results
 
@@ -404,7 +431,8 @@ class PoseNormalize:
     def __init__(self, mean=(960.0, 540.0, 0.5), min_value=(0.0, 0.0, 0.0), max_value=(1920.0, 1080.0, 1.0)):
         self.mean = np.asarray(mean, dtype=np.float32).reshape(-1, 1, 1, 1)
         self.scale = (np.asarray(max_value, dtype=np.float32) - np.asarray(min_value, dtype=np.float32)).reshape(
-            -1, 1, 1, 1)
+            -1, 1, 1, 1
+        )
 
     def __call__(self, results: Results) -> Results:
         results["keypoint"] = (results["keypoint"] - self.mean) / self.scale
@@ -423,6 +451,7 @@ class NCTVMToModel:
 # ST-GCN's own Kinetics-skeleton input (`feeder/feeder_kinetics.py`, `feeder/feeder.py`, `feeder/tools.py` of st-gcn)
 # ---------------------------------------------------------------------------------------------------------------------
 
+
 class OriginalKineticsInput:
     """The original Kinetics feeder: (M, T, V, 2) fractions + scores -> (num_person_out, num_frames, V, 3) float32.
 
@@ -439,11 +468,15 @@ class OriginalKineticsInput:
         M, T, V, C = _kp_shape(results, "OriginalKineticsInput")
         score = results.get("keypoint_score")
         if C != 2 or score is None:
-            raise ValueError(f"OriginalKineticsInput: expected 2D keypoints (M, T, V, 2) and keypoint_score, got "
-                             f"{(M, T, V, C)} in sample {sample_name(results)}")
+            raise ValueError(
+                f"OriginalKineticsInput: expected 2D keypoints (M, T, V, 2) and keypoint_score, got "
+                f"{(M, T, V, C)} in sample {sample_name(results)}"
+            )
         if T > self.num_frames:
-            raise ValueError(f"OriginalKineticsInput: sample {sample_name(results)} has {T} frames; the original "
-                             f"feeder holds {self.num_frames}")
+            raise ValueError(
+                f"OriginalKineticsInput: sample {sample_name(results)} has {T} frames; the original "
+                f"feeder holds {self.num_frames}"
+            )
         m = min(M, self.num_person_in)
         data = np.zeros((self.num_person_in, self.num_frames, V, 3))
         data[:m, :T, :, :2] = results["keypoint"][:m]
@@ -451,7 +484,7 @@ class OriginalKineticsInput:
         data[..., :2] -= 0.5
         data[data[..., 2] == 0, :2] = 0
         rank = np.argsort(-data[..., 2].sum(axis=2), axis=0, kind="stable")  # (person, frame): per-frame order
-        data = np.take_along_axis(data, rank[:, :, None, None], axis=0)[:self.num_person_out]
+        data = np.take_along_axis(data, rank[:, :, None, None], axis=0)[: self.num_person_out]
         results.pop("keypoint_score")
         results["keypoint"], results["total_frames"] = data.astype(np.float32), self.num_frames
         return results
@@ -470,11 +503,11 @@ class RandomChoose:
         T = kp.shape[1]
         if T > self.size:
             begin = rng.randint(0, T - self.size + 1)  # both ends included, as Python's random.randint
-            kp = kp[:, begin:begin + self.size]
+            kp = kp[:, begin : begin + self.size]
         elif T < self.size:
             begin = rng.randint(0, self.size - T + 1)
             padded = np.zeros(kp.shape[:1] + (self.size,) + kp.shape[2:], kp.dtype)
-            padded[:, begin:begin + T] = kp
+            padded[:, begin : begin + T] = kp
             kp = padded
         results["keypoint"], results["total_frames"] = kp, self.size
         return results
@@ -487,8 +520,9 @@ class RandomMove:
 
     uses_rng = True
 
-    def __init__(self, angles=(-10.0, -5.0, 0.0, 5.0, 10.0), scales=(0.9, 1.0, 1.1),
-                 shifts=(-0.2, -0.1, 0.0, 0.1, 0.2)):
+    def __init__(
+        self, angles=(-10.0, -5.0, 0.0, 5.0, 10.0), scales=(0.9, 1.0, 1.1), shifts=(-0.2, -0.1, 0.0, 0.1, 0.2)
+    ):
         self.angles, self.scales, self.shifts = angles, scales, shifts
 
     def __call__(self, results: Results, *, rng: np.random.RandomState) -> Results:

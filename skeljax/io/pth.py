@@ -211,19 +211,21 @@ def _torch_device(kind, index=None):
 def _allowed_globals() -> dict[str, Any]:
     """'module.name' -> the object the restricted unpickler hands out for it."""
     allowed = numpy_globals()
-    allowed.update({
-        "torch._utils._rebuild_tensor": _rebuild_tensor,
-        "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
-        "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
-        "torch._utils._rebuild_parameter": _rebuild_parameter,
-        "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
-        "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
-        "torch.tensor._rebuild_from_type_v2": _rebuild_from_type_v2,  # module name before torch 1.9
-        "torch.Tensor": _TENSOR_TYPES[0],
-        "torch.nn.parameter.Parameter": _TENSOR_TYPES[1],
-        "torch.Size": _torch_size,
-        "torch.device": _torch_device,
-    })
+    allowed.update(
+        {
+            "torch._utils._rebuild_tensor": _rebuild_tensor,
+            "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+            "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
+            "torch._utils._rebuild_parameter": _rebuild_parameter,
+            "torch._utils._rebuild_parameter_with_state": _rebuild_parameter,
+            "torch._tensor._rebuild_from_type_v2": _rebuild_from_type_v2,
+            "torch.tensor._rebuild_from_type_v2": _rebuild_from_type_v2,  # module name before torch 1.9
+            "torch.Tensor": _TENSOR_TYPES[0],
+            "torch.nn.parameter.Parameter": _TENSOR_TYPES[1],
+            "torch.Size": _torch_size,
+            "torch.device": _torch_device,
+        }
+    )
     for name, dtype in _TORCH_DTYPES.items():
         allowed[f"torch.{name}"] = dtype
     for name, dtype_name in _STORAGE_DTYPES.items():

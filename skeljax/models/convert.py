@@ -35,22 +35,37 @@ class CheckpointMismatchError(ValueError):
 # `pyskl/models/gcns/utils/gcn_utils.py`, `tcn.py`). MMAction2 1.x and 0.x keys are mapped from PYSKL's below.
 # ----------------------------------------------------------------------------------------------------------------
 
+
 def _pyskl_block_table() -> dict[str, str]:
     """{skeljax path inside a block: PYSKL key inside a block}, in PyTorch's order (parameters, buffers, children
     in registration order); a row maps a variable (the graph rows) or a module whose variables follow."""
-    rows = [("spatial.edge_importance", "gcn.PA"), ("spatial.edge_offset", "gcn.PA"), ("spatial.A", "gcn.A"),
-            ("spatial.bn", "gcn.bn"), ("spatial.conv", "gcn.conv"),
-            ("spatial.residual.conv", "gcn.down.0"), ("spatial.residual.bn", "gcn.down.1"),
-            ("temporal.conv", "tcn.conv")]  # unit_tcn: conv, then bn (the row it shares with mstcn, below)
+    rows = [
+        ("spatial.edge_importance", "gcn.PA"),
+        ("spatial.edge_offset", "gcn.PA"),
+        ("spatial.A", "gcn.A"),
+        ("spatial.bn", "gcn.bn"),
+        ("spatial.conv", "gcn.conv"),
+        ("spatial.residual.conv", "gcn.down.0"),
+        ("spatial.residual.bn", "gcn.down.1"),
+        ("temporal.conv", "tcn.conv"),
+    ]  # unit_tcn: conv, then bn (the row it shares with mstcn, below)
     for j in range(len(MSTCN_DILATIONS)):  # mstcn branch j: Sequential(conv, bn, relu, unit_tcn without bn)
-        rows += [(f"temporal.dilated.{j}.reduce", f"tcn.branches.{j}.0"),
-                 (f"temporal.dilated.{j}.bn", f"tcn.branches.{j}.1"),
-                 (f"temporal.dilated.{j}.conv", f"tcn.branches.{j}.3.conv")]
+        rows += [
+            (f"temporal.dilated.{j}.reduce", f"tcn.branches.{j}.0"),
+            (f"temporal.dilated.{j}.bn", f"tcn.branches.{j}.1"),
+            (f"temporal.dilated.{j}.conv", f"tcn.branches.{j}.3.conv"),
+        ]
     m = len(MSTCN_DILATIONS)  # then Sequential(conv, bn, relu, max pool) and a strided 1x1 conv
-    rows += [("temporal.max_pool.reduce", f"tcn.branches.{m}.0"), ("temporal.max_pool.bn", f"tcn.branches.{m}.1"),
-             ("temporal.pointwise", f"tcn.branches.{m + 1}"),
-             ("temporal.transform_bn", "tcn.transform.0"), ("temporal.transform_conv", "tcn.transform.2"),
-             ("temporal.bn", "tcn.bn"), ("residual.conv", "residual.conv"), ("residual.bn", "residual.bn")]
+    rows += [
+        ("temporal.max_pool.reduce", f"tcn.branches.{m}.0"),
+        ("temporal.max_pool.bn", f"tcn.branches.{m}.1"),
+        ("temporal.pointwise", f"tcn.branches.{m + 1}"),
+        ("temporal.transform_bn", "tcn.transform.0"),
+        ("temporal.transform_conv", "tcn.transform.2"),
+        ("temporal.bn", "tcn.bn"),
+        ("residual.conv", "residual.conv"),
+        ("residual.bn", "residual.bn"),
+    ]
     return dict(rows)
 
 
@@ -131,8 +146,12 @@ def _torch_shape(owner, name: str, shape: tuple[int, ...]) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------------------------------------
 
 _0X_RULES = [  # (0.x key prefix inside a block, PYSKL prefix); 0.x's tcn.0 BN + ReLU is PYSKL's gcn.bn + ReLU.
-    ("gcn.conv.", "gcn.conv."), ("tcn.0.", "gcn.bn."), ("tcn.2.", "tcn.conv."), ("tcn.3.", "tcn.bn."),
-    ("residual.0.", "residual.conv."), ("residual.1.", "residual.bn."),
+    ("gcn.conv.", "gcn.conv."),
+    ("tcn.0.", "gcn.bn."),
+    ("tcn.2.", "tcn.conv."),
+    ("tcn.3.", "tcn.bn."),
+    ("residual.0.", "residual.conv."),
+    ("residual.1.", "residual.bn."),
 ]
 
 
@@ -170,7 +189,7 @@ def to_pyskl_keys(sd: dict[str, np.ndarray], path: str = "<state_dict>") -> dict
             blocks.add(int(i))
             for old, new in _0X_RULES:
                 if rest.startswith(old):
-                    out[f"backbone.gcn.{i}.{new}{rest[len(old):]}"] = v
+                    out[f"backbone.gcn.{i}.{new}{rest[len(old) :]}"] = v
                     break
             else:
                 out[k] = v  # unknown: reported as unexpected later
@@ -191,7 +210,7 @@ def to_pyskl_keys(sd: dict[str, np.ndarray], path: str = "<state_dict>") -> dict
     return out
 
 
-def from_pyskl_keys(sd: dict[str, np.ndarray], fmt: str) -> "collections.OrderedDict[str, np.ndarray]":
+def from_pyskl_keys(sd: dict[str, np.ndarray], fmt: str) -> collections.OrderedDict[str, np.ndarray]:
     """PYSKL-keyed state_dict -> the key naming and order of `fmt` (one of EXPORT_FORMATS)."""
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; known: {EXPORT_FORMATS}")
@@ -204,12 +223,17 @@ def from_pyskl_keys(sd: dict[str, np.ndarray], fmt: str) -> "collections.Ordered
     As = {k: v for k, v in sd.items() if re.match(r"backbone\.gcn\.\d+\.gcn\.A$", k)}
     first = next(iter(As.values()))
     if any(not np.array_equal(first, a) for a in As.values()):
-        raise ValueError("cannot export as MMAction2 0.x or the original ST-GCN: the blocks' graphs A differ (they "
-                         "store one shared A)")
+        raise ValueError(
+            "cannot export as MMAction2 0.x or the original ST-GCN: the blocks' graphs A differ (they "
+            "store one shared A)"
+        )
     if any(k.endswith(".gcn.down.0.weight") or ".tcn.branches." in k for k in sd) or not any(
-            k.endswith(".gcn.PA") for k in sd):
-        raise ValueError("cannot export as MMAction2 0.x or the original ST-GCN: only the ST-GCN architecture (edge "
-                         "importance, 9x1 temporal convolutions) exists there")
+        k.endswith(".gcn.PA") for k in sd
+    ):
+        raise ValueError(
+            "cannot export as MMAction2 0.x or the original ST-GCN: only the ST-GCN architecture (edge "
+            "importance, 9x1 temporal convolutions) exists there"
+        )
     out = collections.OrderedDict([("backbone.A", first)])
     importance, block_keys = {}, []
     for k, v in sd.items():
@@ -223,7 +247,7 @@ def from_pyskl_keys(sd: dict[str, np.ndarray], fmt: str) -> "collections.Ordered
                 continue
             for r, (old, new) in enumerate(_0X_RULES):
                 if rest.startswith(new):  # 0.x order within a block: gcn.conv, tcn.0, tcn.2, tcn.3, residual
-                    block_keys.append(((int(i), r), f"backbone.st_gcn_networks.{i}.{old}{rest[len(new):]}", v))
+                    block_keys.append(((int(i), r), f"backbone.st_gcn_networks.{i}.{old}{rest[len(new) :]}", v))
                     break
             else:
                 raise ValueError(f"cannot export key {k!r} as MMAction2 0.x")
@@ -250,14 +274,17 @@ def _original_graph(sd: dict[str, np.ndarray], path: str) -> np.ndarray:
         return np.asarray(sd["A"], np.float32)
     w, bn = sd.get("st_gcn_networks.0.gcn.conv.weight"), sd.get("data_bn.weight")
     if w is None or bn is None:
-        raise CheckpointMismatchError(f"{path}: original ST-GCN checkpoint without 'st_gcn_networks.0.gcn.conv.weight' "
-                                      "or 'data_bn.weight'")
+        raise CheckpointMismatchError(
+            f"{path}: original ST-GCN checkpoint without 'st_gcn_networks.0.gcn.conv.weight' or 'data_bn.weight'"
+        )
     V = bn.size // w.shape[1]
     if V not in _ORIGINAL_LAYOUTS or bn.size != V * w.shape[1]:
         raise CheckpointMismatchError(
             f"{path}: original ST-GCN checkpoint without 'A' and with {bn.size} data_bn channels for {w.shape[1]} "
-            f"input channels; its graph can only be rebuilt for {sorted(_ORIGINAL_LAYOUTS)} joints")
+            f"input channels; its graph can only be rebuilt for {sorted(_ORIGINAL_LAYOUTS)} joints"
+        )
     from skeljax import graph
+
     return graph.adjacency(_ORIGINAL_LAYOUTS[V], "mmaction_spatial")
 
 
@@ -268,10 +295,10 @@ def _original_to_0x(sd: dict[str, np.ndarray], path: str) -> dict[str, np.ndarra
     for k, v in sd.items():
         if k == "A":
             continue
-        out[_0X_HEAD + k[len(_ORIGINAL_HEAD):] if k.startswith(_ORIGINAL_HEAD) else "backbone." + k] = v
+        out[_0X_HEAD + k[len(_ORIGINAL_HEAD) :] if k.startswith(_ORIGINAL_HEAD) else "backbone." + k] = v
     for k in list(out):
         if k.endswith(".running_var"):
-            out.setdefault(k[:-len("running_var")] + "num_batches_tracked", np.zeros((), np.int64))
+            out.setdefault(k[: -len("running_var")] + "num_batches_tracked", np.zeros((), np.int64))
     return out
 
 
@@ -280,7 +307,7 @@ def _0x_to_original(sd: collections.OrderedDict[str, np.ndarray]) -> collections
     out = collections.OrderedDict()
     for k, v in sd.items():
         if k.startswith(_0X_HEAD):
-            out[_ORIGINAL_HEAD + k[len(_0X_HEAD):]] = v
+            out[_ORIGINAL_HEAD + k[len(_0X_HEAD) :]] = v
         else:
             out[k.removeprefix("backbone.")] = v
     return out
@@ -289,6 +316,7 @@ def _0x_to_original(sd: collections.OrderedDict[str, np.ndarray]) -> collections
 # ----------------------------------------------------------------------------------------------------------------
 # Model <-> state_dict.
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **overrides) -> tuple[ModelSpec, str]:
     """Model spec and family from PYSKL-keyed tensors (after `to_pyskl_keys`); keyword overrides win."""
@@ -299,8 +327,8 @@ def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **override
     missing = [k for k in need if k not in sd]
     if missing:
         raise CheckpointMismatchError(
-            f"{path}: not an ST-GCN / ST-GCN++ checkpoint (missing {missing}); found keys such as "
-            f"{sorted(sd)[:5]}")
+            f"{path}: not an ST-GCN / ST-GCN++ checkpoint (missing {missing}); found keys such as {sorted(sd)[:5]}"
+        )
     A = sd["backbone.gcn.0.gcn.A"]
     K, V = A.shape[0], A.shape[-1]
     nblocks = 1 + max(int(m.group(1)) for k in sd if (m := re.match(r"backbone\.gcn\.(\d+)\.", k)))
@@ -338,14 +366,26 @@ def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **override
         layout = layouts.GRAPH_IN_WEIGHTS
     else:
         layout = (known.mmaction_graph or known.name) if fmt_0x else known.name
-    kw = dict(num_classes=int(sd["cls_head.fc_cls.weight"].shape[0]), layout=layout,
-              graph_mode=mode, num_joints=V, in_channels=in_channels, base_channels=base, ch_ratio=int(ratio),
-              num_person=num_person, num_stages=nblocks + (in_channels == base), inflate_stages=inflate,
-              down_stages=down, data_bn_type=data_bn,
-              # without edge importance the 0.x and original graphs are fixed buffers, PYSKL's a learned A
-              gcn_adaptive="importance" if has_pa else None if fmt_0x else "init",
-              gcn_with_res=with_res, tcn_type="mstcn" if mstcn else "unit_tcn", init=init,
-              origin="stgcn_original" if original else None)
+    kw = dict(
+        num_classes=int(sd["cls_head.fc_cls.weight"].shape[0]),
+        layout=layout,
+        graph_mode=mode,
+        num_joints=V,
+        in_channels=in_channels,
+        base_channels=base,
+        ch_ratio=int(ratio),
+        num_person=num_person,
+        num_stages=nblocks + (in_channels == base),
+        inflate_stages=inflate,
+        down_stages=down,
+        data_bn_type=data_bn,
+        # without edge importance the 0.x and original graphs are fixed buffers, PYSKL's a learned A
+        gcn_adaptive="importance" if has_pa else None if fmt_0x else "init",
+        gcn_with_res=with_res,
+        tcn_type="mstcn" if mstcn else "unit_tcn",
+        init=init,
+        origin="stgcn_original" if original else None,
+    )
     kw.update(overrides)
     return ModelSpec(**kw), family
 
@@ -364,8 +404,10 @@ def load_state_dict(model: Recognizer, sd: dict[str, np.ndarray], path: str = "<
             if got != want and not (name == "num_batches_tracked" and np.size(sd[k]) == 1):
                 misshaped.append(f"{k}: checkpoint {got}, model {want}")
     if missing or unexpected or misshaped:
+
         def fmt(title, items):
             return f"\n  {title} ({len(items)}): " + ", ".join(items[:20]) + (" ..." if len(items) > 20 else "")
+
         msg = f"{path}: checkpoint does not match the model"
         msg += fmt("missing keys", missing) if missing else ""
         msg += fmt("unexpected keys", unexpected) if unexpected else ""
@@ -384,11 +426,11 @@ def default_format(model: Recognizer) -> str:
     return family if family in ("mmaction0x", "stgcn_original") else "pyskl"
 
 
-def model_state_dict(model: Recognizer, fmt: str | None = None) -> "collections.OrderedDict[str, np.ndarray]":
+def model_state_dict(model: Recognizer, fmt: str | None = None) -> collections.OrderedDict[str, np.ndarray]:
     """The model as a PyTorch-style state_dict (NumPy arrays) in the key naming of `fmt` (default: its own)."""
     sd = collections.OrderedDict(
-        (k, _to_torch(owner, k.rsplit(".", 1)[-1], np.asarray(var[...])))
-        for k, var, owner in iter_torch_tensors(model))
+        (k, _to_torch(owner, k.rsplit(".", 1)[-1], np.asarray(var[...]))) for k, var, owner in iter_torch_tensors(model)
+    )
     return from_pyskl_keys(sd, fmt or default_format(model))
 
 
@@ -406,6 +448,7 @@ def model_from_state_dict(sd: dict[str, np.ndarray], path: str = "<state_dict>",
 # ----------------------------------------------------------------------------------------------------------------
 # Files.
 # ----------------------------------------------------------------------------------------------------------------
+
 
 def load_pytorch_checkpoint(path: str, *, trusted: bool = False, **overrides) -> Recognizer:
     """Load a released PYSKL / MMAction2 `.pth` or original ST-GCN `.pt` into a skeljax model in eval mode.
@@ -425,8 +468,7 @@ def load_pytorch_checkpoint(path: str, *, trusted: bool = False, **overrides) ->
     return model_from_state_dict(sd, str(path), **overrides)
 
 
-def save_pytorch_checkpoint(model: Recognizer, path: str, fmt: str | None = None, *,
-                            meta: dict | None = None) -> str:
+def save_pytorch_checkpoint(model: Recognizer, path: str, fmt: str | None = None, *, meta: dict | None = None) -> str:
     """Write `model` as a `.pth` that PYSKL / MMAction2 load unchanged; returns the format used.
 
     The default format follows the model: MMAction2 0.x keys for 0.x graphs, the original keys for the original

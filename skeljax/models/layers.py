@@ -136,8 +136,14 @@ class BatchNorm(nnx.Module):
     own 16 videos; running statistics are updated with the mean over groups.
     """
 
-    def __init__(self, features: int | tuple[int, ...], *, group_size: int | None = None,
-                 eps: float = 1e-5, momentum: float = 0.1):
+    def __init__(
+        self,
+        features: int | tuple[int, ...],
+        *,
+        group_size: int | None = None,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+    ):
         shape = (features,) if isinstance(features, int) else tuple(features)
         self.weight = nnx.Param(jnp.ones(shape, jnp.float32))
         self.bias = nnx.Param(jnp.zeros(shape, jnp.float32))
@@ -154,8 +160,9 @@ class BatchNorm(nnx.Module):
         if self.use_running_average:
             scale, shift = self.affine()
             return x * scale + shift
-        y, mean, var = batch_norm_train(x, self.weight[...], self.bias[...], self.eps, self.group_size,
-                                        batch_axis, self.weight.ndim)
+        y, mean, var = batch_norm_train(
+            x, self.weight[...], self.bias[...], self.eps, self.group_size, batch_axis, self.weight.ndim
+        )
         self.update_stats(mean, var)
         return y
 
@@ -183,7 +190,7 @@ def batch_norm_train(x, weight, bias, eps, group_size, batch_axis, nf):
     if rows % gs:
         raise ValueError(f"BatchNorm: batch of {rows} rows is not a multiple of the BN group size {gs}")
     ba = batch_axis % x.ndim
-    xg = x.reshape(x.shape[:ba] + (rows // gs, gs) + x.shape[ba + 1:])
+    xg = x.reshape(x.shape[:ba] + (rows // gs, gs) + x.shape[ba + 1 :])
     axes = tuple(a for a in range(xg.ndim - nf) if a != ba)
     y, mean, var = _bn_normalize(xg, weight, bias, eps, axes)
     n = math.prod(xg.shape[a] for a in axes)
@@ -239,7 +246,7 @@ def joint_batch_norm(bns: list[BatchNorm], x: jax.Array, batch_axis: int = 0) ->
     off = 0
     for bn in bns:
         n = bn.weight.shape[0]
-        bn.update_stats(mean[off:off + n], var[off:off + n])
+        bn.update_stats(mean[off : off + n], var[off : off + n])
         off += n
     return y
 
@@ -276,8 +283,17 @@ class Conv1x1(nnx.Module):
 class TemporalConv(nnx.Module):
     """Parameters of a (k x 1) convolution over time, zero padding (k + (k-1)(d-1) - 1) // 2 as PYSKL's unit_tcn."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int, *, rngs: nnx.Rngs, stride: int = 1,
-                 dilation: int = 1, init: str = "torch"):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int,
+        *,
+        rngs: nnx.Rngs,
+        stride: int = 1,
+        dilation: int = 1,
+        init: str = "torch",
+    ):
         k = kernel_size
         self.weight = nnx.Param(_conv_weight(rngs, (k, cin, cout), fan_in=cin * k, fan_out=cout * k, init=init))
         self.bias = nnx.Param(_conv_bias(rngs, cout, fan_in=cin * k, init=init))

@@ -57,9 +57,9 @@ class ModelSpec:
     """Everything needed to rebuild a recognizer; stored as JSON beside skeljax checkpoints."""
 
     num_classes: int
-    layout: str = "nturgb+d"          # a name in layouts.BUILTIN, or layouts.GRAPH_IN_WEIGHTS (A from the weights)
+    layout: str = "nturgb+d"  # a name in layouts.BUILTIN, or layouts.GRAPH_IN_WEIGHTS (A from the weights)
     graph_mode: str = "spatial"
-    num_joints: int | None = None     # only for custom layouts whose A comes from a checkpoint
+    num_joints: int | None = None  # only for custom layouts whose A comes from a checkpoint
     in_channels: int = 3
     base_channels: int = 64
     ch_ratio: int = 2
@@ -73,9 +73,9 @@ class ModelSpec:
     tcn_type: str = "unit_tcn"
     tcn_dropout: float = 0.0
     head_dropout: float = 0.0
-    init: str = "torch"               # 'torch' (PYSKL), 'kaiming_normal' (MMAction2 0.x), 'normal' (original ST-GCN)
-    bn_group: int | None = 16         # samples per BatchNorm statistics group in training (one PYSKL GPU)
-    origin: str | None = None         # 'stgcn_original': the ST-GCN authors' release (its keys); None: by architecture
+    init: str = "torch"  # 'torch' (PYSKL), 'kaiming_normal' (MMAction2 0.x), 'normal' (original ST-GCN)
+    bn_group: int | None = 16  # samples per BatchNorm statistics group in training (one PYSKL GPU)
+    origin: str | None = None  # 'stgcn_original': the ST-GCN authors' release (its keys); None: by architecture
 
     def __post_init__(self):
         if self.gcn_adaptive not in ADAPTIVE:
@@ -94,7 +94,7 @@ class ModelSpec:
         return d
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "ModelSpec":
+    def from_json(cls, d: dict[str, Any]) -> ModelSpec:
         d = dict(d)
         for k in ("inflate_stages", "down_stages"):
             if k in d:
@@ -120,8 +120,10 @@ class ModelSpec:
 
     def graph(self) -> np.ndarray:
         if self.graph_in_weights:
-            raise ValueError("this model's graph came from a checkpoint (unknown layout): it cannot be regenerated; "
-                             "load it from the checkpoint or give a known layout")
+            raise ValueError(
+                "this model's graph came from a checkpoint (unknown layout): it cannot be regenerated; "
+                "load it from the checkpoint or give a known layout"
+            )
         return graph_lib.adjacency(self.layout, self.graph_mode)
 
 
@@ -263,8 +265,7 @@ class ReducedBranch(nnx.Module):
         self.reduce = Conv1x1(cin, width, rngs=rngs, init=init)
         self.bn = BatchNorm(width, group_size=bn_group)
         if dilation is not None:
-            self.conv = TemporalConv(width, width, MSTCN_KERNEL, rngs=rngs, stride=stride, dilation=dilation,
-                                     init=init)
+            self.conv = TemporalConv(width, width, MSTCN_KERNEL, rngs=rngs, stride=stride, dilation=dilation, init=init)
 
 
 class MultiScaleTemporalConv(nnx.Module):
@@ -280,8 +281,9 @@ class MultiScaleTemporalConv(nnx.Module):
         mid = cout // nb
         widths = [cout - mid * (nb - 1)] + [mid] * (nb - 1)  # the first branch takes the remainder
         kw = {"rngs": rngs, "bn_group": bn_group, "init": init}
-        self.dilated = nnx.List([ReducedBranch(cin, w, dilation=d, stride=stride, **kw)
-                                 for w, d in zip(widths, MSTCN_DILATIONS)])
+        self.dilated = nnx.List(
+            [ReducedBranch(cin, w, dilation=d, stride=stride, **kw) for w, d in zip(widths, MSTCN_DILATIONS)]
+        )
         self.max_pool = ReducedBranch(cin, widths[-2], **kw)
         self.pointwise = Conv1x1(cin, widths[-1], rngs=rngs, stride=stride, init=init)
         self.stride = stride
@@ -359,14 +361,17 @@ class STGCNBlock(nnx.Module):
 
     def __init__(self, cin, cout, A, *, stride=1, residual=True, spec: ModelSpec, tcn_dropout=0.0, rngs):
         g = spec.bn_group
-        self.spatial = GraphConv(cin, cout, A, adaptive=spec.gcn_adaptive, with_res=spec.gcn_with_res, rngs=rngs,
-                                 bn_group=g, init=spec.init)
+        self.spatial = GraphConv(
+            cin, cout, A, adaptive=spec.gcn_adaptive, with_res=spec.gcn_with_res, rngs=rngs, bn_group=g, init=spec.init
+        )
         if spec.tcn_type == "mstcn":
-            self.temporal = MultiScaleTemporalConv(cout, cout, rngs=rngs, stride=stride, dropout=tcn_dropout,
-                                                   bn_group=g, init=spec.init)
+            self.temporal = MultiScaleTemporalConv(
+                cout, cout, rngs=rngs, stride=stride, dropout=tcn_dropout, bn_group=g, init=spec.init
+            )
         else:
-            self.temporal = TemporalConvBN(cout, cout, 9, rngs=rngs, stride=stride, dropout=tcn_dropout, bn_group=g,
-                                           init=spec.init)
+            self.temporal = TemporalConvBN(
+                cout, cout, 9, rngs=rngs, stride=stride, dropout=tcn_dropout, bn_group=g, init=spec.init
+            )
         self.res_kind = _residual_kind(residual, cin == cout and stride == 1)
         if self.res_kind == "conv":
             self.residual = PointwiseConvBN(cin, cout, rngs=rngs, stride=stride, bn_group=g, init=spec.init)
@@ -397,9 +402,8 @@ class STGCN(nnx.Module):
         for i in range(start, spec.num_stages + 1):
             stride = 2 if i in spec.down_stages else 1
             inflate_times += i in spec.inflate_stages
-            cout = int(spec.base_channels * spec.ch_ratio ** inflate_times + 1e-4)
-            blocks.append(STGCNBlock(cin, cout, A, stride=stride, spec=bspec, tcn_dropout=spec.tcn_dropout,
-                                     rngs=rngs))
+            cout = int(spec.base_channels * spec.ch_ratio**inflate_times + 1e-4)
+            blocks.append(STGCNBlock(cin, cout, A, stride=stride, spec=bspec, tcn_dropout=spec.tcn_dropout, rngs=rngs))
             cin = cout
         self.blocks = nnx.List(blocks)
         self.out_channels = cin
@@ -428,8 +432,9 @@ class STGCN(nnx.Module):
 class GCNHead(nnx.Module):
     """Mean over (T', V) per person, mean over persons (zero-padded ones included), dropout, linear classifier."""
 
-    def __init__(self, num_classes: int, in_channels: int, *, rngs: nnx.Rngs, dropout: float = 0.0,
-                 init_std: float = 0.01):
+    def __init__(
+        self, num_classes: int, in_channels: int, *, rngs: nnx.Rngs, dropout: float = 0.0, init_std: float = 0.01
+    ):
         self.fc = Linear(in_channels, num_classes, rngs=rngs, init_std=init_std)
         self.drop = nnx.Dropout(dropout, rngs=rngs) if dropout else None
 
@@ -449,8 +454,13 @@ class Recognizer(nnx.Module):
         rngs = rngs if rngs is not None else nnx.Rngs(0)
         self.spec = spec
         self.backbone = STGCN(spec, A, rngs=rngs)
-        self.head = GCNHead(spec.num_classes, self.backbone.out_channels, rngs=rngs, dropout=spec.head_dropout,
-                            init_std=layers.NORMAL_INIT_STD if spec.init == "normal" else 0.01)
+        self.head = GCNHead(
+            spec.num_classes,
+            self.backbone.out_channels,
+            rngs=rngs,
+            dropout=spec.head_dropout,
+            init_std=layers.NORMAL_INIT_STD if spec.init == "normal" else 0.01,
+        )
         self.compute_dtype = "float32"
 
     def __call__(self, x: jax.Array, *, return_features: bool = False, compute_dtype: str | None = None):

@@ -17,6 +17,19 @@ from skeljax.train.state import TrainParts, create_model, make_tx
 from skeljax.train.step import jit_train_step, make_train_step
 
 __all__ = [
-    "BEST_DIR", "CKPT_DIR", "FINAL_DIR", "TrainParts", "create_model", "evaluate", "export_model", "flat_model_state",
-    "jit_train_step", "load_init", "load_source_model", "make_train_step", "make_tx", "test", "train_and_evaluate",
+    "BEST_DIR",
+    "CKPT_DIR",
+    "FINAL_DIR",
+    "TrainParts",
+    "create_model",
+    "evaluate",
+    "export_model",
+    "flat_model_state",
+    "jit_train_step",
+    "load_init",
+    "load_source_model",
+    "make_train_step",
+    "make_tx",
+    "test",
+    "train_and_evaluate",
 ]

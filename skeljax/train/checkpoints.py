@@ -31,7 +31,7 @@ from skeljax.checkpoint import legacy_renames
 BEST_DIR, FINAL_DIR, CKPT_DIR = "best", "final", "checkpoints"  # in a run's workdir: model exports, training state
 BEST_METRIC = "val/top1"
 COMMIT_MARKER = "commit_success.txt"  # orbax's marker of a finished step directory
-TMP_MARK = ".orbax-checkpoint-tmp"     # in the name of a step directory orbax is still writing
+TMP_MARK = ".orbax-checkpoint-tmp"  # in the name of a step directory orbax is still writing
 
 
 class TrainCheckpointError(ValueError):
@@ -53,8 +53,9 @@ def unflatten(template: Any, flat: dict[str, Any], where: str = "<checkpoint>") 
     missing = sorted(set(names) - set(flat))
     extra = sorted(set(flat) - set(names))
     if missing or extra:
-        raise TrainCheckpointError(f"{where}: training state does not match this run; missing {missing[:8]}, "
-                                   f"unexpected {extra[:8]}")
+        raise TrainCheckpointError(
+            f"{where}: training state does not match this run; missing {missing[:8]}, unexpected {extra[:8]}"
+        )
     return jax.tree_util.tree_unflatten(treedef, [flat[n] for n in names])
 
 
@@ -98,17 +99,24 @@ class RunCheckpoints:
             from jax.experimental import multihost_utils
 
             multihost_utils.sync_global_devices("skeljax:set_aside_incomplete")
-        policy = ocp.checkpoint_managers.AnyPreservationPolicy([
-            ocp.checkpoint_managers.LatestN(n=max(int(keep), 1)),
-            ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: m[BEST_METRIC], n=1,
-                                          keep_checkpoints_without_metrics=False),
-        ])
-        options = ocp.CheckpointManagerOptions(preservation_policy=policy, enable_async_checkpointing=False,
-                                               create=True, cleanup_tmp_directories=True)
+        policy = ocp.checkpoint_managers.AnyPreservationPolicy(
+            [
+                ocp.checkpoint_managers.LatestN(n=max(int(keep), 1)),
+                ocp.checkpoint_managers.BestN(
+                    get_metric_fn=lambda m: m[BEST_METRIC], n=1, keep_checkpoints_without_metrics=False
+                ),
+            ]
+        )
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=policy, enable_async_checkpointing=False, create=True, cleanup_tmp_directories=True
+        )
         # Handlers registered up front: a fresh process can then read a step's metadata (array names and shapes)
         # before restoring, which is how a checkpoint of another model is recognised.
-        handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler(),
-                    "meta": ocp.JsonCheckpointHandler()}
+        handlers = {
+            "state": ocp.StandardCheckpointHandler(),
+            "data": ocp.JsonCheckpointHandler(),
+            "meta": ocp.JsonCheckpointHandler(),
+        }
         self.manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=handlers)
 
     def latest_step(self) -> int | None:
@@ -120,8 +128,11 @@ class RunCheckpoints:
     def save(self, step: int, state: Any, data_state: dict, meta: dict, metrics: dict | None = None) -> None:
         if step in self.manager.all_steps():
             return  # already saved (e.g. an epoch end that is also a step-interval save)
-        args = ocp.args.Composite(state=ocp.args.StandardSave(flatten(state)),
-                                  data=ocp.args.JsonSave(data_state), meta=ocp.args.JsonSave(meta))
+        args = ocp.args.Composite(
+            state=ocp.args.StandardSave(flatten(state)),
+            data=ocp.args.JsonSave(data_state),
+            meta=ocp.args.JsonSave(meta),
+        )
         self.manager.save(step, args=args, metrics=metrics, force=True)
         self.manager.wait_until_finished()
 
@@ -137,8 +148,10 @@ class RunCheckpoints:
     def restore(self, step: int, template: Any) -> tuple[Any, dict, dict]:
         """(state shaped and sharded like `template`, data iterator state, meta) of `step`."""
         flat_template = flatten(template)
-        abstract = {k: jax.ShapeDtypeStruct(np.shape(v), v.dtype, sharding=getattr(v, "sharding", None))
-                    for k, v in flat_template.items()}
+        abstract = {
+            k: jax.ShapeDtypeStruct(np.shape(v), v.dtype, sharding=getattr(v, "sharding", None))
+            for k, v in flat_template.items()
+        }
         where = os.path.join(self.directory, str(step))
         try:
             saved = self.manager.item_metadata(step)["state"]
@@ -149,11 +162,17 @@ class RunCheckpoints:
                 if set(saved) != set(abstract):
                     unflatten(template, dict.fromkeys(saved), where)  # raises, naming the differences
                 _check_shapes(saved, abstract, where)
-            restored = self.manager.restore(step, args=ocp.args.Composite(
-                state=ocp.args.StandardRestore({old: abstract[new] for old, new in renames.items()}
-                                               | {k: v for k, v in abstract.items() if k not in renames.values()}),
-                data=ocp.args.JsonRestore(),
-                meta=ocp.args.JsonRestore()))
+            restored = self.manager.restore(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardRestore(
+                        {old: abstract[new] for old, new in renames.items()}
+                        | {k: v for k, v in abstract.items() if k not in renames.values()}
+                    ),
+                    data=ocp.args.JsonRestore(),
+                    meta=ocp.args.JsonRestore(),
+                ),
+            )
         except (ValueError, KeyError, FileNotFoundError) as e:
             if isinstance(e, TrainCheckpointError):
                 raise
@@ -167,16 +186,22 @@ class RunCheckpoints:
 
 def _check_shapes(saved: dict, abstract: dict, where: str) -> None:
     """Orbax would restore an array into a template of another shape without complaint: refuse first."""
-    bad = [f"{k}: saved {tuple(saved[k].shape)}, run {tuple(v.shape)}" for k, v in sorted(abstract.items())
-           if getattr(saved[k], "shape", None) is not None and tuple(saved[k].shape) != tuple(v.shape)]
+    bad = [
+        f"{k}: saved {tuple(saved[k].shape)}, run {tuple(v.shape)}"
+        for k, v in sorted(abstract.items())
+        if getattr(saved[k], "shape", None) is not None and tuple(saved[k].shape) != tuple(v.shape)
+    ]
     if bad:
-        raise TrainCheckpointError(f"{where}: training state does not match this run ({len(bad)} arrays of "
-                                   f"another shape: {'; '.join(bad[:6])}{' ...' if len(bad) > 6 else ''})")
+        raise TrainCheckpointError(
+            f"{where}: training state does not match this run ({len(bad)} arrays of "
+            f"another shape: {'; '.join(bad[:6])}{' ...' if len(bad) > 6 else ''})"
+        )
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Resuming only what belongs to this run, and stopping cleanly on SIGTERM.
 # ------------------------------------------------------------------------------------------------------------
+
 
 def run_signature(config, spec=None) -> dict:
     """What a checkpoint shares with every run that may resume it: the model and the order of training data.
@@ -186,13 +211,21 @@ def run_signature(config, spec=None) -> dict:
     from skeljax import config_base
 
     d = config.data
-    data = {"dataset": d.dataset, "builder_kwargs": d.builder_kwargs.to_dict(), "train_split": d.train_split,
-            "batch_size": config.batch_size, "repeat_times": d.repeat_times, "seed": config.seed}
+    data = {
+        "dataset": d.dataset,
+        "builder_kwargs": d.builder_kwargs.to_dict(),
+        "train_split": d.train_split,
+        "batch_size": config.batch_size,
+        "repeat_times": d.repeat_times,
+        "seed": config.seed,
+    }
     # Keys that exist only for these set-ups, so that checkpoints of the other runs keep their signature.
     if d.dataset == "pickle":  # the file by name and size: a moved copy resumes, another pickle does not
         path = os.path.expanduser(d.ann_file)
-        data["ann_file"] = {"name": os.path.basename(path),
-                            "bytes": os.path.getsize(path) if os.path.isfile(path) else None}
+        data["ann_file"] = {
+            "name": os.path.basename(path),
+            "bytes": os.path.getsize(path) if os.path.isfile(path) else None,
+        }
     if config.model.layout == "custom":  # the model spec has only the joint count; the edges define the graph
         data["custom_layout"] = config.model.custom_layout.to_dict()
     spec = spec if spec is not None else config_base.model_spec(config)
@@ -205,13 +238,18 @@ def check_resumable(saved: dict | None, want, where: str) -> None:
     if not saved:
         return  # older checkpoints carry no signature; restore() still compares every array's name and shape
     want = want if isinstance(want, Mapping) else run_signature(want)
-    diffs = [f"{part}.{k}: checkpoint {saved.get(part, {}).get(k)!r}, config {v!r}"
-             for part in ("model", "data") for k, v in want[part].items() if saved.get(part, {}).get(k) != v]
+    diffs = [
+        f"{part}.{k}: checkpoint {saved.get(part, {}).get(k)!r}, config {v!r}"
+        for part in ("model", "data")
+        for k, v in want[part].items()
+        if saved.get(part, {}).get(k) != v
+    ]
     if diffs:
         what = "another model" if any(d.startswith("model.") for d in diffs) else "another training set-up"
         raise TrainCheckpointError(
             f"{where}: the workdir holds a checkpoint of {what} ({'; '.join(diffs[:8])}). Use a new --workdir "
-            "(or start from that run's best/ model with config.init_from.path), or the config it was trained with")
+            "(or start from that run's best/ model with config.init_from.path), or the config it was trained with"
+        )
 
 
 class StopRequest:

@@ -57,8 +57,10 @@ def _models_to_test(run: RunConfig, workdir) -> list[tuple[str, Recognizer, int]
         found = _exported_model(workdir, FINAL_DIR)
         out.append(("last", *found) if found else _latest_checkpoint_model(run, workdir))
     if not out:
-        raise FileNotFoundError(f"{workdir}: nothing to evaluate (no {BEST_DIR}/ or {FINAL_DIR}/ model, no "
-                                f"checkpoint; or set config.init_from.path)")
+        raise FileNotFoundError(
+            f"{workdir}: nothing to evaluate (no {BEST_DIR}/ or {FINAL_DIR}/ model, no "
+            f"checkpoint; or set config.init_from.path)"
+        )
     return out
 
 
@@ -85,8 +87,10 @@ def evaluate(config: RunConfig | ml_collections.ConfigDict, workdir: str) -> dic
     workdir = os.path.abspath(os.path.expanduser(workdir))
     mesh = sharding.make_mesh()
     writer = metrics_writer.MetricWriter(workdir, tensorboard=False)
-    out = {tag: _test_model(run, workdir, m, tag, step, writer, mesh, mode="val")
-           for tag, m, step in _models_to_test(run, workdir)}
+    out = {
+        tag: _test_model(run, workdir, m, tag, step, writer, mesh, mode="val")
+        for tag, m, step in _models_to_test(run, workdir)
+    }
     writer.close()
     return out
 
@@ -102,7 +106,6 @@ def test(config: RunConfig | ml_collections.ConfigDict, workdir: str) -> dict[st
     mesh = sharding.make_mesh()
     sharding.check_batch(run.test_batch_size, mesh, "config.test_batch_size")
     writer = metrics_writer.MetricWriter(workdir)
-    out = {tag: _test_model(run, workdir, m, tag, step, writer, mesh)
-           for tag, m, step in _models_to_test(run, workdir)}
+    out = {tag: _test_model(run, workdir, m, tag, step, writer, mesh) for tag, m, step in _models_to_test(run, workdir)}
     writer.close()
     return out

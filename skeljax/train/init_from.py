@@ -32,12 +32,15 @@ def load_source_model(path: str, *, trusted: bool = False) -> Recognizer:
 def flat_model_state(model: nnx.Module) -> dict[str, np.ndarray]:
     """{'backbone.gcn.0.gcn.A': array, ...}: parameters, BN statistics and buffers under PyTorch-style names."""
     pure = model_ckpt.model_state(model)
-    return {pyskl_key(".".join(str(getattr(k, "key", k)) for k in path)): leaf
-            for path, leaf in jax.tree_util.tree_flatten_with_path(pure)[0]}
+    return {
+        pyskl_key(".".join(str(getattr(k, "key", k)) for k in path)): leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(pure)[0]
+    }
 
 
-def load_init(model: nnx.Module, path: str, dont_load: str = "", *, trusted: bool = False
-              ) -> tuple[list[str], list[str]]:
+def load_init(
+    model: nnx.Module, path: str, dont_load: str = "", *, trusted: bool = False
+) -> tuple[list[str], list[str]]:
     """Copy a checkpoint's tensors into `model`, except names matching the `dont_load` regex (e.g. a new head).
 
     Every other tensor must exist in the checkpoint with the same shape; returns (loaded, not loaded) names.
@@ -65,9 +68,11 @@ def load_init(model: nnx.Module, path: str, dont_load: str = "", *, trusted: boo
     unexpected = [k for k in source if k not in used and not (pattern is not None and pattern.search(k))]
     problems += [f"unexpected {k}" for k in unexpected]
     if problems:
-        raise ValueError(f"{path}: checkpoint does not fit the configured model ({len(problems)} problems: "
-                         f"{'; '.join(problems[:10])}{' ...' if len(problems) > 10 else ''}); check config.model "
-                         "or exclude tensors with config.init_from.dont_load (e.g. 'cls_head')")
+        raise ValueError(
+            f"{path}: checkpoint does not fit the configured model ({len(problems)} problems: "
+            f"{'; '.join(problems[:10])}{' ...' if len(problems) > 10 else ''}); check config.model "
+            "or exclude tensors with config.init_from.dont_load (e.g. 'cls_head')"
+        )
     state = nnx.state(model, model_ckpt.MODEL_STATE)
     nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(treedef, values))
     nnx.update(model, state)

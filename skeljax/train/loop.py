@@ -58,7 +58,7 @@ class _Session:
     run: RunConfig
     workdir: str
     ckpts: RunCheckpoints
-    start: int | None            # the step of the checkpoint to resume from
+    start: int | None  # the step of the checkpoint to resume from
     mesh: Any
     train_iter: Any
     val_source: Any
@@ -69,7 +69,7 @@ class _Session:
     state: dict
     train_step: Any
     step: int = 0
-    stop: int = 0                # the last step of this session (config.stop_after_steps or total_steps)
+    stop: int = 0  # the last step of this session (config.stop_after_steps or total_steps)
     best: dict = dataclasses.field(default_factory=lambda: {"val/top1": -1.0, "step": -1})
     pending: list = dataclasses.field(default_factory=list)  # per-step metrics of the current logging window
     writer: metrics_writer.MetricWriter | None = None
@@ -81,6 +81,7 @@ class _Session:
 # Set up: workdir, mesh, data, model. Nothing is written to the workdir before all of it is known to fit.
 # ------------------------------------------------------------------------------------------------------------
 
+
 def _set_up(run: RunConfig, workdir: str) -> _Session:
     ckpts, start = _open_checkpoints(run, workdir)
     mesh = _make_mesh(run)
@@ -89,9 +90,22 @@ def _set_up(run: RunConfig, workdir: str) -> _Session:
     total_steps = run.num_epochs * steps_per_epoch
     train_iter.num_steps = total_steps
     parts, train_step = _make_model(run, mesh, total_steps, steps_per_epoch)
-    return _Session(run, workdir, ckpts, start, mesh, train_iter, val_source, val_batches, steps_per_epoch,
-                    total_steps, parts, sharding.put_replicated(parts.state, mesh), train_step,
-                    stop=min(total_steps, run.stop_after_steps) if run.stop_after_steps > 0 else total_steps)
+    return _Session(
+        run,
+        workdir,
+        ckpts,
+        start,
+        mesh,
+        train_iter,
+        val_source,
+        val_batches,
+        steps_per_epoch,
+        total_steps,
+        parts,
+        sharding.put_replicated(parts.state, mesh),
+        train_step,
+        stop=min(total_steps, run.stop_after_steps) if run.stop_after_steps > 0 else total_steps,
+    )
 
 
 def _open_checkpoints(run: RunConfig, workdir: str) -> tuple[RunCheckpoints, int | None]:
@@ -99,8 +113,10 @@ def _open_checkpoints(run: RunConfig, workdir: str) -> tuple[RunCheckpoints, int
     metrics_writer.check_writable(workdir)
     ckpts = RunCheckpoints(os.path.join(workdir, CKPT_DIR), run.checkpoint.keep)
     for path in ckpts.set_aside:
-        log(f"warning: {path}: an incomplete checkpoint (no commit marker, e.g. a crash while saving) was moved "
-            "aside and is not used")
+        log(
+            f"warning: {path}: an incomplete checkpoint (no commit marker, e.g. a crash while saving) was moved "
+            "aside and is not used"
+        )
     for path in ckpts.deleted:
         log(f"deleted {path}: a checkpoint whose saving was interrupted")
     start = ckpts.latest_step()
@@ -114,9 +130,11 @@ def _make_mesh(run: RunConfig):
     per_device = sharding.check_batch(run.batch_size, mesh)
     sharding.check_batch(run.eval_batch_size, mesh, "config.eval_batch_size")
     layout = sharding.bn_groups_per_device(run.batch_size, run.bn_group, mesh)
-    log(f"{jax.process_count()} process(es), {mesh.shape['data']} device(s) ({jax.devices()[0].platform}); "
+    log(
+        f"{jax.process_count()} process(es), {mesh.shape['data']} device(s) ({jax.devices()[0].platform}); "
         f"batch {run.batch_size} = {per_device} per device; BN groups of {run.bn_group or 'all'} "
-        f"samples ({layout})")
+        f"samples ({layout})"
+    )
     return mesh
 
 
@@ -127,12 +145,27 @@ def _make_data(run: RunConfig, mesh):
     val_source = load_split(run, d.val_split)
     evaluation.check_labels(train_source, run.num_classes, d.dataset)
     train_iter = input_pipeline.make_train_iterator(
-        train_source, make_transform(run, "train"), run.batch_size, run.seed, mesh,
-        repeat_times=d.repeat_times, num_workers=d.num_workers, read_threads=d.read_threads)
-    val_batches = input_pipeline.make_eval_batches(val_source, make_transform(run, "val"), run.eval_batch_size,
-                                                   mesh, num_workers=d.num_workers, read_threads=d.read_threads)
-    log(f"{d.dataset}: {len(train_source)} train x {d.repeat_times} repeats = {train_iter.steps_per_epoch} steps "
-        f"per epoch, {run.num_epochs * train_iter.steps_per_epoch} steps; {len(val_source)} val samples")
+        train_source,
+        make_transform(run, "train"),
+        run.batch_size,
+        run.seed,
+        mesh,
+        repeat_times=d.repeat_times,
+        num_workers=d.num_workers,
+        read_threads=d.read_threads,
+    )
+    val_batches = input_pipeline.make_eval_batches(
+        val_source,
+        make_transform(run, "val"),
+        run.eval_batch_size,
+        mesh,
+        num_workers=d.num_workers,
+        read_threads=d.read_threads,
+    )
+    log(
+        f"{d.dataset}: {len(train_source)} train x {d.repeat_times} repeats = {train_iter.steps_per_epoch} steps "
+        f"per epoch, {run.num_epochs * train_iter.steps_per_epoch} steps; {len(val_source)} val samples"
+    )
     return train_iter, val_source, val_batches
 
 
@@ -142,12 +175,16 @@ def _make_model(run: RunConfig, mesh, total_steps: int, steps_per_epoch: int):
     tx, schedule = make_tx(run, total_steps, steps_per_epoch)
     parts = TrainParts(model, tx)
     o = run.optimizer
-    log(f"model {run.family} ({model.spec.layout}, {model.spec.num_classes} classes): {parts.num_params():,} "
-        f"parameters; lr {o.lr:g} ({o.schedule})")
+    log(
+        f"model {run.family} ({model.spec.layout}, {model.spec.num_classes} classes): {parts.num_params():,} "
+        f"parameters; lr {o.lr:g} ({o.schedule})"
+    )
     if o.lr_fixed and not np.isclose(o.lr, o.linear_rule_lr):
-        log(f"note: optimizer.lr {o.lr:g} is not base_lr x batch_size / reference_batch = "
+        log(
+            f"note: optimizer.lr {o.lr:g} is not base_lr x batch_size / reference_batch = "
             f"{o.linear_rule_lr:g} (a command-line batch size does not rescale an lr fixed in the config; set "
-            "--config.optimizer.lr=-1 for the linear scaling rule)")
+            "--config.optimizer.lr=-1 for the linear scaling rule)"
+        )
     return parts, jit_train_step(make_train_step(parts, tx, schedule, run.seed), mesh)
 
 
@@ -155,14 +192,17 @@ def _make_model(run: RunConfig, mesh, total_steps: int, steps_per_epoch: int):
 # Restore or initialise, then the workdir's config, metrics and the validation forward.
 # ------------------------------------------------------------------------------------------------------------
 
+
 def _restore_or_initialise(s: _Session) -> None:
     if s.start is not None:
         s.state, data_state, meta = s.ckpts.restore(s.start, s.state)
         s.train_iter.set_state(data_state)
         s.best = meta.get("best", s.best)
         s.pending = [{k: np.float32(v) for k, v in m.items()} for m in meta.get("pending", [])]
-        log(f"resumed from {s.ckpts.directory}/{s.start} (epoch {s.start // s.steps_per_epoch}, best val/top1 "
-            f"{s.best['val/top1']:.4f})")
+        log(
+            f"resumed from {s.ckpts.directory}/{s.start} (epoch {s.start // s.steps_per_epoch}, best val/top1 "
+            f"{s.best['val/top1']:.4f})"
+        )
     s.step = int(s.start or 0)
     # Only now that data, model and checkpoint are known to fit is the workdir written.
     metrics_writer.write_config(s.workdir, s.run.config_json)
@@ -177,14 +217,21 @@ def _restore_or_initialise(s: _Session) -> None:
 def _save(s: _Session, val: dict | None) -> None:
     # The unlogged part of the logging window goes with the checkpoint, so a resumed run logs the same means.
     window = [{k: float(v) for k, v in m.items()} for m in jax.device_get(s.pending)]
-    meta = {"step": s.step, "epoch": s.step // s.steps_per_epoch, "best": s.best, "val": val or {},
-            "run": dict(s.run.signature), "pending": window}
+    meta = {
+        "step": s.step,
+        "epoch": s.step // s.steps_per_epoch,
+        "best": s.best,
+        "val": val or {},
+        "run": dict(s.run.signature),
+        "pending": window,
+    }
     s.ckpts.save(s.step, s.state, s.train_iter.get_state(), meta, metrics=val)
 
 
 # ------------------------------------------------------------------------------------------------------------
 # The train loop.
 # ------------------------------------------------------------------------------------------------------------
+
 
 def _train_loop(s: _Session) -> bool:
     """Train to `s.stop` or a stop signal (then checkpoint); returns whether a stop signal ended it."""
@@ -196,8 +243,12 @@ def _train_loop(s: _Session) -> bool:
         val = _validate_at_epoch_end(s)
         every = s.run.checkpoint.every_steps
         epoch_end, epoch = s.step % s.steps_per_epoch == 0, s.step // s.steps_per_epoch
-        if ((epoch_end and epoch % s.run.checkpoint.every_epochs == 0) or (every and s.step % every == 0)
-                or s.step == s.stop or val is not None):
+        if (
+            (epoch_end and epoch % s.run.checkpoint.every_epochs == 0)
+            or (every and s.step % every == 0)
+            or s.step == s.stop
+            or val is not None
+        ):
             _save(s, val)
         meter.pause(time.perf_counter() - t_other)
     s.train_iter.close()
@@ -206,8 +257,10 @@ def _train_loop(s: _Session) -> bool:
     s.stop_signal = stop_request.received or "a stop signal on another process"
     if preempted and s.step < s.stop:
         _save(s, None)  # a no-op when this step was just saved
-        log(f"{s.stop_signal}: saved the checkpoint of step {s.step} in {s.ckpts.directory}; exiting (run the same "
-            "command to resume)")
+        log(
+            f"{s.stop_signal}: saved the checkpoint of step {s.step} in {s.ckpts.directory}; exiting (run the same "
+            "command to resume)"
+        )
     return preempted
 
 
@@ -225,9 +278,11 @@ def _train_step(s: _Session, meter: metrics_writer.Throughput) -> None:
         s.pending = []
         rate, eta = meter.report(s.step)
         s.writer.write(s.step, {**means, "train/samples_per_sec": rate} if np.isfinite(rate) else means)
-        log(f"step {s.step}/{s.total_steps} (epoch {(s.step - 1) // s.steps_per_epoch + 1}/{s.run.num_epochs})  "
+        log(
+            f"step {s.step}/{s.total_steps} (epoch {(s.step - 1) // s.steps_per_epoch + 1}/{s.run.num_epochs})  "
             f"loss {means['train/loss']:.4f}  top1 {means['train/top1']:.3f}  lr {means['train/lr']:.5f}  "
-            f"| {rate:.1f} samples/s  ETA {metrics_writer.format_duration(eta)}")
+            f"| {rate:.1f} samples/s  ETA {metrics_writer.format_duration(eta)}"
+        )
 
 
 def _validate_at_epoch_end(s: _Session) -> dict[str, float] | None:
@@ -236,8 +291,9 @@ def _validate_at_epoch_end(s: _Session) -> dict[str, float] | None:
     epoch = s.step // s.steps_per_epoch
     if s.step % s.steps_per_epoch or not (epoch % s.run.eval_every_epochs == 0 or s.step == s.total_steps):
         return None
-    pred = evaluation.predict_split(s.predict, s.state["params"], s.state["batch_stats"], s.val_batches,
-                                    s.val_source, f"val {s.step}")
+    pred = evaluation.predict_split(
+        s.predict, s.state["params"], s.state["batch_stats"], s.val_batches, s.val_source, f"val {s.step}"
+    )
     val = evaluation.classification_metrics(pred, "val")
     s.writer.write(s.step, val)
     improved = val["val/top1"] > s.best["val/top1"]
@@ -245,14 +301,17 @@ def _validate_at_epoch_end(s: _Session) -> dict[str, float] | None:
         s.best = {"val/top1": val["val/top1"], "step": s.step}
         best_model = s.parts.model(s.state)  # on every process: gathering is collective
         export_model(os.path.join(s.workdir, BEST_DIR), best_model, {"step": s.step, **val})
-    log(f"epoch {epoch} val: {evaluation.summary(val)}  (best top1 {s.best['val/top1']:.4f} at step "
-        f"{s.best['step']}{', new best' if improved else ''})")
+    log(
+        f"epoch {epoch} val: {evaluation.summary(val)}  (best top1 {s.best['val/top1']:.4f} at step "
+        f"{s.best['step']}{', new best' if improved else ''})"
+    )
     return val
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Finish: the final model and the test, or a note on why the run stopped early.
 # ------------------------------------------------------------------------------------------------------------
+
 
 def _finish(s: _Session, preempted: bool) -> dict[str, float]:
     results: dict[str, float] = {"step": s.step, "best/val_top1": s.best["val/top1"]}
@@ -264,8 +323,10 @@ def _finish(s: _Session, preempted: bool) -> dict[str, float]:
         log(f"stopped at step {s.step} of {s.total_steps} (config.stop_after_steps); run again to resume")
     s.ckpts.close()
     if done and preempted:  # training is complete and saved; the test runs when the same command is run again
-        log(f"{s.stop_signal}: training finished at step {s.step}; exiting before the test (run the same command "
-            "to test)")
+        log(
+            f"{s.stop_signal}: training finished at step {s.step}; exiting before the test (run the same command "
+            "to test)"
+        )
     if preempted or not done:
         results["preempted"] = float(preempted)
     else:
@@ -277,12 +338,20 @@ def _test_after_training(s: _Session, final_model: Recognizer) -> dict[str, floa
     """Test metrics of the final ('last/...') and best-validation ('best/...') models, as configured."""
     results = {}
     if s.run.test_last:
-        results.update({f"last/{k}": v for k, v in _test_model(s.run, s.workdir, final_model, "last", s.step,
-                                                               s.writer, s.mesh).items()})
+        results.update(
+            {
+                f"last/{k}": v
+                for k, v in _test_model(s.run, s.workdir, final_model, "last", s.step, s.writer, s.mesh).items()
+            }
+        )
     if s.run.test_best and os.path.isdir(os.path.join(s.workdir, BEST_DIR)):
         best_model = model_ckpt.load_model(os.path.join(s.workdir, BEST_DIR))
-        results.update({f"best/{k}": v for k, v in _test_model(s.run, s.workdir, best_model, "best", s.step,
-                                                               s.writer, s.mesh).items()})
+        results.update(
+            {
+                f"best/{k}": v
+                for k, v in _test_model(s.run, s.workdir, best_model, "best", s.step, s.writer, s.mesh).items()
+            }
+        )
     return results
 
 

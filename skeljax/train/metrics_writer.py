@@ -51,8 +51,9 @@ def check_writable(workdir: str) -> None:
             f.write("ok")
         os.remove(probe)
     except OSError as e:
-        raise PermissionError(f"{workdir}: the workdir cannot be created or written ({e.strerror or e}); "
-                              "choose another --workdir") from e
+        raise PermissionError(
+            f"{workdir}: the workdir cannot be created or written ({e.strerror or e}); choose another --workdir"
+        ) from e
 
 
 def write_config(workdir: str, config) -> None:
@@ -190,6 +191,7 @@ def progress(iterable, total: int, desc: str):
 # Plots (matplotlib Agg: no display needed).
 # ------------------------------------------------------------------------------------------------------------
 
+
 def plot_training_curves(workdir: str, out_path: str) -> str | None:
     """Loss, learning rate and accuracies against the step, from metrics.jsonl; None when there is nothing."""
     if not is_main_process():
@@ -207,15 +209,23 @@ def plot_training_curves(workdir: str, out_path: str) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("loss", ["train/loss"]), ("learning rate", ["train/lr"]),
-              ("accuracy", ["train/top1", "val/top1", "val/top5", "val/mean_class_acc"])]
+    panels = [
+        ("loss", ["train/loss"]),
+        ("learning rate", ["train/lr"]),
+        ("accuracy", ["train/top1", "val/top1", "val/top5", "val/mean_class_acc"]),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for ax, (title, keys) in zip(axes, panels):
         for k in keys:
             if k in series:
                 steps = sorted(series[k])
-                ax.plot(steps, [series[k][s] for s in steps], marker="o" if k.startswith("val") else None,
-                        markersize=3, label=k)
+                ax.plot(
+                    steps,
+                    [series[k][s] for s in steps],
+                    marker="o" if k.startswith("val") else None,
+                    markersize=3,
+                    label=k,
+                )
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

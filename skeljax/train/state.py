@@ -29,16 +29,25 @@ def create_model(run: RunConfig | ml_collections.ConfigDict) -> Recognizer:
     init = run.init_from
     if init.path:
         loaded, skipped = load_init(model, init.path, init.dont_load, trusted=init.trusted)
-        console(f"init_from {init.path}: loaded {len(loaded)} tensors, kept the fresh initialisation of "
-                f"{len(skipped)} ({', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''})")
+        console(
+            f"init_from {init.path}: loaded {len(loaded)} tensors, kept the fresh initialisation of "
+            f"{len(skipped)} ({', '.join(skipped[:6])}{' ...' if len(skipped) > 6 else ''})"
+        )
     return model
 
 
 def make_tx(run: RunConfig | ml_collections.ConfigDict, total_steps: int, steps_per_epoch: int):
     """(optax SGD as torch, lr schedule) for the run."""
     o = as_run(run).optimizer
-    schedule = optim.make_lr_schedule(o.schedule, o.lr, total_steps, steps_per_epoch=steps_per_epoch,
-                                      milestones_epochs=o.milestones_epochs, gamma=o.gamma, min_lr=o.min_lr)
+    schedule = optim.make_lr_schedule(
+        o.schedule,
+        o.lr,
+        total_steps,
+        steps_per_epoch=steps_per_epoch,
+        milestones_epochs=o.milestones_epochs,
+        gamma=o.gamma,
+        min_lr=o.min_lr,
+    )
     tx = optim.make_optimizer(schedule, momentum=o.momentum, nesterov=o.nesterov, weight_decay=o.weight_decay)
     return tx, schedule
 
@@ -52,8 +61,12 @@ class TrainParts:
         model.eval()
         self.graphdef_eval = nnx.split(model, nnx.Param, nnx.BatchStat, ...)[0]
         self.has_dropout = bool(jax.tree.leaves(nnx.state(model, nnx.RngState)))
-        self.state = {"params": params, "batch_stats": stats, "opt_state": tx.init(params),
-                      "step": jnp.zeros((), jnp.int32)}
+        self.state = {
+            "params": params,
+            "batch_stats": stats,
+            "opt_state": tx.init(params),
+            "step": jnp.zeros((), jnp.int32),
+        }
 
     def model(self, state: dict, mode: str = "eval") -> Recognizer:
         """A Recognizer holding (host copies of) `state`'s parameters and statistics."""

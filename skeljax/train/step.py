@@ -30,9 +30,14 @@ def make_train_step(parts: TrainParts, tx, schedule, seed: int):
         (loss, (logits, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
         updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
         params = optax.apply_updates(state["params"], updates)
-        metrics = {"train/loss": loss, "train/top1": jnp.mean(jnp.argmax(logits, -1) == labels),
-                   "train/lr": schedule(state["step"]), "train/grad_norm": optax.tree.norm(grads),
-                   "train/param_norm": optax.tree.norm(params), "train/update_norm": optax.tree.norm(updates)}
+        metrics = {
+            "train/loss": loss,
+            "train/top1": jnp.mean(jnp.argmax(logits, -1) == labels),
+            "train/lr": schedule(state["step"]),
+            "train/grad_norm": optax.tree.norm(grads),
+            "train/param_norm": optax.tree.norm(params),
+            "train/update_norm": optax.tree.norm(updates),
+        }
         return {"params": params, "batch_stats": stats, "opt_state": opt_state, "step": state["step"] + 1}, metrics
 
     return train_step

@@ -37,13 +37,13 @@ ZOO_PREFIX = "zoo:"
 class ZooRow:
     """One released model: its name, where its config lives, what it should reach and where its weights are."""
 
-    config: str          # 'configs/stgcnpp_ntu60.py:xsub_3d_j'
-    reference: str       # the reference config name
-    top1: float          # published top-1 %
-    url: str             # released checkpoint
-    name: str = ""       # 'stgcnpp_ntu60_xsub_3d_j'
+    config: str  # 'configs/stgcnpp_ntu60.py:xsub_3d_j'
+    reference: str  # the reference config name
+    top1: float  # published top-1 %
+    url: str  # released checkpoint
+    name: str = ""  # 'stgcnpp_ntu60_xsub_3d_j'
     sha256: str | None = None  # full digest of the file, where recorded
-    size: int | None = None    # bytes, where recorded
+    size: int | None = None  # bytes, where recorded
 
 
 # (benchmark, split, kind) -> (j, b, jm, bm, two-stream, four-stream) top-1 %.
@@ -80,12 +80,24 @@ MMACTION0X = {
 }
 # The original release: zoo name -> (config, reference config of st-gcn, top-1 %, checkpoint file).
 ORIGINAL = {
-    "stgcn_original_kinetics_j": ("configs/stgcn_kinetics.py", "config/st_gcn/kinetics-skeleton/test.yaml", 31.6,
-                                  "st_gcn.kinetics-6fa43f73.pth"),
-    "stgcn_original_ntu60_xsub_3d_j": ("configs/stgcn_ntu60.py:original_xsub", "config/st_gcn/ntu-xsub/test.yaml",
-                                       81.6, "st_gcn.ntu-xsub-300b57d4.pth"),
-    "stgcn_original_ntu60_xview_3d_j": ("configs/stgcn_ntu60.py:original_xview", "config/st_gcn/ntu-xview/test.yaml",
-                                        88.8, "st_gcn.ntu-xview-9ba67746.pth"),
+    "stgcn_original_kinetics_j": (
+        "configs/stgcn_kinetics.py",
+        "config/st_gcn/kinetics-skeleton/test.yaml",
+        31.6,
+        "st_gcn.kinetics-6fa43f73.pth",
+    ),
+    "stgcn_original_ntu60_xsub_3d_j": (
+        "configs/stgcn_ntu60.py:original_xsub",
+        "config/st_gcn/ntu-xsub/test.yaml",
+        81.6,
+        "st_gcn.ntu-xsub-300b57d4.pth",
+    ),
+    "stgcn_original_ntu60_xview_3d_j": (
+        "configs/stgcn_ntu60.py:original_xview",
+        "config/st_gcn/ntu-xview/test.yaml",
+        88.8,
+        "st_gcn.ntu-xview-9ba67746.pth",
+    ),
 }
 _KIND_DIR = {"3d": "3dkp", "2d": "hrnet"}  # skeljax kind -> PYSKL annotation folder suffix
 
@@ -96,10 +108,15 @@ def _pyskl_rows(table, model, family_dir, config_file_of, variant_prefix=""):
         for feat, acc in zip(FEATS, accs):
             folder = f"{model}_{bench}_{split}_{_KIND_DIR[kind]}"
             ref_dir = folder.replace("stgcnpp", "stgcn++")  # PYSKL's configs keep '++'; its checkpoint URLs do not
-            rows.append(ZooRow(f"{config_file_of(bench)}:{variant_prefix}{split}_{kind}_{feat}",
-                               f"{family_dir.replace('stgcnpp', 'stgcn++')}/{ref_dir}/{feat}.py", acc,
-                               f"{PYSKL_CKPT}/{family_dir}/{folder}/{feat}.pth",
-                               name=f"{model}_{bench}_{split}_{kind}_{feat}"))
+            rows.append(
+                ZooRow(
+                    f"{config_file_of(bench)}:{variant_prefix}{split}_{kind}_{feat}",
+                    f"{family_dir.replace('stgcnpp', 'stgcn++')}/{ref_dir}/{feat}.py",
+                    acc,
+                    f"{PYSKL_CKPT}/{family_dir}/{folder}/{feat}.pth",
+                    name=f"{model}_{bench}_{split}_{kind}_{feat}",
+                )
+            )
     return rows
 
 
@@ -110,8 +127,15 @@ def zoo_rows() -> list[ZooRow]:
     rows += _pyskl_rows(STGCN_VANILLA, "stgcn_vanilla", "stgcn", lambda b: f"configs/stgcn_{b}.py", "vanilla_")
     for variant, (ref, acc, ckpt) in MMACTION0X.items():
         kind = variant.rsplit("_", 1)[-1]
-        rows.append(ZooRow(f"configs/stgcn_ntu60.py:{variant}", f"configs/skeleton/stgcn/{ref}.py", acc,
-                           f"{MMACTION_CKPT}/{ref}/{ckpt}", name=f"stgcn_mmaction0x_ntu60_xsub_{kind}_j"))
+        rows.append(
+            ZooRow(
+                f"configs/stgcn_ntu60.py:{variant}",
+                f"configs/skeleton/stgcn/{ref}.py",
+                acc,
+                f"{MMACTION_CKPT}/{ref}/{ckpt}",
+                name=f"stgcn_mmaction0x_ntu60_xsub_{kind}_j",
+            )
+        )
     for name, (config, ref, acc, ckpt) in ORIGINAL.items():
         rows.append(ZooRow(config, ref, acc, f"{ORIGINAL_CKPT}/{ckpt}", name=name))
     return rows
@@ -136,7 +160,7 @@ def resolve(path, *, want: str = "model"):
         return path
     from skeljax.zoo import download
 
-    name = path[len(ZOO_PREFIX):]
+    name = path[len(ZOO_PREFIX) :]
     return download.get(name) if want == "model" else download.fetch(find_row(name))
 
 
@@ -144,8 +168,10 @@ def parse_variant(arg: str | None, default: str) -> tuple[str, ...]:
     """'xsub_3d_j' -> ('xsub', '3d', 'j'); clear errors for malformed variants."""
     parts = tuple((arg or default).split("_"))
     if len(parts) != 3 or parts[1] not in _KIND_DIR or parts[2] not in FEATS:
-        raise ValueError(f"config variant {arg!r} must look like SPLIT_KIND_FEAT, e.g. 'xsub_3d_j' "
-                         f"(KIND in {tuple(_KIND_DIR)}, FEAT in {FEATS})")
+        raise ValueError(
+            f"config variant {arg!r} must look like SPLIT_KIND_FEAT, e.g. 'xsub_3d_j' "
+            f"(KIND in {tuple(_KIND_DIR)}, FEAT in {FEATS})"
+        )
     return parts
 
 
@@ -177,7 +203,7 @@ def vanilla_config(bench: str, split: str, kind: str, feat: str) -> ml_collectio
     c.optimizer.nesterov = False
     c.optimizer.weight_decay = 1e-4
     c.optimizer.schedule = "step"
-    c.optimizer.milestones_epochs = (2, 10)   # of 16 repeated epochs = epochs 10 and 50 of 80
+    c.optimizer.milestones_epochs = (2, 10)  # of 16 repeated epochs = epochs 10 and 50 of 80
     return c
 
 
@@ -193,11 +219,11 @@ def mmaction0x_config(kind: str) -> ml_collections.ConfigDict:
     c.data.clip_len = 300
     c.data.val_num_clips = c.data.test_num_clips = 1
     c.data.repeat_times = 1
-    c.test_average = "score"                  # 0.x evaluates raw logits of one looped 300-frame clip
+    c.test_average = "score"  # 0.x evaluates raw logits of one looped 300-frame clip
     c.num_epochs = 80
-    c.batch_size = 32                         # 16 x 2 GPUs (2D) or 32 x 1 GPU (3D)
+    c.batch_size = 32  # 16 x 2 GPUs (2D) or 32 x 1 GPU (3D)
     c.model.bn_group = 16 if kind == "2d" else 32
-    c.optimizer.reference_batch = 32          # 0.x: lr 0.1 at batch 32 (scaled linearly if the batch changes)
+    c.optimizer.reference_batch = 32  # 0.x: lr 0.1 at batch 32 (scaled linearly if the batch changes)
     c.optimizer.weight_decay = 1e-4
     c.optimizer.schedule = "step"
     c.optimizer.milestones_epochs = (10, 50)
@@ -222,8 +248,8 @@ def original_config(bench: str, split: str = "") -> ml_collections.ConfigDict:
     if bench == "kinetics":
         c.model.layout, c.model.num_classes = "openpose", 400
         c.data.dataset, c.data.recipe = "kinetics_skeleton", "stgcn_original"
-        c.data.clip_len = 150                 # random 150-frame crops in training; tests see all 300 frames
-        c.batch_size = 256                    # DataParallel over 4 GPUs: BN statistics per 64 samples
+        c.data.clip_len = 150  # random 150-frame crops in training; tests see all 300 frames
+        c.batch_size = 256  # DataParallel over 4 GPUs: BN statistics per 64 samples
         c.model.bn_group = 64
         c.num_epochs = 50
         c.optimizer.milestones_epochs = (20, 30, 40, 50)  # as the original: the step at 50 is never reached
@@ -233,13 +259,14 @@ def original_config(bench: str, split: str = "") -> ml_collections.ConfigDict:
         c.model.layout, c.model.num_classes = "nturgb+d", 60
         c.model.tcn_dropout = 0.5
         c.data.dataset, c.data.recipe, c.data.clip_len = f"ntu60/{split}_3d", "vanilla", 300
-        c.batch_size = 64                     # DataParallel over 4 GPUs: BN statistics per 16 samples
+        c.batch_size = 64  # DataParallel over 4 GPUs: BN statistics per 16 samples
         c.model.bn_group = 16
         c.num_epochs = 80
         c.optimizer.milestones_epochs = (10, 50)
     else:
-        raise ValueError(f"the original ST-GCN was trained on 'kinetics' and 'ntu60' xsub/xview, not {bench!r} "
-                         f"{split!r}")
+        raise ValueError(
+            f"the original ST-GCN was trained on 'kinetics' and 'ntu60' xsub/xview, not {bench!r} {split!r}"
+        )
     c.eval_batch_size = c.test_batch_size = 64
     c.optimizer.reference_batch = c.batch_size  # lr 0.1 at the original batch; scaled linearly if it changes
     return c

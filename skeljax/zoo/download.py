@@ -44,8 +44,10 @@ def mirrored(url: str, mirror: str | None = None) -> str:
         return url
     m = urllib.parse.urlsplit(mirror)
     if not m.scheme or not (m.netloc or m.scheme == "file"):
-        raise ValueError(f"zoo mirror {mirror!r} must be a URL with a scheme and host, e.g. http://10.0.0.5:8000 "
-                         "(or file:///folder for a local copy of the files)")
+        raise ValueError(
+            f"zoo mirror {mirror!r} must be a URL with a scheme and host, e.g. http://10.0.0.5:8000 "
+            "(or file:///folder for a local copy of the files)"
+        )
     u = urllib.parse.urlsplit(url)
     return urllib.parse.urlunsplit((m.scheme, m.netloc, m.path.rstrip("/") + u.path, u.query, ""))
 
@@ -63,8 +65,16 @@ def _progress(total: int | None, label: str, quiet: bool):
         from tqdm import tqdm
     except ImportError:  # the bar is a convenience; the download works without it
         return None
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, file=sys.stderr,
-                disable=quiet, leave=False)
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=label,
+        file=sys.stderr,
+        disable=quiet,
+        leave=False,
+    )
 
 
 def _download(url: str, tmp: str, label: str, quiet: bool) -> tuple[str, int]:
@@ -86,8 +96,9 @@ def _download(url: str, tmp: str, label: str, quiet: bool) -> tuple[str, int]:
                 if bar is not None:
                     bar.close()
     except http.client.IncompleteRead as e:
-        raise ValueError(f"{url}: connection cut after {got + len(e.partial)} bytes; nothing was kept, "
-                         "run again to retry") from None
+        raise ValueError(
+            f"{url}: connection cut after {got + len(e.partial)} bytes; nothing was kept, run again to retry"
+        ) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         raise ValueError(f"{url}: download failed ({e}); nothing was kept") from None
     if total is not None and got != total:
@@ -146,6 +157,8 @@ def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
         if not expected_sha256_prefix(row):  # unverifiable and unreadable (e.g. an error page): fetch it anew next time
             os.unlink(pth)
         raise
-    extra = {"source": row.url, "zoo": {"name": row.name, "config": row.config, "reference": row.reference,
-                                        "top1": row.top1}}
+    extra = {
+        "source": row.url,
+        "zoo": {"name": row.name, "config": row.config, "reference": row.reference, "top1": row.top1},
+    }
     return checkpoint.save_model(model_dir, model, extra=extra, overwrite=True)
