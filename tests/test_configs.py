@@ -100,6 +100,8 @@ def test_recipes_match_the_reference_configs():
         1e-4,
         (2, 10),
     )
+    mm3 = load_config("configs/stgcn_ntu60.py:mmaction0x_3d")
+    assert mm3.data.dataset == "ntu60/xsub_3d_mmaction0x"  # 0.x's own 3D data, never PYSKL's
     mm = load_config("configs/stgcn_ntu60.py:mmaction0x_2d")
     assert (mm.batch_size, learning_rate(mm), mm.num_epochs, tuple(mm.optimizer.milestones_epochs)) == (
         32,

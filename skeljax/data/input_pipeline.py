@@ -231,30 +231,8 @@ class TrainIterator(Iterator[dict]):
         self.close()
 
 
-def make_train_iterator(
-    source,
-    transform,
-    global_batch: int,
-    seed: int,
-    mesh: Mesh,
-    *,
-    repeat_times: int = 1,
-    num_workers: int = 0,
-    read_threads: int = 1,
-    num_steps: int | None = None,
-) -> TrainIterator:
-    """Training batches of ``transform(annotation, seed=...)`` over a random-access ``source``."""
-    return TrainIterator(
-        source,
-        transform,
-        global_batch,
-        seed,
-        mesh,
-        repeat_times=repeat_times,
-        num_workers=num_workers,
-        read_threads=read_threads,
-        num_steps=num_steps,
-    )
+# The public factory name (README, docs): training batches of ``transform(annotation, seed=...)``.
+make_train_iterator = TrainIterator
 
 
 def num_eval_batches(num_samples: int, global_batch: int) -> int:

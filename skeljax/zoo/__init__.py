@@ -213,7 +213,8 @@ def mmaction0x_config(kind: str) -> ml_collections.ConfigDict:
     c.model.family = "mmaction0x"
     c.model.layout = "coco" if kind == "2d" else "nturgb+d"
     c.model.num_classes = 60
-    c.data.dataset = f"ntu60/xsub_{kind}"
+    # 0.x prepares its own 3D data (gen_ntu_rgbd_raw.py, float32); its 2D data are the same pickles as PYSKL's.
+    c.data.dataset = "ntu60/xsub_3d_mmaction0x" if kind == "3d" else "ntu60/xsub_2d"
     c.data.feat = "j"
     c.data.recipe = "mmaction0x"
     c.data.clip_len = 300
