@@ -128,66 +128,44 @@ def resolve(config: ml_collections.ConfigDict) -> RunConfig:
     from skeljax.train.optim import scaled_lr
 
     config_base.validate(config)
-    spec, d, o = config_base.model_spec(config), config.data, config.optimizer
-    data = DataSettings(
-        dataset=d.dataset,
-        train_split=d.train_split,
-        val_split=d.val_split,
-        test_split=d.test_split,
-        feat=d.feat,
-        clip_len=int(d.clip_len),
-        recipe=d.recipe,
-        val_num_clips=int(d.val_num_clips),
-        test_num_clips=int(d.test_num_clips),
-        repeat_times=int(d.repeat_times),
-        ann_file=d.ann_file,
-        data_dir=d.data_dir,
-        manual_dir=d.manual_dir,
-        builder_kwargs=d.builder_kwargs.to_dict(),
-        num_workers=int(d.num_workers),
-        read_threads=int(d.read_threads),
-    )
-    optimizer = OptimizerSettings(
+    spec, o = config_base.model_spec(config), config.optimizer
+    data = _section(DataSettings, config.data, builder_kwargs=config.data.builder_kwargs.to_dict())
+    optimizer = _section(
+        OptimizerSettings,
+        o,
         lr=learning_rate(config),
         linear_rule_lr=scaled_lr(o.base_lr, config.batch_size, o.reference_batch),
         lr_fixed=o.lr >= 0,
-        schedule=o.schedule,
-        momentum=o.momentum,
-        nesterov=o.nesterov,
-        weight_decay=o.weight_decay,
         milestones_epochs=tuple(o.milestones_epochs),
-        gamma=o.gamma,
-        min_lr=o.min_lr,
     )
-    c = config.checkpoint
-    i = config.init_from
-    return RunConfig(
+    return _section(
+        RunConfig,
+        config,
         spec=spec,
         graph=config_base.model_graph(config),
         layout=config_base.data_layout(config),
         family=config.model.family,
         data=data,
         optimizer=optimizer,
-        batch_size=int(config.batch_size),
-        eval_batch_size=int(config.eval_batch_size),
-        test_batch_size=int(config.test_batch_size),
-        num_epochs=int(config.num_epochs),
         bn_group=int(config.model.bn_group or 0),
-        seed=int(config.seed),
-        compute_dtype=config.compute_dtype,
-        stop_after_steps=int(config.stop_after_steps),
-        eval_every_epochs=int(config.eval_every_epochs),
-        log_every_steps=int(config.log_every_steps),
-        test_average=config.test_average,
-        test_last=bool(config.test_last),
-        test_best=bool(config.test_best),
-        checkpoint=CheckpointSettings(
-            keep=int(c.keep), every_epochs=int(c.every_epochs), every_steps=int(c.every_steps)
-        ),
-        init_from=InitFrom(path=i.path, dont_load=i.dont_load, trusted=bool(i.trusted)),
+        checkpoint=_section(CheckpointSettings, config.checkpoint),
+        init_from=_section(InitFrom, config.init_from),
         signature=run_signature(config, spec),
         config_json=config.to_json_best_effort(indent=2, sort_keys=True),
     )
+
+
+_CASTS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _section(cls, section: ml_collections.ConfigDict, **derived):
+    """A settings dataclass read from the config section whose keys are its field names; plain values are cast to
+    the field's type, `derived` gives the fields that are computed rather than read."""
+    read = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in derived and field.name in section:
+            read[field.name] = _CASTS.get(field.type, lambda value: value)(section[field.name])
+    return cls(**read, **derived)
 
 
 def as_run(config: RunConfig | ml_collections.ConfigDict) -> RunConfig:
