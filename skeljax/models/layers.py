@@ -79,13 +79,11 @@ def dense(x: jax.Array, w: jax.Array) -> jax.Array:
     return _product(x, w, dt)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _dense_cpu(x, w, dt):
-    return _product(x, w, dt)
-
-
-def _dense_fwd(x, w, dt):
-    return _dense_cpu(x, w, dt), (x, w)
+def _cpu_backward(product, backward):
+    """`product(a, b, dt)` as a custom-VJP function with the hand-written `backward(dt, (a, b), g)`."""
+    fn = jax.custom_vjp(product, nondiff_argnums=(2,))
+    fn.defvjp(lambda a, b, dt: (product(a, b, dt), (a, b)), backward)
+    return fn
 
 
 def _dense_bwd(dt, res, g):
@@ -96,7 +94,7 @@ def _dense_bwd(dt, res, g):
     return dx.astype(x.dtype), dw.astype(w.dtype)
 
 
-_dense_cpu.defvjp(_dense_fwd, _dense_bwd)
+_dense_cpu = _cpu_backward(_product, _dense_bwd)
 
 
 def graph_dot(a: jax.Array, x: jax.Array) -> jax.Array:
@@ -108,15 +106,6 @@ def graph_dot(a: jax.Array, x: jax.Array) -> jax.Array:
     return _graph_product(a, x, dt)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _graph_dot_cpu(a, x, dt):
-    return _graph_product(a, x, dt)
-
-
-def _graph_dot_fwd(a, x, dt):
-    return _graph_dot_cpu(a, x, dt), (a, x)
-
-
 def _graph_dot_bwd(dt, res, g):
     a, x = res
     dx = _graph_product(a.T, g, dt)
@@ -125,7 +114,7 @@ def _graph_dot_bwd(dt, res, g):
     return da.astype(a.dtype), dx.astype(x.dtype)
 
 
-_graph_dot_cpu.defvjp(_graph_dot_fwd, _graph_dot_bwd)
+_graph_dot_cpu = _cpu_backward(_graph_product, _graph_dot_bwd)
 
 
 class BatchNorm(nnx.Module):
