@@ -1,6 +1,9 @@
 """Convert checkpoints between PyTorch (PYSKL / MMAction2 / the ST-GCN authors' release) and skeljax.
 
     skeljax-convert SRC.pth DST_DIR              # .pth -> skeljax model directory
+        [--feat j|b|jm|bm] [--recipe R] [--clip-len N] [--test-num-clips N] [--test-average prob|score]
+        [--labels ntu60|ntu120|synthetic|FILE.txt] [--zoo NAME]
+    skeljax-convert zoo:NAME DST_DIR             # a released model by name (downloaded, verified), its settings too
     skeljax-convert --to-pytorch SRC_DIR DST.pth  # skeljax -> .pth (the model's own keys by default)
         [--format pyskl|mmaction1x|mmaction0x|stgcn_original]
 
@@ -8,6 +11,10 @@
 ({'state_dict', 'meta', 'optimizer'}) or a bare state_dict of PYSKL ST-GCN++, PYSKL ST-GCN, MMAction2 0.x ST-GCN,
 MMAction2 1.x STGCN/STGCN++ or the ST-GCN authors' release (st_gcn.kinetics.pt, st_gcn.ntu-xsub.pt,
 st_gcn.ntu-xview.pt; legacy or zip torch files). Pickled code is never run unless --trusted.
+
+The model directory's model_spec.json records, under "test", the settings `skeljax.predict` tests it with: those of
+the zoo row (`--zoo NAME` for a file downloaded by hand, or SRC zoo:NAME), else feat j and the family's recipe; each
+flag replaces one of them. `predict --checkpoint DST_DIR` then needs no --feat or --recipe.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from skeljax import checkpoint, cli
+from skeljax import checkpoint, cli, zoo
 from skeljax.models import convert
 
 
@@ -36,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="allow full unpickling of SRC.pth (runs code in the file; only for files you trust)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace DST_DIR if it exists")
+    _add_test_flags(p)
     args = cli.parse(p, argv)
     return cli.run(lambda: _convert(args))
 
@@ -47,12 +55,63 @@ def _convert(args) -> None:
         fmt = convert.save_pytorch_checkpoint(model, args.dst, args.format)
         print(f"wrote {args.dst} ({fmt} keys, {model.spec.num_classes} classes)")
     else:
-        model = convert.load_pytorch_checkpoint(args.src, trusted=args.trusted)
-        checkpoint.save_model(args.dst, model, extra={"source": str(args.src)}, overwrite=args.overwrite)
+        row = zoo.find_row(args.zoo or args.src[len(zoo.ZOO_PREFIX) :]) if _is_zoo(args) else None
+        src = zoo.resolve(args.src, want="pth")  # 'zoo:NAME': the verified released file, fetched on first use
+        model = convert.load_pytorch_checkpoint(src, trusted=args.trusted)
+        settings = _test_settings(args, model, row)
+        source = settings["source"]
+        extra = {"source": source, checkpoint.TEST_KEY: settings}
+        checkpoint.save_model(args.dst, model, extra=extra, overwrite=args.overwrite)
         s = model.spec
         print(
-            f"wrote {args.dst}: {model.spec.family}, layout {s.layout} (V={model.num_joints}), {s.num_classes} classes"
+            f"wrote {args.dst}: {model.spec.family}, layout {s.layout} (V={model.num_joints}), {s.num_classes} classes; "
+            f"tested with feat {settings['feat']}, recipe {settings['recipe']}"
         )
+
+
+def _is_zoo(args) -> bool:
+    return bool(args.zoo) or args.src.startswith(zoo.ZOO_PREFIX)
+
+
+def _add_test_flags(p) -> None:
+    from skeljax.data.pipelines import RECIPES
+    from skeljax.data.transforms import FEATS
+
+    g = p.add_argument_group("test settings stored with the model (DST_DIR's model_spec.json)")
+    g.add_argument("--zoo", metavar="NAME", help="SRC.pth is this zoo model's released file: store its settings")
+    g.add_argument("--feat", choices=FEATS, help="modality the model was trained on (default j)")
+    g.add_argument("--recipe", choices=RECIPES, help="test pipeline (default: the model family's)")
+    g.add_argument("--clip-len", type=int, help="frames per test clip (default: the recipe's)")
+    g.add_argument("--test-num-clips", type=int, help="clips per sample (default: the recipe's)")
+    g.add_argument("--test-average", choices=("prob", "score"), help="clip averaging (default: the recipe's)")
+    g.add_argument("--labels", help="class names: ntu60, ntu120, synthetic or a .txt file with one name per line")
+
+
+def _test_settings(args, model, row) -> dict:
+    """The zoo row's settings or the defaults, with each given flag in place of its setting."""
+    from skeljax import layouts, predict
+    from skeljax.data.pipelines import make_pipeline
+    from skeljax.zoo import download
+
+    if row is not None:
+        settings = download.row_settings(row)
+    else:
+        found = layouts.by_joints(model.num_joints)
+        settings = {"layout": found.name if found else None, "source": str(args.src)}
+    flags = {
+        "clip_len": args.clip_len,
+        "test_num_clips": args.test_num_clips,
+        "test_average": args.test_average,
+    }
+    if args.labels:
+        flags["class_names"] = list(predict.class_names_for(model.spec.num_classes, args.labels))
+    settings = predict.overridden(settings, feat=args.feat, recipe=args.recipe)
+    settings.update({k: v for k, v in flags.items() if v is not None})
+    settings = predict.complete_settings(model, settings)
+    if "layout" in settings:  # refuse settings predict could not use, before writing the directory
+        s = settings
+        make_pipeline(s["layout"], s["feat"], s["clip_len"], s["test_num_clips"], "test", recipe=s["recipe"])
+    return settings
 
 
 if __name__ == "__main__":

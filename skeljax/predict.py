@@ -3,25 +3,35 @@
     python -m skeljax.predict --checkpoint CKPT --input FILE [--json] [--feat j|b|jm|bm]
         [--labels ntu60|ntu120|synthetic|FILE.txt] [--sample FRAME_DIR] [--recipe pyskl|vanilla|mmaction0x]
     python -m skeljax.predict --checkpoint J_DIR --checkpoint B_DIR --input FILE     # J+B fusion (1:1)
+    python -m skeljax.predict --checkpoint CKPT --input LONG.npy --window 100 --stride 50   # one line per window
 
 CKPT is a skeljax model directory (`model_spec.json` + `state/`) or a released PyTorch `.pth` (PYSKL, MMAction2
 0.x / 1.x). FILE is a raw NTU `.skeleton` file, a `.npy` array (M, T, V, C) (COCO-17 2D: C = 3 = x, y, score in
 pixels of a 1080x1920 image unless --img-shape), or a PYSKL / MMAction2 0.x annotation pickle (`.pkl`: every sample,
-or only --sample FRAME_DIR). A model trained on a custom joint layout (config.model.layout='custom') is loaded from its
-run's `best/` or `final/` directory, whose `config.json` beside it gives the layout; its `.npy` inputs are
-(M, T, V, C) with the layout's joints and channels (x, y, score for 2D layouts with scores).
+or only --sample FRAME_DIR). A model trained on a custom joint layout
+(config.model.layout='custom') takes `.npy` inputs (M, T, V, C) with the layout's joints and channels (x, y, score for
+2D layouts with scores); its model directory stores the layout (older `best/` / `final/` exports: the run's
+`config.json` beside them gives it).
 
 Each checkpoint's own test pipeline is applied: PYSKL (ST-GCN++, PYSKL ST-GCN) 10 clips x 100 frames with the mean of
 the clips' softmax; vanilla ST-GCN (--recipe vanilla) PadTo 300; MMAction2 0.x one clip of 300 looped frames, whose
-raw logits are shown through a softmax. The modality (j, b, jm, bm) and recipe are read from a skeljax model
-directory's `model_spec.json` when it stores them (keys `feat`, `recipe`, `clip_len`, `test_num_clips`,
-`test_average`, `class_names`) or from the training run's `config.json` beside a `best/` or `final/` model
-directory (`data.feat`, `data.recipe`, ...), else from the flags. Several checkpoints are fused as PYSKL does: a weighted sum of
+raw logits are shown through a softmax. The layout, modality (j, b, jm, bm), recipe, clip length, clips, averaging and
+class names are read from the "test" settings of a model directory's `model_spec.json` (written by the trainer's
+exports, skeljax-convert and `zoo get`; skeljax.checkpoint.test_settings); --feat, --recipe and --labels replace
+them (another recipe brings its own clip settings). Directories written before that key: from its flat keys (`feat`,
+`recipe`, `clip_len`, `test_num_clips`, `test_average`, `class_names`; a conflicting flag is an error) or the
+training run's `config.json` beside a `best/` or `final/` directory, else from the flags. Several checkpoints are fused as PYSKL does: a weighted sum of
 the streams' probabilities (default weights 1:1, 2:2:1:1 for four streams); the printed probability is that sum
 divided by the sum of the weights.
 
 Output: the top-5 classes per sample. With --json, one line per sample, in input order (JSON Lines), each exactly
 {"top5": [{"index": int, "label": str, "prob": float}, ...]}.
+
+Long recordings: --window T [--stride S] predicts windows of T frames S apart (default S = T) of one sequence, each
+through the same test pipeline as a whole sample; windows start at 0, S, 2S, ... while T frames fit, and when frames
+are left over a last window covers the final T frames (a sequence of at most T frames is one window). One line per
+window with its frame range, end exclusive: `[start, end)  label prob | ...`, or with --json exactly
+{"start": int, "end": int, "top5": [...]}. Python: `predict_windows(checkpoints, input, window=T, stride=S)`.
 """
 
 from __future__ import annotations
@@ -188,8 +198,49 @@ def from_model(
     source: str = "<model>",
     meta: Mapping[str, Any] | None = None,
 ) -> Predictor:
-    """A Predictor for an in-memory model; `meta` (a model_spec.json dict) wins over the keyword defaults."""
+    """A Predictor for an in-memory model with the test settings of `meta` (a model_spec.json dict).
+
+    Settings under its "test" key (`checkpoint.TEST_KEY`) yield to `feat` / `recipe`; the flat keys of older
+    directories (and of a run's config.json) win over them, and a conflicting feat or recipe is an error.
+    """
+    from skeljax.checkpoint import TEST_KEY
+
     meta = meta or {}
+    stored = meta.get(TEST_KEY)
+    if isinstance(stored, Mapping):
+        settings = overridden(stored, feat=feat, recipe=recipe)
+    else:
+        settings = _legacy_settings(meta, feat, recipe, source)
+    s = complete_settings(model, settings)
+    names = s.get("class_names")
+    return Predictor(
+        model,
+        source,
+        feat=s["feat"],
+        recipe=s["recipe"],
+        data_layout=_stored_layout(s, source),
+        clip_len=s["clip_len"],
+        num_clips=s["test_num_clips"],
+        average=s["test_average"],
+        class_names=tuple(names) if names else None,
+    )
+
+
+def overridden(settings: Mapping[str, Any], *, feat: str | None = None, recipe: str | None = None) -> dict[str, Any]:
+    """Stored test settings with the requested feat / recipe; another recipe drops the stored recipe's clip
+    length, clip count and averaging (the new recipe's defaults apply)."""
+    s = dict(settings)
+    if feat is not None:
+        s["feat"] = feat
+    if recipe is not None and recipe != s.get("recipe"):
+        for k in ("clip_len", "test_num_clips", "test_average"):
+            s.pop(k, None)
+        s["recipe"] = recipe
+    return s
+
+
+def _legacy_settings(meta: Mapping[str, Any], feat: str | None, recipe: str | None, source: str) -> dict[str, Any]:
+    """The flat keys of a model_spec.json written before the "test" key (or of a run's config.json)."""
     stored_feat = meta.get("feat")
     if stored_feat is not None and feat is not None and feat != stored_feat:
         raise PredictError(
@@ -199,21 +250,37 @@ def from_model(
     stored_recipe = meta.get("recipe")
     if stored_recipe is not None and recipe is not None and recipe != stored_recipe:
         raise PredictError(f"{source}: the checkpoint's test recipe is {stored_recipe!r} but {recipe!r} was requested")
-    recipe = stored_recipe or recipe or default_recipe(model)
+    s = {k: meta.get(k) for k in ("clip_len", "test_num_clips", "test_average", "class_names")}
+    s.update(feat=stored_feat or feat, recipe=stored_recipe or recipe)
+    if meta.get("custom_layout"):  # a run's model config section: {"layout": "custom", "custom_layout": {...}}
+        s.update(layout="custom", custom_layout=meta["custom_layout"].get("custom_layout"))
+    return s
+
+
+def complete_settings(model: Recognizer, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """`settings` with the defaults filled in: feat 'j', the family's recipe (`default_recipe`), and for PYSKL's
+    recipe 10 clips x 100 frames, else one clip of 300, averaged as 'score' for MMAction2 0.x, else 'prob'."""
+    s = {k: v for k, v in settings.items() if v is not None}
+    s["feat"] = s.get("feat") or "j"
+    recipe = s["recipe"] = s.get("recipe") or default_recipe(model)
     pyskl = recipe == "pyskl"
-    names = meta.get("class_names")
-    custom = meta.get("custom_layout")
-    return Predictor(
-        model,
-        source,
-        feat=stored_feat or feat or "j",
-        recipe=recipe,
-        data_layout=custom_data_layout(custom, source) if custom else None,
-        clip_len=int(meta.get("clip_len") or (100 if pyskl else 300)),
-        num_clips=int(meta.get("test_num_clips") or (10 if pyskl else 1)),
-        average=meta.get("test_average") or ("score" if recipe == "mmaction0x" else "prob"),
-        class_names=tuple(names) if names else None,
-    )
+    s["clip_len"] = int(s.get("clip_len") or (100 if pyskl else 300))
+    s["test_num_clips"] = int(s.get("test_num_clips") or (10 if pyskl else 1))
+    s["test_average"] = s.get("test_average") or ("score" if recipe == "mmaction0x" else "prob")
+    return s
+
+
+def _stored_layout(settings: Mapping[str, Any], source: str) -> layouts.SkeletonLayout | None:
+    """The stored data layout (a custom one, or a built-in name); None: from the model's number of joints."""
+    name = settings.get("layout")
+    if name == "custom":
+        return custom_data_layout({"custom_layout": settings.get("custom_layout")}, source)
+    if name is None:
+        return None
+    try:
+        return layouts.get(name)
+    except ValueError as e:
+        raise PredictError(f"{source}: {e}") from e
 
 
 def run_config_meta(model_dir: str) -> dict[str, Any]:
@@ -254,7 +321,8 @@ def load_predictor(
         raise PredictError(f"{path}: no such checkpoint (expected a skeljax model directory or a .pth file)")
     if os.path.isdir(path):
         _, meta = ckpt.read_spec(path)
-        meta = {**run_config_meta(path), **meta}
+        if ckpt.TEST_KEY not in meta:  # written before model directories stored their test settings
+            meta = {**run_config_meta(path), **meta}
         return from_model(ckpt.load_model(path), feat=feat, recipe=recipe, source=path, meta=meta)
     return from_model(convert.load_pytorch_checkpoint(path, trusted=trusted), feat=feat, recipe=recipe, source=path)
 
@@ -585,6 +653,98 @@ def predict(
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# Long recordings: one prediction per window of frames.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class WindowPrediction:
+    """The (fused) prediction of frames [start, end) of one sequence; `end` is exclusive."""
+
+    start: int
+    end: int
+    probs: np.ndarray  # (K,) as Prediction.probs
+    top5: list[dict[str, Any]]  # [{'index', 'label', 'prob'}], best first
+
+    def to_json(self) -> str:
+        """One JSON Lines record: {"start": int, "end": int, "top5": [...]}."""
+        return json.dumps({"start": self.start, "end": self.end, "top5": self.top5})
+
+
+def window_spans(total: int, window: int, stride: int) -> list[tuple[int, int]]:
+    """[start, end) frame ranges covering `total` frames: starts 0, stride, 2 stride, ... while a whole window
+    fits, then, if frames are left over, one more window aligned to the end (every window has `window` frames);
+    a sequence no longer than `window` is one window of all its frames."""
+    if window < 1 or stride < 1:
+        raise PredictError(f"the window ({window}) and the stride ({stride}) must be positive numbers of frames")
+    if total <= window:
+        return [(0, total)]
+    spans = [(s, s + window) for s in range(0, total - window + 1, stride)]
+    if spans[-1][1] < total:
+        spans.append((total - window, total))
+    return spans
+
+
+def window_annotation(anno: Mapping[str, Any], start: int, end: int) -> dict:
+    """Frames [start, end) of an annotation dict, as a sample of its own (named 'NAME[start:end]')."""
+    out = dict(anno)
+    for key in ("keypoint", "keypoint_score"):
+        if key in out:
+            out[key] = np.asarray(out[key])[:, start:end]
+    out["total_frames"] = end - start
+    out["frame_dir"] = f"{anno.get('frame_dir', '?')}[{start}:{end}]"
+    return out
+
+
+def predict_windows(
+    checkpoints,
+    input,
+    *,
+    window: int,
+    stride: int | None = None,
+    sample: str | None = None,
+    img_shape=None,
+    max_persons: int | None = None,
+    **options,
+) -> list[WindowPrediction]:
+    """Predict each window of `window` frames, `stride` frames apart (default: `window`, no overlap), of one
+    sequence (`window_spans`); each window goes through the checkpoints' test pipelines as a whole sample would.
+
+    checkpoints and the `options` (feats, recipes, weights, labels, trusted) as for `predict`; input: one file (an
+    annotation pickle needs `sample` unless it holds one sample), array (M, T, V, C) or annotation dict.
+    """
+    if isinstance(input, (list, tuple)):
+        raise PredictError("predict_windows takes one input sequence, not a list")
+    if isinstance(input, (str, os.PathLike)):
+        _check_path(os.fspath(input), sample)  # fail fast, before loading and compiling models
+    feats, recipes, trusted = options.pop("feats", None), options.pop("recipes", None), options.pop("trusted", False)
+    preds = _as_predictors(checkpoints, feats, recipes, trusted)
+    readers = {(p.layout.name, p.layout.num_joints, p.conversion) for p in preds}
+    if len(readers) > 1:
+        raise PredictError(
+            "windows of a fusion need checkpoints that read the input the same way (one layout and .skeleton "
+            "conversion); got " + ", ".join(f"{p.source}: {p.layout.name}, {p.conversion}" for p in preds)
+        )
+    extra = {} if max_persons is None else {"max_persons": max_persons}
+    groups = _samples_for(input, preds[0], sample, img_shape, **extra)
+    annos = [a for _, group in groups for a in group]
+    if len(annos) != 1:
+        raise PredictError(f"{groups[0][0]}: holds {len(annos)} samples; windows need one (choose it with --sample)")
+    spans = window_spans(int(np.shape(annos[0]["keypoint"])[1]), window, window if stride is None else stride)
+    pred = predict(preds, [window_annotation(annos[0], s, e) for s, e in spans], **options)
+    return [WindowPrediction(s, e, pred.probs[i], pred.top_k(i, 5)) for i, (s, e) in enumerate(spans)]
+
+
+def format_windows(windows: Sequence[WindowPrediction], as_json: bool = False) -> str:
+    """One line per window: JSON Lines records, or '[start, end)  label prob | ...' (top-5, end exclusive)."""
+    if as_json:
+        return "\n".join(w.to_json() for w in windows)
+    return "\n".join(
+        f"[{w.start}, {w.end})  " + " | ".join(f"{t['label']} {t['prob']:.4f}" for t in w.top5) for w in windows
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # Command line.
 # ----------------------------------------------------------------------------------------------------------------
 
@@ -610,6 +770,23 @@ def format_text(pred: Prediction, k: int = 5) -> str:
 def format_json(pred: Prediction, k: int = 5) -> str:
     """One JSON object per sample and line: {"top5": [{"index", "label", "prob"}, ...]}."""
     return "\n".join(json.dumps({"top5": pred.top_k(i, k)}) for i in range(len(pred.names)))
+
+
+def _windows_from_args(args) -> list[WindowPrediction]:
+    return predict_windows(
+        args.checkpoint,
+        args.input,
+        window=args.window,
+        stride=args.stride,
+        sample=args.sample,
+        img_shape=tuple(args.img_shape) if args.img_shape else None,
+        max_persons=getattr(args, "max_persons", None),
+        feats=args.feat,
+        recipes=args.recipe,
+        weights=args.weights,
+        labels=args.labels,
+        trusted=args.trusted,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -651,7 +828,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--json", action="store_true", help='JSON Lines output, one {"top5": [...]} per sample')
     p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
+    p.add_argument(
+        "--window",
+        type=int,
+        metavar="T",
+        help="predict each window of T frames of one long sequence: one line per window with its frame range "
+        '[start, end), end exclusive (with --json: {"start", "end", "top5"})',
+    )
+    p.add_argument("--stride", type=int, metavar="S", help="frames between window starts (default: T, no overlap)")
     args = cli.parse(p, argv)
+    if args.stride is not None and args.window is None:
+        p.error("--stride needs --window")
     n = len(args.checkpoint)
     for name in ("feat", "recipe"):
         value = getattr(args, name)
@@ -661,6 +848,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, name, value * n)
 
     def body() -> None:
+        if args.window is not None:
+            print(format_windows(_windows_from_args(args), args.json))
+            return
         pred = predict(
             args.checkpoint,
             args.input,

@@ -10,6 +10,7 @@ data iterator included; SIGTERM makes the loop save a checkpoint at the next ste
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 from typing import Any
@@ -300,7 +301,7 @@ def _validate_at_epoch_end(s: _Session) -> dict[str, float] | None:
     if improved:
         s.best = {"val/top1": val["val/top1"], "step": s.step}
         best_model = s.parts.model(s.state)  # on every process: gathering is collective
-        export_model(os.path.join(s.workdir, BEST_DIR), best_model, {"step": s.step, **val})
+        export_model(os.path.join(s.workdir, BEST_DIR), best_model, {"step": s.step, **val}, s.run, s.val_source)
     log(
         f"epoch {epoch} val: {evaluation.summary(val)}  (best top1 {s.best['val/top1']:.4f} at step "
         f"{s.best['step']}{', new best' if improved else ''})"
@@ -318,7 +319,7 @@ def _finish(s: _Session, preempted: bool) -> dict[str, float]:
     done = s.step >= s.total_steps
     final_model = s.parts.model(s.state) if done else None
     if done:
-        export_model(os.path.join(s.workdir, FINAL_DIR), final_model, {"step": s.step})
+        export_model(os.path.join(s.workdir, FINAL_DIR), final_model, {"step": s.step}, s.run, s.val_source)
     elif not preempted:
         log(f"stopped at step {s.step} of {s.total_steps} (config.stop_after_steps); run again to resume")
     s.ckpts.close()
@@ -355,8 +356,20 @@ def _test_after_training(s: _Session, final_model: Recognizer) -> dict[str, floa
     return results
 
 
-def export_model(directory: str, model: Recognizer, extra: dict) -> None:
-    """Write a best/ or final/ model directory from process 0 (a no-op on the others)."""
+def export_model(
+    directory: str, model: Recognizer, extra: dict, run: RunConfig | None = None, source: Any = None
+) -> None:
+    """Write a best/ or final/ model directory from process 0 (a no-op on the others); with the run's config, its
+    model_spec.json carries the test settings (`checkpoint.test_settings`) and the class names of `source`."""
     if not metrics_writer.is_main_process():
         return
+    if run is not None:
+        d = run.data
+        config = {
+            "model": json.loads(run.config_json or "{}").get("model") or {"layout": run.spec.layout},
+            "data": {k: getattr(d, k) for k in ("dataset", "feat", "recipe", "clip_len", "test_num_clips")},
+            "test_average": run.test_average,
+        }
+        settings = model_ckpt.test_settings(config, class_names=getattr(source, "class_names", ()))
+        extra = {**extra, model_ckpt.TEST_KEY: settings}
     model_ckpt.save_model(directory, model, overwrite=True, extra=extra, this_process_only=True)

@@ -4,13 +4,15 @@ Cache: `$SKELJAX_CACHE` if set, else `$XDG_CACHE_HOME/skeljax/zoo` (absolute XDG
 Each model has a folder `NAME/` holding the released file under its own name and `model/`, the converted directory.
 A download goes to a temporary name in that folder and is renamed only once complete and verified, so a cut
 connection or a bad checksum never leaves a file that a later run would use. `$SKELJAX_ZOO_MIRROR` (or `mirror=`)
-replaces the scheme and host of every URL, keeping its path.
+replaces the scheme and host of every URL, keeping its path. The model directory's model_spec.json carries the row's
+test settings under "test" (`row_settings`), so `skeljax.predict --checkpoint zoo:NAME` needs no other flag.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import re
 import sys
@@ -19,7 +21,7 @@ import urllib.parse
 import urllib.request
 
 from skeljax import zoo
-from skeljax.io.atomic import atomic_path
+from skeljax.io.atomic import atomic_file, atomic_path
 
 MODEL_DIR = "model"
 CHUNK = 1 << 20
@@ -147,6 +149,7 @@ def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
     from skeljax import checkpoint
 
     if os.path.isfile(os.path.join(model_dir, checkpoint.SPEC_FILE)):  # written atomically, so complete
+        _add_settings(model_dir, row)
         return model_dir
     pth = fetch(row, mirror=mirror, quiet=quiet)
     from skeljax.models import convert
@@ -160,5 +163,48 @@ def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
     extra = {
         "source": row.url,
         "zoo": {"name": row.name, "config": row.config, "reference": row.reference, "top1": row.top1},
+        checkpoint.TEST_KEY: row_settings(row),
     }
     return checkpoint.save_model(model_dir, model, extra=extra, overwrite=True)
+
+
+def row_config(row: zoo.ZooRow):
+    """The ConfigDict of the row's `config` ('configs/stgcn_ntu60.py:vanilla_xsub_3d_j'), built as that file builds
+    it (without reading it: an installed skeljax has no configs/ folder)."""
+    file, _, variant = row.config.partition(":")
+    family, _, bench = os.path.basename(file).removesuffix(".py").partition("_")
+    practice, _, rest = variant.partition("_")
+    if family == "stgcn" and bench == "kinetics":
+        return zoo.original_config("kinetics")
+    if family == "stgcnpp":
+        return zoo.pyskl_config("stgcnpp", bench, *zoo.parse_variant(variant, variant))
+    if practice == "pyskl":
+        return zoo.pyskl_config("stgcn", bench, *zoo.parse_variant(rest, rest))
+    if practice == "vanilla":
+        return zoo.vanilla_config(bench, *zoo.parse_variant(rest, rest))
+    if practice == "mmaction0x":
+        return zoo.mmaction0x_config(rest)
+    if practice == "original":
+        return zoo.original_config(bench, rest)
+    raise ValueError(f"zoo row {row.name}: no config for {row.config!r}")
+
+
+def row_settings(row: zoo.ZooRow) -> dict:
+    """The test settings of a zoo model (`checkpoint.test_settings` of its config), its URL as source."""
+    from skeljax import checkpoint
+
+    return checkpoint.test_settings(row_config(row).to_dict(), source=row.url)
+
+
+def _add_settings(model_dir: str, row: zoo.ZooRow) -> None:
+    """Give a model directory converted by an older version (no "test" key) its row's test settings."""
+    from skeljax import checkpoint
+
+    path = os.path.join(model_dir, checkpoint.SPEC_FILE)
+    with open(path) as f:
+        meta = json.load(f)
+    if checkpoint.TEST_KEY in meta:
+        return
+    meta[checkpoint.TEST_KEY] = row_settings(row)
+    with atomic_file(path, "w") as f:
+        json.dump(meta, f, indent=2)
