@@ -606,7 +606,8 @@ def predict(
 
     checkpoints: a path (skeljax model directory or .pth), a `Predictor`, a `Recognizer`, or a list of these (one
       stream each). Reuse `load_predictor` objects to load once. feats / recipes: one value for all or one per
-      checkpoint; stored values in a model directory win and conflicting requests are errors.
+      checkpoint; they replace a model directory's stored "test" settings (in directories written before that
+      key, stored values win and conflicting requests are errors).
     inputs: a file path (.skeleton, .npy, .pkl), an array (M, T, V, C), an annotation dict, or a list of these.
     weights: per-stream fusion weights (default 1:1, 2:2:1:1 for four streams).
     """
