@@ -8,7 +8,10 @@
 CKPT is a skeljax model directory (`model_spec.json` + `state/`) or a released PyTorch `.pth` (PYSKL, MMAction2
 0.x / 1.x). FILE is a raw NTU `.skeleton` file, a `.npy` array (M, T, V, C) (COCO-17 2D: C = 3 = x, y, score in
 pixels of a 1080x1920 image unless --img-shape), or a PYSKL / MMAction2 0.x annotation pickle (`.pkl`: every sample,
-or only --sample FRAME_DIR). A model trained on a custom joint layout
+or only --sample FRAME_DIR). Pose-estimator output is read too (skeljax.data.pose_estimators, docs/pose_estimators.md):
+MMPose's saved predictions (`.json`, COCO-17) and OpenPose's `--write_json` folder (BODY_25 or COCO-18, mapped to the
+model's joints); people are linked into tracks by box IoU and the --max-persons (2) tracks with the highest summed
+keypoint score are kept, reported on stderr and, with --json, as "tracks". A model trained on a custom joint layout
 (config.model.layout='custom') takes `.npy` inputs (M, T, V, C) with the layout's joints and channels (x, y, score for
 2D layouts with scores); its model directory stores the layout (older `best/` / `final/` exports: the run's
 `config.json` beside them gives it).
@@ -25,7 +28,8 @@ the streams' probabilities (default weights 1:1, 2:2:1:1 for four streams); the 
 divided by the sum of the weights.
 
 Output: the top-5 classes per sample. With --json, one line per sample, in input order (JSON Lines), each exactly
-{"top5": [{"index": int, "label": str, "prob": float}, ...]}.
+{"top5": [{"index": int, "label": str, "prob": float}, ...]}, and for a pose-estimator file also
+"tracks": {"kept": [track ids], "found": int}.
 
 Long recordings: --window T [--stride S] predicts windows of T frames S apart (default S = T) of one sequence, each
 through the same test pipeline as a whole sample; windows start at 0, S, 2S, ... while T frames fit, and when frames
@@ -47,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from skeljax import cli, inference, layouts, metrics, sharding
+from skeljax.data import pose_estimators
 from skeljax.data import transforms as T
 from skeljax.data.annotations import load_annotations
 from skeljax.data.ntu_meta import NTU60_CLASSES, NTU120_CLASSES, parse_ntu_name
@@ -61,6 +66,7 @@ LABEL_SETS: dict[str, tuple[str, ...]] = {
     "synthetic": SYNTHETIC_CLASSES,
 }
 INPUT_EXTENSIONS = (".skeleton", ".npy", ".pkl", ".pickle", ".json")
+DEFAULT_IMG_SHAPE = pose_estimators.DEFAULT_IMG_SHAPE  # (H, W) of 2D pixels when neither the flag nor the file says
 AVERAGES = inference.AVERAGES
 ROWS_PER_CALL = 16  # model rows (samples x clips) per forward call; bounds memory, fixes the compiled shape
 
@@ -424,13 +430,17 @@ def _read_pickle(path: str, sample: str | None) -> list[dict]:
 
 def _check_path(path: str, sample: str | None) -> str:
     """The input's extension, after checking that it is a known kind and that the file exists."""
+    if os.path.isdir(path):  # OpenPose's --write_json folder
+        if sample is not None:
+            raise PredictError(f"{path}: a sample name selects from an annotation pickle, not a folder")
+        return "openpose"
     ext = os.path.splitext(path)[1].lower()
     if ext not in INPUT_EXTENSIONS:
         raise PredictError(
             f"{path}: unknown input type {ext or '(no extension)'!r}; expected one of {', '.join(INPUT_EXTENSIONS)}"
         )
     if not os.path.isfile(path):
-        raise PredictError(f"{path}: no such input file")
+        raise PredictError(f"{path}: no such input file (or OpenPose folder)")
     if sample is not None and ext not in (".pkl", ".pickle"):
         raise PredictError(f"{path}: a sample name selects from an annotation pickle, not a {ext} file")
     return ext
@@ -442,12 +452,18 @@ def read_input(
     layout: layouts.LayoutArg,
     conversion: str = "pyskl",
     sample: str | None = None,
-    img_shape=(1080, 1920),
+    img_shape=None,
+    max_persons: int = pose_estimators.MAX_PERSONS,
 ) -> list[dict]:
     """A file -> annotation dicts: `.skeleton` (raw NTU), `.npy` (M, T, V, C), `.pkl`/`.pickle` (annotations),
-    `.json` (a Kinetics-skeleton video, as ST-GCN's demo writes from OpenPose: skeljax.data.read_kinetics_skeleton)."""
+    `.json` (MMPose's saved predictions, one OpenPose frame, or a Kinetics-skeleton video as ST-GCN's demo writes it:
+    skeljax.data.read_kinetics_skeleton) or a folder of OpenPose `*_keypoints.json` files
+    (skeljax.data.pose_estimators). `img_shape` (H, W) of 2D pixels: default the file's, else 1080 x 1920;
+    `max_persons`: how many tracks of a pose-estimator file are kept."""
     path = os.fspath(path)
     ext = _check_path(path, sample)
+    if ext in ("openpose", ".json"):
+        return [_read_pose_json(path, layout, img_shape, max_persons)]
     if ext == ".skeleton":
         layout = layouts.get(layout)
         if layout != layouts.BUILTIN["nturgb+d"]:
@@ -457,10 +473,27 @@ def read_input(
             )
         return [_read_skeleton(path, conversion)]
     if ext == ".npy":
-        return [_read_npy(path, layout, img_shape)]
-    if ext == ".json":
-        return [_read_kinetics_json(path, layout)]
+        return [_read_npy(path, layout, img_shape or DEFAULT_IMG_SHAPE)]
     return _read_pickle(path, sample)
+
+
+def _read_pose_json(path: str, layout: layouts.LayoutArg, img_shape, max_persons: int) -> dict:
+    """Dispatch a `.json` file on its content (or a folder of OpenPose files) to its reader."""
+    kind, obj = "openpose_folder", None
+    if not os.path.isdir(path):
+        obj = pose_estimators.load_json(path)
+        kind = pose_estimators.json_format(obj)
+    if kind == "kinetics":
+        return _read_kinetics_json(path, layout)
+    if kind == "mmpose":
+        return pose_estimators.read_mmpose(path, layout, img_shape=img_shape, max_persons=max_persons, obj=obj)
+    if kind in ("openpose", "openpose_folder"):
+        return pose_estimators.read_openpose(path, layout, img_shape=img_shape, max_persons=max_persons)
+    raise PredictError(
+        f"{path}: unknown JSON content; expected MMPose's saved predictions ({{'meta_info', 'instance_info'}} or "
+        "a list of {'frame_id', 'instances'}), an OpenPose keypoints file ({'people'}) or a Kinetics-skeleton "
+        "video ({'data'})"
+    )
 
 
 def _read_kinetics_json(path: str, layout: layouts.LayoutArg) -> dict:
@@ -478,7 +511,9 @@ def _read_kinetics_json(path: str, layout: layouts.LayoutArg) -> dict:
     return anno
 
 
-def _samples_for(inputs, predictor: Predictor, sample, img_shape) -> list[tuple[str, list[dict]]]:
+def _samples_for(
+    inputs, predictor: Predictor, sample, img_shape, max_persons: int = pose_estimators.MAX_PERSONS
+) -> list[tuple[str, list[dict]]]:
     """(where, annotation dicts) per input item, read the way `predictor` needs."""
     items = inputs if isinstance(inputs, (list, tuple)) else [inputs]
     out = []
@@ -493,12 +528,14 @@ def _samples_for(inputs, predictor: Predictor, sample, img_shape) -> list[tuple[
                         conversion=predictor.conversion,
                         sample=sample,
                         img_shape=img_shape,
+                        max_persons=max_persons,
                     ),
                 )
             )
         elif isinstance(item, np.ndarray):
             where = f"<array {k}>"
-            out.append((where, [array_annotation(item, f"array{k}", predictor.layout, where, img_shape)]))
+            shape = img_shape or DEFAULT_IMG_SHAPE
+            out.append((where, [array_annotation(item, f"array{k}", predictor.layout, where, shape)]))
         elif isinstance(item, Mapping):
             out.append((f"<annotation {item.get('frame_dir', k)}>", [dict(item)]))
         else:
@@ -526,6 +563,8 @@ class Prediction:
     weights: list[float]
     class_names: tuple[str, ...]
     features: list[np.ndarray] | None = None  # per checkpoint (N, D): pooled features averaged over clips
+    # per sample: {"kept": track ids, "found": number of tracks} for pose-estimator files, else None
+    tracks: list[dict[str, Any] | None] | None = None
 
     def top_k(self, i: int, k: int = 5) -> list[dict[str, Any]]:
         """[{'index', 'label', 'prob'}] of sample i, best first (ties by lower index)."""
@@ -599,8 +638,9 @@ def predict(
     recipes=None,
     sample: str | None = None,
     labels: str | Sequence[str] | None = None,
-    img_shape=(1080, 1920),
+    img_shape=None,
     trusted: bool = False,
+    max_persons: int = pose_estimators.MAX_PERSONS,
 ) -> Prediction:
     """Predict the actions of `inputs` with one checkpoint or the fusion of several.
 
@@ -608,8 +648,11 @@ def predict(
       stream each). Reuse `load_predictor` objects to load once. feats / recipes: one value for all or one per
       checkpoint; they replace a model directory's stored "test" settings (in directories written before that
       key, stored values win and conflicting requests are errors).
-    inputs: a file path (.skeleton, .npy, .pkl), an array (M, T, V, C), an annotation dict, or a list of these.
+    inputs: a file path (.skeleton, .npy, .pkl, .json, an OpenPose folder), an array (M, T, V, C), an annotation
+      dict, or a list of these.
     weights: per-stream fusion weights (default 1:1, 2:2:1:1 for four streams).
+    img_shape: (H, W) of 2D pixel inputs (default: the file's, else 1080 x 1920); max_persons: the tracks kept from
+      a pose-estimator file (their ids are `Prediction.tracks`).
     """
     for item in inputs if isinstance(inputs, (list, tuple)) else [inputs]:
         if isinstance(item, (str, os.PathLike)):
@@ -628,7 +671,7 @@ def predict(
         )
     stream_probs, stream_feats, names, gts = [], [], None, None
     for p in preds:
-        groups = _samples_for(inputs, p, sample, img_shape)
+        groups = _samples_for(inputs, p, sample, img_shape, max_persons)
         probs, fts = [], []
         for where, annos in groups:
             pr, ft = p.scores(annos, where)
@@ -638,6 +681,7 @@ def predict(
             names = [str(a.get("frame_dir", "?")) for _, annos in groups for a in annos]
             gts = [a.get("label") for _, annos in groups for a in annos]
             gts = [int(g) if isinstance(g, (int, np.integer)) else None for g in gts]
+            tracks = [_tracks_of(a) for _, annos in groups for a in annos]
         stream_probs.append(np.concatenate(probs))
         stream_feats.append(np.concatenate(fts))
     scores = sum(w * s for w, s in zip(weights, stream_probs))
@@ -650,7 +694,15 @@ def predict(
         weights=weights,
         class_names=class_names_for(preds[0].num_classes, labels, preds[0].class_names),
         features=stream_feats if return_features else None,
+        tracks=tracks,
     )
+
+
+def _tracks_of(anno: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The tracks a pose-estimator reader kept and found (skeljax.data.pose_estimators), or None."""
+    if "track_ids" not in anno:
+        return None
+    return {"kept": [int(k) for k in anno["track_ids"]], "found": int(anno.get("num_tracks", len(anno["track_ids"])))}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -769,8 +821,25 @@ def format_text(pred: Prediction, k: int = 5) -> str:
 
 
 def format_json(pred: Prediction, k: int = 5) -> str:
-    """One JSON object per sample and line: {"top5": [{"index", "label", "prob"}, ...]}."""
-    return "\n".join(json.dumps({"top5": pred.top_k(i, k)}) for i in range(len(pred.names)))
+    """One JSON object per sample and line: {"top5": [{"index", "label", "prob"}, ...]}, plus
+    "tracks": {"kept": [...], "found": n} for a pose-estimator file."""
+    lines = []
+    for i in range(len(pred.names)):
+        record: dict[str, Any] = {"top5": pred.top_k(i, k)}
+        if pred.tracks and pred.tracks[i] is not None:
+            record["tracks"] = pred.tracks[i]
+        lines.append(json.dumps(record))
+    return "\n".join(lines)
+
+
+def report_tracks(pred: Prediction) -> None:
+    """One stderr line per pose-estimator sample: which tracks were kept of how many."""
+    for name, tracks in zip(pred.names, pred.tracks or ()):
+        if tracks is not None:
+            print(
+                f"{name}: kept tracks {tracks['kept']} of {tracks['found']} (highest summed keypoint score)",
+                file=sys.stderr,
+            )
 
 
 def _windows_from_args(args) -> list[WindowPrediction]:
@@ -798,7 +867,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         required=True,
         help="skeljax model directory or .pth; repeat for multi-stream fusion",
     )
-    p.add_argument("--input", required=True, help=".skeleton, .npy (M, T, V, C) or annotation .pkl")
+    p.add_argument(
+        "--input",
+        required=True,
+        help=".skeleton, .npy (M, T, V, C), annotation .pkl, a .json (MMPose, OpenPose, Kinetics-skeleton) or an "
+        "OpenPose --write_json folder",
+    )
     p.add_argument(
         "--feat",
         action="append",
@@ -823,9 +897,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--img-shape",
         nargs=2,
         type=int,
-        default=(1080, 1920),
         metavar=("H", "W"),
-        help="image size of 2D .npy keypoints in pixels (default 1080 1920)",
+        help="image size of 2D keypoints in pixels (.npy, MMPose, OpenPose; default: the file's, else 1080 1920)",
+    )
+    p.add_argument(
+        "--max-persons",
+        type=int,
+        default=pose_estimators.MAX_PERSONS,
+        help="tracks kept from an MMPose / OpenPose file, those with the highest summed keypoint score "
+        f"(default {pose_estimators.MAX_PERSONS}, PYSKL's two-person input)",
     )
     p.add_argument("--json", action="store_true", help='JSON Lines output, one {"top5": [...]} per sample')
     p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
@@ -860,9 +940,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             recipes=args.recipe,
             sample=args.sample,
             labels=args.labels,
-            img_shape=tuple(args.img_shape),
+            img_shape=tuple(args.img_shape) if args.img_shape else None,
             trusted=args.trusted,
+            max_persons=args.max_persons,
         )
+        report_tracks(pred)
         print(format_json(pred) if args.json else format_text(pred))
 
     return cli.run(body)
