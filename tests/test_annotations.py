@@ -283,7 +283,7 @@ def test_prepare_ntu_end_to_end(tmp_path, fmt, workers):
     bad = _one_body_lines(3, 7)
     _write(raw, "S001C001P005R001A010", bad[:-5])  # truncated
     _write(raw, "S018C001P001R001A001", _one_body_lines(3, 8))  # NTU-120 only: outside ntu60
-    out = tmp_path / "out" / "ntu60_3danno.pkl"
+    out = tmp_path / "out" / "ntu60_3danno.pkl" if fmt == "pyskl" else tmp_path / "out"  # 0.x: a folder of lists
     proc = subprocess.run(
         [
             sys.executable,
@@ -309,7 +309,15 @@ def test_prepare_ntu_end_to_end(tmp_path, fmt, workers):
     assert "3 samples converted, 1 failed, 1 skipped as missing-skeleton" in text, text
     assert "file/s" in text or "it/s" in text or "s/file" in text, text  # tqdm counter with rate
 
-    data = load_annotations(out)
+    if fmt == "pyskl":
+        data = load_annotations(out)
+    else:  # MMAction2 0.x's lists, one per split, named as the '..._3d_mmaction0x' datasets look for them
+        keys = ("xsub_train", "xsub_val", "xview_train", "xview_val")
+        assert sorted(p.name for p in out.iterdir()) == sorted(f"ntu60_{k}.pkl" for k in keys)
+        lists = {k: load_annotations(out / f"ntu60_{k}.pkl") for k in keys}
+        by_name = {a["frame_dir"]: a for v in lists.values() for a in v}
+        data = {"split": {k: [a["frame_dir"] for a in v] for k, v in lists.items()}, "annotations": []}
+        data["annotations"] = [by_name[n] for n in sorted(by_name)]
     assert data["split"] == {
         "xsub_train": ["S001C001P001R001A001", "S002C002P004R001A060"],
         "xsub_val": ["S001C002P003R002A013"],

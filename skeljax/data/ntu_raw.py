@@ -407,8 +407,10 @@ def convert_folder(
     fmt: str = "pyskl",
     workers: int = 1,
     progress: bool = True,
+    save=None,
 ) -> ConversionReport:
-    """Converts every `.skeleton` file of raw_dir into one PYSKL-style pickle {'split', 'annotations'}."""
+    """Converts every `.skeleton` file of raw_dir into one PYSKL-style pickle {'split', 'annotations'}, or into what
+    `save(out_path, split, annotations)` writes (MMAction2 0.x's per-split lists: skeljax/data/prepare_ntu.py)."""
     from tqdm import tqdm
 
     from skeljax.data.annotations import save_annotations
@@ -454,7 +456,10 @@ def convert_folder(
     report.split_sizes = {k: len(v) for k, v in split.items()}
     if not names:  # nothing converted: never replace an existing output with an empty file
         return report
-    save_annotations(out_path, {"split": split, "annotations": [annos[n] for n in names]})
+    if save is not None:
+        save(out_path, split, [annos[n] for n in names])
+    else:
+        save_annotations(out_path, {"split": split, "annotations": [annos[n] for n in names]})
     return report
 
 

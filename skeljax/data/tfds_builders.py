@@ -46,8 +46,8 @@ Put ONE of the following into the manual directory (default: <data_dir>/download
 The pickle is used when present; the raw folder only when the pickle is absent.
 The '..._3d_mmaction0x' configs (MMAction2 0.x's pre-normalised float32 3D data) read MMAction2 0.x's own per-split
 lists of samples, <manual_dir>/ntu60_xsub_train.pkl and ntu60_xsub_val.pkl (likewise xview, ntu120), else convert
-<manual_dir>/nturgb+d_skeletons/ the 0.x way (as scripts/prepare_ntu.py --format mmaction0x does); never PYSKL's
-pickles.
+<manual_dir>/nturgb+d_skeletons/ the 0.x way; never PYSKL's pickles. `python scripts/prepare_ntu.py
+<manual_dir>/nturgb+d_skeletons <manual_dir> --benchmark ntu60 --format mmaction0x --workers 2` writes those lists.
 """
 
 _KIND_LAYOUT = {"3d": "nturgb+d", "2d": "coco"}
@@ -250,7 +250,7 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             print(f"{self.name}: reading {pkl}", file=sys.stderr)
             annos = load_annotations(pkl)
             if not isinstance(annos, list):
-                raise ValueError(f"{pkl}: expected MMAction2 0.x's list of sample dicts, got a dict")
+                raise ValueError(f"{pkl}: expected MMAction2 0.x's list of sample dicts, got a {type(annos).__name__}")
             validate_annotations(annos, pkl, layout="nturgb+d", num_classes=len(self.CLASSES))
             out[ours] = _split_examples(annos, [a["frame_dir"] for a in annos], "3d", str(pkl), ours, np.float32)
         return out
