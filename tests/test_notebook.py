@@ -1,9 +1,14 @@
 """notebooks/quickstart.ipynb runs end to end (quick mode, CPU) and produces what it promises: a trained run
-directory, a top-5 that equals the trainer's own test scores for the same sample, a converted checkpoint and a GIF."""
+directory, a top-5 that equals the trainer's own test scores for the same sample, a zoo checkpoint downloaded,
+converted and used, and a GIF. Offline: the zoo's files come from a file:// mirror holding a stand-in in the released
+format, and the install cell (SKELJAX_NOTEBOOK_OFFLINE=1) prints its pip command instead of running it; the install
+cell's choices (source, wheel, accelerator) are checked on their own by running the cell without site-packages."""
 
+import ast
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 
@@ -17,6 +22,10 @@ from jupyter_client.manager import KernelManager
 from PIL import Image
 
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
+from skeljax.io.pth import save_pth
+from skeljax.models.convert import model_state_dict
+from skeljax.models.stgcn import Recognizer, stgcnpp_spec
+from skeljax.predict import LABEL_SETS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "quickstart.ipynb")
@@ -28,6 +37,8 @@ MALLOC_ENV = {
     "MALLOC_TRIM_THRESHOLD_": "8589934592",
     "MALLOC_TOP_PAD_": "536870912",
 }
+ZOO_NAME = "stgcnpp_ntu60_xsub_3d_j"
+ZOO_PATH = "mmaction/pyskl/ckpt/stgcnpp/stgcnpp_ntu60_xsub_3dkp/j.pth"  # the released file's path on its host
 TOP_LINE = re.compile(r"^\s+([1-5])\. (.+?)\s+([0-9]\.[0-9]{4})$")
 
 
@@ -48,6 +59,22 @@ def _kernel_manager(tmp_path) -> KernelManager:
     return KernelManager(kernel_name="python3", kernel_spec_manager=ksm)
 
 
+def _cell(start: str) -> str:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    return next(c.source for c in nb.cells if c.cell_type == "code" and start in c.source)
+
+
+def _mirror(tmp) -> str:
+    """A file:// zoo mirror holding a random ST-GCN++ NTU-60 (16 base channels) in PYSKL's .pth format."""
+    from flax import nnx
+
+    model = Recognizer(stgcnpp_spec(60, base_channels=16), rngs=nnx.Rngs(0))
+    path = tmp / "mirror" / ZOO_PATH
+    path.parent.mkdir(parents=True)
+    save_pth(str(path), {"state_dict": model_state_dict(model, "pyskl"), "meta": {"note": "random weights"}})
+    return (tmp / "mirror").as_uri()
+
+
 def _text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
@@ -56,7 +83,15 @@ def _text(cell) -> str:
 def executed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("notebook")
     work = tmp / "work"
-    env = {"SKELJAX_QUICK": "1", "SKELJAX_WORKDIR": str(work), "JAX_PLATFORMS": "cpu", **MALLOC_ENV}
+    env = {
+        "SKELJAX_QUICK": "1",
+        "SKELJAX_WORKDIR": str(work),
+        "JAX_PLATFORMS": "cpu",
+        "SKELJAX_NOTEBOOK_OFFLINE": "1",
+        "SKELJAX_ZOO_MIRROR": _mirror(tmp),
+        "SKELJAX_CACHE": str(tmp / "cache"),
+        **MALLOC_ENV,
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
@@ -78,22 +113,23 @@ def executed(tmp_path_factory):
             else:
                 os.environ[k] = v
     print(f"notebook executed in {seconds:.0f} s")
-    return nb, str(work)
+    return nb, str(work), str(tmp / "cache")
 
 
 @pytest.mark.slow
 def test_every_cell_ran_without_error(executed):
-    nb, _ = executed
+    nb, _, _ = executed
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(c.execution_count is not None for c in code)
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
     assert not errors, errors
     assert "QUICK = True" in _text(code[0])
+    assert "runtime: cpu\nskeljax already installed: nothing to install\nskeljax " in _text(code[1])
 
 
 @pytest.mark.slow
 def test_training_run_directory(executed):
-    _, work = executed
+    _, work, _ = executed
     run = os.path.join(work, "demo_run")
     for name in (
         "config.json",
@@ -116,7 +152,7 @@ def test_training_run_directory(executed):
 @pytest.mark.slow
 def test_top5_equals_the_trainers_test_scores(executed):
     """predict() on the run's best model and the trainer's 10-clip test path give the same probabilities."""
-    nb, work = executed
+    nb, work, _ = executed
     out = next(_text(c) for c in nb.cells if c.cell_type == "code" and _text(c).startswith("top-5"))
     lines = out.splitlines()
     assert lines[1].startswith("S001C001P001R001A001")
@@ -134,9 +170,17 @@ def test_top5_equals_the_trainers_test_scores(executed):
 
 
 @pytest.mark.slow
-def test_converted_checkpoint_and_gif(executed):
-    nb, work = executed
+def test_zoo_checkpoint_converted_and_gif(executed):
+    nb, work, cache = executed
     text = "".join(_text(c) for c in nb.cells if c.cell_type == "code")
+    model_dir = os.path.join(cache, ZOO_NAME, "model")
+    assert f"model directory: {model_dir}\n" in text
+    assert f"released file: {os.path.join(cache, ZOO_NAME, 'j.pth')}\n" in text
+    assert os.path.isfile(os.path.join(model_dir, "model_spec.json"))
+    tail = text.split("by the zoo model", 1)[1].splitlines()
+    rows = [TOP_LINE.match(line) for line in tail[2:7]]
+    assert all(rows), tail
+    assert all(r.group(2) in LABEL_SETS["ntu60"] for r in rows)
     assert "family stgcnpp, layout nturgb+d, 60 classes" in text
     assert "input (1, 2, 100, 25, 3) -> logits (1, 60)" in text
     assert "unchanged" in text
@@ -154,3 +198,56 @@ def test_converted_checkpoint_and_gif(executed):
         if o.output_type == "display_data" and "image/gif" in o.get("data", {})
     ]
     assert displayed
+
+
+def _install_cell(cwd, env_extra, path_dirs=()) -> str:
+    """The notebook's install cell run by `python -S` (no site-packages, so skeljax is not importable) in `cwd`."""
+    code = "import os\n" + _cell("SKELJAX_SOURCE = ")
+    env = {k: v for k, v in os.environ.items() if k not in ("SKELJAX_SOURCE", "COLAB_TPU_ADDR", "TPU_NAME")}
+    env.update(SKELJAX_NOTEBOOK_OFFLINE="1", PATH=os.pathsep.join([*map(str, path_dirs), "/usr/bin", "/bin"]))
+    env.update(env_extra)
+    proc = subprocess.run([sys.executable, "-S", "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.skipif(bool(__import__("glob").glob("/dev/accel*")), reason="a TPU host: every runtime reads as TPU")
+def test_install_cell_picks_the_source_and_the_jax_wheels(tmp_path):
+    if any(os.access(os.path.join(d, "nvidia-smi"), os.X_OK) for d in ("/usr/bin", "/bin")):
+        pytest.skip("nvidia-smi is installed in /usr/bin here: the CPU case cannot be made")
+    # A git source on a TPU runtime.
+    out = _install_cell(tmp_path, {"SKELJAX_SOURCE": "git+https://example.org/skeljax", "COLAB_TPU_ADDR": "10.0.0.2"})
+    assert out == "runtime: tpu\ninstall: pip install 'skeljax[tpu] @ git+https://example.org/skeljax'\n"
+    # No source and no wheel on a CPU runtime: one sentence, no error, nothing installed.
+    out = _install_cell(tmp_path, {})
+    assert out.startswith("runtime: cpu\nskeljax is not installed: set SKELJAX_SOURCE")
+    assert len(out.splitlines()) == 2 and "install: " not in out
+    # An uploaded wheel in the current folder on a GPU runtime (nvidia-smi lists one GPU).
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: NVIDIA T4 (UUID: GPU-0)'\n")
+    (fake / "nvidia-smi").chmod(0o755)
+    (tmp_path / "skeljax-0.1.0-py3-none-any.whl").write_bytes(b"")
+    out = _install_cell(tmp_path, {}, [fake])
+    assert out == "runtime: cuda12\ninstall: pip install 'skeljax-0.1.0-py3-none-any.whl[cuda12]'\n"
+    # Inside a checkout: the checkout, editable.
+    out = _install_cell(os.path.join(ROOT, "notebooks"), {})
+    assert out.startswith(f"runtime: cpu\ninstall: pip install -e {ROOT}\nskeljax ")  # then imported from ROOT
+
+
+def test_notebooks_demo_config_equals_configs_demo(tmp_path):
+    """The config the notebook builds where the repository's configs/ is absent (a wheel install) is configs/demo.py's."""
+    import importlib.util
+
+    tree = ast.parse(_cell("def demo_config"))
+    scope = {}
+    exec(
+        compile(
+            ast.Module([n for n in tree.body if isinstance(n, ast.ImportFrom | ast.FunctionDef)], []), "nb", "exec"
+        ),
+        scope,
+    )
+    spec = importlib.util.spec_from_file_location("demo_config", os.path.join(ROOT, "configs", "demo.py"))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert scope["demo_config"]().to_dict() == demo.get_config().to_dict()
