@@ -859,7 +859,8 @@ def _windows_from_args(args) -> list[WindowPrediction]:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser():
+    """The command line of skeljax-predict."""
     p = cli.parser("skeljax-predict", __doc__)
     p.add_argument(
         "--checkpoint",
@@ -917,6 +918,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         '[start, end), end exclusive (with --json: {"start", "end", "top5"})',
     )
     p.add_argument("--stride", type=int, metavar="S", help="frames between window starts (default: T, no overlap)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = _parser()
     args = cli.parse(p, argv)
     if args.stride is not None and args.window is None:
         p.error("--stride needs --window")
