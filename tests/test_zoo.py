@@ -215,8 +215,9 @@ def test_get_downloads_verifies_converts_then_is_instant(server, released, tmp_p
 def test_recorded_digest_is_checked(server, released, tmp_path, monkeypatch):
     _, body = released
     sha = hashlib.sha256(body).hexdigest()
-    row = zoo.ZooRow("c", "r", 1.0, f"{HOST}/x/stgcn-{sha[:8]}.pth", name="hashed")
-    bad = zoo.ZooRow("c", "r", 1.0, f"{HOST}/x/full.pth", name="bad_full", sha256="0" * 64)
+    config = zoo.find_row(NAME).config  # a real config: `get` stores the row's test settings with the model
+    row = zoo.ZooRow(config, "r", 1.0, f"{HOST}/x/stgcn-{sha[:8]}.pth", name="hashed")
+    bad = zoo.ZooRow(config, "r", 1.0, f"{HOST}/x/full.pth", name="bad_full", sha256="0" * 64)
     monkeypatch.setattr(zoo, "zoo_rows", lambda: [row, bad])
     server.files[f"/x/stgcn-{sha[:8]}.pth"] = server.files["/x/full.pth"] = body
     assert os.path.isdir(download.get("hashed", quiet=True))  # the name's digest prefix matches
