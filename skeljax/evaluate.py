@@ -53,11 +53,6 @@ def predict_split(
     )
 
 
-def classification_metrics(pred: Scores, prefix: str) -> dict[str, float]:
-    """top1, top5 and mean_class_acc under `prefix/` (`skeljax.metrics.classification_metrics`)."""
-    return metrics.classification_metrics(pred, prefix)
-
-
 def check_labels(source, num_classes: int, where: str) -> None:
     """A dataset with more classes than the model's head cannot be evaluated: say so before running."""
     names = getattr(source, "class_names", ())
@@ -72,7 +67,7 @@ def report_test(
     pred: Scores, workdir: str, tag: str, step: int, writer: metrics_writer.MetricWriter, class_names=()
 ) -> dict[str, float]:
     """Metrics, `test_scores_<tag>.npz`, a metrics.jsonl line and the confusion-matrix/curve PNGs."""
-    result = classification_metrics(pred, "test")
+    result = metrics.classification_metrics(pred, "test")
     if metrics_writer.is_main_process():
         ensemble.write_scores(os.path.join(workdir, f"test_scores_{tag}.npz"), pred.names, pred.scores, pred.labels)
         writer.write(step, {**result, "checkpoint": tag}, tb_prefix=f"{tag}_" if tag else "")

@@ -8,7 +8,7 @@ import ml_collections
 
 from skeljax import checkpoint as model_ckpt
 from skeljax import evaluate as evaluation
-from skeljax import sharding
+from skeljax import metrics, sharding
 from skeljax.data.sources import load_split, make_transform
 from skeljax.models.stgcn import Recognizer
 from skeljax.run_config import RunConfig, as_run
@@ -28,7 +28,7 @@ def _test_model(run: RunConfig, workdir, model, tag, step, writer, mesh, split=N
     pred = evaluation.score_model(model, source, make_transform(run, mode), bs, mesh, average, f"{mode} ({tag})")
     if mode == "test":
         return evaluation.report_test(pred, workdir, tag, step, writer, getattr(source, "class_names", ()))
-    result = evaluation.classification_metrics(pred, "val")
+    result = metrics.classification_metrics(pred, "val")
     metrics_writer.console(f"val ({tag}): {evaluation.summary(result)}")
     return result
 

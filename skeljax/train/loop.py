@@ -21,7 +21,7 @@ import numpy as np
 
 from skeljax import checkpoint as model_ckpt
 from skeljax import evaluate as evaluation
-from skeljax import inference, sharding
+from skeljax import inference, metrics, sharding
 from skeljax.data import input_pipeline
 from skeljax.data.sources import load_split, make_transform
 from skeljax.models.stgcn import Recognizer
@@ -295,7 +295,7 @@ def _validate_at_epoch_end(s: _Session) -> dict[str, float] | None:
     pred = evaluation.predict_split(
         s.predict, s.state["params"], s.state["batch_stats"], s.val_batches, s.val_source, f"val {s.step}"
     )
-    val = evaluation.classification_metrics(pred, "val")
+    val = metrics.classification_metrics(pred, "val")
     s.writer.write(s.step, val)
     improved = val["val/top1"] > s.best["val/top1"]
     if improved:
