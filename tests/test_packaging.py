@@ -76,7 +76,7 @@ def test_wheel_holds_the_package_data_commands_and_bounds(dist):
     for package in BOUNDED:
         (req,) = [r for r in requires if re.match(rf"{re.escape(package)}[<>=]", r) and "extra ==" not in r]
         assert re.search(r"<\d", req) and ">=" in req, req  # e.g. jax<0.12,>=0.10.2
-    for dropped in ("Pillow", "importlib_resources", "etils"):
+    for dropped in ("Pillow",):
         assert not any(re.match(rf"{dropped}\b", r, re.I) for r in requires), dropped
     assert any(r.startswith("jax[cuda12]") and 'extra == "cuda12"' in r for r in requires)
 
