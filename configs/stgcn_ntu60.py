@@ -10,8 +10,9 @@ Variants:
                              gen_ntu_rgbd_raw's pre-normalised format: scripts/prepare_ntu.py --format mmaction0x)
     original_xsub / _xview   the ST-GCN authors' network and training (st-gcn config/st_gcn/ntu-xsub/train.yaml:
                              tcn dropout 0.5, SGD lr 0.1 at batch 64, nesterov, wd 1e-4, x0.1 at epochs 10 and 50 of
-                             80; one 300-frame clip, raw logits); input: PYSKL's 3D joints zero-padded to 300 frames
-                             (the original read raw Kinect coordinates)
+                             80; one 300-frame clip, raw logits) on the original's input: raw Kinect x, y, z
+                             zero-padded to 300 frames (dataset ntu60/SPLIT_3d_original, recipe stgcn_original;
+                             scripts/prepare_ntu.py --format original)
 SPLIT in xsub / xview, KIND 3d / 2d, FEAT j / b / jm / bm. For example:
 
     python -m skeljax.main --config configs/stgcn_ntu60.py:pyskl_xsub_3d_j --workdir workdirs/stgcn_pyskl_xsub_3d_j

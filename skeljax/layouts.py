@@ -253,7 +253,7 @@ BUILTIN: dict[str, SkeletonLayout] = {
             zaxis=(0, 1),
             xaxis=(8, 4),
             body_center=1,
-            recipes=_PYSKL_DATA_RECIPES,
+            recipes=_PYSKL_DATA_RECIPES + ("stgcn_original",),  # the last: the ST-GCN paper's raw-coordinate input
             mmaction_graph="ntu-rgb+d",
         ),
         SkeletonLayout(

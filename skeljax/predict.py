@@ -1,7 +1,8 @@
 """Predict actions for your own skeletons with one checkpoint or a multi-stream fusion of several.
 
     python -m skeljax.predict --checkpoint CKPT --input FILE [--json] [--feat j|b|jm|bm]
-        [--labels ntu60|ntu120|synthetic|FILE.txt] [--sample FRAME_DIR] [--recipe pyskl|vanilla|mmaction0x]
+        [--labels ntu60|ntu120|synthetic|FILE.txt] [--sample FRAME_DIR]
+        [--recipe pyskl|vanilla|mmaction0x|stgcn_original]
     python -m skeljax.predict --checkpoint J_DIR --checkpoint B_DIR --input FILE     # J+B fusion (1:1)
     python -m skeljax.predict --checkpoint CKPT --input LONG.npy --window 100 --stride 50   # one line per window
 
@@ -154,8 +155,9 @@ class Predictor:
 
     @property
     def conversion(self) -> str:
-        """How a raw .skeleton file becomes 3D joints for this model: PYSKL's or MMAction2 0.x's procedure."""
-        return "mmaction0x" if self.recipe == "mmaction0x" else "pyskl"
+        """How a raw .skeleton file becomes 3D joints for this model: PYSKL's, MMAction2 0.x's or the original
+        ST-GCN's procedure (skeljax.data.ntu_raw)."""
+        return {"mmaction0x": "mmaction0x", "stgcn_original": "original"}.get(self.recipe, "pyskl")
 
     def scores(self, samples: Sequence[Mapping[str, Any]], where: str = "<input>") -> tuple[np.ndarray, np.ndarray]:
         """Per-sample class probabilities (N, K) and clip-averaged features (N, D) of annotation dicts."""
@@ -189,9 +191,9 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def default_recipe(model: Recognizer) -> str:
-    """The recipe a model was trained with: MMAction2 0.x's, the original ST-GCN's on OpenPose-18, else PYSKL's
-    (vanilla ST-GCN must be asked for)."""
-    if model.spec.family == "stgcn_original" and model.spec.layout == "openpose":
+    """The recipe a model was trained with: MMAction2 0.x's, the original ST-GCN's (its Kinetics and NTU inputs),
+    else PYSKL's (vanilla ST-GCN must be asked for)."""
+    if model.spec.family == "stgcn_original":
         return "stgcn_original"
     return "mmaction0x" if model.spec.family == "mmaction0x" else "pyskl"
 
@@ -366,6 +368,8 @@ def _read_skeleton(path: str, conversion: str) -> dict:
     frames = ntu_raw.parse_skeleton_file(path)
     if conversion == "mmaction0x":
         kp = ntu_raw.mmaction0x_keypoints(frames, path)
+    elif conversion == "original":  # long recordings are left whole: --window cuts them into 300-frame inputs
+        kp = ntu_raw.original_keypoints(frames, path, max_frames=None)
     else:
         kp = ntu_raw.pyskl_keypoints(ntu_raw.track_bodies(frames), path).astype(np.float16)
     name = Path(path).name.split(".")[0]
@@ -884,8 +888,8 @@ def _parser():
         "--recipe",
         action="append",
         choices=RECIPES,
-        help="test pipeline when the checkpoint does not store it (default: pyskl, or mmaction0x for "
-        "MMAction2 0.x models); once, or once per checkpoint",
+        help="test pipeline when the checkpoint does not store it (default: pyskl, mmaction0x for "
+        "MMAction2 0.x models, stgcn_original for the original ST-GCN's); once, or once per checkpoint",
     )
     p.add_argument("--weights", nargs="+", type=float, help="fusion weights, one per checkpoint")
     p.add_argument(

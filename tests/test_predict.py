@@ -181,7 +181,9 @@ def test_default_recipe_follows_the_family():
     assert P.default_recipe(SimpleNamespace(spec=stgcnpp_spec(60))) == "pyskl"
     assert P.default_recipe(SimpleNamespace(spec=stgcn_pyskl_spec(60))) == "pyskl"  # vanilla must be asked for
     assert P.default_recipe(SimpleNamespace(spec=stgcn_original_spec(400))) == "stgcn_original"
-    assert P.default_recipe(SimpleNamespace(spec=stgcn_original_spec(60, "nturgb+d"))) == "pyskl"
+    assert (
+        P.default_recipe(SimpleNamespace(spec=stgcn_original_spec(60, "nturgb+d"))) == "stgcn_original"
+    )  # its raw-coordinate NTU input
 
 
 @pytest.mark.slow  # a COCO-17 model: ~20 s of compiling

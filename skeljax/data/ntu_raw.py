@@ -1,4 +1,4 @@
-"""Raw NTU RGB+D `.skeleton` files: strict parsing, PYSKL's and MMAction2 0.x's 3D conversions."""
+"""Raw NTU RGB+D `.skeleton` files: strict parsing; PYSKL's, MMAction2 0.x's and the original ST-GCN's 3D conversions."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ NUM_JOINTS = 25
 BODY_FIELDS = 10  # bodyID clippedEdges handLeft{Confidence,State} handRight{Confidence,State} isRestricted leanX leanY trackingState
 JOINT_FIELDS = 12  # x y z depthX depthY colorX colorY orientation{W,X,Y,Z} trackingState
 MMACTION0X_MAX_FRAMES = 300
+# The original ST-GCN's NTU data (st-gcn tools/ntu_gendata.py): a fixed buffer of 300 frames and 2 bodies.
+ORIGINAL_MAX_FRAMES = 300
+ORIGINAL_MAX_BODIES = 2
 
 # PYSKL denoising constants (tools/data/ntu_preproc.py).
 _MIN_BODY_FRAMES = 11
@@ -356,9 +359,55 @@ def read_ntu_skeleton_mmaction0x(path: str | os.PathLike) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------
+# The original ST-GCN's conversion (st-gcn tools/ntu_gendata.py and tools/utils/ntu_read_skeleton.py)
+
+
+def original_keypoints(
+    frames: list[list[tuple[int, np.ndarray]]], path="<frames>", max_frames: int | None = ORIGINAL_MAX_FRAMES
+) -> np.ndarray:
+    """The ST-GCN authors' NTU data of parsed frames: float32 (M, T, 25, 3) raw Kinect x, y, z, T = the file's frames.
+
+    Frame t's bodies fill slots 0 and 1 in the order the file lists them (no bodyID tracking: a second body listed
+    first in some frame takes slot 0 there); further bodies are dropped, and slots a frame does not fill, like every
+    slot of a frame with no body, stay zero. No centring, no denoising. M is 2 when some frame lists two or more
+    bodies, else 1 (the recipe pads the missing person with zeros, as the original's fixed 2-body buffer holds).
+    Coordinates are parsed as float64 and rounded once to float32, as the original writes its .npy buffer. Files
+    longer than `max_frames` (300) do not fit that buffer (the original's conversion stops on them) and are refused;
+    prediction passes None and cuts long recordings into windows instead.
+    """
+    num_frames = len(frames)
+    if max_frames is not None and num_frames > max_frames:
+        raise SkeletonFormatError(
+            path,
+            1,
+            f"the original ST-GCN's NTU data holds at most {max_frames} frames, the file has {num_frames}",
+        )
+    if not any(frames):
+        raise EmptySkeletonError(path, "no skeleton in any frame")
+    persons = min(ORIGINAL_MAX_BODIES, max(len(bodies) for bodies in frames))
+    keypoint = np.zeros((persons, num_frames, NUM_JOINTS, 3), np.float32)
+    for t, bodies in enumerate(frames):
+        for slot, (_, xyz) in enumerate(bodies[:persons]):
+            keypoint[slot, t] = xyz
+    return keypoint
+
+
+def read_ntu_skeleton_original(path: str | os.PathLike) -> dict:
+    """One `.skeleton` file -> the original ST-GCN's sample as an annotation dict (keypoint float32 (M, T, 25, 3))."""
+    frame_dir = Path(path).name.split(".")[0]
+    label = ntu_meta.ntu_label(frame_dir)
+    keypoint = original_keypoints(parse_skeleton_file(path), path)
+    return {"frame_dir": frame_dir, "label": label, "keypoint": keypoint, "total_frames": keypoint.shape[1]}
+
+
+# ------------------------------------------------------------------------------------------------
 # Folder conversion (scripts/prepare_ntu.py)
 
-CONVERTERS = {"pyskl": read_ntu_skeleton, "mmaction0x": read_ntu_skeleton_mmaction0x}
+CONVERTERS = {
+    "pyskl": read_ntu_skeleton,
+    "mmaction0x": read_ntu_skeleton_mmaction0x,
+    "original": read_ntu_skeleton_original,
+}
 
 
 @dataclass
@@ -409,14 +458,17 @@ def convert_folder(
     progress: bool = True,
     save=None,
 ) -> ConversionReport:
-    """Converts every `.skeleton` file of raw_dir into one PYSKL-style pickle {'split', 'annotations'}, or into what
-    `save(out_path, split, annotations)` writes (MMAction2 0.x's per-split lists: skeljax/data/prepare_ntu.py)."""
+    """Converts every `.skeleton` file of raw_dir into one PYSKL-style pickle {'split', 'annotations'} (formats
+    'pyskl' and 'original'), or into what `save(out_path, split, annotations)` writes (MMAction2 0.x's per-split
+    lists: skeljax/data/prepare_ntu.py). The benchmark's missing-skeleton samples are skipped in every format."""
     from tqdm import tqdm
 
     from skeljax.data.annotations import save_annotations
 
     if fmt not in CONVERTERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(CONVERTERS)}")
+    if fmt == "original" and benchmark != "ntu60":
+        raise ValueError(f"format 'original': the original ST-GCN was released for NTU-60 only, not {benchmark!r}")
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise ValueError(f"{raw_dir}: not a folder of .skeleton files")

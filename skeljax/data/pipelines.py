@@ -72,10 +72,15 @@ def make_pipeline(
       only) -> (1, 2, 300, V, C); joints only; 'nturgb+d' expects MMAction2's own pre-normalised 3D data
       (`mmaction/datasets/pipelines/pose_loading.py`, docs/finetuning_custom_dataset.md).
 
-    recipe 'stgcn_original' (the ST-GCN paper's Kinetics-skeleton input, `feeder/feeder_kinetics.py` and
-      `feeder/tools.py` of st-gcn): OriginalKineticsInput (300 frames, first 5 people, x, y - 0.5, zero where the
-      score is 0, per-frame ranking by summed score, 2 kept) -> (1, 2, 300, V, 3) in 'val'/'test'; 'train' then crops
-      `clip_len` frames at random (RandomChoose, default 150) and applies RandomMove; 'openpose' layout, joints only.
+    recipe 'stgcn_original' (the ST-GCN paper's own inputs, st-gcn's `feeder/`; joints only), by layout:
+      'openpose' (Kinetics-skeleton, `feeder_kinetics.py` and `tools.py`): OriginalKineticsInput (300 frames, first 5
+      people, x, y - 0.5, zero where the score is 0, per-frame ranking by summed score, 2 kept) -> (1, 2, 300, V, 3)
+      in 'val'/'test'; 'train' then crops `clip_len` frames at random (RandomChoose, default 150) and applies
+      RandomMove.
+      'nturgb+d' (NTU RGB+D, `feeder.py` over `tools/ntu_gendata.py`'s data): the raw coordinates as they are
+      (expects the `ntu60/*_3d_original` data, `ntu_raw.read_ntu_skeleton_original`), zero-padded to 300 frames
+      (PadTo) and to 2 people -> (1, 2, 300, 25, 3), channels x, y, z, nothing normalised; the same in every mode,
+      since the original's NTU training uses no crop and no move. clip_len must be 300 (or None).
 
     `layout` is 'nturgb+d', 'coco', 'openpose' or a custom `layouts.SkeletonLayout`; its `recipes` say which recipes
     take it.
@@ -90,7 +95,7 @@ def make_pipeline(
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; expected one of {RECIPES}")
     if clip_len is None:
-        clip_len = {"pyskl": 100, "stgcn_original": 150}.get(recipe, 300)
+        clip_len = 150 if (recipe, layout.name) == ("stgcn_original", "openpose") else {"pyskl": 100}.get(recipe, 300)
     for name, value in (("clip_len", clip_len), ("num_clips", num_clips)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -133,7 +138,16 @@ ORIGINAL_FRAMES = 300
 
 
 def _stgcn_original(check: T.CheckLayout, layout: layouts.SkeletonLayout, clip_len: int, mode: str) -> Pipeline:
-    """ST-GCN's Kinetics input: the padded, ranked 300 frames; in training a random crop of clip_len, randomly moved."""
+    """ST-GCN's Kinetics input: the padded, ranked 300 frames; in training a random crop of clip_len, randomly moved.
+    Its NTU input: the raw coordinates zero-padded to 300 frames and 2 people, in every mode."""
+    out_shape = (1, 2, ORIGINAL_FRAMES, layout.num_joints, layout.channels)
+    if layout.is_3d:
+        if clip_len != ORIGINAL_FRAMES:
+            raise ValueError(
+                f"recipe 'stgcn_original' on layout {layout.name!r} is the original's fixed {ORIGINAL_FRAMES}-frame "
+                f"NTU input (no crops); got clip_len={clip_len}"
+            )
+        return Pipeline([check, T.PadTo(ORIGINAL_FRAMES, mode="zero"), T.FormatGCNInput(num_person=2)], out_shape)
     steps = [check, T.OriginalKineticsInput(ORIGINAL_FRAMES)]
     frames = ORIGINAL_FRAMES
     if mode == "train":

@@ -1,13 +1,17 @@
-"""Converts a folder of raw NTU RGB+D `.skeleton` files into annotation pickles: PYSKL's one file, or MMAction2 0.x's
-per-split lists.
+"""Converts a folder of raw NTU RGB+D `.skeleton` files into annotation pickles: PYSKL's one file, MMAction2 0.x's
+per-split lists, or the original ST-GCN's raw coordinates in one file.
 
     skeljax-prepare-ntu data/nturgb+d_skeletons data/ntu60_3danno.pkl --benchmark ntu60 --workers 2
     skeljax-prepare-ntu data/nturgb+d_skeletons data/downloads/manual --benchmark ntu60 --format mmaction0x
+    skeljax-prepare-ntu data/nturgb+d_skeletons data/downloads/manual/ntu60_3danno_original.pkl --format original
     python -m skeljax.data.prepare_ntu ...   (or python scripts/prepare_ntu.py ...)
 
 With `--format mmaction0x`, OUT is a folder (the builder's manual dir, say) that receives one list of sample dicts
 per split, named as the `ntu60/xsub_3d_mmaction0x`-style datasets look for them: ntu60_xsub_train.pkl,
 ntu60_xsub_val.pkl, ntu60_xview_train.pkl, ntu60_xview_val.pkl (ntu120: xsub and xset).
+With `--format original` (NTU-60 only), OUT is one PYSKL-style pickle {'split', 'annotations'} of float32 raw Kinect
+coordinates (st-gcn tools/ntu_gendata.py), which the `ntu60/xsub_3d_original`-style datasets read as
+<manual_dir>/ntu60_3danno_original.pkl; files longer than the original's 300 frames are reported as failed.
 Exit status 0 when at least one file was converted, 1 when none was or on a user error (one `error:` line).
 """
 
@@ -30,7 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "out",
         help="pyskl: the output pickle, e.g. ntu60_3danno.pkl; mmaction0x: the folder receiving "
-        "<benchmark>_<split>_{train,val}.pkl, e.g. the manual dir",
+        "<benchmark>_<split>_{train,val}.pkl, e.g. the manual dir; original: the output pickle, e.g. "
+        "ntu60_3danno_original.pkl",
     )
     parser.add_argument(
         "--benchmark",
@@ -41,10 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--format",
         dest="fmt",
-        choices=("pyskl", "mmaction0x"),
+        choices=("pyskl", "mmaction0x", "original"),
         default="pyskl",
         help="pyskl: tools/data/ntu_preproc.py (float16, M<=2, one pickle with the split dict); mmaction0x: "
-        "gen_ntu_rgbd_raw.py (pre-normalised float32, M=2, one list pickle per split)",
+        "gen_ntu_rgbd_raw.py (pre-normalised float32, M=2, one list pickle per split); original: st-gcn "
+        "tools/ntu_gendata.py (raw float32 coordinates of the first 2 bodies per frame, one pickle, NTU-60 only)",
     )
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

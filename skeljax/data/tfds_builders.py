@@ -48,7 +48,14 @@ The '..._3d_mmaction0x' configs (MMAction2 0.x's pre-normalised float32 3D data)
 lists of samples, <manual_dir>/ntu60_xsub_train.pkl and ntu60_xsub_val.pkl (likewise xview, ntu120), else convert
 <manual_dir>/nturgb+d_skeletons/ the 0.x way; never PYSKL's pickles. `python scripts/prepare_ntu.py
 <manual_dir>/nturgb+d_skeletons <manual_dir> --benchmark ntu60 --format mmaction0x --workers 2` writes those lists.
+The NTU-60 '..._3d_original' configs (the ST-GCN authors' input, st-gcn tools/ntu_gendata.py: raw Kinect x, y, z of
+the first two bodies listed per frame, float32, nothing normalised) read <manual_dir>/ntu60_3danno_original.pkl, else
+convert <manual_dir>/nturgb+d_skeletons/ the original way; never PYSKL's pickles. `python scripts/prepare_ntu.py
+<manual_dir>/nturgb+d_skeletons <manual_dir>/ntu60_3danno_original.pkl --format original --workers 2` writes it.
 """
+
+# The pickle each NTU format reads from the manual dir ('mmaction0x' reads per-split lists instead).
+_PICKLE_SUFFIX = {("pyskl", "3d"): "3danno", ("pyskl", "2d"): "hrnet", ("original", "3d"): "3danno_original"}
 
 _KIND_LAYOUT = {"3d": "nturgb+d", "2d": "coco"}
 
@@ -125,29 +132,43 @@ def _split_examples(
 @dataclasses.dataclass
 class NtuConfig(tfds.core.BuilderConfig):
     """One benchmark ('xsub', 'xview' or 'xset') of one skeleton kind ('3d' Kinect or '2d' HRNet), in PYSKL's
-    format or (3D only) MMAction2 0.x's (`fmt='mmaction0x'`: pre-normalised float32, gen_ntu_rgbd_raw.py)."""
+    format or (3D only) MMAction2 0.x's (`fmt='mmaction0x'`: pre-normalised float32, gen_ntu_rgbd_raw.py) or the
+    original ST-GCN's (`fmt='original'`, NTU-60 only: raw float32 Kinect coordinates, st-gcn tools/ntu_gendata.py)."""
 
     benchmark: str = "xsub"
     kind: str = "3d"
     fmt: str = "pyskl"
 
 
-def _ntu_configs(benchmarks, title: str) -> list:
+def _ntu_configs(benchmarks, title: str, original: bool = False) -> list:
     configs = [
         NtuConfig(name=f"{b}_{k}", benchmark=b, kind=k, description=f"{title} {b}, {k} skeletons")
         for b in benchmarks
         for k in ("3d", "2d")
     ]
-    return configs + [
-        NtuConfig(
-            name=f"{b}_3d_mmaction0x",
-            benchmark=b,
-            kind="3d",
-            fmt="mmaction0x",
-            description=f"{title} {b}, 3D skeletons as MMAction2 0.x prepares them",
-        )
-        for b in benchmarks
-    ]
+    return (
+        configs
+        + [
+            NtuConfig(
+                name=f"{b}_3d_mmaction0x",
+                benchmark=b,
+                kind="3d",
+                fmt="mmaction0x",
+                description=f"{title} {b}, 3D skeletons as MMAction2 0.x prepares them",
+            )
+            for b in benchmarks
+        ]
+        + [
+            NtuConfig(
+                name=f"{b}_3d_original",
+                benchmark=b,
+                kind="3d",
+                fmt="original",
+                description=f"{title} {b}, raw 3D skeletons as the original ST-GCN prepares them",
+            )
+            for b in (benchmarks if original else ())
+        ]
+    )
 
 
 class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -168,14 +189,14 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
     @property
     def _dtype_3d(self):
-        return np.float32 if self.builder_config.fmt == "mmaction0x" else np.float16
+        return np.float16 if self.builder_config.fmt == "pyskl" else np.float32
 
     def _split_generators(self, dl_manager):
         cfg = self.builder_config
         manual = Path(os.fspath(dl_manager.manual_dir))
         if cfg.fmt == "mmaction0x":
             return self._mmaction0x_splits(manual)
-        pkl = manual / f"{self.name}_{'3danno' if cfg.kind == '3d' else 'hrnet'}.pkl"
+        pkl = manual / f"{self.name}_{_PICKLE_SUFFIX[cfg.fmt, cfg.kind]}.pkl"
         raw = manual / "nturgb+d_skeletons"
         if pkl.is_file():
             annos, split = self._from_pickle(pkl)
@@ -190,7 +211,7 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             key = f"{cfg.benchmark}_{ours}"
             if key not in split:
                 raise ValueError(f"{source}: no split {key!r} (has {sorted(split)})")
-            out[ours] = _split_examples(annos, split[key], cfg.kind, source, key)
+            out[ours] = _split_examples(annos, split[key], cfg.kind, source, key, self._dtype_3d)
         return out
 
     def _generate_examples(self, examples):
@@ -206,6 +227,13 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if not isinstance(data, dict) or "split" not in data:
             raise ValueError(f"{pkl}: expected PYSKL's {{'split': ..., 'annotations': [...]}} file")
         validate_annotations(data, pkl, layout=_KIND_LAYOUT[self.builder_config.kind], num_classes=len(self.CLASSES))
+        if self.builder_config.fmt == "original":  # float16 keypoints: PYSKL's normalised data under the wrong name
+            for anno in data["annotations"]:
+                if np.asarray(anno["keypoint"]).dtype != np.float32:
+                    raise ValueError(
+                        f"{pkl}: sample {anno['frame_dir']}: keypoint is {np.asarray(anno['keypoint']).dtype}; the "
+                        "original ST-GCN's data is float32 (write it with prepare_ntu --format original)"
+                    )
         return data["annotations"], data["split"]
 
     def _from_raw(self, folder: Path) -> dict:
@@ -261,7 +289,7 @@ class Ntu60(_NtuBase):
 
     name = "ntu60"
     CLASSES = ntu_meta.NTU60_CLASSES
-    BUILDER_CONFIGS = _ntu_configs(("xsub", "xview"), "NTU-60")
+    BUILDER_CONFIGS = _ntu_configs(("xsub", "xview"), "NTU-60", original=True)
 
 
 class Ntu120(_NtuBase):

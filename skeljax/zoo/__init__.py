@@ -255,11 +255,11 @@ def original_config(bench: str, split: str = "") -> ml_collections.ConfigDict:
         c.num_epochs = 50
         c.optimizer.milestones_epochs = (20, 30, 40, 50)  # as the original: the step at 50 is never reached
     elif bench == "ntu60" and split in ("xsub", "xview"):
-        # The original NTU input is raw Kinect coordinates zero-padded to 300 frames (st-gcn `tools/ntu_gendata.py`);
-        # the nearest skeljax input is the vanilla recipe's: PYSKL's normalised 3D joints zero-padded to 300 frames.
+        # The original NTU input: raw Kinect coordinates of the first two bodies listed per frame, zero-padded to 300
+        # frames, nothing normalised (st-gcn `tools/ntu_gendata.py`, `feeder/feeder.py`): the '_3d_original' data.
         c.model.layout, c.model.num_classes = "nturgb+d", 60
         c.model.tcn_dropout = 0.5
-        c.data.dataset, c.data.recipe, c.data.clip_len = f"ntu60/{split}_3d", "vanilla", 300
+        c.data.dataset, c.data.recipe, c.data.clip_len = f"ntu60/{split}_3d_original", "stgcn_original", 300
         c.batch_size = 64  # DataParallel over 4 GPUs: BN statistics per 16 samples
         c.model.bn_group = 16
         c.num_epochs = 80
