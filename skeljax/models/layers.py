@@ -117,6 +117,38 @@ def _graph_dot_bwd(dt, res, g):
 _graph_dot_cpu = _cpu_backward(_graph_product, _graph_dot_bwd)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def recompute_in_backward(fn, *args):
+    """fn(*args), saving only `args` for the backward pass, which runs fn's forward again to differentiate it.
+
+    The recomputation must wait for the output cotangent, or XLA merges it with the forward pass (CSE) and keeps
+    every intermediate alive again: that is what happened to jax.checkpoint on every ST-GCN++ block (XLA on CPU
+    drops its optimization barriers before scheduling; the training step's 4 GB of scratch stayed). So the
+    recomputation reads its inputs plus 0 * (one element of the cotangent): XLA does not fold x * 0 for floats
+    (NaN and inf), the values are unchanged, and the dependency orders the recomputation after the cotangent.
+    """
+    return fn(*args)
+
+
+def _recompute_fwd(fn, *args):
+    return fn(*args), args
+
+
+def _is_float(a) -> bool:
+    return isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jnp.floating)
+
+
+def _recompute_bwd(fn, args, cts):
+    first = next(c for c in jax.tree.leaves(cts) if _is_float(c) and c.size)
+    zero = jnp.ravel(first)[0].astype(jnp.float32) * 0.0
+    tied = jax.tree.map(lambda a: a + zero.astype(a.dtype) if _is_float(a) else a, args)
+    _, vjp = jax.vjp(fn, *tied)
+    return vjp(cts)
+
+
+recompute_in_backward.defvjp(_recompute_fwd, _recompute_bwd)
+
+
 class BatchNorm(nnx.Module):
     """BatchNorm with PyTorch semantics (eps 1e-5, momentum 0.1, unbiased running variance).
 

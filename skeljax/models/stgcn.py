@@ -407,6 +407,7 @@ class STGCN(nnx.Module):
             cin = cout
         self.blocks = nnx.List(blocks)
         self.out_channels = cin
+        self.remat = False  # Recognizer.set_remat
 
     def __call__(self, x: jax.Array, compute_dtype: str = "float32") -> jax.Array:
         """(N, M, T, V, C) -> float32 features in the internal layout (V, N*M, T', C_out).
@@ -425,8 +426,28 @@ class STGCN(nnx.Module):
         x = x.transpose(2, 0, 1, 3)
         with matmul_dtype(compute_dtype):
             for block in self.blocks:
-                x = block(x)
+                x = _rematerialised(block, x) if self.remat and _training(block) else block(x)
         return x
+
+
+def _training(block: STGCNBlock) -> bool:
+    return not block.spatial.bn.use_running_average
+
+
+def _rematerialised(block: STGCNBlock, x: jax.Array) -> jax.Array:
+    """block(x) keeping only its input and parameters for the backward pass, which recomputes the block's forward
+    (same dropout masks: the RNG state is an input); BatchNorm statistics and RNG counters are updated as by
+    block(x)."""
+    graphdef, params, rest = nnx.split(block, nnx.Param, ...)
+
+    def forward(params, rest, x):
+        module = nnx.merge(graphdef, params, rest, copy=True)
+        y = module(x)
+        return y, nnx.state(module, nnx.Not(nnx.Param))
+
+    y, updated = layers.recompute_in_backward(forward, params, rest, x)
+    nnx.update(block, updated)
+    return y
 
 
 class GCNHead(nnx.Module):
@@ -474,6 +495,12 @@ class Recognizer(nnx.Module):
     def num_joints(self) -> int:
         """V, the joint count of the model's graph."""
         return int(self.backbone.blocks[0].spatial.A.shape[-1])
+
+    def set_remat(self, enabled: bool) -> None:
+        """In training, keep only each block's input for the backward pass and recompute the block there: about
+        a tenth of the activation memory for one more forward pass (docs/benchmarks.md); logits and gradients
+        are the same computation."""
+        self.backbone.remat = bool(enabled)
 
     def set_compute_dtype(self, dtype: str) -> None:
         """'float32' or 'bfloat16' matrix-product operands (float32 accumulation); activations, parameters, BN
