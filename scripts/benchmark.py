@@ -59,6 +59,7 @@ from matmul_floor import Dot, matmul_floor, time_dot
 from skeljax import inference, sharding
 from skeljax.data import input_pipeline
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
+from skeljax.run_config import remat_enabled
 from skeljax.train.optim import make_optimizer
 from skeljax.train.state import TrainParts
 from skeljax.train.step import jit_train_step, make_train_step
@@ -157,13 +158,15 @@ def skeljax_infer(x_shape, compute_dtype):
     return call, compile_s, _memory(compiled), compiled
 
 
-def skeljax_train(x_shape, compute_dtype):
+def skeljax_train(x_shape, compute_dtype, remat=False):
     """(step(batch) -> metrics, batch sharding, compile seconds, memory, compiled): the trainer's own jitted step
     (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum and weight
-    decay, donated state) at a constant learning rate; `step` keeps the updated state for the next call."""
+    decay, donated state) at a constant learning rate, rematerialised as `config.remat` resolves; `step` keeps
+    the updated state for the next call."""
     model = Recognizer(stgcnpp_spec(NUM_CLASSES), rngs=nnx.Rngs(0))
     if compute_dtype != "float32":
         model.set_compute_dtype(compute_dtype)
+    model.set_remat(remat)
     schedule = optax.constant_schedule(0.1)
     tx = make_optimizer(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4)
     parts = TrainParts(model, tx)
@@ -278,19 +281,19 @@ def bench_inference(batch, frames, joints, repeats, warmup, threads, compute_dty
     return out
 
 
-def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, with_torch, tctx) -> dict:
+def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, with_torch, tctx, remat=False) -> dict:
     shape = (batch, 2, frames, joints, 3)
     rng = np.random.default_rng(1)
     x_np = rng.normal(size=shape).astype(np.float32)
     y_np = rng.integers(0, NUM_CLASSES, size=batch)
-    step, data, compile_s, mem, compiled = skeljax_train(shape, compute_dtype)
+    step, data, compile_s, mem, compiled = skeljax_train(shape, compute_dtype, remat)
     arrays = jax.device_put({"keypoint": x_np[:, None], "label": y_np.astype(np.int32)}, data)
 
     def jstep():
         step(arrays)["train/loss"].block_until_ready()
 
     fns = {"skeljax": jstep}
-    out = {"batch": batch, "skeljax_compile_s": compile_s, "skeljax_xla_memory": mem}
+    out = {"batch": batch, "remat": remat, "skeljax_compile_s": compile_s, "skeljax_xla_memory": mem}
     if with_torch:
         torch, ref, device = tctx
         tmodel = torch_model(ref, torch, device, train=True)
@@ -327,7 +330,7 @@ def _add_matmul_floor(out: dict, compiled, batch: int) -> None:
         out["matmul_floor_ratio"] = out["matmul_floor_samples_per_s"] / out["torch_samples_per_s"]
 
 
-def memory_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str) -> float:
+def memory_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str, remat: str = "off") -> float:
     """Peak RSS (MB) of a fresh process that runs only `which` (e.g. 'skeljax-infer') twice (VmHWM)."""
     cmd = [
         sys.executable,
@@ -342,6 +345,8 @@ def memory_probe(which: str, batch: int, frames: int, joints: int, compute_dtype
         str(joints),
         "--compute-dtype",
         compute_dtype,
+        "--remat",
+        remat,
     ]
     res = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=900, env=os.environ.copy())
     if res.returncode != 0:
@@ -349,13 +354,15 @@ def memory_probe(which: str, batch: int, frames: int, joints: int, compute_dtype
     return float(res.stdout.strip().splitlines()[-1])
 
 
-def run_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str) -> None:
+def run_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str, remat: bool = False) -> None:
     shape = (batch, 2, frames, joints, 3)
     fw, kind = which.split("-")
     tctx = torch_setup(num_threads()) if fw == "torch" else None
     bench = bench_inference if kind == "infer" else bench_train
-    if fw == "skeljax":
+    if fw == "skeljax" and kind == "infer":
         bench(batch, frames, joints, 1, 1, num_threads(), compute_dtype, False, None)
+    elif fw == "skeljax":
+        bench(batch, frames, joints, 1, 1, num_threads(), compute_dtype, False, None, remat)
     else:  # time the torch side only: a stub skeljax would still compile, so run torch by hand
         torch, ref, device = tctx
         model = torch_model(ref, torch, device, train=kind == "train")
@@ -415,8 +422,10 @@ def add_rates(res: dict, gflop_per_sample: float) -> None:
         entry["skeljax_gflops"] = entry["skeljax_samples_per_s"] * gflop_per_sample
         entry["fraction_of_matmul"] = entry["skeljax_gflops"] / mm
     ts = res["train_step"]
-    ts["skeljax_gflops"] = ts["skeljax_samples_per_s"] * 3 * gflop_per_sample  # forward + 2x for backward
-    ts["fraction_of_matmul"] = ts["skeljax_gflops"] / mm
+    for e in (ts, res.get("train_step_without_remat")):
+        if e:  # forward + 2x for backward (a rematerialised step computes more: the model's FLOPs are counted)
+            e["skeljax_gflops"] = e["skeljax_samples_per_s"] * 3 * gflop_per_sample
+            e["fraction_of_matmul"] = e["skeljax_gflops"] / mm
     first = res["inference_batches"][0]
     res["inference"] = {
         k: first[k]
@@ -501,6 +510,7 @@ def table(res: dict) -> str:
         f"{name} {e['skeljax_xla_memory']['temp_mb']:.0f} MB"
         for name, e in [(f"inference batch {e['batch']}", e) for e in res["inference_batches"]]
         + [(f"train step batch {res['train_step']['batch']}", res["train_step"])]
+        + [(f"train step batch {e['batch']} without remat", e) for e in [res.get("train_step_without_remat")] if e]
         if e.get("skeljax_xla_memory")
     ]
     if xla:
@@ -554,7 +564,10 @@ def _floor_cell(e: dict) -> str:
 def _rows(res: dict) -> list[tuple[str, dict]]:
     """(table row name, result entry) of every measurement, in table order."""
     rows = [(f"inference, batch {e['batch']}", e) for e in res["inference_batches"]]
-    rows.append((f"train step, batch {res['train_step']['batch']}", res["train_step"]))
+    ts = res["train_step"]
+    rows.append((f"train step, batch {ts['batch']}" + (", remat" if ts.get("remat") else ""), ts))
+    if res.get("train_step_without_remat"):
+        rows.append((f"train step, batch {ts['batch']}, no remat", res["train_step_without_remat"]))
     mp = res.get("mixed_precision")
     if mp:
         dt = mp["compute_dtype"]
@@ -686,6 +699,12 @@ def main(argv=None) -> int:
         help="also time bfloat16 matmuls (skeljax compute_dtype, PyTorch autocast) at the first "
         "inference batch and the train batch (default: on when --compute-dtype is float32)",
     )
+    p.add_argument(
+        "--remat",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="rematerialise the training step's blocks as config.remat does (auto: on for the CPU backend)",
+    )
     p.add_argument("--no-torch", action="store_true", help="skeljax only")
     p.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline measurement")
     p.add_argument(
@@ -720,7 +739,7 @@ def main(argv=None) -> int:
         print(f"wrote {args.docs}")
         return 0
     if args._probe:
-        run_probe(args._probe, batches[0], frames, args.joints, args.compute_dtype)
+        run_probe(args._probe, batches[0], frames, args.joints, args.compute_dtype, remat_enabled(args.remat))
         return 0
 
     threads = num_threads()
@@ -764,9 +783,24 @@ def main(argv=None) -> int:
         args.compute_dtype,
         with_torch,
         tctx,
+        remat_enabled(args.remat),
     )
     res["train_step"] = e
     print(f"train step batch {train_batch}: {json.dumps(_short(e))}", flush=True)
+    if e["remat"] and not q:  # what remat costs or gains: the same step without it, same run
+        res["train_step_without_remat"] = bench_train(
+            train_batch,
+            frames,
+            args.joints,
+            max(2, repeats * 2 // 3),
+            warmup,
+            threads,
+            args.compute_dtype,
+            with_torch,
+            tctx,
+            False,
+        )
+        print(f"train step batch {train_batch}, remat off: {json.dumps(_short(res['train_step_without_remat']))}")
     if args.mixed_precision and args.compute_dtype == "float32":
         dt = "bfloat16"
         mp = {"compute_dtype": dt, "matmul_gflops": float(matmul_gflops(n, 5 if q else 20, jnp.bfloat16))}
@@ -776,7 +810,16 @@ def main(argv=None) -> int:
         )
         print(f"{dt} inference batch {batches[0]}: {json.dumps(_short(mp['inference']))}", flush=True)
         mp["train_step"] = bench_train(
-            train_batch, frames, args.joints, max(2, repeats * 2 // 3), warmup, threads, dt, with_torch, tctx
+            train_batch,
+            frames,
+            args.joints,
+            max(2, repeats * 2 // 3),
+            warmup,
+            threads,
+            dt,
+            with_torch,
+            tctx,
+            remat_enabled(args.remat),
         )
         print(f"{dt} train step batch {train_batch}: {json.dumps(_short(mp['train_step']))}", flush=True)
         res["mixed_precision"] = mp
@@ -791,7 +834,9 @@ def main(argv=None) -> int:
         ):
             if which.startswith("torch") and not with_torch:
                 continue
-            res["memory_mb"][f"{which} (batch {b})"] = memory_probe(which, b, frames, args.joints, args.compute_dtype)
+            res["memory_mb"][f"{which} (batch {b})"] = memory_probe(
+                which, b, frames, args.joints, args.compute_dtype, args.remat
+            )
     if not args.no_pipeline:
         try:
             res["pipeline"] = pipeline_rate(train_batch, q)

@@ -18,6 +18,7 @@ from skeljax.models.stgcn import ModelSpec
 
 FAMILIES = ("stgcnpp", "stgcn", "mmaction0x", "stgcn_original")
 TEST_AVERAGES = ("prob", "score")
+REMAT_MODES = ("auto", "on", "off")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -93,6 +94,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.init_from.trusted = False  # allow full unpickling of a trusted .pth
 
     c.compute_dtype = "float32"  # matmul operands: 'bfloat16' rounds them (f32 accumulation, f32 elsewhere)
+    # Rematerialisation in training: 'on' keeps only each block's input for the backward pass and recomputes the
+    # block there (a quarter of the step's scratch memory, same logits and gradients up to float rounding);
+    # 'auto' = on for the CPU backend, where the step is memory-bound and remat is also faster, off on GPU/TPU
+    # (docs/benchmarks.md); 'off' never.
+    c.remat = "auto"
     # JAX's persistent compilation cache, used by `python -m skeljax.main` (skeljax.compilation_cache.setup): a
     # rerun, resume or --mode test loads the compiled programs instead of compiling again. '' (or None) = off; a
     # directory that cannot be written is a warning, not an error (the run goes on without the cache).
@@ -176,6 +182,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.data.recipe must be one of {RECIPES}, got {config.data.recipe!r}")
     if config.test_average not in TEST_AVERAGES:
         raise ValueError(f"config.test_average must be one of {TEST_AVERAGES}, got {config.test_average!r}")
+    if config.remat not in REMAT_MODES:
+        raise ValueError(f"config.remat must be one of {REMAT_MODES}, got {config.remat!r}")
     if config.compute_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"config.compute_dtype must be 'float32' or 'bfloat16', got {config.compute_dtype!r}")
     for name in ("batch_size", "eval_batch_size", "test_batch_size", "num_epochs"):

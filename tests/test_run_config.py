@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
@@ -96,4 +97,21 @@ def test_resolve_validates():
     c = config_base.base_config()
     c.model.family = "resnet"
     with pytest.raises(ValueError, match="config.model.family"):
+        resolve(c)
+
+
+def test_remat_resolves_per_backend_and_reaches_the_model():
+    from skeljax.run_config import remat_enabled
+
+    assert remat_enabled("auto", "cpu") and not remat_enabled("auto", "gpu") and not remat_enabled("auto", "tpu")
+    assert remat_enabled("on", "gpu") and not remat_enabled("off", "cpu")
+    c = config_base.base_config()
+    c.model.num_classes, c.model.base_channels = 4, 8
+    assert c.remat == "auto" and resolve(c).remat == (jax.default_backend() == "cpu")
+    c.remat = "on"
+    assert create_model(resolve(c)).backbone.remat is True
+    c.remat = "off"
+    assert create_model(resolve(c)).backbone.remat is False
+    c.remat = "yes"
+    with pytest.raises(ValueError, match=r"config.remat must be one of \('auto', 'on', 'off'\)"):
         resolve(c)

@@ -26,6 +26,8 @@ def create_model(run: RunConfig | ml_collections.ConfigDict) -> Recognizer:
         if not hasattr(model, "set_compute_dtype"):
             raise ValueError(f"config.compute_dtype={run.compute_dtype!r}: this model computes in float32 only")
         model.set_compute_dtype(run.compute_dtype)
+    if run.remat:
+        model.set_remat(True)
     init = run.init_from
     if init.path:
         loaded, skipped = load_init(model, init.path, init.dont_load, trusted=init.trusted)
