@@ -12,7 +12,10 @@ from skeljax.data.synthetic import (
     SYNTHETIC_CLASSES,
     TWO_PERSON,
     generate_synthetic,
+    in_split,
+    iter_synthetic,
     synthetic_annotation,
+    synthetic_class_names,
 )
 
 NC = len(SYNTHETIC_CLASSES)
@@ -256,3 +259,88 @@ def test_bad_arguments():
         synthetic_annotation(0, NC, 0)
     with pytest.raises(ValueError, match="num_per_class"):
         generate_synthetic(1)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# More classes and another frame range (the NTU-60-shaped throughput set)
+# ---------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def data60():
+    return generate_synthetic(8, seed=7, num_classes=60, frames=(100, 300))
+
+
+def test_60_classes_shape_names_and_splits(data60):
+    annos = data60["annotations"]
+    labels = np.array([a["label"] for a in annos])
+    assert np.array_equal(np.bincount(labels, minlength=60), np.full(60, 8))
+    frames = []
+    for a in annos:
+        kp = a["keypoint"]
+        assert kp.dtype == np.float16 and kp.shape[1:] == (a["total_frames"], 25, 3) and np.isfinite(kp).all()
+        assert kp.shape[0] == (2 if a["label"] % NC in TWO_PERSON else 1)
+        assert ntu_meta.ntu_label(a["frame_dir"]) == a["label"]
+        frames.append(a["total_frames"])
+    assert 100 <= min(frames) < 130 and 270 < max(frames) <= 300  # the whole range is drawn
+    names = [a["frame_dir"] for a in annos]
+    assert len(set(names)) == len(names)
+    sp = data60["split"]
+    assert sp["train"] == [n for n in names if ntu_meta.parse_ntu_name(n)["performer"] % 5 != 1]
+    assert sp["val"] == [n for n in names if ntu_meta.parse_ntu_name(n)["performer"] % 5 == 1]
+    assert sp["xview_val"] == [n for n in names if ntu_meta.parse_ntu_name(n)["camera"] == 1]
+    # iter_synthetic streams the same samples, a split's alone when asked
+    val = list(iter_synthetic(8, seed=7, num_classes=60, frames=(100, 300), split="val"))
+    assert [a["frame_dir"] for a in val] == sp["val"]
+    by_name = {a["frame_dir"]: a for a in annos}
+    assert all(np.array_equal(a["keypoint"], by_name[a["frame_dir"]]["keypoint"]) for a in val)
+    cls = synthetic_class_names(60)
+    assert len(cls) == len(set(cls)) == 60 and cls[:NC] == SYNTHETIC_CLASSES and synthetic_class_names() == cls[:NC]
+    assert cls[NC + 2] == "wave right hand (posture 1)"
+
+
+def test_more_classes_keep_the_14_class_samples():
+    """A sample depends on (seed, label, index, frame range), not on how many classes the set has."""
+    small = generate_synthetic(3, seed=5)
+    big = generate_synthetic(3, seed=5, num_classes=20)
+    by_name = {a["frame_dir"]: a for a in big["annotations"]}
+    assert len(by_name) == 60
+    for a in small["annotations"]:
+        assert np.array_equal(by_name[a["frame_dir"]]["keypoint"], a["keypoint"])
+    assert set(big["split"]["val"]) > set(small["split"]["val"])
+    # other frame ranges draw other lengths from the same random stream
+    a = synthetic_annotation(5, 3, 1, frames=(100, 300))
+    assert 100 <= a["total_frames"] <= 300 and a["total_frames"] != small["annotations"][NC + 3]["total_frames"]
+
+
+def test_posture_variants_share_the_motion_and_differ_in_stance_and_lean(data60):
+    """Class L moves as class L % 14: 'lower left hand (posture 1)' lowers the left wrist; variant v stands
+    wider by v % 3 steps (ankle distance) and leans forward by v // 3 steps (spine away from the camera's up)."""
+    by_label = {}
+    for a in data60["annotations"]:
+        kp = a["keypoint"][0].astype(np.float64)
+        by_label.setdefault(a["label"], []).append(kp[np.abs(kp).sum((1, 2)) > 0])
+    for kp in by_label[NC + 1]:
+        k = len(kp) // 8
+        assert kp[-k:, 6, 1].mean() - kp[:k, 6, 1].mean() < -0.5
+
+    def stance(label):
+        return np.mean([np.median(np.linalg.norm(kp[:, 14] - kp[:, 18], axis=-1)) for kp in by_label[label]])
+
+    def lean(label):
+        spine = [kp[:, 20] - kp[:, 0] for kp in by_label[label]]
+        return np.mean([np.median(np.arccos(s[:, 1] / np.linalg.norm(s, axis=-1))) for s in spine])
+
+    for script in (0, 2, 3):  # legs still: only the stance moves the ankles
+        assert stance(script) + 0.1 < stance(script + NC) < stance(script + 2 * NC) - 0.1
+        assert abs(lean(script + NC) - lean(script)) < 0.1
+        assert lean(script + 3 * NC) > lean(script) + 0.15
+
+
+def test_bad_class_counts_and_frame_ranges():
+    with pytest.raises(ValueError, match="label"):
+        synthetic_annotation(0, 60, 0, num_classes=60)
+    with pytest.raises(ValueError, match="num_classes"):
+        synthetic_class_names(121)
+    with pytest.raises(ValueError, match="frames"):
+        synthetic_annotation(0, 0, 0, frames=(300, 100))
+    with pytest.raises(ValueError, match="split"):
+        in_split("S001C001P001R001A001", "test")

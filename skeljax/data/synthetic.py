@@ -7,10 +7,17 @@ noise and dropped (all-zero) frames. Paired classes are exact time reversals of 
 lower hand, squat down vs stand up, walk forward vs backward, approach vs walk apart), so the set of
 poses they visit has the same distribution: they can only be told apart by temporal order.
 
-Everything is deterministic given ``seed``: a sample depends only on (seed, label, index in class).
+Everything is deterministic given ``seed``: a sample depends only on (seed, label, index in class, frame range).
+
+Sets of more than the 14 scripted classes (``num_classes``, e.g. 60 for an NTU-60-shaped set) reuse the scripts:
+class ``L`` performs the motion of class ``L % 14`` in posture variant ``L // 14`` (stance width and forward lean
+grow with the variant), so ``L`` and ``L + 14`` share a motion and differ only in that static posture. Such sets
+are meant for measuring throughput at a real dataset's size and shape, not for judging accuracy.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -34,6 +41,8 @@ TWO_PERSON = frozenset({10, 11, 12, 13})
 # (class, class it is the time reversal of)
 REVERSED_OF = {1: 0, 5: 4, 7: 6, 11: 10}
 NUM_SUBJECTS = 40
+DEFAULT_FRAMES = (30, 150)  # frames per sample of the 14-class sets, both ends included
+MAX_CLASSES = 120  # 14 scripts x 9 posture variants, at least NTU-120's class count
 FPS = 30.0
 IMG_SHAPE = (1080, 1920)
 # COCO-17 joints taken from NTU joints; 0-4 (nose, eyes, ears) come from the head model instead.
@@ -307,22 +316,51 @@ def _place(xs: np.ndarray, c: dict) -> np.ndarray:
     return y
 
 
-def _sample(seed: int, label: int, idx: int) -> dict:
-    """Clean camera-frame motion of one sample plus its metadata; independent of every other sample."""
-    rng = np.random.default_rng([seed, label, idx])
-    # (subject, camera) runs through all 120 pairs before the replication/setup numbers advance.
+def _posture_variant(people: list[dict], variant: int) -> None:
+    """Posture variant ``variant`` of a script (classes 14 v .. 14 v + 13): every person stands wider by
+    ``v % 3`` steps and leans forward by ``v // 3`` steps; variant 0 is the script unchanged."""
+    if variant == 0:
+        return
+    wide, lean = variant % 3, variant // 3
+    for q in people:
+        q["pitch"] = q["pitch"] + 0.25 * lean
+        for k in "lr":
+            q[k + "hip_abd"] = q[k + "hip_abd"] + 0.12 * wide
+
+
+def _ids(idx: int) -> tuple[int, int, int, int]:
+    """(setup, camera, subject, replication) of sample ``idx`` of a class: (subject, camera) runs through all
+    120 pairs before the replication/setup numbers advance."""
     subject, cam = idx % NUM_SUBJECTS + 1, idx % 3 + 1
     r = idx // (3 * NUM_SUBJECTS)
-    rep, setup = r % 2 + 1, r // 2 + 1
-    n = int(rng.integers(30, 151))
-    people = _script(label, rng, n)
+    return r // 2 + 1, cam, subject, r % 2 + 1
+
+
+def sample_name(label: int, idx: int) -> str:
+    """NTU-style name (frame_dir) of sample ``idx`` of class ``label``; its action number is label + 1."""
+    setup, cam, subject, rep = _ids(idx)
+    return f"S{setup:03d}C{cam:03d}P{subject:03d}R{rep:03d}A{label + 1:03d}"
+
+
+def _sample(seed: int, label: int, idx: int, frames: tuple[int, int] = DEFAULT_FRAMES) -> dict:
+    """Clean camera-frame motion of one sample plus its metadata; independent of every other sample.
+
+    ``frames`` = (fewest, most) frames, both included. Class ``label`` runs the script of ``label % 14`` in
+    posture variant ``label // 14``.
+    """
+    rng = np.random.default_rng([seed, label, idx])
+    _, cam, subject, _ = _ids(idx)
+    script, variant = label % len(SYNTHETIC_CLASSES), label // len(SYNTHETIC_CLASSES)
+    n = int(rng.integers(frames[0], frames[1] + 1))
+    people = _script(script, rng, n)
+    _posture_variant(people, variant)
     dims = [_subject_dims(np.random.default_rng([seed, 10_000 + subject]))]
     if len(people) == 2:  # the partner is one of the other subjects
         other = (subject + int(rng.integers(1, NUM_SUBJECTS))) % NUM_SUBJECTS + 1
         dims.append(_subject_dims(np.random.default_rng([seed, 10_000 + other])))
     joints, face = zip(*[_fk(q, d) for q, d in zip(people, dims)])
     joints, face = np.stack(joints), np.stack(face)  # (M, T, 25, 3), (M, T, 5, 3)
-    if label in REVERSED_OF:
+    if script in REVERSED_OF:
         joints, face = joints[:, ::-1], face[:, ::-1]
     c = _camera_params(rng, cam)
     if len(people) == 2:  # as in NTU, the two face each other across the image (side-on to camera 1)
@@ -336,7 +374,7 @@ def _sample(seed: int, label: int, idx: int) -> dict:
     drop = np.zeros(n, bool)
     if rng.random() < 0.3:
         drop[rng.choice(n, int(rng.integers(1, max(2, n // 15) + 1)), replace=False)] = True
-    name = f"S{setup:03d}C{cam:03d}P{subject:03d}R{rep:03d}A{label + 1:03d}"
+    name = sample_name(label, idx)
     return dict(
         name=name, label=label, joints=joints, face=face, camera=c, drop=drop, rng=rng, subject=subject, cam=cam
     )
@@ -387,35 +425,98 @@ def _anno_2d(s: dict) -> dict:
     )
 
 
-def synthetic_annotation(seed: int, label: int, idx: int, kind: str = "3d") -> dict:
-    """One annotation dict (sample ``idx`` of class ``label``); the 2D variant projects the same motion."""
+def synthetic_class_names(num_classes: int = len(SYNTHETIC_CLASSES)) -> tuple[str, ...]:
+    """Names of a ``num_classes``-class set: the 14 scripts' names, then '<script> (posture v)' for variant v."""
+    _check_num_classes(num_classes)
+    nc = len(SYNTHETIC_CLASSES)
+    return tuple(SYNTHETIC_CLASSES[k % nc] + (f" (posture {k // nc})" if k >= nc else "") for k in range(num_classes))
+
+
+def _check_num_classes(num_classes: int) -> None:
+    if not 1 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes must be in [1, {MAX_CLASSES}], got {num_classes}")
+
+
+def _check_frames(frames) -> tuple[int, int]:
+    lo, hi = (int(f) for f in frames)
+    if not 2 <= lo <= hi:
+        raise ValueError(f"frames must be (fewest, most) with 2 <= fewest <= most, got {tuple(frames)}")
+    return lo, hi
+
+
+def synthetic_annotation(
+    seed: int,
+    label: int,
+    idx: int,
+    kind: str = "3d",
+    *,
+    num_classes: int = len(SYNTHETIC_CLASSES),
+    frames: tuple[int, int] = DEFAULT_FRAMES,
+) -> dict:
+    """One annotation dict (sample ``idx`` of class ``label``); the 2D variant projects the same motion.
+
+    A sample does not depend on ``num_classes`` (only the range of valid labels does): the 14-class set is the first
+    14 classes of any larger set with the same ``frames`` = (fewest, most) frames per sample.
+    """
     if kind not in ("3d", "2d"):
         raise ValueError(f"kind must be '3d' or '2d', got {kind!r}")
-    if not 0 <= label < len(SYNTHETIC_CLASSES):
-        raise ValueError(f"label must be in [0, {len(SYNTHETIC_CLASSES)}), got {label}")
-    s = _sample(seed, label, idx)
+    _check_num_classes(num_classes)
+    if not 0 <= label < num_classes:
+        raise ValueError(f"label must be in [0, {num_classes}), got {label}")
+    s = _sample(seed, label, idx, _check_frames(frames))
     return _anno_3d(s) if kind == "3d" else _anno_2d(s)
 
 
-def generate_synthetic(num_per_class: int, seed: int = 0, kind: str = "3d") -> dict:
-    """A PYSKL-style annotation file dict with ``num_per_class`` samples of every synthetic class.
+SPLITS = ("xsub_train", "xsub_val", "xview_train", "xview_val", "train", "val")
 
-    Splits: ``xsub_*`` holds out subjects P001, P006, ..., P036 (20% of a class once num_per_class is a
-    multiple of 5); ``xview_*`` holds out camera 1 (a third); ``train``/``val`` are the xsub split.
+
+def in_split(name: str, split: str) -> bool:
+    """Whether the sample called ``name`` is in ``split`` (one of SPLITS), from its name alone: ``xsub_val`` holds
+    out subjects P001, P006, ..., P036; ``xview_val`` holds out camera 1; ``train``/``val`` are the xsub split."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    held_out = name[4:8] == "C001" if split.startswith("xview") else int(name[9:12]) % 5 == 1
+    return held_out == split.endswith("val")
+
+
+def iter_synthetic(
+    num_per_class: int,
+    seed: int = 0,
+    kind: str = "3d",
+    *,
+    num_classes: int = len(SYNTHETIC_CLASSES),
+    frames: tuple[int, int] = DEFAULT_FRAMES,
+    split: str | None = None,
+) -> Iterator[dict]:
+    """The annotations of :func:`generate_synthetic` one at a time, in its annotation-list order; only those of
+    ``split`` when given, and only those are generated (membership comes from the name), so nothing accumulates."""
+    _check_num_classes(num_classes)
+    frames = _check_frames(frames)
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    for i in range(num_per_class):
+        for lab in range(num_classes):
+            if split is None or in_split(sample_name(lab, i), split):
+                yield synthetic_annotation(seed, lab, i, kind, num_classes=num_classes, frames=frames)
+
+
+def generate_synthetic(
+    num_per_class: int,
+    seed: int = 0,
+    kind: str = "3d",
+    *,
+    num_classes: int = len(SYNTHETIC_CLASSES),
+    frames: tuple[int, int] = DEFAULT_FRAMES,
+) -> dict:
+    """A PYSKL-style annotation file dict with ``num_per_class`` samples of each of ``num_classes`` classes.
+
+    Splits (see :func:`in_split`): ``xsub_*`` holds out subjects P001, P006, ..., P036 (20% of a class once
+    num_per_class is a multiple of 5); ``xview_*`` holds out camera 1 (a third); ``train``/``val`` are the xsub split.
+    Everything is held in memory; :func:`iter_synthetic` streams a large set.
     """
     if num_per_class < 2:
         raise ValueError(f"num_per_class must be >= 2 (so that both splits are non-empty), got {num_per_class}")
-    annos = [
-        synthetic_annotation(seed, lab, i, kind) for i in range(num_per_class) for lab in range(len(SYNTHETIC_CLASSES))
-    ]
+    annos = list(iter_synthetic(num_per_class, seed, kind, num_classes=num_classes, frames=frames))
     names = [a["frame_dir"] for a in annos]
-    xsub_val = [x for x in names if int(x[9:12]) % 5 == 1]
-    xview_val = [x for x in names if x[4:8] == "C001"]
-    split = {
-        "xsub_train": [x for x in names if int(x[9:12]) % 5 != 1],
-        "xsub_val": xsub_val,
-        "xview_train": [x for x in names if x[4:8] != "C001"],
-        "xview_val": xview_val,
-    }
-    split["train"], split["val"] = split["xsub_train"], split["xsub_val"]
+    split = {s: [x for x in names if in_split(x, s)] for s in SPLITS}
     return {"split": split, "annotations": annos}
