@@ -8,7 +8,7 @@ import pytest
 
 from skeljax.data import ntu_meta
 from skeljax.data.ntu_raw import read_ntu_skeleton
-from skeljax.data.synthetic import TWO_PERSON, generate_synthetic, synthetic_annotation
+from skeljax.data.synthetic import TWO_PERSON, generate_synthetic, in_split, sample_name, synthetic_annotation
 from skeljax.data.tfds_builders import load_source, make_builder
 
 # Cross-subject training subjects of NTU-60 (as in MMAction2 0.x's tools/data/skeleton/gen_ntu_rgbd_raw.py), written
@@ -280,3 +280,44 @@ def test_synthetic_builder(tmp_path, kind):
             assert set(g) == set(a) and g["label"] == a["label"]
             assert g["keypoint"].dtype == a["keypoint"].dtype and np.array_equal(g["keypoint"], a["keypoint"])
     assert make_builder("skeljax_synthetic/3d", tmp_path).builder_config.num_per_class == 200
+
+
+def test_synthetic_ntu60_config(tmp_path):
+    """The NTU-60-shaped throughput set, small: 60 classes, 100-300 frames, 1 or 2 people, xsub split."""
+    ref = generate_synthetic(3, seed=0, num_classes=60, frames=(100, 300))
+    by_name = {a["frame_dir"]: a for a in ref["annotations"]}
+    got = {}
+    for split in ("train", "val"):
+        src = load_source("skeljax_synthetic/ntu60", split, tmp_path, num_per_class=3)
+        assert len(src.class_names) == 60 and src.class_names[0] == "raise left hand"
+        got[split] = _read_all(src)
+        assert [g["frame_dir"] for g in got[split]] == ref["split"][split]
+        performers = {ntu_meta.parse_ntu_name(g["frame_dir"])["performer"] for g in got[split]}
+        assert {p % 5 == 1 for p in performers} == {split == "val"}
+        for g in got[split]:
+            kp, a = g["keypoint"], by_name[g["frame_dir"]]
+            assert kp.dtype == np.float16 and np.array_equal(kp, a["keypoint"]) and g["label"] == a["label"]
+            assert 100 <= g["total_frames"] <= 300 and kp.shape == (kp.shape[0], g["total_frames"], 25, 3)
+            assert kp.shape[0] == (2 if g["label"] % 14 in TWO_PERSON else 1)
+    assert len(got["train"]) == 120 and len(got["val"]) == 60
+    assert {g["label"] for g in got["train"]} == {g["label"] for g in got["val"]} == set(range(60))
+    assert {g["keypoint"].shape[0] for g in got["train"]} == {1, 2}
+    cfg = make_builder("skeljax_synthetic/ntu60", tmp_path).builder_config
+    assert (cfg.kind, cfg.num_classes, cfg.min_frames, cfg.max_frames) == ("3d", 60, 100, 300)
+    # the default size is NTU-60's: about 20,000 cross-subject training samples
+    names = [sample_name(lab, i) for i in range(cfg.num_per_class) for lab in range(60)]
+    assert sum(in_split(n, "train") for n in names) == 20_040 and sum(in_split(n, "val") for n in names) == 5_040
+
+
+def test_synthetic_ntu60_from_a_training_config(tmp_path):
+    """config.data.dataset / builder_kwargs reach the builder the way a training run reads its data."""
+    from skeljax import config_base, run_config
+    from skeljax.data import sources
+
+    c = config_base.base_config()
+    c.model.num_classes = 60
+    c.data.dataset, c.data.data_dir = "skeljax_synthetic/ntu60", str(tmp_path)
+    c.data.builder_kwargs.num_per_class = 2
+    src = sources.load_split(run_config.resolve(c), "val")
+    assert len(src) == 60 and len(src.class_names) == 60
+    assert os.path.isdir(tmp_path / "skeljax_synthetic" / "ntu60_num_per_class2")
