@@ -111,10 +111,13 @@ def dataset_class_names(dataset: str) -> tuple[str, ...]:
         from skeljax.data.kinetics import KINETICS400_CLASSES
 
         return KINETICS400_CLASSES
-    if family == "skeljax_synthetic":
-        from skeljax.data.synthetic import SYNTHETIC_CLASSES
+    if family == "skeljax_synthetic":  # the builder config says how many classes ('ntu60': 60)
+        from skeljax.data.synthetic import SYNTHETIC_CLASSES, synthetic_class_names
+        from skeljax.data.tfds_builders import SkeljaxSynthetic
 
-        return SYNTHETIC_CLASSES
+        configs = {c.name: c for c in SkeljaxSynthetic.BUILDER_CONFIGS}
+        config = configs.get(dataset.partition("/")[2])
+        return synthetic_class_names(config.num_classes) if config else SYNTHETIC_CLASSES
     return {"ntu60": NTU60_CLASSES, "ntu120": NTU120_CLASSES}.get(family, ())
 
 

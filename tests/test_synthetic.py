@@ -344,3 +344,11 @@ def test_bad_class_counts_and_frame_ranges():
         synthetic_annotation(0, 0, 0, frames=(300, 100))
     with pytest.raises(ValueError, match="split"):
         in_split("S001C001P001R001A001", "test")
+
+
+def test_model_directories_name_the_classes_of_the_synthetic_config_they_were_trained_on():
+    from skeljax.checkpoint import dataset_class_names
+
+    names = dataset_class_names("skeljax_synthetic/ntu60")
+    assert len(names) == 60 and names[:14] == SYNTHETIC_CLASSES and names[14] == "raise left hand (posture 1)"
+    assert dataset_class_names("skeljax_synthetic/3d") == dataset_class_names("skeljax_synthetic") == SYNTHETIC_CLASSES
