@@ -1,0 +1,82 @@
+"""scripts/benchmark_e2e.py: its measuring and reporting helpers, and the --quick run CI makes, which must write
+every documented key from a real run of the trainer and of the PyTorch loop."""
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(REPO, "scripts", "benchmark_e2e.py")
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("benchmark_e2e", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tree_memory_counts_the_children_of_the_process():
+    e2e = _load()
+    # A parent holding ~50 MB starts a child that touches ~300 MB of its own, then both sleep a moment.
+    child = "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(2.5)"
+    parent = (
+        "import subprocess, sys, time; a = bytearray(50 * 2**20); a[::4096] = b'y' * len(a[::4096]); "
+        f"subprocess.run([sys.executable, '-c', {child!r}])"
+    )
+    code, wall, peak = e2e.run_side([sys.executable, "-c", parent], dict(os.environ), os.devnull, timeout=60)
+    assert code == 0 and wall > 2
+    assert 330 < peak < 600, peak  # both processes' private pages, plus two interpreters
+
+
+def test_summary_projects_the_recipe_and_the_ratio():
+    e2e = _load()
+    res = {"skeljax": {"samples_per_s": 400.0}, "torch": {"samples_per_s": 160.0}}
+    e2e.summarise(res)
+    assert e2e.RECIPE_SAMPLES == 3_207_280
+    assert res["ratio"] == pytest.approx(2.5)
+    assert res["projected_recipe_minutes"] == pytest.approx(3_207_280 / 400 / 60)
+    assert res["torch"]["projected_recipe_minutes"] == pytest.approx(3_207_280 / 160 / 60)
+    table = e2e.table(res)
+    assert "| samples/s (steady state) | 400.0 | 160.0 |" in table and "| 2.50x |" in table
+    alone = {"skeljax": {"samples_per_s": 50.0}}
+    e2e.summarise(alone)
+    assert alone["ratio"] is None and "| input wait, share of step time | - | - |" in e2e.table(alone)
+
+
+def test_command_in_the_docs_leaves_out_where_the_page_went():
+    e2e = _load()
+    argv = ["--batch", "128", "--update-docs", "--docs", "/tmp/x.md", "--steps", "50", "--docs=/tmp/y.md"]
+    assert e2e._without_docs_flags(argv) == ["--batch", "128", "--steps", "50"]
+
+
+def test_run_past_the_first_epoch_is_refused(tmp_path, capsys):
+    e2e = _load()
+    with pytest.raises(SystemExit):
+        e2e.main(["--quick", "--steps", "1000", "--no-torch", "--data-dir", str(tmp_path)])
+    assert "pass the first epoch" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_key(tmp_path):
+    out = tmp_path / "e2e.json"
+    cmd = [sys.executable, SCRIPT, "--quick", "--data-dir", str(tmp_path / "data"), "--json", str(out)]
+    res = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO, timeout=1800)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    data = json.loads(out.read_text())
+    s, t = data["skeljax"], data["torch"]
+    assert data["settings"]["batch"] == 16 and data["settings"]["clip_len"] == 100
+    for side in (s, t):
+        assert side["samples_per_s"] > 0 and 0 <= side["input_wait_fraction"] < 1
+        assert side["peak_host_mb"] > 200 and side["peak_device_mb"] > 0
+    assert s["steps"] == t["steps"] == 8
+    assert s["compile_s"] > 0 and s["xla_memory_mb"]["temp"] > 0
+    assert s["peak_device_source"] == "XLA memory analysis"  # on CPU
+    assert data["ratio"] == pytest.approx(s["samples_per_s"] / t["samples_per_s"])
+    assert math.isclose(data["projected_recipe_minutes"], 3_207_280 / s["samples_per_s"] / 60)
+    assert "samples/s (steady state)" in res.stdout
