@@ -192,7 +192,14 @@ def skeljax_train(x_shape, compute_dtype, remat=False):
 def _memory(compiled) -> dict | None:
     try:
         m = compiled.memory_analysis()
-        return {"temp_mb": m.temp_size_in_bytes / 2**20, "argument_mb": m.argument_size_in_bytes / 2**20}
+        sizes = {
+            "temp_mb": m.temp_size_in_bytes,
+            "argument_mb": m.argument_size_in_bytes,
+            "output_mb": m.output_size_in_bytes,
+            "alias_mb": m.alias_size_in_bytes,  # outputs written into donated arguments
+        }
+        sizes["total_mb"] = sizes["temp_mb"] + sizes["argument_mb"] + sizes["output_mb"] - sizes["alias_mb"]
+        return {k: v / 2**20 for k, v in sizes.items()}
     except Exception:  # noqa: BLE001 - not every backend implements it
         return None
 
@@ -309,11 +316,15 @@ def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, 
             loss.item()
 
         fns["torch"] = tstep
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
     med = alternate(fns, warmup, repeats)
     out["skeljax_samples_per_s"] = batch / med["skeljax"]
     if with_torch:
         out["torch_samples_per_s"] = batch / med["torch"]
         out["ratio"] = out["skeljax_samples_per_s"] / out["torch_samples_per_s"]
+        if device == "cuda":  # parameters, gradients, momentum and the step's activations, as XLA's total counts
+            out["torch_peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20
     _add_matmul_floor(out, compiled, batch)
     return out
 
@@ -515,6 +526,15 @@ def table(res: dict) -> str:
     ]
     if xla:
         out += f"\n\nXLA scratch memory of the compiled skeljax programs (memory_analysis): {', '.join(xla)}."
+    steps = [e for e in (res["train_step"], res.get("train_step_without_remat")) if e and "torch_peak_device_mb" in e]
+    if steps:
+        out += "\n\nDevice memory of the training step (skeljax: XLA's scratch + arguments + outputs - donated; "
+        out += "PyTorch: `torch.cuda.max_memory_allocated` over its steps): " + ", ".join(
+            f"batch {e['batch']}{' with remat' if e.get('remat') else ''}: skeljax "
+            f"{e['skeljax_xla_memory']['total_mb']:.0f} MB, PyTorch {e['torch_peak_device_mb']:.0f} MB"
+            for e in steps
+        )
+        out += "."
     if res.get("pipeline"):
         p = res["pipeline"]
         if "error" in p:

@@ -159,3 +159,27 @@ def test_compile_probe_writes_one_line_per_program(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == rec
     with pytest.raises(SystemExit, match="unknown program 'bogus'"):
         probe.main(["--label", "t", "--parts", "bogus"])
+
+
+def test_remat_rows_and_gpu_device_memory():
+    bench = _load()
+    res = _float32_result()
+    res["train_step"].update(remat=True, skeljax_xla_memory={"temp_mb": 900.0, "total_mb": 950.0})
+    res["train_step_without_remat"] = {
+        **res["train_step"],
+        "remat": False,
+        "skeljax_samples_per_s": 4.0,
+        "ratio": 1.0,
+        "skeljax_xla_memory": {"temp_mb": 3900.0, "total_mb": 3950.0},
+    }
+    bench.add_rates(res, 5.85)
+    assert res["train_step_without_remat"]["skeljax_gflops"] == pytest.approx(4.0 * 3 * 5.85)
+    text = bench.table(res)
+    assert "| train step, batch 16, remat | 5.0 | 4.0 | 1.25x |" in text
+    assert "| train step, batch 16, no remat | 4.0 | 4.0 | 1.00x |" in text
+    assert "train step batch 16 900 MB, train step batch 16 without remat 3900 MB." in text
+    assert "Device memory of the training step" not in text  # PyTorch's was not measured (CPU)
+    res["train_step"]["torch_peak_device_mb"] = 2000.0
+    res["train_step_without_remat"]["torch_peak_device_mb"] = 2000.0
+    text = bench.table(res)
+    assert "batch 16 with remat: skeljax 950 MB, PyTorch 2000 MB, batch 16: skeljax 3950 MB, PyTorch 2000 MB." in text
