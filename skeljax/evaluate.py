@@ -27,15 +27,20 @@ def predict_split(
     """Run the compiled forward over every batch; returns the unpadded scores in source order."""
     scores, labels, index, mask, names = [], [], [], [], []
     multi = jax.process_count() > 1
-    for batch in metrics_writer.progress(batches, len(batches), desc):
-        out = predict(params, batch_stats, batch["keypoint"])
-        host = sharding.to_host({"s": out, "y": batch["label"], "i": batch["index"], "m": batch["mask"]})
-        scores.append(host["s"])
-        labels.append(host["y"])
-        index.append(host["i"])
-        mask.append(host["m"])
-        if not multi:
-            names.append(np.asarray(batch["frame_dir"]))
+    batch_iter = iter(batches)
+    try:
+        for batch in metrics_writer.progress(batch_iter, len(batches), desc):
+            out = predict(params, batch_stats, batch["keypoint"])
+            host = sharding.to_host({"s": out, "y": batch["label"], "i": batch["index"], "m": batch["mask"]})
+            scores.append(host["s"])
+            labels.append(host["y"])
+            index.append(host["i"])
+            mask.append(host["m"])
+            if not multi:
+                names.append(np.asarray(batch["frame_dir"]))
+    finally:  # an error mid-way: the batches' worker processes stop now, not when the generator is collected
+        if hasattr(batch_iter, "close"):
+            batch_iter.close()
     keep = np.concatenate(mask)
     idx = np.concatenate(index)[keep]
     n = len(source)
@@ -83,10 +88,12 @@ def report_test(
     return result
 
 
-def score_model(model: nnx.Module, source, transform, batch_size: int, mesh, average: str, desc: str) -> Scores:
-    """Scores of a model (any mode; switched to eval) over a whole source."""
+def score_model(
+    model: nnx.Module, source, transform, batch_size: int, mesh, average: str, desc: str, *, num_workers: int = 0
+) -> Scores:
+    """Scores of a model (any mode; switched to eval) over a whole source (read by `num_workers` grain processes)."""
     forward, params, stats = inference.model_forward(model, mesh, average)
-    batches = input_pipeline.make_eval_batches(source, transform, batch_size, mesh)
+    batches = input_pipeline.make_eval_batches(source, transform, batch_size, mesh, num_workers=num_workers)
     return predict_split(forward, params, stats, batches, source, desc)
 
 

@@ -8,6 +8,8 @@ without a ConfigDict by constructing the dataclasses directly.
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,7 +38,7 @@ class DataSettings:
     data_dir: str = "~/tensorflow_datasets"
     manual_dir: str = ""
     builder_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    num_workers: int = 0
+    num_workers: int = 0  # grain worker processes, resolved (config.data.num_workers -1 = auto: resolve_num_workers)
     read_threads: int = 1
 
     def num_clips(self, mode: str) -> int:
@@ -130,7 +132,12 @@ def resolve(config: ml_collections.ConfigDict) -> RunConfig:
 
     config_base.validate(config)
     spec, o = config_base.model_spec(config), config.optimizer
-    data = _section(DataSettings, config.data, builder_kwargs=config.data.builder_kwargs.to_dict())
+    data = _section(
+        DataSettings,
+        config.data,
+        builder_kwargs=config.data.builder_kwargs.to_dict(),
+        num_workers=resolve_num_workers(config.data.num_workers),
+    )
     optimizer = _section(
         OptimizerSettings,
         o,
@@ -164,6 +171,48 @@ def remat_enabled(mode: str, backend: str | None = None) -> bool:
 
         return (backend or jax.default_backend()) == "cpu"
     return mode == "on"
+
+
+AUTO_WORKERS = -1  # config.data.num_workers: one worker process per usable CPU core
+
+
+def resolve_num_workers(setting: int) -> int:
+    """config.data.num_workers as a count: -1 (auto) is `usable_cores()`; 0 where worker processes cannot run here
+    (`worker_problem`; one warning line instead of a crash in the first batch)."""
+    setting = int(setting)
+    if setting < AUTO_WORKERS:
+        raise ValueError(f"config.data.num_workers must be >= 0, or -1 for one per CPU core, got {setting}")
+    count = usable_cores() if setting == AUTO_WORKERS else setting
+    problem = worker_problem() if count else None
+    if problem:
+        from skeljax.train import metrics_writer
+
+        metrics_writer.console(
+            f"warning: config.data.num_workers={setting}: {problem}; reading data in the trainer's process instead"
+        )
+        return 0
+    return count
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask: a job scheduler's or taskset's CPU set), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def worker_problem() -> str | None:
+    """Why grain's worker processes cannot run in this environment (None: they can). grain starts them with
+    multiprocessing's 'spawn' on every platform; they need process-shared semaphores and POSIX shared memory, which
+    Linux keeps in /dev/shm (absent or read-only in some containers and sandboxes)."""
+    if sys.platform.startswith("linux") and not os.access("/dev/shm", os.W_OK | os.X_OK):
+        return "/dev/shm is missing or not writable, and worker processes need it for shared memory"
+    try:
+        import multiprocessing.synchronize  # noqa: F401  (ImportError where the platform has no working sem_open)
+    except ImportError as e:
+        return f"worker processes need process-shared semaphores ({e})"
+    return None
 
 
 _CASTS = {"int": int, "float": float, "bool": bool, "str": str}

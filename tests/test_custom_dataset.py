@@ -58,6 +58,7 @@ SMALL_CONFIG = textwrap.dedent(f"""
         c.num_epochs = 1
         c.test_last = False                 # best = last after one epoch
         c.log_every_steps = 1
+        c.data.num_workers = 0              # worker start-up would dominate these tiny runs
         return c
 """)
 

@@ -2,10 +2,13 @@
 
 import gc
 import json
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import jax
 import numpy as np
@@ -14,6 +17,7 @@ import pytest
 from skeljax.data import input_pipeline as ip
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.synthetic import generate_synthetic
+from skeljax.run_config import resolve_num_workers
 
 N = 28  # 2 per class
 
@@ -219,11 +223,58 @@ def test_worker_processes_give_the_same_batches(source, mesh1):
     b = _take(it, 9)
     it.close()
     assert _same(a, b)
+    # Resuming mid-epoch with the auto count (config.data.num_workers=-1: one per core) repeats them too.
+    auto = ip.make_train_iterator(
+        source, TRAIN, 8, 2, mesh1, repeat_times=2, num_steps=9, num_workers=resolve_num_workers(-1)
+    )
+    auto.set_state({**auto.get_state(), "step": 4})
+    assert _same(_take(auto, 5), a[4:])
+    auto.close()
     ev0 = [{k: np.asarray(v) for k, v in b.items()} for b in ip.make_eval_batches(source, TEST, 8, mesh1)]
     ev2 = [
         {k: np.asarray(v) for k, v in b.items()} for b in ip.make_eval_batches(source, TEST, 8, mesh1, num_workers=2)
     ]
     assert _same(ev0, ev2)
+
+
+@pytest.mark.slow
+def test_worker_processes_ignore_sigterm_and_stop_with_close(source, mesh1):
+    """SIGTERM to the process group reaches the workers too: they ignore it (the trainer checkpoints, then closes
+    its iterators, which stops them)."""
+    before = set(multiprocessing.active_children())
+    it = ip.make_train_iterator(source, TRAIN, 8, 2, mesh1, num_steps=6, num_workers=1)
+    first = _take(it, 1)
+    workers = [p for p in multiprocessing.active_children() if p not in before]
+    assert len(workers) == 1
+    os.kill(workers[0].pid, signal.SIGTERM)
+    time.sleep(0.5)
+    assert workers[0].is_alive()
+    rest = _take(it, 5)
+    assert _same(first + rest, _take(ip.make_train_iterator(source, TRAIN, 8, 2, mesh1, num_steps=6), 6))
+    it.close()
+    assert not workers[0].is_alive() and set(multiprocessing.active_children()) <= before
+
+
+@pytest.mark.slow
+def test_eval_workers_stop_when_prediction_fails(source, mesh1):
+    """An error in the middle of an evaluation pass stops its workers at once (not when the suspended generator
+    is collected: the traceback held here keeps its frame alive)."""
+    from skeljax.evaluate import predict_split
+
+    before = set(multiprocessing.active_children())
+    batches = ip.make_eval_batches(source, TEST, 8, mesh1, num_workers=1)
+    calls = []
+
+    def predict(params, stats, x):
+        calls.append(len(multiprocessing.active_children()))
+        if len(calls) == 2:
+            raise RuntimeError("predict failed")
+        return x.sum(axis=(2, 3, 4, 5))
+
+    with pytest.raises(RuntimeError, match="predict failed") as caught:
+        predict_split(predict, None, None, batches, source)
+    assert calls[0] > len(before) and caught.value is not None
+    assert set(multiprocessing.active_children()) <= before
 
 
 _TWO_PROCESS = textwrap.dedent("""

@@ -30,6 +30,7 @@ CONFIG = textwrap.dedent(f"""
         c.data.builder_kwargs.num_per_class = {NUM_PER_CLASS}
         c.data.clip_len, c.data.test_num_clips = {CLIP_LEN}, {NUM_CLIPS}
         c.test_batch_size = 4
+        c.data.num_workers = 0  # worker start-up would dominate this tiny test
         c.test_average = arg or "prob"
         return c
 """)

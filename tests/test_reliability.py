@@ -42,6 +42,7 @@ TINY_CONFIG = textwrap.dedent('''
         c.num_epochs, c.log_every_steps = 3, 1
         c.optimizer.lr = 0.05
         c.checkpoint.keep, c.checkpoint.every_steps = 2, 2
+        c.data.num_workers = 0             # worker start-up (~2 s per pass) would dominate; test_resume uses them
         if arg == "ntu":                   # NTU-60 xsub 3D from a manual_dir pickle or .skeleton folder
             c.data.dataset, c.model.num_classes = "ntu60/xsub_3d", 60
             c.data.builder_kwargs = ml_collections.ConfigDict()

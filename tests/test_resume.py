@@ -30,6 +30,9 @@ from tests.test_reliability import (  # noqa: F401
 NUM_PER_CLASS = 4  # 42 training samples: 5 steps per epoch, 15 steps in 3 epochs; checkpoints every 2 steps
 # Logging every 3 steps: checkpoints fall inside logging windows, whose unlogged part travels in the checkpoint.
 OVERRIDES = ("--config.log_every_steps=3",)
+# The uninterrupted run reads its data in the trainer's process (the tiny config's num_workers=0); the interrupted
+# runs use 2 worker processes and resume with the default, one per core: the batches depend on neither.
+WORKERS, AUTO_WORKERS = "--config.data.num_workers=2", "--config.data.num_workers=-1"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -162,16 +165,40 @@ def uninterrupted(setup):
     return workdir
 
 
-def _start(config, workdir, log):
+def _start(config, workdir, log, *extra):
+    """The run in a process group of its own (the trainer and its input workers), as a job scheduler starts it."""
     with open(log, "w") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, *main_cmd(config, workdir, *OVERRIDES)],
+            [sys.executable, *main_cmd(config, workdir, *OVERRIDES, *extra)],
             cwd=REPO,
             env=cli_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,
         )
+
+
+def _group_alive(pgid) -> list[int]:
+    """Processes of a process group that still run (not zombies: an orphan's reaper may be slow or absent)."""
+    alive = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # exited meanwhile
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive.append(int(name))
+    return alive
+
+
+def _wait_group_gone(pgid, timeout=20.0) -> list[int]:
+    deadline = time.time() + timeout
+    while _group_alive(pgid) and time.time() < deadline:
+        time.sleep(0.1)
+    return _group_alive(pgid)
 
 
 def _records(workdir, lenient=False):
@@ -230,7 +257,7 @@ def test_sigkill_at_a_random_step_then_restart_equals_uninterrupted(setup, unint
     rng = random.Random(seed)
     kill_step, delay = rng.randint(3, 12), rng.uniform(0.0, 0.05)  # a step of this model takes ~40 ms
     workdir = tmp_path / "killed"
-    proc = _start(config, workdir, tmp_path / "first.log")
+    proc = _start(config, workdir, tmp_path / "first.log", WORKERS)
     _wait_for_step(workdir, proc, kill_step)
     time.sleep(delay)
     os.kill(proc.pid, signal.SIGKILL)
@@ -238,8 +265,10 @@ def test_sigkill_at_a_random_step_then_restart_equals_uninterrupted(setup, unint
     saved = _committed(workdir)
     why = f"SKELJAX_KILL_SEED={seed}: killed after step {kill_step} + {delay:.3f} s, checkpoints {saved}"
     assert saved and saved[-1] < 15 and not (workdir / "final").exists(), why
+    # The input workers notice that their parent is gone and exit by themselves.
+    assert not _wait_group_gone(proc.pid), (why, _group_alive(proc.pid))
 
-    proc = run_cli(*main_cmd(config, workdir, *OVERRIDES))
+    proc = run_cli(*main_cmd(config, workdir, *OVERRIDES, AUTO_WORKERS))
     assert proc.returncode == 0, (why, proc.stderr[-4000:])
     assert f"resumed from {workdir}/checkpoints/{saved[-1]}" in proc.stdout, (why, proc.stdout[-3000:])
     _assert_same_run(uninterrupted, workdir)
@@ -250,21 +279,22 @@ def test_sigkill_at_a_random_step_then_restart_equals_uninterrupted(setup, unint
 def test_sigterm_checkpoints_exits_0_and_resumes_identically(setup, uninterrupted, tmp_path):
     _, config = setup
     workdir = tmp_path / "preempted"
-    proc = _start(config, workdir, tmp_path / "first.log")
+    proc = _start(config, workdir, tmp_path / "first.log", WORKERS)
     _wait_for_step(workdir, proc, 7)  # mid-epoch 2, between the checkpoints of steps 6 and 8
     t0 = time.time()
-    os.kill(proc.pid, signal.SIGTERM)
+    os.killpg(proc.pid, signal.SIGTERM)  # the whole group, input workers included (as scancel, or Ctrl-C for SIGINT)
     rc = proc.wait(timeout=120)
     took = time.time() - t0
     log = (tmp_path / "first.log").read_text()
     assert rc == 0, log[-3000:]
     assert took < 30, took
+    assert not _wait_group_gone(proc.pid, timeout=5), _group_alive(proc.pid)  # the trainer stopped its workers
     line = next(ln for ln in log.splitlines() if ln.startswith("SIGTERM: saved the checkpoint of step"))
     step = int(line.split("step ")[1].split()[0])
     assert 7 <= step < 15 and _committed(workdir)[-1] == step, (line, _committed(workdir))
     assert '"preempted": 1.0' in log and not (workdir / "final").exists()
 
-    proc = run_cli(*main_cmd(config, workdir, *OVERRIDES))
+    proc = run_cli(*main_cmd(config, workdir, *OVERRIDES, AUTO_WORKERS))
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert f"resumed from {workdir}/checkpoints/{step}" in proc.stdout
     _assert_same_run(uninterrupted, workdir)

@@ -1,6 +1,7 @@
 """skeljax.run_config: a config resolved once, and a run described without a ConfigDict."""
 
 import dataclasses
+import os
 
 import jax
 import numpy as np
@@ -115,3 +116,40 @@ def test_remat_resolves_per_backend_and_reaches_the_model():
     c.remat = "yes"
     with pytest.raises(ValueError, match=r"config.remat must be one of \('auto', 'on', 'off'\)"):
         resolve(c)
+
+
+def test_num_workers_auto_is_one_per_usable_core_resolved_once(monkeypatch, capsys):
+    from skeljax import run_config
+
+    c = config_base.base_config()
+    c.model.num_classes, c.model.base_channels = 4, 8
+    assert c.data.num_workers == run_config.AUTO_WORKERS == -1
+    cores = run_config.usable_cores()
+    assert cores == (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    assert resolve(c).data.num_workers == cores
+    c.data.num_workers = 3
+    assert resolve(c).data.num_workers == 3
+    c.data.num_workers = 0
+    assert resolve(c).data.num_workers == 0
+    c.data.num_workers = -2
+    with pytest.raises(ValueError, match="config.data.num_workers must be >= 0, or -1 for one per CPU core, got -2"):
+        resolve(c)
+    # Where worker processes cannot run (e.g. no /dev/shm): one warning line and none, instead of a crash later.
+    monkeypatch.setattr(run_config, "worker_problem", lambda: "/dev/shm is missing")
+    c.data.num_workers = -1
+    assert resolve(c).data.num_workers == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "warning: config.data.num_workers=-1: /dev/shm is missing; reading data in the trainer's process instead"
+    ]
+    c.data.num_workers = 0
+    assert resolve(c).data.num_workers == 0 and not capsys.readouterr().out  # nothing to warn about
+
+
+def test_worker_problem_is_none_here_and_names_a_missing_dev_shm(monkeypatch):
+    from skeljax import run_config
+
+    assert run_config.worker_problem() is None  # this machine runs the worker tests
+    monkeypatch.setattr(run_config.sys, "platform", "linux")
+    monkeypatch.setattr(run_config.os, "access", lambda path, mode: path != "/dev/shm")
+    assert "/dev/shm" in run_config.worker_problem()

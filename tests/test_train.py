@@ -42,6 +42,7 @@ def tiny_config(data_dir, **over):
     c.num_epochs, c.log_every_steps = 2, 2
     c.optimizer.lr = 0.05
     c.checkpoint.keep = 1
+    c.data.num_workers = 0  # worker start-up (~2 s per pass) would dominate these runs; a test below uses 2
     for k, v in over.items():
         node = c
         *path, leaf = k.split(".")

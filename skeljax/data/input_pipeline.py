@@ -16,11 +16,20 @@ the source, shuffled together with a fresh permutation each epoch; the last part
 epoch is dropped (fixed shapes). Sample ``k`` of epoch ``e`` gets the augmentation seed
 ``SeedSequence([seed, e, k])``, so batch ``s`` depends only on (seed, s): not on worker or process count,
 and ``get_state``/``set_state`` (a JSON dict) resume with exactly the batches an uninterrupted run sees.
+
+With ``num_workers`` > 0 the samples are read and transformed in grain worker processes (spawned: each imports
+this module; ``close`` or the end of an ``EvalBatches`` loop stops them). They ignore SIGTERM/SIGINT, which the
+parent handles, and exit when the parent dies (``_init_worker``).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 
 import grain
@@ -133,9 +142,27 @@ class _EvalRead:
         }
 
 
+def _init_worker(parent_pid: int, worker_index: int, worker_count: int) -> None:
+    """Run first in each grain worker process. Stopping the workers is the parent's business (on SIGTERM the trainer
+    checkpoints, then closes its iterators, which stops them), so the SIGTERM / SIGINT that a job scheduler or a
+    terminal sends to the whole process group are ignored here; a worker whose parent died without closing it
+    (SIGKILL, the OOM killer) exits by itself within a second."""
+    del worker_index, worker_count
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="exit-with-parent", daemon=True).start()
+
+
+def _exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    while os.getppid() == parent_pid:  # an orphan is re-parented (to init or a subreaper)
+        time.sleep(poll_s)
+    os._exit(0)
+
+
 def _batches(read: Callable, local: int, first: int, stop: int, num_workers: int, read_threads: int):
     """grain iterator over local batches ``first``..``stop``-1 (one batch per grain element, so workers
-    each build whole batches and the order is the same for any worker count)."""
+    each build whole batches and the order is the same for any worker count). With workers, close it (or let a
+    ``for`` loop over ``EvalBatches`` end) to stop the processes."""
     ds = grain.MapDataset.range(first * local, stop * local).map(read).batch(local, batch_fn=_stack)
     buffer = max(2, read_threads)
     it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=read_threads, prefetch_buffer_size=buffer))
@@ -143,7 +170,10 @@ def _batches(read: Callable, local: int, first: int, stop: int, num_workers: int
         # grain reads absl flags when it starts workers; outside absl.app.run they are unparsed, use defaults.
         if not flags.FLAGS.is_parsed():
             flags.FLAGS.mark_as_parsed()
-        it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=num_workers, per_worker_buffer_size=2))
+        it_ds = it_ds.mp_prefetch(
+            grain.MultiprocessingOptions(num_workers=num_workers, per_worker_buffer_size=2),
+            worker_init_fn=functools.partial(_init_worker, os.getpid()),
+        )
     return iter(it_ds)
 
 

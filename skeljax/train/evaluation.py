@@ -25,7 +25,10 @@ def _test_model(run: RunConfig, workdir, model, tag, step, writer, mesh, split=N
     evaluation.check_labels(source, model.spec.num_classes, f"{run.data.dataset}:{split}")
     bs = run.test_batch_size if mode == "test" else run.eval_batch_size
     average = run.test_average if mode == "test" else "prob"
-    pred = evaluation.score_model(model, source, make_transform(run, mode), bs, mesh, average, f"{mode} ({tag})")
+    transform = make_transform(run, mode)
+    pred = evaluation.score_model(
+        model, source, transform, bs, mesh, average, f"{mode} ({tag})", num_workers=run.data.num_workers
+    )
     if mode == "test":
         return evaluation.report_test(pred, workdir, tag, step, writer, getattr(source, "class_names", ()))
     result = metrics.classification_metrics(pred, "val")

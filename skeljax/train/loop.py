@@ -45,9 +45,12 @@ log = metrics_writer.console
 def train_and_evaluate(config: RunConfig | ml_collections.ConfigDict, workdir: str) -> dict[str, float]:
     """Train with validation every `eval_every_epochs`, checkpoints, best/final exports, then test."""
     session = _set_up(as_run(config), os.path.abspath(os.path.expanduser(workdir)))
-    _restore_or_initialise(session)
-    preempted = _train_loop(session)
-    results = _finish(session, preempted)
+    try:
+        _restore_or_initialise(session)
+        preempted = _train_loop(session)
+        results = _finish(session, preempted)
+    finally:  # the input workers stop on every way out, an exception included (the loop closes them on a stop)
+        session.train_iter.close()
     session.writer.close()
     return results
 
@@ -165,7 +168,8 @@ def _make_data(run: RunConfig, mesh):
     )
     log(
         f"{d.dataset}: {len(train_source)} train x {d.repeat_times} repeats = {train_iter.steps_per_epoch} steps "
-        f"per epoch, {run.num_epochs * train_iter.steps_per_epoch} steps; {len(val_source)} val samples"
+        f"per epoch, {run.num_epochs * train_iter.steps_per_epoch} steps; {len(val_source)} val samples; "
+        + (f"{d.num_workers} input worker process(es)" if d.num_workers else "input read in this process")
     )
     return train_iter, val_source, val_batches
 
