@@ -3,8 +3,11 @@ what it promises (config.json, metrics.jsonl keys, TensorBoard events, PNGs, sco
 init_from loads checkpoints with `dont_load` for a new head."""
 
 import json
+import logging
 import math
+import multiprocessing
 import os
+import time
 
 import jax
 import numpy as np
@@ -12,6 +15,7 @@ import pytest
 
 from skeljax import checkpoint, config_base, ensemble, train
 from skeljax.data.tfds_builders import load_source
+from skeljax.train import loop
 
 NUM_PER_CLASS = 3
 
@@ -114,8 +118,19 @@ def test_run_directory_contents(data_dir, full_run):
         "test/top1",
         "test/top5",
         "test/mean_class_acc",
+        "train/input_wait_fraction",
+        "train/compile_s",
+        "train/xla_temp_mb",
     ):
         assert k in keys, k
+    train_records = [r for r in records if "train/loss" in r]
+    # Compile time and XLA's memory plan go with the first record only; the input wait with every timed window.
+    assert [r["step"] for r in train_records if "train/compile_s" in r] == [train_records[0]["step"]]
+    assert train_records[0]["train/xla_temp_mb"] > 0 and train_records[0]["train/xla_argument_mb"] > 0
+    assert all(0 <= r["train/input_wait_fraction"] <= 1 for r in train_records)
+    # A fast pipeline (a reader thread, ~1 ms per sample) keeps ahead of the train step: little waiting on input.
+    assert np.mean([r["train/input_wait_fraction"] for r in train_records]) < 0.5
+    assert ("train/peak_device_mb" in keys) == (jax.local_devices()[0].memory_stats() is not None)
     assert all("step" in r for r in records)
     # train/lr is the mean of the cosine schedule over the logged window (independent formula).
     total, lr0 = results["step"], 0.05
@@ -210,3 +225,80 @@ def _bad_model():
     c = config_base.base_config()
     c.model.not_a_field = 1
     return c
+
+
+# Wall-clock values, and what is written once per session (at its first logged step).
+SESSION_KEYS = {"train/samples_per_sec", "train/input_wait_fraction", "train/compile_s", "train/peak_device_mb"}
+
+
+def _same_but_timing(records):
+    return [{k: v for k, v in r.items() if k not in SESSION_KEYS and not k.startswith("train/xla_")} for r in records]
+
+
+def test_two_worker_processes_train_like_none_and_compile_once(data_dir, full_run, tmp_path, caplog):
+    """Through the trainer, 2 grain worker processes give the batches (hence the metrics) of the in-process reader,
+    in training and in validation; the train step is compiled once; no worker process outlives the run."""
+    full_dir, _ = full_run
+    before = set(multiprocessing.active_children())
+    steps_per_epoch = next(r["step"] for r in _records(full_dir) if "val/top1" in r)
+    config = tiny_config(
+        data_dir, stop_after_steps=steps_per_epoch, test_last=False, test_best=False, **{"data.num_workers": 2}
+    )
+    caplog.set_level(logging.WARNING)
+    with jax.log_compiles():
+        results = train.train_and_evaluate(config, str(tmp_path))
+    assert results["step"] == steps_per_epoch
+    compiles = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Compiling ")]
+    assert len([m for m in compiles if "train_step" in m.split(" with ")[0]]) == 1, compiles
+    assert set(multiprocessing.active_children()) <= before
+    ours = [r for r in _records(tmp_path) if r["step"] <= steps_per_epoch]
+    theirs = [r for r in _records(full_dir) if r["step"] <= steps_per_epoch and "checkpoint" not in r]
+    assert any("val/top1" in r for r in ours)
+    assert _same_but_timing(ours) == _same_but_timing(theirs)
+
+
+class _Slow:
+    """A transform that sleeps before each sample."""
+
+    def __init__(self, transform, seconds):
+        self.transform, self.seconds = transform, seconds
+
+    def __call__(self, anno, **kwargs):
+        time.sleep(self.seconds)
+        return self.transform(anno, **kwargs)
+
+
+def test_input_wait_fraction_is_high_when_the_transform_is_slow(data_dir, full_run, tmp_path, monkeypatch):
+    """0.05 s per sample = 0.4 s per batch of 8 against a train step of ~0.02 s: the loop mostly waits for input
+    (the fast pipeline of `full_run` waits little: test_run_directory_contents)."""
+    real = loop.make_transform
+    monkeypatch.setattr(
+        loop, "make_transform", lambda run, mode: _Slow(real(run, mode), 0.05) if mode == "train" else real(run, mode)
+    )
+    # 2 epochs of 3 steps (full_run's program), logged at each epoch end; no validation or checkpoint pause at step
+    # 3 (during one, the reader would fill its prefetch buffer, and the next window would start with ready batches).
+    config = tiny_config(
+        data_dir,
+        log_every_steps=3,
+        eval_every_epochs=10,
+        test_last=False,
+        test_best=False,
+        **{"checkpoint.every_epochs": 10},
+    )
+    train.train_and_evaluate(config, str(tmp_path))
+    windows = {r["step"]: r["train/input_wait_fraction"] for r in _records(tmp_path) if "train/loss" in r}
+    # The first window may draw on the batches prefetched during compilation; the second cannot.
+    assert list(windows) == [3, 6] and windows[6] > 0.5, windows
+
+
+def test_input_workers_stop_when_training_fails(data_dir, tmp_path, monkeypatch):
+    before = set(multiprocessing.active_children())
+
+    def fail(s):
+        assert any(p not in before for p in multiprocessing.active_children())  # the worker is running
+        raise RuntimeError("failed after a step")
+
+    monkeypatch.setattr(loop, "_validate_at_epoch_end", fail)
+    with pytest.raises(RuntimeError, match="failed after a step"):
+        train.train_and_evaluate(tiny_config(data_dir, **{"data.num_workers": 1}), str(tmp_path))
+    assert set(multiprocessing.active_children()) <= before

@@ -76,6 +76,7 @@ class _Session:
     stop: int = 0  # the last step of this session (config.stop_after_steps or total_steps)
     best: dict = dataclasses.field(default_factory=lambda: {"val/top1": -1.0, "step": -1})
     pending: list = dataclasses.field(default_factory=list)  # per-step metrics of the current logging window
+    first_record: dict = dataclasses.field(default_factory=dict)  # compile time and XLA memory, for the first log
     writer: metrics_writer.MetricWriter | None = None
     predict: Any = None
     stop_signal: str | None = None
@@ -270,9 +271,27 @@ def _train_loop(s: _Session) -> bool:
 
 
 def _train_step(s: _Session, meter: metrics_writer.Throughput) -> None:
-    """One update; at the end of a logging window, the window's mean metrics to metrics.jsonl and the console."""
+    """One update; at the end of a logging window, the window's mean metrics to metrics.jsonl and the console.
+
+    The time spent in `next(train_iter)` is the loop waiting for its input (`train/input_wait_fraction`: that time
+    over the window's wall time, without the validation and checkpoint pauses). Dispatch is asynchronous: the step
+    call returns before the device has run it, and the loop blocks on the device only at a log step (device_get).
+    While batches come faster than the device consumes them, steps queue up (at most a logging window's worth) and
+    the wait stays near 0. When the input is slower, the queue runs empty and the loop spends the interval between
+    steps in `next`: the fraction goes towards 1 - (the loop's own work per step) / (time per batch), although the
+    device runs the step before during part of that wait. So it says *whether* the input pipeline sets the pace,
+    not how long the device idles, which is this fraction less the device's busy share of the interval (the demo on
+    CPU, transform slowed to 1.9 s per batch against a 1 s step: 90% input wait, the device idle about half the time).
+    """
+    t = time.perf_counter()
     batch = next(s.train_iter)
-    s.state, metrics = s.train_step(s.state, {"keypoint": batch["keypoint"], "label": batch["label"]})
+    waited = time.perf_counter() - t
+    meter.input_wait(waited)
+    inputs = {"keypoint": batch["keypoint"], "label": batch["label"]}
+    if not isinstance(s.train_step, jax.stages.Compiled):
+        log(f"first training batch after {waited:.2f} s")
+        _compile_train_step(s, inputs)
+    s.state, metrics = s.train_step(s.state, inputs)
     s.step += 1
     s.pending.append(metrics)
     if meter.t0 is None:
@@ -281,13 +300,68 @@ def _train_step(s: _Session, meter: metrics_writer.Throughput) -> None:
     if s.step % s.run.log_every_steps == 0 or s.step % s.steps_per_epoch == 0 or s.step == s.stop:
         means = {k: float(np.mean([m[k] for m in jax.device_get(s.pending)])) for k in s.pending[0]}
         s.pending = []
-        rate, eta = meter.report(s.step)
-        s.writer.write(s.step, {**means, "train/samples_per_sec": rate} if np.isfinite(rate) else means)
+        rate, eta, wait = meter.report(s.step)
+        record = {**means, **s.first_record}
+        s.first_record = {}
+        if np.isfinite(rate):
+            record.update({"train/samples_per_sec": rate, "train/input_wait_fraction": wait})
+        peak = _peak_device_mb()
+        if peak is not None:
+            record["train/peak_device_mb"] = peak
+        s.writer.write(s.step, record)
         log(
             f"step {s.step}/{s.total_steps} (epoch {(s.step - 1) // s.steps_per_epoch + 1}/{s.run.num_epochs})  "
             f"loss {means['train/loss']:.4f}  top1 {means['train/top1']:.3f}  lr {means['train/lr']:.5f}  "
-            f"| {rate:.1f} samples/s  ETA {metrics_writer.format_duration(eta)}"
+            f"| {rate:.1f} samples/s  input wait {_percent(wait)}  ETA {metrics_writer.format_duration(eta)}"
+            + (f"  peak device memory {peak:.0f} MB" if peak is not None else "")
         )
+
+
+def _compile_train_step(s: _Session, inputs: dict) -> None:
+    """Compile the update step for the first batch, once: the compiled program runs every step of this session (a
+    batch of other shapes or shardings would be an error, not a silent second compilation). Its compile time (tracing
+    and lowering, then XLA, which is a load when JAX's persistent cache has the program) and XLA's memory plan per
+    device are logged and go into the session's first metrics.jsonl record."""
+    t0 = time.perf_counter()
+    lowered = s.train_step.lower(s.state, inputs)
+    t1 = time.perf_counter()
+    s.train_step = lowered.compile()
+    seconds = time.perf_counter() - t0
+    s.first_record = {"train/compile_s": seconds}
+    took = f"train step compiled in {seconds:.1f} s (tracing {t1 - t0:.1f} s, XLA {seconds - (t1 - t0):.1f} s)"
+    memory = _xla_memory_mb(s.train_step)
+    if memory is None:
+        log(f"{took}; XLA memory: not reported by the {jax.default_backend()} backend")
+        return
+    s.first_record.update({f"train/xla_{k}_mb": v for k, v in memory.items()})
+    log(
+        f"{took}; XLA memory: temp {memory['temp']:.0f} MB, arguments {memory['argument']:.0f} MB, outputs "
+        f"{memory['output']:.0f} MB"
+    )
+
+
+def _xla_memory_mb(compiled) -> dict[str, float] | None:
+    """XLA's memory plan of a compiled program per device (MB of scratch, arguments and outputs); None when the
+    backend does not report it."""
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return None
+    fields = {"temp": "temp_size_in_bytes", "argument": "argument_size_in_bytes", "output": "output_size_in_bytes"}
+    if not all(hasattr(stats, f) for f in fields.values()):
+        return None
+    return {k: getattr(stats, f) / 2**20 for k, f in fields.items()}
+
+
+def _peak_device_mb() -> float | None:
+    """The highest device memory in use since the process started, over this process's devices (MB); None where
+    the backend keeps no such statistic (CPU)."""
+    peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use") for d in jax.local_devices()]
+    peaks = [p for p in peaks if p is not None]
+    return max(peaks) / 2**20 if peaks else None
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction:.0%}" if np.isfinite(fraction) else "?"
 
 
 def _validate_at_epoch_end(s: _Session) -> dict[str, float] | None:

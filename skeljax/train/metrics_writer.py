@@ -149,27 +149,37 @@ def read_metrics(workdir: str) -> list[dict[str, Any]]:
 
 
 class Throughput:
-    """Samples/s since the last report and an ETA from the average step time of this session."""
+    """Samples/s and the share of time spent waiting for input since the last report, and an ETA from the average
+    step time of this session."""
 
     def __init__(self, start_step: int, total_steps: int, batch_size: int):
         self.total, self.batch = total_steps, batch_size
         self.first_step, self.t0 = start_step, None
         self.last_step, self.last_t = start_step, None
+        self.waited = 0.0  # seconds in input_wait since the last report
 
     def start(self, step: int) -> None:
         """Called after the first (compiling) step so compile time does not skew the rates."""
         self.first_step = self.last_step = step
         self.t0 = self.last_t = time.perf_counter()
+        self.waited = 0.0
 
-    def report(self, step: int) -> tuple[float, float]:
-        """(samples/s since the last report, seconds left)."""
+    def input_wait(self, seconds: float) -> None:
+        """Time the loop spent waiting for a training batch (counted once the meter has started)."""
+        if self.t0 is not None:
+            self.waited += seconds
+
+    def report(self, step: int) -> tuple[float, float, float]:
+        """(samples/s since the last report, seconds left, input wait / wall time since the last report)."""
         now = time.perf_counter()
         if self.t0 is None or step <= self.last_step:
-            return float("nan"), float("nan")
-        rate = (step - self.last_step) * self.batch / (now - self.last_t)
+            return float("nan"), float("nan"), float("nan")
+        window = now - self.last_t
+        rate = (step - self.last_step) * self.batch / window
+        wait = min(self.waited / window, 1.0) if window > 0 else float("nan")
         per_step = (now - self.t0) / max(step - self.first_step, 1)
-        self.last_step, self.last_t = step, now
-        return rate, per_step * (self.total - step)
+        self.last_step, self.last_t, self.waited = step, now, 0.0
+        return rate, per_step * (self.total - step), wait
 
     def pause(self, seconds: float) -> None:
         """Exclude time spent elsewhere (validation, checkpoints) from the training rate."""
