@@ -36,7 +36,7 @@ cat "$OUT/machine.txt"
 step step_and_inference 200 python scripts/benchmark.py --batch 256 --train-batch 128 --frames 100 --repeats 10 \
   --remat on --no-memory --no-pipeline --json "$OUT/benchmark.json" --update-docs --docs "$OUT/benchmarks_h200.md"
 # 2. Input pipeline scaling with worker processes (NTU shapes).
-step pipeline 60 python scripts/benchmark_pipeline.py --workers 0 1 2 4 8 16
+step pipeline 90 python scripts/benchmark_pipeline.py --quick --feats j --workers 0 1 2 4 8 16
 # 3. The trainer's whole loop against PyTorch's (6,000-sample NTU-shaped set, generated first: not timed).
 step e2e 240 python scripts/benchmark_e2e.py --batch 128 --steps 50 --num-per-class 100 --data-dir "$OUT/data" \
   --json "$OUT/e2e.json" --update-docs --docs "$OUT/benchmarks_e2e.md"

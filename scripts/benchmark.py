@@ -681,6 +681,12 @@ training and evaluation runs on CPU:
   computes bfloat16 elementwise work in float32 with conversion passes, so bfloat16 activations were slower there
   than float32, while bfloat16 products run about twice as fast on CPUs with AVX512-BF16. On CPU the weight
   gradients stay float32 products (they run outside XLA's fast kernels, where bfloat16 only adds conversions).
+- Rematerialisation (`config.remat`, `Recognizer.set_remat`): the training step keeps only each block's input
+  for the backward pass and recomputes the block there; the recomputation reads 0 x one element of the output
+  gradient, so that XLA cannot merge it back into the forward pass (it did with `jax.checkpoint`, whose
+  optimization barriers XLA's CPU pipeline drops). A quarter of the step's scratch memory for one more forward
+  pass: the "remat" and "no remat" rows above. `'auto'` turns it on for the CPU backend, where PYSKL's batch of
+  128 does not fit 23 GB without it, and off on GPUs and TPUs.
 - Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
 
 Tried on the 2-core CPU without a gain (within the 5-7% noise of identical runs, or slower), so that nobody repeats

@@ -54,7 +54,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.test_num_clips = 10
     c.data.repeat_times = 5  # PYSKL's RepeatDataset(times=5): an epoch is 5 passes over the train split
     # grain worker processes that read and transform samples, per process: -1 = auto, one per CPU core this
-    # process may use (os.sched_getaffinity; resolved in run_config); 0 = none, a reader thread in the trainer's own
+    # process may use (os.sched_getaffinity) when JAX computes on a GPU/TPU, none when it computes on the CPU itself
+    # (resolved in run_config.resolve_num_workers); 0 = none, a reader thread in the trainer's own
     # process, without the workers' start-up (spawned processes: ~2 s before the first batch on a 2-core CPU, at the
     # start of training and of every validation and test pass).
     c.data.num_workers = -1

@@ -223,9 +223,9 @@ def test_worker_processes_give_the_same_batches(source, mesh1):
     b = _take(it, 9)
     it.close()
     assert _same(a, b)
-    # Resuming mid-epoch with the auto count (config.data.num_workers=-1: one per core) repeats them too.
+    # Resuming mid-epoch with the auto count next to a GPU (config.data.num_workers=-1: one per core) repeats them too.
     auto = ip.make_train_iterator(
-        source, TRAIN, 8, 2, mesh1, repeat_times=2, num_steps=9, num_workers=resolve_num_workers(-1)
+        source, TRAIN, 8, 2, mesh1, repeat_times=2, num_steps=9, num_workers=resolve_num_workers(-1, "gpu")
     )
     auto.set_state({**auto.get_state(), "step": 4})
     assert _same(_take(auto, 5), a[4:])

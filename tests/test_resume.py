@@ -32,6 +32,7 @@ NUM_PER_CLASS = 4  # 42 training samples: 5 steps per epoch, 15 steps in 3 epoch
 OVERRIDES = ("--config.log_every_steps=3",)
 # The uninterrupted run reads its data in the trainer's process (the tiny config's num_workers=0); the interrupted
 # runs use 2 worker processes and resume with the default, one per core: the batches depend on neither.
+# 2 workers, then resumed with the auto count (-1: none on the CPU backend, so another count than the first run)
 WORKERS, AUTO_WORKERS = "--config.data.num_workers=2", "--config.data.num_workers=-1"
 
 

@@ -118,7 +118,7 @@ def test_remat_resolves_per_backend_and_reaches_the_model():
         resolve(c)
 
 
-def test_num_workers_auto_is_one_per_usable_core_resolved_once(monkeypatch, capsys):
+def test_num_workers_auto_is_one_per_usable_core_next_to_an_accelerator_resolved_once(monkeypatch, capsys):
     from skeljax import run_config
 
     c = config_base.base_config()
@@ -126,7 +126,10 @@ def test_num_workers_auto_is_one_per_usable_core_resolved_once(monkeypatch, caps
     assert c.data.num_workers == run_config.AUTO_WORKERS == -1
     cores = run_config.usable_cores()
     assert cores == (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    assert resolve(c).data.num_workers == cores
+    assert resolve(c).data.num_workers == (0 if jax.default_backend() == "cpu" else cores)
+    # auto feeds an accelerator from every core; on the CPU backend the cores are XLA's
+    assert run_config.resolve_num_workers(-1, "gpu") == run_config.resolve_num_workers(-1, "tpu") == cores
+    assert run_config.resolve_num_workers(-1, "cpu") == 0
     c.data.num_workers = 3
     assert resolve(c).data.num_workers == 3
     c.data.num_workers = 0
@@ -136,11 +139,11 @@ def test_num_workers_auto_is_one_per_usable_core_resolved_once(monkeypatch, caps
         resolve(c)
     # Where worker processes cannot run (e.g. no /dev/shm): one warning line and none, instead of a crash later.
     monkeypatch.setattr(run_config, "worker_problem", lambda: "/dev/shm is missing")
-    c.data.num_workers = -1
+    c.data.num_workers = 2
     assert resolve(c).data.num_workers == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        "warning: config.data.num_workers=-1: /dev/shm is missing; reading data in the trainer's process instead"
+        "warning: config.data.num_workers=2: /dev/shm is missing; reading data in the trainer's process instead"
     ]
     c.data.num_workers = 0
     assert resolve(c).data.num_workers == 0 and not capsys.readouterr().out  # nothing to warn about
