@@ -799,33 +799,25 @@ def main(argv=None) -> int:
         e = bench_inference(b, frames, args.joints, repeats, warmup, threads, args.compute_dtype, with_torch, tctx)
         res["inference_batches"].append(e)
         print(f"inference batch {b}: {json.dumps(_short(e))}", flush=True)
-    e = bench_train(
-        train_batch,
-        frames,
-        args.joints,
-        max(2, repeats * 2 // 3),
-        warmup,
-        threads,
-        args.compute_dtype,
-        with_torch,
-        tctx,
-        remat_enabled(args.remat),
-    )
-    res["train_step"] = e
-    print(f"train step batch {train_batch}: {json.dumps(_short(e))}", flush=True)
-    if e["remat"] and not q:  # what remat costs or gains: the same step without it, same run
-        res["train_step_without_remat"] = bench_train(
+
+    def train(compute_dtype, remat):  # the training step at train_batch, as every row of the run times it
+        return bench_train(
             train_batch,
             frames,
             args.joints,
             max(2, repeats * 2 // 3),
             warmup,
             threads,
-            args.compute_dtype,
+            compute_dtype,
             with_torch,
             tctx,
-            False,
+            remat,
         )
+
+    e = res["train_step"] = train(args.compute_dtype, remat_enabled(args.remat))
+    print(f"train step batch {train_batch}: {json.dumps(_short(e))}", flush=True)
+    if e["remat"] and not q:  # what remat costs or gains: the same step without it, same run
+        res["train_step_without_remat"] = train(args.compute_dtype, False)
         print(f"train step batch {train_batch}, remat off: {json.dumps(_short(res['train_step_without_remat']))}")
     if args.mixed_precision and args.compute_dtype == "float32":
         dt = "bfloat16"
@@ -835,18 +827,7 @@ def main(argv=None) -> int:
             batches[0], frames, args.joints, repeats, warmup, threads, dt, with_torch, tctx
         )
         print(f"{dt} inference batch {batches[0]}: {json.dumps(_short(mp['inference']))}", flush=True)
-        mp["train_step"] = bench_train(
-            train_batch,
-            frames,
-            args.joints,
-            max(2, repeats * 2 // 3),
-            warmup,
-            threads,
-            dt,
-            with_torch,
-            tctx,
-            remat_enabled(args.remat),
-        )
+        mp["train_step"] = train(dt, remat_enabled(args.remat))
         print(f"{dt} train step batch {train_batch}: {json.dumps(_short(mp['train_step']))}", flush=True)
         res["mixed_precision"] = mp
     add_rates(res, res["gflop_per_sample"])

@@ -40,22 +40,12 @@ DATASET = "skeljax_synthetic/ntu60"
 NUM_CLASSES = 60
 # PYSKL's NTU-60 XSub training split, x RepeatDataset(5), x 16 epochs (configs/stgcnpp_ntu60.py).
 RECIPE_SAMPLES = 40_091 * 5 * 16
-# glibc malloc settings of scripts/benchmark.py (docs/benchmarks.md), given to both sides alike.
-MALLOC_ENV = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_MAX_": "0",
-    "MALLOC_MMAP_THRESHOLD_": "33554432",
-    "MALLOC_TRIM_THRESHOLD_": "8589934592",
-    "MALLOC_TOP_PAD_": "536870912",
-}
+sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "scripts"))  # benchmark.py, a sibling script
 
+from benchmark import MALLOC_ENV  # noqa: E402  glibc malloc settings (docs/benchmarks.md), given to both sides alike
 
-def host_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
+from skeljax.run_config import usable_cores  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------------------------
 # Data: generated once, read by both sides through skeljax.data.tfds_builders.load_source.
@@ -268,7 +258,7 @@ def torch_loop(args) -> dict:
     sys.path.insert(0, REPO)
     from tests import torch_reference as ref
 
-    torch.set_num_threads(host_cores())
+    torch.set_num_threads(usable_cores())
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = ref.build_pyskl_recognizer("stgcnpp", "nturgb+d", num_classes=NUM_CLASSES, seed=0).to(device).train()
@@ -358,7 +348,7 @@ def machine_info() -> dict:
 
     info = {
         "cpu": platform.processor() or platform.machine(),
-        "cores": host_cores(),
+        "cores": usable_cores(),
         "python": platform.python_version(),
         "jax": jax.__version__,
         "jax_backend": jax.default_backend(),
@@ -480,7 +470,7 @@ def parse(argv):
     args = p.parse_args(argv)
     args.batch = args.batch or (16 if args.quick else 128)
     args.steps = args.steps or (4 if args.quick else 50)
-    args.workers = host_cores() if args.workers is None else args.workers
+    args.workers = usable_cores() if args.workers is None else args.workers
     if args.quick and args.num_per_class is None:
         args.num_per_class = 10
     return p, args
