@@ -302,3 +302,15 @@ def test_input_workers_stop_when_training_fails(data_dir, tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match="failed after a step"):
         train.train_and_evaluate(tiny_config(data_dir, **{"data.num_workers": 1}), str(tmp_path))
     assert set(multiprocessing.active_children()) <= before
+
+
+@pytest.mark.parametrize("backend", ["cpu", "gpu", "tpu"])
+def test_the_loop_waits_for_this_step_on_cpu_and_keeps_one_queued_elsewhere(monkeypatch, backend):
+    waited = []
+    monkeypatch.setattr(loop.jax, "default_backend", lambda: backend)
+    monkeypatch.setattr(loop.jax, "block_until_ready", waited.append)
+    first, second = {"train/loss": 1}, {"train/loss": 2}
+    loop._bound_run_ahead(first, [])
+    loop._bound_run_ahead(second, [first])
+    # CPU: every step is finished before the next batch is fetched; GPU/TPU: the one before it.
+    assert waited == ([first, second] if backend == "cpu" else [first])
