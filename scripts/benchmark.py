@@ -59,7 +59,7 @@ from matmul_floor import Dot, matmul_floor, time_dot
 from skeljax import inference, sharding
 from skeljax.data import input_pipeline
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
-from skeljax.run_config import remat_enabled
+from skeljax.run_config import remat_enabled, usable_cores
 from skeljax.train.optim import make_optimizer
 from skeljax.train.state import TrainParts
 from skeljax.train.step import jit_train_step, make_train_step
@@ -76,10 +76,7 @@ DOCS = os.path.join(REPO, "docs", "benchmarks.md")
 
 def num_threads() -> int:
     """CPUs this process may run on: XLA sizes its thread pool by them; torch gets the same."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 def machine_info() -> dict:

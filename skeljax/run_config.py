@@ -166,11 +166,14 @@ def resolve(config: ml_collections.ConfigDict) -> RunConfig:
 
 def remat_enabled(mode: str, backend: str | None = None) -> bool:
     """config.remat ('auto' | 'on' | 'off') for `backend` (default: JAX's): 'auto' is on for the CPU backend only."""
-    if mode == "auto":
-        import jax
+    return _computes_on_cpu(backend) if mode == "auto" else mode == "on"
 
-        return (backend or jax.default_backend()) == "cpu"
-    return mode == "on"
+
+def _computes_on_cpu(backend: str | None) -> bool:
+    """Whether `backend` (default: JAX's) is the host's CPU: the 'auto' settings differ there."""
+    import jax
+
+    return (backend or jax.default_backend()) == "cpu"
 
 
 AUTO_WORKERS = -1  # config.data.num_workers: one worker process per usable CPU core next to an accelerator
@@ -186,9 +189,7 @@ def resolve_num_workers(setting: int, backend: str | None = None) -> int:
     if setting < AUTO_WORKERS:
         raise ValueError(f"config.data.num_workers must be >= 0, or -1 for one per CPU core, got {setting}")
     if setting == AUTO_WORKERS:
-        import jax
-
-        count = 0 if (backend or jax.default_backend()) == "cpu" else usable_cores()
+        count = 0 if _computes_on_cpu(backend) else usable_cores()
     else:
         count = setting
     problem = worker_problem() if count else None
