@@ -5,7 +5,11 @@
 #   OUT=/tmp/accel bash scripts/accelerator_check.sh      # results: $OUT/*.json, $OUT/*.md, $OUT/*.log
 #
 # Runs from a checkout without installing it (PYTHONPATH); needs jax with CUDA, torch with CUDA and the test extra's
-# mmaction2/mmcv-lite in the machine's Python. Each step has its own time limit; a failed step does not stop the
+# mmaction2/mmcv-lite in the machine's Python ($PYTHON, default python3). On a host without a package index, set
+# SKELJAX_WHEELS to a folder made by scripts/offline_wheels.sh: they are installed into /tmp/skeljax_site first,
+# touching nothing already installed (the folder holds only packages such images lack, so none is shadowed).
+# scripts/check_environment.py then checks every import and the GPU in seconds, and the script stops there if
+# anything is missing. Each step has its own time limit; a failed step does not stop the
 # others, and the script's exit status says whether all of them passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,18 +31,25 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
   [ $rc -eq 0 ] || status=1
 }
 
+PYTHON=${PYTHON:-python3}
+if [ -n "${SKELJAX_WHEELS:-}" ]; then
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/skeljax_site \
+    "$SKELJAX_WHEELS"/*.whl || exit 1
+  export PYTHONPATH="$PYTHONPATH:/tmp/skeljax_site"
+fi
 (nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true) >"$OUT/machine.txt" 2>&1
-python -c 'import jax, torch; print(jax.__version__, jax.devices(), torch.__version__, torch.cuda.is_available())' \
-  >>"$OUT/machine.txt" 2>&1
+"$PYTHON" scripts/check_environment.py --reference --require-gpu >>"$OUT/machine.txt" 2>&1
+preflight=$?
 cat "$OUT/machine.txt"
+[ $preflight -eq 0 ] || exit 1
 
 # 1. Training step at the recipe's global batch (128) with and without remat, inference at 256, against PyTorch.
-step step_and_inference 200 python scripts/benchmark.py --batch 256 --train-batch 128 --frames 100 --repeats 10 \
+step step_and_inference 200 "$PYTHON" scripts/benchmark.py --batch 256 --train-batch 128 --frames 100 --repeats 10 \
   --remat on --no-mixed-precision --no-memory --no-pipeline --json "$OUT/benchmark.json" --update-docs --docs "$OUT/benchmarks_h200.md"
 # 2. Input pipeline scaling with worker processes (NTU shapes).
-step pipeline 90 python scripts/benchmark_pipeline.py --quick --feats j --workers 0 1 2 4 8 16
+step pipeline 90 "$PYTHON" scripts/benchmark_pipeline.py --quick --feats j --workers 0 1 2 4 8 16
 # 3. The trainer's whole loop against PyTorch's (6,000-sample NTU-shaped set, generated first: not timed).
-step e2e 240 python scripts/benchmark_e2e.py --batch 128 --steps 50 --num-per-class 100 --data-dir "$OUT/data" \
+step e2e 240 "$PYTHON" scripts/benchmark_e2e.py --batch 128 --steps 50 --num-per-class 100 --data-dir "$OUT/data" \
   --json "$OUT/e2e.json" --update-docs --docs "$OUT/benchmarks_e2e.md"
 rm -rf "$OUT/data"
 exit $status
