@@ -6,6 +6,9 @@ import importlib.metadata
 import importlib.util
 import os
 import re
+import shlex
+import subprocess
+import sys
 
 import pytest
 from packaging.requirements import Requirement
@@ -68,3 +71,52 @@ def test_every_package_of_the_offline_bundle_is_installed_here():
     assert {"grain", "tensorflow-datasets", "ml_collections", "mmaction2", "portpicker"} <= set(names)
     for name in names:
         importlib.metadata.version(name)  # raises PackageNotFoundError
+
+
+# A stand-in for the GPU host's python: it runs each script until its argparse has read the command line, then exits
+# 0 (a flag a script does not know exits 2, as it would there). The preflight fails when PREFLIGHT_FAILS is set.
+_PARSE_ONLY = """
+import argparse, os, runpy, sys
+script = sys.argv[1]
+if script.endswith("check_environment.py") and os.environ.get("PREFLIGHT_FAILS"):
+    sys.exit(1)
+parse_args = argparse.ArgumentParser.parse_args
+def parse_and_stop(self, args=None, namespace=None):
+    parse_args(self, args, namespace)
+    print("parsed", script, args if args is not None else sys.argv[1:])
+    sys.exit(0)
+argparse.ArgumentParser.parse_args = parse_and_stop
+sys.argv = sys.argv[1:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def _run_accelerator_check(tmp_path, **env):
+    shim = tmp_path / "python"
+    shim.write_text(f'#!/usr/bin/env bash\nexec {sys.executable} -c {shlex.quote(_PARSE_ONLY)} "$@"\n')
+    shim.chmod(0o755)
+    out = tmp_path / "out"
+    # The malloc settings benchmark.py would otherwise re-execute itself to get (without the shim).
+    malloc = {k: "1" for k in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_")}
+    malloc |= {"MALLOC_TRIM_THRESHOLD_": "1", "MALLOC_TOP_PAD_": "1"}
+    run_env = {**os.environ, **malloc, "PYTHON": str(shim), "OUT": str(out), **env}
+    script = os.path.join(REPO, "scripts", "accelerator_check.sh")
+    proc = subprocess.run(["bash", script], env=run_env, capture_output=True, text=True, timeout=300)
+    return proc, out
+
+
+def test_the_accelerator_check_passes_flags_its_scripts_accept(tmp_path):
+    """The one-shot GPU script must not lose a device loan to a renamed flag: each step's command line is parsed by
+    the script it names."""
+    proc, out = _run_accelerator_check(tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for step in ("step_and_inference", "pipeline", "e2e"):
+        log = (out / f"{step}.log").read_text()
+        assert log.startswith("parsed scripts/"), log
+    assert proc.stdout.count("exit 0 after") == 3
+
+
+def test_the_accelerator_check_stops_when_the_environment_check_fails(tmp_path):
+    proc, out = _run_accelerator_check(tmp_path, PREFLIGHT_FAILS="1")
+    assert proc.returncode == 1
+    assert not any(out.glob("*.log"))  # no step started
