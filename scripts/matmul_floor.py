@@ -23,9 +23,14 @@ import time
 import jax
 import jax.numpy as jnp
 
+_COMPUTATION = re.compile(r"^(ENTRY )?%([\w.\-]+) .*\{\s*$")
+_TRIP_COUNT = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
+_CALLEE = re.compile(r"\b(calls|body|condition|to_apply|branch_computations)=\{?%([\w.\-]+)")
 _DTYPES = {"f32": jnp.float32, "bf16": jnp.bfloat16, "f16": jnp.float16, "f64": jnp.float64}
 _DEF = re.compile(r"^\s*(?:ROOT )?%([\w.\-]+) = (\w+)\[([\d,]*)\]")
-_DOT = re.compile(r"^\s*(?:ROOT )?%[\w.\-]+ = (\w+)\[[\d,]*\](?:\{[\d,]*\})? dot\(%([\w.\-]+), %([\w.\-]+)\),? ?(.*)$")
+_DOT = re.compile(
+    r"^\s*(?:ROOT )?%([\w.\-]+) = (\w+)\[[\d,]*\](?:\{[\d,]*\})? dot\(%([\w.\-]+), %([\w.\-]+)\),? ?(.*)$"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,22 +58,34 @@ class Dot:
 
 
 def dots_in_hlo(text: str) -> collections.Counter:
-    """Counter of `Dot` -> how many times it occurs in an optimised HLO module's text.
+    """Counter of `Dot` -> how many times it runs per call of an optimised HLO module (its text).
 
-    Each fused computation is called by exactly one fusion instruction in XLA's optimised output, so counting
-    the dot instructions counts the products executed per call of the program.
+    Each fused computation is called by exactly one fusion instruction in XLA's optimised output, so a dot runs as
+    often as the computation holding it: once in the entry computation, `n` times in the body of a while loop with
+    XLA's `known_trip_count` n (the inference forward's per-clip loop on CPU), and so on down nested calls.
     """
-    shapes = {}
+    shapes, computation_of, calls = {}, {}, collections.defaultdict(list)
+    computation = entry = None
     for line in text.splitlines():
+        header = _COMPUTATION.match(line)
+        if header:
+            computation = header.group(2)
+            entry = computation if header.group(1) else entry
+            continue
         m = _DEF.match(line)
         if m:
             shapes[m.group(1)] = (m.group(2), tuple(int(d) for d in m.group(3).split(",") if d))
+            computation_of[m.group(1)] = computation
+        trips = _TRIP_COUNT.search(line)
+        for kind, callee in _CALLEE.findall(line):
+            calls[computation].append((callee, int(trips.group(1)) if trips and kind == "body" else 1))
+    runs = _runs_per_call(entry, calls)
     dots = collections.Counter()
     for line in text.splitlines():
         m = _DOT.match(line)
         if not m:
             continue
-        out_dtype, lhs, rhs, attrs = m.groups()
+        name, out_dtype, lhs, rhs, attrs = m.groups()
         if lhs not in shapes or rhs not in shapes:
             raise ValueError(f"matmul_floor: cannot find the operands of this dot in the HLO text: {line.strip()}")
 
@@ -76,20 +93,32 @@ def dots_in_hlo(text: str) -> collections.Counter:
             d = re.search(name + r"=\{([\d,]*)\}", attrs)
             return tuple(int(i) for i in d.group(1).split(",") if i) if d else ()
 
-        dots[
-            Dot(
-                shapes[lhs][0],
-                shapes[lhs][1],
-                shapes[rhs][0],
-                shapes[rhs][1],
-                dims("lhs_contracting_dims"),
-                dims("rhs_contracting_dims"),
-                dims("lhs_batch_dims"),
-                dims("rhs_batch_dims"),
-                out_dtype,
-            )
-        ] += 1
+        dot = Dot(
+            shapes[lhs][0],
+            shapes[lhs][1],
+            shapes[rhs][0],
+            shapes[rhs][1],
+            dims("lhs_contracting_dims"),
+            dims("rhs_contracting_dims"),
+            dims("lhs_batch_dims"),
+            dims("rhs_batch_dims"),
+            out_dtype,
+        )
+        dots[dot] += runs.get(computation_of.get(name), 1)
     return dots
+
+
+def _runs_per_call(entry: str | None, calls: dict) -> dict:
+    """Computation name -> how many times it runs per call of `entry`, following fusions, calls and loop bodies."""
+    runs = {entry: 1}
+    pending = [entry]
+    while pending:
+        caller = pending.pop()
+        for callee, times in calls.get(caller, ()):
+            if callee not in runs:  # each computation has one caller in optimised HLO
+                runs[callee] = runs[caller] * times
+                pending.append(callee)
+    return runs
 
 
 def time_dot(dot: Dot, repeats: int = 7, warmup: int = 2) -> float:

@@ -74,3 +74,25 @@ def test_unknown_operand_is_an_error(mf):
     )
     with pytest.raises(ValueError, match="cannot find the operands"):
         mf.dots_in_hlo(text)
+
+
+def test_products_in_a_loop_count_once_per_trip(mf):
+    # The inference forward runs clips through the network in a compiled loop on CPU (skeljax.inference); its
+    # products run once per clip, and the floor must count them so.
+    def f(w, xs):
+        return jax.lax.map(lambda x: jnp.tanh(x @ w) @ w.T, xs)
+
+    dots = mf.dots_in_hlo(_compiled(f, (32, 48), (7, 16, 32)).as_text())
+    assert sum(dots.values()) == 2 * 7
+    assert {d.lhs_shape for d in dots} == {(16, 32), (16, 48)}
+
+
+def test_the_per_clip_inference_loop_costs_what_the_whole_batch_does(mf):
+    from skeljax import inference, sharding
+
+    model = Recognizer(stgcnpp_spec(60), rngs=nnx.Rngs(0))
+    graphdef, params, stats, rest = inference.split_eval(model)
+    forward = inference.make_forward(graphdef, rest, sharding.make_mesh(), "prob")
+    x = jax.ShapeDtypeStruct((3, 1, 2, 100, 25, 3), jnp.float32)
+    dots = mf.dots_in_hlo(forward.lower(params, stats, x).compile().as_text())
+    assert sum(n * d.flops for d, n in dots.items()) / 2e9 == pytest.approx(3 * 2.925, rel=0.01)
