@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 import re
 import statistics
@@ -121,16 +122,41 @@ def _runs_per_call(entry: str | None, calls: dict) -> dict:
     return runs
 
 
-def time_dot(dot: Dot, repeats: int = 7, warmup: int = 2) -> float:
-    """Median seconds of one `dot` run alone through XLA (jit of lax.dot_general) on the default device."""
+def time_dot(dot: Dot, repeats: int = 7, warmup: int = 2, min_seconds: float = 0.02) -> float:
+    """Median seconds of one `dot` run alone through XLA (jit of lax.dot_general) on the default device.
+
+    A product shorter than `min_seconds` is timed as a compiled loop of as many as make up that time, divided by
+    their number: a per-clip product (the inference loop on CPU) takes tenths of a millisecond, less than the
+    dispatch of a jitted call, which the program it came from does not pay per product.
+    """
     if dot.lhs_dtype not in _DTYPES or dot.rhs_dtype not in _DTYPES or dot.out_dtype not in _DTYPES:
         raise ValueError(f"matmul_floor: unsupported dtype in {dot}")
     key = jax.random.key(0)
     a = jax.random.normal(key, dot.lhs_shape, _DTYPES[dot.lhs_dtype])
     b = jax.random.normal(jax.random.fold_in(key, 1), dot.rhs_shape, _DTYPES[dot.rhs_dtype])
     dims = ((dot.lhs_contracting, dot.rhs_contracting), (dot.lhs_batch, dot.rhs_batch))
-    f = jax.jit(lambda a, b: jax.lax.dot_general(a, b, dims, preferred_element_type=_DTYPES[dot.out_dtype]))
-    return median_seconds(lambda: f(a, b).block_until_ready(), repeats, warmup)
+
+    def product(a, b):
+        return jax.lax.dot_general(a, b, dims, preferred_element_type=_DTYPES[dot.out_dtype])
+
+    once = jax.jit(product)
+    seconds = median_seconds(lambda: once(a, b).block_until_ready(), repeats, warmup)
+    if seconds >= min_seconds:
+        return seconds
+    trips = min(1000, math.ceil(min_seconds / seconds))
+    looped = jax.jit(functools.partial(_repeated_product, product, trips, a.size <= b.size))
+    return median_seconds(lambda: looped(a, b).block_until_ready(), repeats, warmup) / trips
+
+
+def _repeated_product(product, trips: int, perturb_lhs: bool, a, b):
+    """`trips` products in a compiled loop, each reading 0 x one element of the last result into its smaller
+    operand, so that XLA can neither hoist the product out of the loop nor merge the trips."""
+
+    def trip(_, out):
+        nudge = (0 * out.reshape(-1)[0]).astype(a.dtype)
+        return product(a + nudge, b) if perturb_lhs else product(a, b + nudge.astype(b.dtype))
+
+    return jax.lax.fori_loop(0, trips, trip, product(a, b))
 
 
 def median_seconds(call, repeats: int, warmup: int) -> float:

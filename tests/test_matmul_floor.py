@@ -1,11 +1,13 @@
 """scripts/matmul_floor.py: the matrix products it finds in compiled programs, and their FLOP counts."""
 
+import functools
 import importlib.util
 import os
 import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from flax import nnx
 
@@ -96,3 +98,15 @@ def test_the_per_clip_inference_loop_costs_what_the_whole_batch_does(mf):
     x = jax.ShapeDtypeStruct((3, 1, 2, 100, 25, 3), jnp.float32)
     dots = mf.dots_in_hlo(forward.lower(params, stats, x).compile().as_text())
     assert sum(n * d.flops for d, n in dots.items()) / 2e9 == pytest.approx(3 * 2.925, rel=0.01)
+
+
+def test_a_short_product_is_timed_in_a_loop_that_xla_keeps(mf):
+    # time_dot divides a loop of `trips` products by `trips`; that holds only if every trip really multiplies.
+    product = functools.partial(jnp.matmul)
+    a, b = jnp.ones((16, 8)), jnp.full((8, 4), 0.5)
+    looped = jax.jit(functools.partial(mf._repeated_product, product, 5, True))
+    np.testing.assert_array_equal(np.asarray(looped(a, b)), np.asarray(a @ b))  # the nudge is zero
+    dots = mf.dots_in_hlo(looped.lower(a, b).compile().as_text())
+    assert sum(dots.values()) == 1 + 5  # the first product, then one per trip: none hoisted or merged
+    dot = mf.Dot("f32", (4000, 25), "f32", (25, 75), (1,), (0,), (), (), "f32")
+    assert mf.time_dot(dot, repeats=2, warmup=1) > 0
