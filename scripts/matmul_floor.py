@@ -122,12 +122,13 @@ def _runs_per_call(entry: str | None, calls: dict) -> dict:
     return runs
 
 
-def time_dot(dot: Dot, repeats: int = 7, warmup: int = 2, min_seconds: float = 0.02) -> float:
+def time_dot(dot: Dot, repeats: int = 7, warmup: int = 2, short: float = 0.002, loop_seconds: float = 0.02) -> float:
     """Median seconds of one `dot` run alone through XLA (jit of lax.dot_general) on the default device.
 
-    A product shorter than `min_seconds` is timed as a compiled loop of as many as make up that time, divided by
-    their number: a per-clip product (the inference loop on CPU) takes tenths of a millisecond, less than the
-    dispatch of a jitted call, which the program it came from does not pay per product.
+    A product shorter than `short` is timed as a compiled loop of as many as take about `loop_seconds`, divided by
+    their number: a per-clip product (the inference loop on CPU) takes tenths of a millisecond, comparable to the
+    dispatch of a jitted call and its jitter, which the program it came from does not pay per product. (Longer
+    products are timed one call at a time: the loop's carried output makes them ~15% slower.)
     """
     if dot.lhs_dtype not in _DTYPES or dot.rhs_dtype not in _DTYPES or dot.out_dtype not in _DTYPES:
         raise ValueError(f"matmul_floor: unsupported dtype in {dot}")
@@ -141,22 +142,25 @@ def time_dot(dot: Dot, repeats: int = 7, warmup: int = 2, min_seconds: float = 0
 
     once = jax.jit(product)
     seconds = median_seconds(lambda: once(a, b).block_until_ready(), repeats, warmup)
-    if seconds >= min_seconds:
+    if seconds >= short:
         return seconds
-    trips = min(1000, math.ceil(min_seconds / seconds))
-    looped = jax.jit(functools.partial(_repeated_product, product, trips, a.size <= b.size))
+    trips = min(1000, math.ceil(loop_seconds / seconds))
+    looped = jax.jit(functools.partial(_repeated_product, product, trips))
     return median_seconds(lambda: looped(a, b).block_until_ready(), repeats, warmup) / trips
 
 
-def _repeated_product(product, trips: int, perturb_lhs: bool, a, b):
-    """`trips` products in a compiled loop, each reading 0 x one element of the last result into its smaller
-    operand, so that XLA can neither hoist the product out of the loop nor merge the trips."""
+def _repeated_product(product, trips: int, a, b):
+    """`trips` products in a compiled loop. Each trip first writes 0 x one element of the last result into one
+    element of `a` (in place: `a` is carried by the loop), so that XLA can neither hoist the product out of the
+    loop nor merge the trips, at the cost of one element."""
+    corner = (0,) * a.ndim
 
-    def trip(_, out):
-        nudge = (0 * out.reshape(-1)[0]).astype(a.dtype)
-        return product(a + nudge, b) if perturb_lhs else product(a, b + nudge.astype(b.dtype))
+    def trip(_, carry):
+        a, out = carry
+        a = a.at[corner].add((0 * out.reshape(-1)[0]).astype(a.dtype))
+        return a, product(a, b)
 
-    return jax.lax.fori_loop(0, trips, trip, product(a, b))
+    return jax.lax.fori_loop(0, trips, trip, (a, product(a, b)))[1]
 
 
 def median_seconds(call, repeats: int, warmup: int) -> float:

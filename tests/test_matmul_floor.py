@@ -104,7 +104,7 @@ def test_a_short_product_is_timed_in_a_loop_that_xla_keeps(mf):
     # time_dot divides a loop of `trips` products by `trips`; that holds only if every trip really multiplies.
     product = functools.partial(jnp.matmul)
     a, b = jnp.ones((16, 8)), jnp.full((8, 4), 0.5)
-    looped = jax.jit(functools.partial(mf._repeated_product, product, 5, True))
+    looped = jax.jit(functools.partial(mf._repeated_product, product, 5))
     np.testing.assert_array_equal(np.asarray(looped(a, b)), np.asarray(a @ b))  # the nudge is zero
     dots = mf.dots_in_hlo(looped.lower(a, b).compile().as_text())
     assert sum(dots.values()) == 1 + 5  # the first product, then one per trip: none hoisted or merged
