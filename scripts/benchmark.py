@@ -37,6 +37,7 @@ import argparse
 import datetime
 import importlib.util
 import json
+import math
 import platform
 import resource
 import statistics
@@ -490,6 +491,14 @@ def table(res: dict) -> str:
             "Rearranging the other work (BatchNorm, ReLU, shifts, copies) cannot pass it; only fewer FLOPs "
             "or faster product kernels can."
         )
+        below = [
+            name for name, e in measured if e.get("matmul_floor_samples_per_s", math.inf) < e["skeljax_samples_per_s"]
+        ]
+        if below:
+            out += (
+                f" Where a floor reads below its measurement ({'; '.join(below)}), the products timed alone took "
+                "slower kernels than they do inside the program, and that floor bounds nothing."
+            )
     out += f"\n\nfp32 matmul rate (XLA dot, {res['matmul_n']}x{res['matmul_n']}): {res['matmul_gflops']:.0f} GFLOP/s."
     if mp:
         out += f" {mp['compute_dtype']} matmul rate (same dot, float32 result): {mp['matmul_gflops']:.0f} GFLOP/s."

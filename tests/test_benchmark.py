@@ -74,7 +74,11 @@ def test_matmul_floor_cell():
     text = bench.table(res)
     assert "| train step, batch 16 | 5.0 | 4.0 | 1.25x | 88 | 44% | 20.0 | 7.0, 1.75x |" in text
     assert "Matmul floor: the samples/s skeljax would reach" in text
+    assert "Where a floor reads below its measurement" not in text
     assert bench._floor_note(res) == ""  # no inference floor: nothing to say about the targets
+    res["train_step"]["matmul_floor_samples_per_s"] = 4.5  # below the measured 5.0: it bounds nothing
+    assert "Where a floor reads below its measurement (train step, batch 16)," in bench.table(res)
+    res["train_step"]["matmul_floor_samples_per_s"] = 7.0
     res["inference_batches"][0].update(matmul_floor_samples_per_s=25.0, matmul_floor_ratio=2.5)
     note = bench._floor_note(res)
     # 25 samples/s x 5.85 GFLOP / 200 GFLOP/s = 73%; inference 20 vs 10 samples/s meets 2x; the train step's
