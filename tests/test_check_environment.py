@@ -16,13 +16,15 @@ from packaging.requirements import Requirement
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location(
-        "check_environment", os.path.join(REPO, "scripts", "check_environment.py")
-    )
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "scripts", f"{name}.py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _load():
+    return _script("check_environment")
 
 
 def test_requirements_come_from_setup_cfg_with_the_named_test_extras():
@@ -97,9 +99,7 @@ def _run_accelerator_check(tmp_path, **env):
     shim.chmod(0o755)
     out = tmp_path / "out"
     # The malloc settings benchmark.py would otherwise re-execute itself to get (without the shim).
-    malloc = {k: "1" for k in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_")}
-    malloc |= {"MALLOC_TRIM_THRESHOLD_": "1", "MALLOC_TOP_PAD_": "1"}
-    run_env = {**os.environ, **malloc, "PYTHON": str(shim), "OUT": str(out), **env}
+    run_env = {**os.environ, **_script("benchmark").MALLOC_ENV, "PYTHON": str(shim), "OUT": str(out), **env}
     script = os.path.join(REPO, "scripts", "accelerator_check.sh")
     proc = subprocess.run(["bash", script], env=run_env, capture_output=True, text=True, timeout=300)
     return proc, out
