@@ -60,7 +60,8 @@ from matmul_floor import Dot, matmul_floor, time_dot
 from skeljax import inference, sharding
 from skeljax.data import input_pipeline
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
-from skeljax.run_config import remat_enabled, usable_cores
+from skeljax.run_config import usable_cores
+from skeljax.train.compile_step import compile_train_step
 from skeljax.train.optim import make_optimizer
 from skeljax.train.state import TrainParts
 from skeljax.train.step import jit_train_step, make_train_step
@@ -156,35 +157,35 @@ def skeljax_infer(x_shape, compute_dtype):
     return call, compile_s, _memory(compiled), compiled
 
 
-def skeljax_train(x_shape, compute_dtype, remat=False):
-    """(step(batch) -> metrics, batch sharding, compile seconds, memory, compiled): the trainer's own jitted step
-    (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum and weight
-    decay, donated state) at a constant learning rate, rematerialised as `config.remat` resolves; `step` keeps
-    the updated state for the next call."""
+def skeljax_train(x_shape, compute_dtype, remat="auto"):
+    """(step(batch) -> metrics, batch sharding, compile seconds, memory, compiled, remat chosen): the trainer's own
+    jitted step (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum
+    and weight decay, donated state) at a constant learning rate, compiled as the trainer compiles it
+    (`skeljax.train.compile_step`, which decides `remat` = config.remat); `step` keeps the updated state for the
+    next call."""
     model = Recognizer(stgcnpp_spec(NUM_CLASSES), rngs=nnx.Rngs(0))
     if compute_dtype != "float32":
         model.set_compute_dtype(compute_dtype)
-    model.set_remat(remat)
     schedule = optax.constant_schedule(0.1)
     tx = make_optimizer(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4)
     parts = TrainParts(model, tx)
     mesh = sharding.make_mesh()
-    jitted = jit_train_step(make_train_step(parts, tx, schedule, seed=0), mesh)
     batch = {
         "keypoint": jax.ShapeDtypeStruct((x_shape[0], 1) + tuple(x_shape[1:]), jnp.float32),
         "label": jax.ShapeDtypeStruct(x_shape[:1], jnp.int32),
     }
     state = sharding.put_replicated(parts.state, mesh)
-    t = time.perf_counter()
-    compiled = jitted.lower(state, batch).compile()
-    compile_s = time.perf_counter() - t
+    built = compile_train_step(
+        lambda r: jit_train_step(make_train_step(parts, tx, schedule, seed=0, remat=r), mesh), remat, state, batch
+    )
+    compiled = built.compiled
     box = [state]
 
     def step(arrays):
         box[0], metrics = compiled(box[0], arrays)
         return metrics
 
-    return step, input_pipeline.data_sharding(mesh), compile_s, _memory(compiled), compiled
+    return step, input_pipeline.data_sharding(mesh), built.seconds, _memory(compiled), compiled, built.remat
 
 
 def _memory(compiled) -> dict | None:
@@ -286,12 +287,12 @@ def bench_inference(batch, frames, joints, repeats, warmup, threads, compute_dty
     return out
 
 
-def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, with_torch, tctx, remat=False) -> dict:
+def bench_train(batch, frames, joints, repeats, warmup, threads, compute_dtype, with_torch, tctx, remat="auto") -> dict:
     shape = (batch, 2, frames, joints, 3)
     rng = np.random.default_rng(1)
     x_np = rng.normal(size=shape).astype(np.float32)
     y_np = rng.integers(0, NUM_CLASSES, size=batch)
-    step, data, compile_s, mem, compiled = skeljax_train(shape, compute_dtype, remat)
+    step, data, compile_s, mem, compiled, remat = skeljax_train(shape, compute_dtype, remat)
     arrays = jax.device_put({"keypoint": x_np[:, None], "label": y_np.astype(np.int32)}, data)
 
     def jstep():
@@ -363,7 +364,7 @@ def memory_probe(which: str, batch: int, frames: int, joints: int, compute_dtype
     return float(res.stdout.strip().splitlines()[-1])
 
 
-def run_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str, remat: bool = False) -> None:
+def run_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: str, remat: str = "auto") -> None:
     shape = (batch, 2, frames, joints, 3)
     fw, kind = which.split("-")
     tctx = torch_setup(num_threads()) if fw == "torch" else None
@@ -702,7 +703,9 @@ training and evaluation runs on CPU:
   gradient, so that XLA cannot merge it back into the forward pass (it did with `jax.checkpoint`, whose
   optimization barriers XLA's CPU pipeline drops). A quarter of the step's scratch memory for one more forward
   pass: the "remat" and "no remat" rows above. `'auto'` turns it on for the CPU backend, where PYSKL's batch of
-  128 does not fit 23 GB without it, and off on GPUs and TPUs.
+  128 does not fit 23 GB without it; on a GPU or TPU it compiles the step without remat and keeps it unless XLA's
+  memory plan of that step exceeds 80% of the device's free memory (`skeljax.train.compile_step`: the recipe's
+  batch on a 16 GB Colab GPU, for instance).
 - Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
 
 Tried on the 2-core CPU without a gain (within the 5-7% noise of identical runs, or slower), so that nobody repeats
@@ -745,7 +748,8 @@ def main(argv=None) -> int:
         "--remat",
         choices=("auto", "on", "off"),
         default="auto",
-        help="rematerialise the training step's blocks as config.remat does (auto: on for the CPU backend)",
+        help="rematerialise the training step's blocks as config.remat does (auto: on for the CPU backend; on a "
+        "GPU/TPU only when the step without it does not fit the device's free memory)",
     )
     p.add_argument("--no-torch", action="store_true", help="skeljax only")
     p.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline measurement")
@@ -781,7 +785,7 @@ def main(argv=None) -> int:
         print(f"wrote {args.docs}")
         return 0
     if args._probe:
-        run_probe(args._probe, batches[0], frames, args.joints, args.compute_dtype, remat_enabled(args.remat))
+        run_probe(args._probe, batches[0], frames, args.joints, args.compute_dtype, args.remat)
         return 0
 
     threads = num_threads()
@@ -830,10 +834,10 @@ def main(argv=None) -> int:
             remat,
         )
 
-    e = res["train_step"] = train(args.compute_dtype, remat_enabled(args.remat))
+    e = res["train_step"] = train(args.compute_dtype, args.remat)
     print(f"train step batch {train_batch}: {json.dumps(_short(e))}", flush=True)
     if e["remat"] and not q:  # what remat costs or gains: the same step without it, same run
-        res["train_step_without_remat"] = train(args.compute_dtype, False)
+        res["train_step_without_remat"] = train(args.compute_dtype, "off")
         print(f"train step batch {train_batch}, remat off: {json.dumps(_short(res['train_step_without_remat']))}")
     if args.mixed_precision and args.compute_dtype == "float32":
         dt = "bfloat16"
@@ -843,7 +847,7 @@ def main(argv=None) -> int:
             batches[0], frames, args.joints, repeats, warmup, threads, dt, with_torch, tctx
         )
         print(f"{dt} inference batch {batches[0]}: {json.dumps(_short(mp['inference']))}", flush=True)
-        mp["train_step"] = train(dt, remat_enabled(args.remat))
+        mp["train_step"] = train(dt, args.remat)
         print(f"{dt} train step batch {train_batch}: {json.dumps(_short(mp['train_step']))}", flush=True)
         res["mixed_precision"] = mp
     add_rates(res, res["gflop_per_sample"])

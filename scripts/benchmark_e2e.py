@@ -203,6 +203,7 @@ def skeljax_side(args, tmp: str, env: dict) -> dict:
         "peak_device_source": "allocator peak_bytes_in_use" if allocator is not None else "XLA memory analysis",
         "xla_memory_mb": xla,
         "compile_s": first.get("train/compile_s"),
+        "remat": first.get("train/remat"),  # config.remat as the trainer decided it (1 or 0)
         "wall_s": wall,
         "steps": stop,
         "log": log_path,
@@ -403,6 +404,12 @@ def table(res: dict) -> str:
     return "\n".join(out)
 
 
+def _remat_chosen(side: dict) -> str:
+    """', compiled with remat' / ', compiled without remat' as the trainer decided (pages of older runs: '')."""
+    chosen = side.get("remat")
+    return "" if chosen is None else f", compiled {'with' if chosen else 'without'} remat"
+
+
 def write_docs(res: dict, path: str = DOCS) -> None:
     m, a = res["machine"], res["settings"]
     s, t = res["skeljax"], res.get("torch") or {}
@@ -417,7 +424,7 @@ checkpoints) and a plain PyTorch loop over the same data (MMAction2 1.2.0's STGC
 with worker processes, the same PYSKL train transform), each in a fresh process of the same invocation. Data:
 `{DATASET}` ({a["train_samples"]} training samples; 60 classes, 2 persons, 100-300 frames), clips of
 {a["clip_len"]} frames, batch {a["batch"]}, {a["workers"]} input worker processes per side, compute dtype
-{a["compute_dtype"]}, remat {a["remat"]} (skeljax). Steady state: the last {a["steps"]} of {2 * a["steps"]} steps.
+{a["compute_dtype"]}, remat {a["remat"]}{_remat_chosen(s)} (skeljax). Steady state: the last {a["steps"]} of {2 * a["steps"]} steps.
 
 ## Results
 

@@ -38,7 +38,7 @@ def probe(part: str, batch: int, repeats: int) -> dict:
         def call():
             fn(x).block_until_ready()
     elif kind == "train":
-        fn, data, compile_s, mem, _ = benchmark.skeljax_train(shape, dtype)
+        fn, data, compile_s, mem, _, _ = benchmark.skeljax_train(shape, dtype, "off")
         arrays = jax.device_put({"keypoint": x[:, None], "label": jnp.zeros((batch,), jnp.int32)}, data)
 
         def call():

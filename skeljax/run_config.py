@@ -95,7 +95,7 @@ class RunConfig:
     bn_group: int = 16  # samples per BN statistics group as configured (0 = the whole batch)
     seed: int = 0
     compute_dtype: str = "float32"
-    remat: bool = False  # config.remat resolved for this process's backend (remat_enabled)
+    remat: str = "auto"  # config.remat: decided when the step is compiled (train.compile_step)
     stop_after_steps: int = 0
     eval_every_epochs: int = 1
     log_every_steps: int = 50
@@ -156,17 +156,11 @@ def resolve(config: ml_collections.ConfigDict) -> RunConfig:
         data=data,
         optimizer=optimizer,
         bn_group=int(config.model.bn_group or 0),
-        remat=remat_enabled(config.remat),
         checkpoint=_section(CheckpointSettings, config.checkpoint),
         init_from=_section(InitFrom, config.init_from),
         signature=run_signature(config, spec),
         config_json=config.to_json_best_effort(indent=2, sort_keys=True),
     )
-
-
-def remat_enabled(mode: str, backend: str | None = None) -> bool:
-    """config.remat ('auto' | 'on' | 'off') for `backend` (default: JAX's): 'auto' is on for the CPU backend only."""
-    return _computes_on_cpu(backend) if mode == "auto" else mode == "on"
 
 
 def _computes_on_cpu(backend: str | None) -> bool:

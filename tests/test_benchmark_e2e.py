@@ -77,6 +77,7 @@ def test_quick_run_writes_every_key(tmp_path):
     assert s["steps"] == t["steps"] == 8
     assert s["compile_s"] > 0 and s["xla_memory_mb"]["temp"] > 0
     assert s["peak_device_source"] == "XLA memory analysis"  # on CPU
+    assert s["remat"] == 1.0  # config.remat='auto' on the CPU backend
     assert data["ratio"] == pytest.approx(s["samples_per_s"] / t["samples_per_s"])
     assert math.isclose(data["projected_recipe_minutes"], 3_207_280 / s["samples_per_s"] / 60)
     assert "samples/s (steady state)" in res.stdout

@@ -101,18 +101,19 @@ def test_resolve_validates():
         resolve(c)
 
 
-def test_remat_resolves_per_backend_and_reaches_the_model():
-    from skeljax.run_config import remat_enabled
+def test_remat_mode_is_kept_for_the_compiled_step_and_reaches_the_training_graph():
+    import optax
 
-    assert remat_enabled("auto", "cpu") and not remat_enabled("auto", "gpu") and not remat_enabled("auto", "tpu")
-    assert remat_enabled("on", "gpu") and not remat_enabled("off", "cpu")
+    from skeljax.train.state import TrainParts
+
     c = config_base.base_config()
     c.model.num_classes, c.model.base_channels = 4, 8
-    assert c.remat == "auto" and resolve(c).remat == (jax.default_backend() == "cpu")
+    assert c.remat == "auto" and resolve(c).remat == "auto"  # decided when the step is compiled (compile_step)
     c.remat = "on"
-    assert create_model(resolve(c)).backbone.remat is True
-    c.remat = "off"
-    assert create_model(resolve(c)).backbone.remat is False
+    assert resolve(c).remat == "on"
+    parts = TrainParts(create_model(resolve(c)), optax.sgd(0.1))
+    assert parts.remat is False and parts.rematerialised(True).remat is True
+    assert parts.rematerialised(True).state is parts.state and parts.remat is False  # a copy; the state shared
     c.remat = "yes"
     with pytest.raises(ValueError, match=r"config.remat must be one of \('auto', 'on', 'off'\)"):
         resolve(c)

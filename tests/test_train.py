@@ -15,7 +15,7 @@ import pytest
 
 from skeljax import checkpoint, config_base, ensemble, train
 from skeljax.data.tfds_builders import load_source
-from skeljax.train import loop
+from skeljax.train import compile_step, loop
 
 NUM_PER_CLASS = 3
 
@@ -127,6 +127,7 @@ def test_run_directory_contents(data_dir, full_run):
     # Compile time and XLA's memory plan go with the first record only; the input wait with every timed window.
     assert [r["step"] for r in train_records if "train/compile_s" in r] == [train_records[0]["step"]]
     assert train_records[0]["train/xla_temp_mb"] > 0 and train_records[0]["train/xla_argument_mb"] > 0
+    assert train_records[0]["train/remat"] == float(jax.default_backend() == "cpu")  # config.remat='auto'
     assert all(0 <= r["train/input_wait_fraction"] <= 1 for r in train_records)
     # A fast pipeline (a reader thread, ~1 ms per sample) keeps ahead of the train step: little waiting on input.
     assert np.mean([r["train/input_wait_fraction"] for r in train_records]) < 0.5
@@ -314,3 +315,20 @@ def test_the_loop_waits_for_this_step_on_cpu_and_keeps_one_queued_elsewhere(monk
     loop._bound_run_ahead(second, [first])
     # CPU: every step is finished before the next batch is fetched; GPU/TPU: the one before it.
     assert waited == ([first, second] if backend == "cpu" else [first])
+
+
+@pytest.mark.parametrize("free_mb, remat", [(1e9, 0.0), (0.5, 1.0)])
+def test_remat_auto_on_an_accelerator_follows_the_free_device_memory(
+    data_dir, tmp_path, monkeypatch, capsys, free_mb, remat
+):
+    """config.remat='auto' through the trainer with the accelerator path taken (compile_step's backend and free
+    memory given): the plain step where it fits, the rematerialised one where it does not, said and recorded."""
+    monkeypatch.setattr(compile_step, "_backend", lambda: "gpu")
+    monkeypatch.setattr(compile_step, "free_device_memory_mb", lambda: free_mb)
+    config = tiny_config(data_dir, stop_after_steps=2, test_last=False, test_best=False)
+    train.train_and_evaluate(config, str(tmp_path))
+    first = next(r for r in _records(tmp_path) if "train/compile_s" in r)
+    assert first["train/remat"] == remat
+    out = capsys.readouterr().out
+    assert ("compiling it with remat instead" in out) == bool(remat)
+    assert f"remat {'on' if remat else 'off'} (config.remat='auto')" in out

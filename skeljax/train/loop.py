@@ -26,7 +26,7 @@ from skeljax.data import input_pipeline
 from skeljax.data.sources import load_split, make_transform
 from skeljax.models.stgcn import Recognizer
 from skeljax.run_config import RunConfig, as_run
-from skeljax.train import metrics_writer
+from skeljax.train import compile_step, metrics_writer
 from skeljax.train.checkpoints import (
     BEST_DIR,
     CKPT_DIR,
@@ -71,7 +71,8 @@ class _Session:
     total_steps: int
     parts: TrainParts
     state: dict
-    train_step: Any
+    jitted_step_for: Any  # remat -> the jitted update step, compiled for the first batch (compile_step)
+    train_step: Any = None  # the compiled update step
     step: int = 0
     stop: int = 0  # the last step of this session (config.stop_after_steps or total_steps)
     best: dict = dataclasses.field(default_factory=lambda: {"val/top1": -1.0, "step": -1})
@@ -94,7 +95,7 @@ def _set_up(run: RunConfig, workdir: str) -> _Session:
     steps_per_epoch = train_iter.steps_per_epoch
     total_steps = run.num_epochs * steps_per_epoch
     train_iter.num_steps = total_steps
-    parts, train_step = _make_model(run, mesh, total_steps, steps_per_epoch)
+    parts, jitted_step_for = _make_model(run, mesh, total_steps, steps_per_epoch)
     return _Session(
         run,
         workdir,
@@ -108,7 +109,7 @@ def _set_up(run: RunConfig, workdir: str) -> _Session:
         total_steps,
         parts,
         sharding.put_replicated(parts.state, mesh),
-        train_step,
+        jitted_step_for,
         stop=min(total_steps, run.stop_after_steps) if run.stop_after_steps > 0 else total_steps,
     )
 
@@ -176,7 +177,7 @@ def _make_data(run: RunConfig, mesh):
 
 
 def _make_model(run: RunConfig, mesh, total_steps: int, steps_per_epoch: int):
-    """(TrainParts, jitted update step) of a freshly created (or init_from) model."""
+    """(TrainParts, remat -> jitted update step) of a freshly created (or init_from) model."""
     model = create_model(run)
     tx, schedule = make_tx(run, total_steps, steps_per_epoch)
     parts = TrainParts(model, tx)
@@ -191,7 +192,11 @@ def _make_model(run: RunConfig, mesh, total_steps: int, steps_per_epoch: int):
             f"{o.linear_rule_lr:g} (a command-line batch size does not rescale an lr fixed in the config; set "
             "--config.optimizer.lr=-1 for the linear scaling rule)"
         )
-    return parts, jit_train_step(make_train_step(parts, tx, schedule, run.seed), mesh)
+
+    def jitted_step_for(remat: bool):
+        return jit_train_step(make_train_step(parts, tx, schedule, run.seed, remat=remat), mesh)
+
+    return parts, jitted_step_for
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -287,7 +292,7 @@ def _train_step(s: _Session, meter: metrics_writer.Throughput) -> None:
     waited = time.perf_counter() - t
     meter.input_wait(waited)
     inputs = {"keypoint": batch["keypoint"], "label": batch["label"]}
-    if not isinstance(s.train_step, jax.stages.Compiled):
+    if s.train_step is None:
         log(f"first training batch after {waited:.2f} s")
         _compile_train_step(s, inputs)
     s.state, metrics = s.train_step(s.state, inputs)
@@ -332,37 +337,27 @@ def _bound_run_ahead(metrics: dict, pending: list) -> None:
 
 def _compile_train_step(s: _Session, inputs: dict) -> None:
     """Compile the update step for the first batch, once: the compiled program runs every step of this session (a
-    batch of other shapes or shardings would be an error, not a silent second compilation). Its compile time (tracing
-    and lowering, then XLA, which is a load when JAX's persistent cache has the program) and XLA's memory plan per
-    device are logged and go into the session's first metrics.jsonl record."""
-    t0 = time.perf_counter()
-    lowered = s.train_step.lower(s.state, inputs)
-    t1 = time.perf_counter()
-    s.train_step = lowered.compile()
-    seconds = time.perf_counter() - t0
-    s.first_record = {"train/compile_s": seconds}
-    took = f"train step compiled in {seconds:.1f} s (tracing {t1 - t0:.1f} s, XLA {seconds - (t1 - t0):.1f} s)"
-    memory = _xla_memory_mb(s.train_step)
-    if memory is None:
+    batch of other shapes or shardings would be an error, not a silent second compilation). `config.remat` is
+    decided here (`compile_step`: 'auto' may need the plain step's memory plan). The compile time (tracing and
+    lowering, then XLA, which is a load when JAX's persistent cache has the program), the remat choice and XLA's
+    memory plan per device are logged and go into the session's first metrics.jsonl record."""
+    step = compile_step.compile_train_step(s.jitted_step_for, s.run.remat, s.state, inputs)
+    s.train_step = step.compiled
+    s.first_record = {"train/compile_s": step.seconds, "train/remat": float(step.remat)}
+    took = (
+        f"train step compiled in {step.seconds:.1f} s (tracing {step.tracing_seconds:.1f} s, XLA "
+        f"{step.seconds - step.tracing_seconds:.1f} s), remat {'on' if step.remat else 'off'} "
+        f"(config.remat={s.run.remat!r})"
+    )
+    if step.memory is None:
         log(f"{took}; XLA memory: not reported by the {jax.default_backend()} backend")
         return
+    memory = step.memory.as_record()
     s.first_record.update({f"train/xla_{k}_mb": v for k, v in memory.items()})
     log(
         f"{took}; XLA memory: temp {memory['temp']:.0f} MB, arguments {memory['argument']:.0f} MB, outputs "
         f"{memory['output']:.0f} MB"
     )
-
-
-def _xla_memory_mb(compiled) -> dict[str, float] | None:
-    """XLA's memory plan of a compiled program per device (MB of scratch, arguments and outputs); None when the
-    backend does not report it."""
-    stats = compiled.memory_analysis()
-    if stats is None:
-        return None
-    fields = {"temp": "temp_size_in_bytes", "argument": "argument_size_in_bytes", "output": "output_size_in_bytes"}
-    if not all(hasattr(stats, f) for f in fields.values()):
-        return None
-    return {k: getattr(stats, f) / 2**20 for k, f in fields.items()}
 
 
 def _peak_device_mb() -> float | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -26,8 +28,6 @@ def create_model(run: RunConfig | ml_collections.ConfigDict) -> Recognizer:
         if not hasattr(model, "set_compute_dtype"):
             raise ValueError(f"config.compute_dtype={run.compute_dtype!r}: this model computes in float32 only")
         model.set_compute_dtype(run.compute_dtype)
-    if run.remat:
-        model.set_remat(True)
     init = run.init_from
     if init.path:
         loaded, skipped = load_init(model, init.path, init.dont_load, trusted=init.trusted)
@@ -69,6 +69,21 @@ class TrainParts:
             "opt_state": tx.init(params),
             "step": jnp.zeros((), jnp.int32),
         }
+
+    @property
+    def remat(self) -> bool:
+        """Whether the training graph rematerialises its blocks (`Recognizer.set_remat`)."""
+        model = nnx.merge(self.graphdef_train, self.state["params"], self.state["batch_stats"], self.rest, copy=True)
+        return bool(model.backbone.remat)
+
+    def rematerialised(self, enabled: bool) -> TrainParts:
+        """These parts with the training graph rematerialised or not (the choice is static: part of the graph
+        definition); the state is shared, not copied."""
+        model = nnx.merge(self.graphdef_train, self.state["params"], self.state["batch_stats"], self.rest, copy=True)
+        model.set_remat(enabled)
+        other = copy.copy(self)
+        other.graphdef_train = nnx.split(model, nnx.Param, nnx.BatchStat, ...)[0]
+        return other
 
     def model(self, state: dict, mode: str = "eval") -> Recognizer:
         """A Recognizer holding (host copies of) `state`'s parameters and statistics."""

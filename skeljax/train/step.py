@@ -12,8 +12,11 @@ from skeljax.data import input_pipeline
 from skeljax.train.state import TrainParts
 
 
-def make_train_step(parts: TrainParts, tx, schedule, seed: int):
-    """Pure train_step(state, batch) -> (state, metrics): cross-entropy, SGD update, new BN statistics."""
+def make_train_step(parts: TrainParts, tx, schedule, seed: int, remat: bool | None = None):
+    """Pure train_step(state, batch) -> (state, metrics): cross-entropy, SGD update, new BN statistics. `remat`
+    (default: as the model was set) rematerialises the blocks in the backward pass (`Recognizer.set_remat`)."""
+    if remat is not None:
+        parts = parts.rematerialised(remat)
     dropout_key = jax.random.fold_in(jax.random.key(seed), 0x5EED)
 
     def train_step(state: dict, batch: dict) -> tuple[dict, dict]:
