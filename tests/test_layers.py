@@ -48,3 +48,28 @@ def test_max_pool_time_jits_under_grad():
     f = jax.jit(jax.grad(lambda x: (max_pool_time(x, 3, 2, time_axis=1) ** 2).sum()))
     ref = jax.grad(lambda x: (max_pool_time(x, 3, 2, time_axis=1) ** 2).sum())(x)
     np.testing.assert_array_equal(np.asarray(f(x)), np.asarray(ref))
+
+
+def test_batch_norm_statistics_update_follows_pytorch_and_refuses_a_wrong_shape():
+    """The running statistics after one training call, under jit (tracers replace the variables' values), against
+    torch.nn.BatchNorm1d; a statistics update of another shape is an error, not a broadcast."""
+    from flax import nnx
+
+    from skeljax.models.layers import BatchNorm
+
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(12, 5)).astype(np.float32)
+    bn = BatchNorm(5)
+
+    @nnx.jit
+    def step(module, x):
+        return module(x)
+
+    step(bn, jnp.asarray(x))
+    ref = torch.nn.BatchNorm1d(5)
+    ref.train()
+    ref(torch.from_numpy(x))
+    np.testing.assert_allclose(bn.running_mean[...], ref.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn.running_var[...], ref.running_var.numpy(), rtol=1e-5, atol=1e-6)
+    assert int(bn.num_batches_tracked[...]) == 1
+    with pytest.raises(ValueError, match=r"BatchNorm statistics: \(1, 5\) float32 for a \(5,\) float32 variable"):
+        bn.update_stats(jnp.zeros((1, 5)), jnp.ones((1, 5)))

@@ -195,9 +195,19 @@ class BatchNorm(nnx.Module):
     def update_stats(self, mean: jax.Array, var: jax.Array) -> None:
         """Running-statistics update from a batch's mean and unbiased variance (PyTorch's momentum rule)."""
         m = self.momentum
-        self.running_mean[...] = (1 - m) * self.running_mean[...] + m * jax.lax.stop_gradient(mean)
-        self.running_var[...] = (1 - m) * self.running_var[...] + m * jax.lax.stop_gradient(var)
-        self.num_batches_tracked[...] = self.num_batches_tracked[...] + 1
+        _replace(self.running_mean, (1 - m) * self.running_mean[...] + m * jax.lax.stop_gradient(mean))
+        _replace(self.running_var, (1 - m) * self.running_var[...] + m * jax.lax.stop_gradient(var))
+        _replace(self.num_batches_tracked, self.num_batches_tracked[...] + 1)
+
+
+def _replace(variable: nnx.Variable, value: jax.Array) -> None:
+    """variable[...] = value for a value of the variable's own shape and dtype, without that path's sharding check:
+    under tracing, reading a tracer's sharding builds an error message that searches the whole jaxpr traced so far,
+    which made BatchNorm's statistics updates half of the training step's tracing time (5.5 of 11 s)."""
+    old = variable[...]
+    if value.shape != old.shape or value.dtype != old.dtype:
+        raise ValueError(f"BatchNorm statistics: {value.shape} {value.dtype} for a {old.shape} {old.dtype} variable")
+    variable.set_value(value)
 
 
 def batch_norm_train(x, weight, bias, eps, group_size, batch_axis, nf):
