@@ -46,6 +46,8 @@ class MemoryPlan:
 
 @dataclasses.dataclass(frozen=True)
 class CompiledStep:
+    """The update step compiled for the first batch, and what was decided and spent on the way."""
+
     compiled: Any  # jax.stages.Compiled
     remat: bool
     seconds: float  # tracing, lowering and XLA, of every program compiled on the way
