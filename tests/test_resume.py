@@ -243,8 +243,10 @@ def _assert_same_run(a, b):
     assert pa.keys() == pb.keys()
     for k in pa:
         assert np.array_equal(pa[k], pb[k]), k
-    # Wall-clock values, and what each session writes once at its first logged step (compile time, XLA memory).
+    # Wall-clock values, and what each session writes once at its first logged step (compile time, the remat
+    # choice, XLA memory).
     timing = ("train/samples_per_sec", "train/input_wait_fraction", "train/compile_s", "train/peak_device_mb")
+    timing += ("train/remat",)
     drop = lambda rs: [{k: v for k, v in r.items() if k not in timing and not k.startswith("train/xla_")} for r in rs]
     ra, rb = drop(_records(a)), drop(_records(b))
     assert ra == rb
