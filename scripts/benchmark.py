@@ -61,7 +61,7 @@ from skeljax import inference, sharding
 from skeljax.data import input_pipeline
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.run_config import usable_cores
-from skeljax.train.compile_step import compile_train_step
+from skeljax.train.compile_step import compile_train_step, memory_plan
 from skeljax.train.optim import make_optimizer
 from skeljax.train.state import TrainParts
 from skeljax.train.step import jit_train_step, make_train_step
@@ -189,18 +189,16 @@ def skeljax_train(x_shape, compute_dtype, remat="auto"):
 
 
 def _memory(compiled) -> dict | None:
+    """XLA's memory plan per device (`skeljax.train.compile_step.memory_plan`) as this script's JSON keys (MB)."""
     try:
-        m = compiled.memory_analysis()
-        sizes = {
-            "temp_mb": m.temp_size_in_bytes,
-            "argument_mb": m.argument_size_in_bytes,
-            "output_mb": m.output_size_in_bytes,
-            "alias_mb": m.alias_size_in_bytes,  # outputs written into donated arguments
-        }
-        sizes["total_mb"] = sizes["temp_mb"] + sizes["argument_mb"] + sizes["output_mb"] - sizes["alias_mb"]
-        return {k: v / 2**20 for k, v in sizes.items()}
+        plan = memory_plan(compiled)
     except Exception:  # noqa: BLE001 - not every backend implements it
         return None
+    if plan is None:
+        return None
+    # alias: outputs written into donated arguments; total: arguments plus what a call allocates beyond them
+    keys = {"temp_mb": plan.temp, "argument_mb": plan.argument, "output_mb": plan.output, "alias_mb": plan.alias}
+    return {**keys, "total_mb": plan.argument + plan.new}
 
 
 # ------------------------------------------------------------------------------------------------------------------

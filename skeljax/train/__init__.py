@@ -4,9 +4,10 @@
     train.train_and_evaluate(config, workdir)   # config: a ConfigDict or a resolved skeljax.run_config.RunConfig
 
 Modules: `loop` (train_and_evaluate: set up, restore or initialise, train loop, finish), `state` (model, optimizer,
-train state), `step` (the jitted update), `compile_step` (compiled once; config.remat='auto' decided there), `init_from` (starting from another model), `evaluation` (--mode
-eval/test), `checkpoints` (resumable training checkpoints), `optim` (torch-exact SGD and schedules),
-`metrics_writer` (console lines, metrics.jsonl, TensorBoard, plots).
+train state), `step` (the jitted update), `compile_step` (compiled once; config.remat='auto' decided there),
+`init_from` (starting from another model), `evaluation` (--mode eval/test), `checkpoints` (resumable training
+checkpoints), `optim` (torch-exact SGD and schedules), `metrics_writer` (console lines, metrics.jsonl, TensorBoard,
+plots).
 """
 
 from skeljax.train.checkpoints import BEST_DIR, CKPT_DIR, FINAL_DIR

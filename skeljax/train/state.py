@@ -73,17 +73,19 @@ class TrainParts:
     @property
     def remat(self) -> bool:
         """Whether the training graph rematerialises its blocks (`Recognizer.set_remat`)."""
-        model = nnx.merge(self.graphdef_train, self.state["params"], self.state["batch_stats"], self.rest, copy=True)
-        return bool(model.backbone.remat)
+        return bool(self._training_model().backbone.remat)
 
     def rematerialised(self, enabled: bool) -> TrainParts:
         """These parts with the training graph rematerialised or not (the choice is static: part of the graph
         definition); the state is shared, not copied."""
-        model = nnx.merge(self.graphdef_train, self.state["params"], self.state["batch_stats"], self.rest, copy=True)
+        model = self._training_model()
         model.set_remat(enabled)
         other = copy.copy(self)
         other.graphdef_train = nnx.split(model, nnx.Param, nnx.BatchStat, ...)[0]
         return other
+
+    def _training_model(self) -> Recognizer:
+        return nnx.merge(self.graphdef_train, self.state["params"], self.state["batch_stats"], self.rest, copy=True)
 
     def model(self, state: dict, mode: str = "eval") -> Recognizer:
         """A Recognizer holding (host copies of) `state`'s parameters and statistics."""
