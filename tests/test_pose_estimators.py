@@ -189,6 +189,16 @@ def test_box_iou_and_greedy_matching():
     assert tracks[0][1].box[0] == 4 and tracks[1][1].box[0] == 17
 
 
+def test_online_tracker_ids_frame_by_frame():
+    """IouTracker (what live prediction uses) gives, one frame at a time, the ids link_tracks gives."""
+    tracker = PE.IouTracker()
+    assert tracker.update([(0, 0, 10, 10), (20, 0, 30, 10)]) == [0, 1]
+    assert tracker.update([(17, 0, 27, 10), (4, 0, 14, 10)]) == [1, 0]  # listed in the other order
+    assert tracker.update([]) == []  # nobody: the tracks keep their last boxes
+    assert tracker.update([(100, 0, 110, 10), (6, 0, 16, 10)]) == [2, 0]  # a newcomer; track 0 picked up again
+    assert tracker.update([(40, 0, 50, 10)]) == [3]  # IoU 0 with every last box: a new track
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # Joint mappings, written out by name.
 # ------------------------------------------------------------------------------------------------------------------

@@ -126,32 +126,47 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def link_tracks(frames: Sequence[Sequence[Person]], iou_min: float = IOU_MIN) -> list[dict[int, Person]]:
-    """Tracks (frame index -> Person), numbered in order of first appearance, by greedy box-IoU matching."""
-    tracks: list[dict[int, Person]] = []
-    last_box: list[tuple[float, float, float, float]] = []
-    for t, people in enumerate(frames):
+class IouTracker:
+    """Online box-IoU tracking: `update(boxes)` gives each of a frame's boxes a track id (0, 1, ... in order of
+    first appearance), matched greedily against each track's last box, the pair with the highest IoU first."""
+
+    def __init__(self, iou_min: float = IOU_MIN):
+        self.iou_min = iou_min
+        self.last_box: list[tuple[float, float, float, float]] = []  # per track id
+
+    def update(self, boxes: Sequence[tuple[float, float, float, float]]) -> list[int]:
+        """The track id of each box of one frame; a box matching no track starts a new one."""
         pairs = sorted(
-            (
-                (-box_iou(last_box[k], p.box), k, d)
-                for k in range(len(tracks))
-                for d, p in enumerate(people)
-                if box_iou(last_box[k], p.box) >= iou_min
-            )
+            (-iou, k, d)
+            for k, last in enumerate(self.last_box)
+            for d, box in enumerate(boxes)
+            if (iou := box_iou(last, box)) >= self.iou_min
         )
         matched_tracks, matched = set(), {}
         for _, k, d in pairs:  # the highest IoU first; ties: the older track, then the earlier detection
             if k not in matched_tracks and d not in matched:
                 matched_tracks.add(k)
                 matched[d] = k
-        for d, p in enumerate(people):
+        ids = []
+        for d, box in enumerate(boxes):
             k = matched.get(d)
             if k is None:
+                self.last_box.append(box)
+                k = len(self.last_box) - 1
+            self.last_box[k] = box
+            ids.append(k)
+        return ids
+
+
+def link_tracks(frames: Sequence[Sequence[Person]], iou_min: float = IOU_MIN) -> list[dict[int, Person]]:
+    """Tracks (frame index -> Person), numbered in order of first appearance, by greedy box-IoU matching."""
+    tracker = IouTracker(iou_min)
+    tracks: list[dict[int, Person]] = []
+    for t, people in enumerate(frames):
+        for k, p in zip(tracker.update([p.box for p in people]), people):
+            if k == len(tracks):
                 tracks.append({})
-                last_box.append(p.box)
-                k = len(tracks) - 1
             tracks[k][t] = p
-            last_box[k] = p.box
     return tracks
 
 
