@@ -25,7 +25,8 @@ import numpy as np
 from skeljax import cli, layouts
 from skeljax.io.atomic import atomic_path
 
-COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red")
+# matplotlib's tab:blue, tab:orange, tab:green, tab:red as hex, which skeljax.predict.annotate also draws with
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 WRITERS = {".gif": "pillow", ".mp4": "ffmpeg"}
 
 
@@ -42,8 +43,9 @@ def _get_layout(layout: layouts.LayoutArg, where: str) -> layouts.SkeletonLayout
         ) from None
 
 
-def _prepare(keypoint, lay: layouts.SkeletonLayout, keypoint_score, min_score: float, where: str):
-    """-> points (M, T, V, 2) in plot coordinates and a visibility mask (M, T, V)."""
+def prepare_points(keypoint, lay: layouts.SkeletonLayout, keypoint_score, min_score: float, where: str):
+    """-> points (M, T, V, 2) in plot coordinates (2D: as given) and a visibility mask (M, T, V): joints not all
+    zero and, in 2D, scoring at least `min_score`."""
     layout = lay.name
     kp = np.asarray(keypoint, dtype=np.float64)
     if kp.ndim == 3:  # one person (T, V, C)
@@ -137,7 +139,7 @@ def render_skeleton(
     if not fps or fps <= 0:
         raise RenderError(f"fps must be positive, got {fps!r}")
     lay = _get_layout(layout, path)
-    pts, visible = _prepare(keypoint, lay, keypoint_score, min_score, path)
+    pts, visible = prepare_points(keypoint, lay, keypoint_score, min_score, path)
     flip_y = lay.kind == "2d"
     xlim, ylim = _limits(pts, visible, flip_y)
     edges = lay.inward
