@@ -44,6 +44,7 @@ class ZooRow:
     name: str = ""  # 'stgcnpp_ntu60_xsub_3d_j'
     sha256: str | None = None  # full digest of the file, where recorded
     size: int | None = None  # bytes, where recorded
+    kind: str = "action"  # 'action': a skeleton model; 'pose': a pose model file (skeljax.pose.models)
 
 
 # (benchmark, split, kind) -> (j, b, jm, bm, two-stream, four-stream) top-1 %.
@@ -141,11 +142,18 @@ def zoo_rows() -> list[ZooRow]:
     return rows
 
 
+def all_rows() -> list[ZooRow]:
+    """The action models (`zoo_rows`), then the pose models that `--pose` uses (kind 'pose')."""
+    from skeljax.pose import models
+
+    return zoo_rows() + models.pose_rows()
+
+
 def find_row(name: str) -> ZooRow:
     """The row called `name`; a clear error listing close matches otherwise."""
     import difflib
 
-    by_name = {r.name: r for r in zoo_rows()}
+    by_name = {r.name: r for r in all_rows()}
     if name in by_name:
         return by_name[name]
     close = difflib.get_close_matches(name, by_name, n=5, cutoff=0.6)

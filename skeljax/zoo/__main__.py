@@ -1,6 +1,6 @@
 """Released models by name.
 
-    python -m skeljax.zoo list                        # name, reference top-1 %, URL of every released model
+    python -m skeljax.zoo list                        # name, reference top-1 % (or 'pose'), URL of every model
     python -m skeljax.zoo get NAME [--mirror URL]     # download, verify, convert; prints the model directory
 
 Files are cached in $SKELJAX_CACHE (default ~/.cache/skeljax/zoo); $SKELJAX_ZOO_MIRROR or --mirror replaces the
@@ -31,10 +31,11 @@ def main(argv=None) -> int:
 def _command(args) -> None:
     """`list` or `get`, as parsed."""
     if args.command == "list":
-        rows = zoo.zoo_rows()
+        rows = zoo.all_rows()
         width = max(len(r.name) for r in rows)
-        for r in rows:
-            print(f"{r.name:<{width}}  {r.top1:5.2f}  {download.mirrored(r.url, args.mirror)}")
+        for r in rows:  # pose models have no top-1: their kind stands in that column
+            score = f"{r.top1:5.2f}" if r.kind == "action" else f"{r.kind:>5}"
+            print(f"{r.name:<{width}}  {score}  {download.mirrored(r.url, args.mirror)}")
     else:
         print(download.get(args.name, mirror=args.mirror, quiet=args.quiet))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import urllib.parse
 
 from skeljax import zoo
@@ -23,6 +24,7 @@ from skeljax.io.download import mirrored
 __all__ = ["cache_dir", "expected_sha256_prefix", "fetch", "get", "mirrored", "row_config"]
 
 MODEL_DIR = "model"
+POSE_ONNX = "end2end.onnx"  # the name an unpacked pose model gets in its row's folder
 # MMAction2's publish script appends the first 8 hex digits of the file's sha256 to its name.
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.pth$")
 
@@ -68,6 +70,8 @@ def fetch(row: zoo.ZooRow, *, mirror: str | None = None, quiet: bool = False) ->
 def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
     """The skeljax model directory of zoo model `name`, downloaded and converted on first use; returns its path."""
     row = zoo.find_row(name)
+    if row.kind == "pose":
+        return pose_file(row, mirror=mirror, quiet=quiet)
     model_dir = os.path.join(cache_dir(), row.name, MODEL_DIR)
     from skeljax import checkpoint
     from skeljax.predict import settings
@@ -126,3 +130,27 @@ def _add_settings(model_dir: str, row: zoo.ZooRow) -> None:
     meta[checkpoint.TEST_KEY] = settings.row_settings(row)
     with atomic_file(path, "w") as f:
         json.dump(meta, f, indent=2)
+
+
+def pose_file(row: zoo.ZooRow, *, mirror: str | None = None, quiet: bool = False) -> str:
+    """The model file of a pose row: the downloaded file itself, or for a zip (OpenMMLab's ONNX exports) the one
+    `.onnx` inside it, unpacked next to it under a temporary name and renamed into place."""
+    path = fetch(row, mirror=mirror, quiet=quiet)
+    if not path.endswith(".zip"):
+        return path
+    onnx = os.path.join(os.path.dirname(path), POSE_ONNX)
+    if os.path.isfile(onnx):
+        return onnx
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = [m for m in z.namelist() if m.endswith(".onnx")]
+            if len(members) != 1:
+                raise ValueError(f"{path}: expected one .onnx file in the zip, found {members or 'none'}")
+            with atomic_file(onnx) as out, z.open(members[0]) as src:
+                shutil.copyfileobj(src, out)
+    except zipfile.BadZipFile as e:
+        os.unlink(path)  # no published digest: a later run downloads it anew
+        raise ValueError(f"{path}: not a zip file ({e}); deleted, run again to download it anew") from None
+    return onnx

@@ -1,0 +1,131 @@
+"""The one small interface every pose backend implements, and `make_estimator`, which picks a backend by name.
+
+A backend is called once per video frame with the frame as RGB uint8 (H, W, 3) and its time in milliseconds
+(mediapipe's VIDEO mode needs increasing timestamps; the others ignore them) and returns the people it found, each
+as COCO-17 joints in PIXELS of that frame with a score per joint. COCO-17 is the layout of PYSKL's 2D models
+(`skeljax.layouts.BUILTIN['coco']`): nose, left/right eye, left/right ear, shoulders, elbows, wrists, hips, knees,
+ankles, left before right. A backend that tracks people itself gives `track_id`; the others leave it None and
+`skeljax.data.pose_estimators.link_tracks` links people by box IoU.
+
+Spec strings (`--pose`): `mediapipe-lite|mediapipe-full|mediapipe-heavy` (mediapipe's PoseLandmarker, the model
+file a zoo row of kind 'pose'), `rtmpose` (rtmlib: YOLOX person detector + RTMPose), `rtmo` (rtmlib: the one-stage
+RTMO), or a path to a model file: `.task` is a mediapipe PoseLandmarker bundle, `.onnx` an rtmlib RTMO model
+(`rtmpose:DET.onnx,POSE.onnx` names a detector and a pose model). Each backend lives in its own module and imports
+its extra (mediapipe, rtmlib) only when made, so the base install needs neither.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+NUM_JOINTS = 17  # COCO-17
+DEFAULT_POSE = "mediapipe-full"
+MEDIAPIPE_SPECS = ("mediapipe-lite", "mediapipe-full", "mediapipe-heavy")
+RTM_SPECS = ("rtmpose", "rtmo")
+POSE_SPECS = MEDIAPIPE_SPECS + RTM_SPECS
+EXTRAS = {"mediapipe": "video", "rtmlib": "rtm"}  # import name -> skeljax extra that installs it
+
+
+class PoseError(ValueError):
+    """A pose model, video or backend that cannot be used; the message names the file or spec and the problem."""
+
+    def __init__(self, where, problem: str):
+        self.where, self.problem = os.fspath(where), problem
+        super().__init__(f"{self.where}: {problem}")
+
+
+class MissingExtraError(PoseError):
+    """The optional package a backend needs is not installed; the message is the pip command that installs it."""
+
+    def __init__(self, module: str, what: str):
+        extra = EXTRAS.get(module, "video")
+        super().__init__(what, f'needs {module}, which is not installed: pip install "skeljax[{extra}]"')
+
+
+@dataclasses.dataclass(frozen=True)
+class PersonPose:
+    """One person in one frame: COCO-17 `keypoints` float32 (17, 2) as (x, y) pixels of the frame, `scores` float32
+    (17,) in [0, 1], and the backend's own `track_id` when it tracks people (None otherwise)."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray
+    track_id: int | None = None
+
+    def __post_init__(self):
+        kp = np.asarray(self.keypoints, np.float32)
+        sc = np.asarray(self.scores, np.float32)
+        if kp.shape != (NUM_JOINTS, 2) or sc.shape != (NUM_JOINTS,):
+            raise ValueError(f"a COCO-17 pose needs keypoints (17, 2) and scores (17,), got {kp.shape}, {sc.shape}")
+        object.__setattr__(self, "keypoints", kp)
+        object.__setattr__(self, "scores", sc)
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """(x1, y1, x2, y2) spanning the joints with a positive score (all joints when none has one)."""
+        seen = self.keypoints[self.scores > 0]
+        seen = seen if len(seen) else self.keypoints
+        (x1, y1), (x2, y2) = seen.min(0), seen.max(0)
+        return float(x1), float(y1), float(x2), float(y2)
+
+
+@runtime_checkable
+class PoseEstimator(Protocol):
+    """What every backend is: called per frame, closed once (it may hold native resources)."""
+
+    name: str  # the spec or model file it was made from, for messages
+
+    def __call__(self, rgb: np.ndarray, timestamp_ms: int) -> list[PersonPose]:
+        """The people in one RGB uint8 (H, W, 3) frame; timestamps must increase from call to call."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def check_frame(rgb: np.ndarray, where: str) -> np.ndarray:
+    """`rgb` as a C-contiguous uint8 (H, W, 3) array, or a PoseError naming `where`."""
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise PoseError(where, f"a frame must be RGB uint8 (H, W, 3), got {rgb.dtype} {rgb.shape}")
+    return np.ascontiguousarray(rgb)
+
+
+def backend_of(spec: str) -> str:
+    """'mediapipe' or 'rtm' for a spec string or model path; a PoseError for anything else."""
+    spec = os.fspath(spec)
+    if spec in MEDIAPIPE_SPECS or spec.lower().endswith(".task"):
+        return "mediapipe"
+    if spec in RTM_SPECS or spec.startswith("rtmpose:") or spec.lower().endswith(".onnx"):
+        return "rtm"
+    raise PoseError(
+        spec,
+        f"unknown pose backend; expected one of {', '.join(POSE_SPECS)}, a mediapipe .task file or an rtmlib .onnx "
+        "file",
+    )
+
+
+def make_estimator(
+    spec: str | os.PathLike = DEFAULT_POSE,
+    *,
+    max_persons: int = 2,
+    mirror: str | None = None,
+    quiet: bool = False,
+) -> PoseEstimator:
+    """A pose estimator for `spec` (module docstring) that finds up to `max_persons` people per frame.
+
+    Named models are zoo rows of kind 'pose' (`skeljax-zoo list`), fetched into the zoo cache on first use through
+    `mirror` (default `$SKELJAX_ZOO_MIRROR`), with a progress bar unless `quiet`.
+    """
+    if isinstance(max_persons, bool) or not isinstance(max_persons, int) or max_persons < 1:
+        raise PoseError(os.fspath(spec), f"max_persons must be a positive integer, got {max_persons!r}")
+    spec = os.fspath(spec)
+    if backend_of(spec) == "mediapipe":
+        from skeljax.pose import mediapipe_backend
+
+        return mediapipe_backend.make(spec, max_persons=max_persons, mirror=mirror, quiet=quiet)
+    from skeljax.pose import rtm_backend
+
+    return rtm_backend.make(spec, max_persons=max_persons, mirror=mirror, quiet=quiet)
