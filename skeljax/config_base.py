@@ -101,9 +101,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.compute_dtype = "float32"  # matmul operands: 'bfloat16' rounds them (f32 accumulation, f32 elsewhere)
     # Rematerialisation in training: 'on' keeps only each block's input for the backward pass and recomputes the
     # block there (a quarter of the step's scratch memory for a second forward pass, same logits and gradients up
-    # to float rounding); 'off' never; 'auto' = on for the CPU backend (PYSKL's batch of 128 does not fit 23 GB
-    # without it), on a GPU/TPU only when the step without it would not fit the free device memory
-    # (skeljax.train.compile_step; docs/benchmarks.md).
+    # to float rounding); 'off' never; 'auto' = only when XLA's plan of the step without it exceeds 80% of the free
+    # memory per device: a GPU's/TPU's, or on the CPU backend the host's available memory (PYSKL's batch of 128
+    # needs 34 GB without remat) (skeljax.train.compile_step; docs/benchmarks.md).
     c.remat = "auto"
     # JAX's persistent compilation cache, used by `python -m skeljax.main` (skeljax.compilation_cache.setup): a
     # rerun, resume or --mode test loads the compiled programs instead of compiling again. '' (or None) = off; a

@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from skeljax.train import compile_step
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "scripts", "benchmark_e2e.py")
 
@@ -77,7 +79,8 @@ def test_quick_run_writes_every_key(tmp_path):
     assert s["steps"] == t["steps"] == 8
     assert s["compile_s"] > 0 and s["xla_memory_mb"]["temp"] > 0
     assert s["peak_device_source"] == "XLA memory analysis"  # on CPU
-    assert s["remat"] == 1.0  # config.remat='auto' on the CPU backend
+    # config.remat='auto' on a CPU host: the plain step plans ~4 GB at batch 16, within 80% of the free memory here.
+    assert s["remat"] == float(4000 > 0.8 * compile_step.available_host_memory_mb())
     assert data["ratio"] == pytest.approx(s["samples_per_s"] / t["samples_per_s"])
     assert math.isclose(data["projected_recipe_minutes"], 3_207_280 / s["samples_per_s"] / 60)
     assert "samples/s (steady state)" in res.stdout

@@ -127,7 +127,7 @@ def test_run_directory_contents(data_dir, full_run):
     # Compile time and XLA's memory plan go with the first record only; the input wait with every timed window.
     assert [r["step"] for r in train_records if "train/compile_s" in r] == [train_records[0]["step"]]
     assert train_records[0]["train/xla_temp_mb"] > 0 and train_records[0]["train/xla_argument_mb"] > 0
-    assert train_records[0]["train/remat"] == float(jax.default_backend() == "cpu")  # config.remat='auto'
+    assert train_records[0]["train/remat"] == 0.0  # config.remat='auto': the tiny step fits the free memory
     assert all(0 <= r["train/input_wait_fraction"] <= 1 for r in train_records)
     # A fast pipeline (a reader thread, ~1 ms per sample) keeps ahead of the train step: little waiting on input.
     assert np.mean([r["train/input_wait_fraction"] for r in train_records]) < 0.5
@@ -317,14 +317,14 @@ def test_the_loop_waits_for_this_step_on_cpu_and_keeps_one_queued_elsewhere(monk
     assert waited == ([first, second] if backend == "cpu" else [first])
 
 
-@pytest.mark.parametrize("free_mb, remat", [(1e9, 0.0), (0.5, 1.0)])
-def test_remat_auto_on_an_accelerator_follows_the_free_device_memory(
-    data_dir, tmp_path, monkeypatch, capsys, free_mb, remat
-):
-    """config.remat='auto' through the trainer with the accelerator path taken (compile_step's backend and free
-    memory given): the plain step where it fits, the rematerialised one where it does not, said and recorded."""
-    monkeypatch.setattr(compile_step, "_backend", lambda: "gpu")
+@pytest.mark.parametrize("backend, free_mb, remat", [("gpu", 1e9, 0.0), ("gpu", 0.5, 1.0), ("cpu", 0.5, 1.0)])
+def test_remat_auto_follows_the_free_memory(data_dir, tmp_path, monkeypatch, capsys, backend, free_mb, remat):
+    """config.remat='auto' through the trainer with the free memory given (an accelerator's allocator, or the CPU
+    host's available memory): the plain step where it fits, the rematerialised one where it does not, said and
+    recorded."""
+    monkeypatch.setattr(compile_step, "_backend", lambda: backend)
     monkeypatch.setattr(compile_step, "free_device_memory_mb", lambda: free_mb)
+    monkeypatch.setattr(compile_step, "available_host_memory_mb", lambda: free_mb * jax.local_device_count())
     config = tiny_config(data_dir, stop_after_steps=2, test_last=False, test_best=False)
     train.train_and_evaluate(config, str(tmp_path))
     first = next(r for r in _records(tmp_path) if "train/compile_s" in r)

@@ -1,16 +1,15 @@
 """Compiling the update step once, and what `config.remat='auto'` decides from XLA's memory plan.
 
-'on' and 'off' compile the step with or without rematerialisation (`Recognizer.set_remat`). 'auto' is on for the
-CPU backend: there the step is memory-bound, and PYSKL's batch of 128 needs a single 34 GB allocation without remat
-(docs/benchmarks.md). On a GPU or TPU, 'auto' compiles the faster step without remat, compares its memory plan with
-the memory free on the devices, and compiles the rematerialised step instead only when the plain one would not fit:
-the recipe's batch on a 16 GB Colab GPU, for instance. The choice is logged and written to the first metrics record.
-"""
+'on' and 'off' compile the step with or without rematerialisation (`Recognizer.set_remat`). 'auto' compiles the
+faster step without remat, compares XLA's memory plan of it with the memory free per device (on a GPU or TPU what
+the device's allocator has left; on the CPU backend the host's available memory, cgroup limits included, shared by
+its devices), and compiles the rematerialised step instead only when the plain one would not fit: PYSKL's batch of
+128 on a 23 GB CPU host (a single 34 GB allocation without remat, docs/benchmarks.md) or on a 16 GB Colab GPU, for
+instance. The choice is logged and written to the first metrics record."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,8 +20,9 @@ import numpy as np
 from skeljax.config_base import REMAT_MODES
 from skeljax.train.metrics_writer import console
 
-# The share of the free device memory the step without remat may plan to use before 'auto' turns remat on: the
-# rest stays for the allocator's fragmentation, the next batch and the validation forward.
+# The share of the free memory per device the step without remat may plan to use before 'auto' turns remat on: the
+# rest stays for the allocator's fragmentation, the next batch, the validation forward (and on a CPU host for the
+# input pipeline and everything else running there).
 FIT_SHARE = 0.8
 
 
@@ -75,21 +75,42 @@ def free_device_memory_mb(devices=None) -> float | None:
     return min(free) if free else None
 
 
-def host_memory_mb() -> float | None:
-    """The host's physical memory, or the cgroup's limit when lower (MB): what the CPU backend's devices share."""
+# Where the memory of a container is capped: (limit, usage) files of cgroup v2, then v1.
+CGROUP_MEMORY_FILES = (
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+)
+
+
+def available_host_memory_mb(meminfo: str = "/proc/meminfo", cgroups=CGROUP_MEMORY_FILES) -> float | None:
+    """The host memory available to new allocations without swapping (MB): the kernel's MemAvailable, or what is
+    left under this process's cgroup limit when that is less. None where neither can be read (not Linux)."""
+    free = []
     try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+        with open(meminfo) as f:
+            free += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]
+    except (OSError, ValueError, IndexError):
+        pass
+    for limit_file, usage_file in cgroups:
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit is not None and usage is not None:  # 'max' (v2) or a huge number (v1) is no limit
+            free.append(max(0, limit - usage))
+    return min(free) / 2**20 if free else None
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
         return None
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            with open(path) as f:
-                limit = f.read().strip()
-        except OSError:
-            continue
-        if limit.isdigit():
-            total = min(total, int(limit))
-    return total / 2**20
+    return int(text) if text.isdigit() else None
+
+
+def free_host_memory_mb_per_device() -> float | None:
+    """The CPU backend's counterpart of `free_device_memory_mb`: its devices share the host's available memory."""
+    available = available_host_memory_mb()
+    return None if available is None else available / max(1, jax.local_device_count())
 
 
 def compile_train_step(
@@ -103,10 +124,11 @@ def compile_train_step(
     log: Callable[[str], None] | None = None,
 ) -> CompiledStep:
     """Compile `jitted_for(remat)` (the jitted update step, rematerialised or not) for (state, batch), choosing
-    remat as `mode` ('auto' | 'on' | 'off') says for `backend` (default: JAX's). `free_mb` gives the device
-    memory free per device (default `free_device_memory_mb`), read before the step first runs."""
+    remat as `mode` ('auto' | 'on' | 'off') says for `backend` (default: JAX's). `free_mb` gives the memory free
+    per device, read before the step first runs (default: `free_device_memory_mb` on a GPU or TPU,
+    `free_host_memory_mb_per_device` on the CPU backend)."""
     backend = backend or _backend()
-    free_mb = free_mb or free_device_memory_mb
+    free_mb = free_mb or (free_host_memory_mb_per_device if backend == "cpu" else free_device_memory_mb)
     log = log or console
     spent = [0.0, 0.0]  # all compile seconds, tracing seconds
 
@@ -121,10 +143,11 @@ def compile_train_step(
 
     if mode not in REMAT_MODES:
         raise ValueError(f"config.remat must be one of {REMAT_MODES}, got {mode!r}")
-    remat = mode == "on" or (mode == "auto" and backend == "cpu")
+    remat = mode == "on"
     compiled = compile_(remat)
     plan = memory_plan(compiled)
-    room, where = _room_mb(backend, free_mb)
+    room = free_mb()
+    where = "of available host memory per device" if backend == "cpu" else "free on the device"
     if mode == "auto" and not remat and _any_process(_exceeds(plan, room, FIT_SHARE)):
         log(
             f"config.remat='auto': the training step without remat plans {plan.new:.0f} MB per device "
@@ -145,15 +168,6 @@ def compile_train_step(
 
 def _backend() -> str:
     return jax.default_backend()
-
-
-def _room_mb(backend: str, free_mb) -> tuple[float | None, str]:
-    """(MB a device can give the step, what that is): the free device memory of a GPU or TPU; on the CPU backend
-    the host's memory, shared by its devices."""
-    if backend != "cpu":
-        return free_mb(), "free on the device"
-    total = host_memory_mb()
-    return (None if total is None else total / max(1, jax.local_device_count())), "of host memory per device"
 
 
 def _exceeds(plan: MemoryPlan | None, room: float | None, share: float) -> bool:
