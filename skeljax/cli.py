@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 
 USER_ERROR = 1  # a file or value the tool cannot use; 2 stays argparse's (and absl's) status for a bad flag
 USER_ERRORS = (ValueError, OSError)  # PredictError, ScoreFileError, RenderError, CheckpointFormatError, ...
+VERBOSE_ENV = "SKELJAX_VERBOSE"  # set to 1: the trainer prints a user error's traceback too (python -m skeljax.main)
+
+
+def verbose_env() -> bool:
+    """True when `$SKELJAX_VERBOSE` is set to anything but '', '0' or 'false'."""
+    return os.environ.get(VERBOSE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:

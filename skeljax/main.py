@@ -15,8 +15,9 @@ starting Python (see docs/stack notes):
     export MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_MMAP_THRESHOLD_=33554432 \
         MALLOC_TRIM_THRESHOLD_=8589934592 MALLOC_TOP_PAD_=536870912
 
-User errors (bad data, paths, configs, checkpoints) end with a line `error: <file or field>: <problem>` on
-stderr and exit status 1; a mistyped `--config.` override exits with status 2. A config file that cannot be loaded
+User errors (bad data, paths, configs, checkpoints, out of memory) end with a line `error: <file or field>: <problem>`
+on stderr and exit status 1, without a traceback (`--verbose` or `SKELJAX_VERBOSE=1` prints it above the line); a
+mistyped `--config.` override exits with status 2. A config file that cannot be loaded
 (missing, a syntax error, an exception in `get_config`, an unknown variant) ends in one line naming the file and
 its line, e.g. `error: configs/x.py:12 in get_config: KeyError: 'foo'`, without a traceback.
 
@@ -60,6 +61,11 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Number of processes (hosts) in the run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes - 1.")
+_VERBOSE = flags.DEFINE_bool(
+    "verbose",
+    False,
+    f"Print the traceback above a user error's `error:` line (also with {cli.VERBOSE_ENV}=1 in the environment).",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -172,6 +178,14 @@ def out_of_memory_hint(config, message: str) -> str:
     return f"out of memory: {first[:300]} -- {hint}"
 
 
+def _user_error(exc: BaseException, message: str) -> int:
+    """The `error:` line of a user error (the message names the file or field and what to do); its traceback only
+    with --verbose or $SKELJAX_VERBOSE=1, where a developer wants to see where it came from."""
+    if _VERBOSE.value or cli.verbose_env():
+        traceback.print_exception(exc)
+    return cli.error(message)
+
+
 def main(argv) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -192,15 +206,11 @@ def main(argv) -> None:
         mode = {"train": train.train_and_evaluate, "eval": train.evaluate, "test": train.test}[_MODE.value]
         result = mode(run, _WORKDIR.value)
     except (OSError, ValueError) as e:  # user errors: data, paths, configs, checkpoints (all name the culprit)
-        traceback.print_exc()
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        sys.exit(_user_error(e, str(e)))
     except Exception as e:  # only out-of-memory is translated; everything else propagates
         if "RESOURCE_EXHAUSTED" not in str(e):
             raise
-        traceback.print_exc()
-        print(f"error: {out_of_memory_hint(config, str(e))}", file=sys.stderr, flush=True)
-        sys.exit(1)
+        sys.exit(_user_error(e, out_of_memory_hint(config, str(e))))
     import jax
 
     if jax.process_index() == 0:
@@ -209,7 +219,7 @@ def main(argv) -> None:
 
 def run() -> None:
     """The `skeljax-train` console command: absl parses the flags (loading the config), then `main` runs."""
-    for holder in (_CONFIG, _WORKDIR, _MODE, _DISTRIBUTED, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID):
+    for holder in (_CONFIG, _WORKDIR, _MODE, _DISTRIBUTED, _COORDINATOR, _NUM_PROCESSES, _PROCESS_ID, _VERBOSE):
         # --help lists the main module's flags; for a console script that module is not skeljax.main
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[holder.name])
     app.run(main, flags_parser=_parse_flags)

@@ -174,7 +174,8 @@ def test_unsafe_pickle_is_refused(tmp_path):
         load_source("ntu60/xsub_2d", "train", tmp_path / "data", manual_dir=tmp_path)
 
 
-def test_missing_files_explain_what_to_download(tmp_path):
+def test_missing_files_explain_what_to_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKELJAX_NO_DOWNLOAD", "1")  # downloading is tests/test_ntu_download.py's, offline
     with pytest.raises(FileNotFoundError, match=r"(?s)ntu120_hrnet\.pkl.*download\.openmmlab\.com.*ntu120_hrnet"):
         load_source("ntu120/xset_2d", "train", tmp_path / "data", manual_dir=tmp_path)
     with pytest.raises(ValueError, match="unknown config"):

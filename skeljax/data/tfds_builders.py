@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow_datasets as tfds
 
-from skeljax.data import kinetics, ntu_meta, synthetic
+from skeljax.data import kinetics, ntu_download, ntu_meta, synthetic
 
-_PYSKL_URL = "https://download.openmmlab.com/mmaction/pyskl/data/nturgbd"
+_PYSKL_URL = ntu_download.PYSKL_DATA_URL
 _NTU_HOMEPAGE = "https://rose1.ntu.edu.sg/dataset/actionRecognition/"
 _CITATION = """@article{liu2020ntu,
   title={NTU RGB+D 120: A Large-Scale Benchmark for 3D Human Activity Understanding},
@@ -30,28 +30,15 @@ _CITATION = """@article{liu2020ntu,
   author={Shahroudy, Amir and Liu, Jun and Ng, Tian-Tsong and Wang, Gang}, booktitle={CVPR}, year={2016}}"""
 
 MANUAL_DOWNLOAD_INSTRUCTIONS = f"""\
-Put ONE of the following into the manual directory (default: <data_dir>/downloads/manual/):
-
-* PYSKL's released annotation pickles (the same files PYSKL trains on):
-    3D skeletons:  {_PYSKL_URL}/ntu60_3danno.pkl     {_PYSKL_URL}/ntu120_3danno.pkl
-    HRNet 2D:      {_PYSKL_URL}/ntu60_hrnet.pkl      {_PYSKL_URL}/ntu120_hrnet.pkl
-  e.g. `wget -P <manual_dir> {_PYSKL_URL}/ntu60_3danno.pkl`; keep the file names.
-* For the 3D configs only, the official raw skeletons from the ROSE Lab ({_NTU_HOMEPAGE},
-  registration required): nturgbd_skeletons_s001_to_s017.zip (NTU-60) and, for NTU-120, also
-  nturgbd_skeletons_s018_to_s032.zip. Unzip both into <manual_dir>/nturgb+d_skeletons/ so that it holds
-  the *.skeleton files (S001C001P001R001A001.skeleton, ...). They are converted with PYSKL's procedure,
-  one file at a time; converting them first in parallel is faster:
-  `python scripts/prepare_ntu.py <manual_dir>/nturgb+d_skeletons <manual_dir>/ntu60_3danno.pkl
-  --benchmark ntu60 --workers 2` (likewise ntu120) writes the pickle the builder then uses.
-The pickle is used when present; the raw folder only when the pickle is absent.
-The '..._3d_mmaction0x' configs (MMAction2 0.x's pre-normalised float32 3D data) read MMAction2 0.x's own per-split
-lists of samples, <manual_dir>/ntu60_xsub_train.pkl and ntu60_xsub_val.pkl (likewise xview, ntu120), else convert
-<manual_dir>/nturgb+d_skeletons/ the 0.x way; never PYSKL's pickles. `python scripts/prepare_ntu.py
-<manual_dir>/nturgb+d_skeletons <manual_dir> --benchmark ntu60 --format mmaction0x --workers 2` writes those lists.
-The NTU-60 '..._3d_original' configs (the ST-GCN authors' input, st-gcn tools/ntu_gendata.py: raw Kinect x, y, z of
-the first two bodies listed per frame, float32, nothing normalised) read <manual_dir>/ntu60_3danno_original.pkl, else
-convert <manual_dir>/nturgb+d_skeletons/ the original way; never PYSKL's pickles. `python scripts/prepare_ntu.py
-<manual_dir>/nturgb+d_skeletons <manual_dir>/ntu60_3danno_original.pkl --format original --workers 2` writes it.
+Nothing to do for the PYSKL-format configs: when the manual directory (default <data_dir>/downloads/manual/) holds
+neither the pickle nor raw skeletons, PYSKL's published pickle is downloaded into <data_dir>/downloads/
+({_PYSKL_URL}/ntu60_3danno.pkl, ntu60_hrnet.pkl, ntu120_3danno.pkl, ntu120_hrnet.pkl; mirror: $SKELJAX_ZOO_MIRROR;
+off with SKELJAX_NO_DOWNLOAD=1). A file of that name in the manual directory is used instead. Manual only:
+* the official raw skeletons (ROSE Lab, {_NTU_HOMEPAGE}, registration required) unzipped into
+  <manual_dir>/nturgb+d_skeletons/ (*.skeleton files), converted with PYSKL's procedure when no pickle is there;
+* '..._3d_mmaction0x': MMAction2 0.x's lists <manual_dir>/<ntu60|ntu120>_<benchmark>_{{train,val}}.pkl, or the raw
+  folder; '..._3d_original': <manual_dir>/ntu60_3danno_original.pkl, or the raw folder. scripts/prepare_ntu.py writes
+  both from the raw skeletons ({ntu_download.DOCS}).
 """
 
 # The pickle each NTU format reads from the manual dir ('mmaction0x' reads per-split lists instead).
@@ -109,17 +96,20 @@ def decode_record(rec: dict) -> dict:
 
 
 def _split_examples(
-    annos: list, names, kind: str, path: str, split_key: str, dtype_3d=np.float16
+    annos: list, names, kind: str, path: str, split_key: str, dtype_3d=np.float16, label: str = ""
 ) -> Iterator[tuple[int, dict]]:
-    """Records of the annotations named in one split, in annotation-list order (PYSKL's PoseDataset order)."""
+    """Records of the annotations named in one split, in annotation-list order (PYSKL's PoseDataset order), with a
+    progress line (samples, ETA) every few seconds under `label`."""
     if not isinstance(names, (list, tuple)):
         raise ValueError(f"{path}: split {split_key!r} must be a list of frame_dir")
     wanted = set(names)
+    progress = ntu_download.Progress(label or split_key, len(wanted))
     found = 0
     for anno in annos:
         if anno["frame_dir"] in wanted:
             yield found, _encode(anno, kind, dtype_3d)
             found += 1
+            progress.update()
     if found == 0:
         raise ValueError(f"{path}: split {split_key!r} has no samples (TFDS cannot write an empty split)")
     if found != len(wanted):
@@ -171,6 +161,15 @@ def _ntu_configs(benchmarks, title: str, original: bool = False) -> list:
     )
 
 
+def _manual_dir(dl_manager) -> Path:
+    """The manual directory, which may be missing or empty now that the public files are downloaded: TFDS's
+    `dl_manager.manual_dir` raises AssertionError then, and has no public accessor for the configured path."""
+    try:
+        return Path(os.fspath(dl_manager.manual_dir))
+    except AssertionError:
+        return Path(os.fspath(dl_manager._manual_dir))  # noqa: SLF001
+
+
 class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Shared NTU logic; subclasses set the dataset name, its benchmarks and class names."""
 
@@ -192,26 +191,40 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         return np.float16 if self.builder_config.fmt == "pyskl" else np.float32
 
     def _split_generators(self, dl_manager):
+        """From the manual directory's pickle, else its raw skeletons (3D), else PYSKL's published pickle (PYSKL
+        formats; downloaded once into the downloads folder), else an error naming the file to put where."""
         cfg = self.builder_config
-        manual = Path(os.fspath(dl_manager.manual_dir))
+        manual = _manual_dir(dl_manager)
         if cfg.fmt == "mmaction0x":
             return self._mmaction0x_splits(manual)
-        pkl = manual / f"{self.name}_{_PICKLE_SUFFIX[cfg.fmt, cfg.kind]}.pkl"
-        raw = manual / "nturgb+d_skeletons"
+        name = f"{self.name}_{_PICKLE_SUFFIX[cfg.fmt, cfg.kind]}.pkl"
+        pkl, raw = manual / name, manual / "nturgb+d_skeletons"
         if pkl.is_file():
-            annos, split = self._from_pickle(pkl)
-            source = str(pkl)
-        elif cfg.kind == "3d" and raw.is_dir():
+            return self._pickle_splits(pkl)
+        if cfg.kind == "3d" and raw.is_dir():
             return self._from_raw(raw)
-        else:
-            looked = f"{pkl}" + (f" or the folder {raw}" if cfg.kind == "3d" else "")
-            raise FileNotFoundError(f"{self.name}/{cfg.name}: found neither {looked}.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+        if cfg.fmt != "pyskl":  # the original ST-GCN's input has no public file
+            raise ntu_download.manual_only(f"{self.name}/{cfg.name}", f"{pkl} nor the folder {raw}")
+        fetched = ntu_download.fetch_pyskl(
+            name, dl_manager.download_dir, f"{self.name}/{cfg.name}", manual, raw if cfg.kind == "3d" else None
+        )
+        try:
+            return self._pickle_splits(fetched)
+        except ValueError as e:  # not PYSKL's file (an error page, a wrong mirror): deleted, so a rerun fetches anew
+            raise ntu_download.refuse_download(fetched, e) from None
+
+    def _pickle_splits(self, pkl: Path) -> dict:
+        """The train and val record generators of a PYSKL pickle, loaded and validated whole before anything is
+        written."""
+        cfg = self.builder_config
+        annos, split = self._from_pickle(pkl)
         out = {}
         for ours in ("train", "val"):
             key = f"{cfg.benchmark}_{ours}"
             if key not in split:
-                raise ValueError(f"{source}: no split {key!r} (has {sorted(split)})")
-            out[ours] = _split_examples(annos, split[key], cfg.kind, source, key, self._dtype_3d)
+                raise ValueError(f"{pkl}: no split {key!r} (has {sorted(split)})")
+            label = f"{self.name}/{cfg.name} {ours}"
+            out[ours] = _split_examples(annos, split[key], cfg.kind, str(pkl), key, self._dtype_3d, label)
         return out
 
     def _generate_examples(self, examples):
@@ -240,7 +253,9 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """Convert raw `.skeleton` files with PYSKL's procedure; splits from the official rules."""
         files = {p.name.split(".")[0]: p for p in sorted(folder.glob("*.skeleton"))}
         if not files:
-            raise FileNotFoundError(f"{folder}: no *.skeleton files.\n{MANUAL_DOWNLOAD_INSTRUCTIONS}")
+            raise FileNotFoundError(
+                f"{folder}: no *.skeleton files; unzip the ROSE Lab's nturgbd_skeletons_*.zip there ({ntu_download.DOCS})"
+            )
         split = ntu_meta.make_split(sorted(files), self.name)
         bench = self.builder_config.benchmark
         for ours in ("train", "val"):
@@ -253,10 +268,12 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         from skeljax.data.ntu_raw import CONVERTERS
 
         read = CONVERTERS[self.builder_config.fmt]
+        progress = ntu_download.Progress(f"{self.name}/{self.builder_config.name} raw skeletons", len(paths))
         for i, path in enumerate(paths):
             anno = read(path)
             validate_annotations([anno], path, layout="nturgb+d", num_classes=len(self.CLASSES))
             yield i, _encode(anno, "3d", self._dtype_3d)
+            progress.update()
 
     def _mmaction0x_splits(self, manual: Path) -> dict:
         """MMAction2 0.x's own per-split list pickles, else the raw folder converted 0.x's way; never PYSKL's data."""
@@ -268,10 +285,9 @@ class _NtuBase(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         if not all(p.is_file() for p in pickles.values()):
             if raw.is_dir():
                 return self._from_raw(raw)
-            raise FileNotFoundError(
-                f"{self.name}/{self.builder_config.name}: found neither {pickles['train']} and "
-                f"{pickles['val']} (MMAction2 0.x annotation lists) nor the folder {raw}.\n"
-                f"{MANUAL_DOWNLOAD_INSTRUCTIONS}"
+            raise ntu_download.manual_only(
+                f"{self.name}/{self.builder_config.name}",
+                f"{pickles['train']} and {pickles['val']} (MMAction2 0.x annotation lists) nor the folder {raw}",
             )
         out = {}
         for ours, pkl in pickles.items():
@@ -513,6 +529,37 @@ def make_builder(name: str, data_dir: str | os.PathLike, **config_kwargs) -> tfd
     return cls(config=cfg, data_dir=os.fspath(data_dir))
 
 
+def _build_folders(builder, data_dir) -> list[str]:
+    """What a failed first build leaves in `data_dir` (TFDS's empty folders and its metadata.json), deepest first."""
+    root = os.path.abspath(os.fspath(data_dir))
+    dataset = os.path.join(root, builder.name)
+    version_dir = os.path.abspath(os.fspath(builder.data_dir))
+    config_dir = os.path.dirname(version_dir)
+    return [
+        os.path.join(root, "downloads", "extracted"),
+        os.path.join(root, "downloads"),
+        version_dir,
+        config_dir,
+        os.path.join(dataset, ".config", "metadata.json"),
+        os.path.join(dataset, ".config"),
+        dataset,
+        root,
+    ]
+
+
+def _remove_empty(paths: list[str]) -> None:
+    """Removes those of `paths` (created by a build that failed) that hold nothing: the data directory is left as it
+    was, rather than with folders that look like a dataset."""
+    for path in paths:
+        try:
+            if os.path.isdir(path):
+                os.rmdir(path)  # only if empty
+            elif path.endswith("metadata.json"):
+                os.unlink(path)
+        except OSError:
+            pass
+
+
 def load_source(
     name: str, split: str, data_dir: str | os.PathLike, *, manual_dir: str | os.PathLike | None = None, **config_kwargs
 ) -> AnnotationSource:
@@ -521,7 +568,12 @@ def load_source(
     if not builder.is_prepared():
         print(f"Building {name} into {builder.data_dir} (first use; progress below) ...", file=sys.stderr)
         cfg = tfds.download.DownloadConfig(manual_dir=os.fspath(manual_dir) if manual_dir else None)
-        builder.download_and_prepare(file_format="array_record", download_config=cfg)
+        created = [p for p in _build_folders(builder, data_dir) if not os.path.lexists(p)]
+        try:
+            builder.download_and_prepare(file_format="array_record", download_config=cfg)
+        except BaseException:
+            _remove_empty(created)
+            raise
     if split not in builder.info.splits:
         raise ValueError(f"{name}: no split {split!r}; has {sorted(builder.info.splits)}")
     return AnnotationSource(builder.as_data_source(split=split), builder.info.features["label"].names)
