@@ -15,114 +15,51 @@ Examples:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
-# Before jax/torch load: both take scratch memory from glibc malloc on every call; without these settings glibc
-# maps and page-faults fresh pages each time (stack notes: ~66k faults per call, 1.6x slower inference).
-MALLOC_ENV = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_MAX_": "0",
-    "MALLOC_MMAP_THRESHOLD_": "33554432",
-    "MALLOC_TRIM_THRESHOLD_": "8589934592",
-    "MALLOC_TOP_PAD_": "536870912",
-}
-if __name__ == "__main__" and "--no-malloc-env" not in sys.argv and any(k not in os.environ for k in MALLOC_ENV):
-    for _k, _v in MALLOC_ENV.items():
-        os.environ.setdefault(_k, _v)
-    os.execv(sys.executable, [sys.executable] + sys.argv)
+from skeljax.testing import benchmarking
+
+# Before jax/torch load: both take scratch memory from glibc malloc on every call (skeljax.testing.benchmarking).
+MALLOC_ENV = benchmarking.MALLOC_ENV
+if __name__ == "__main__":
+    benchmarking.use_malloc_env(sys.argv)
 
 import argparse
+import contextlib
 import datetime
-import importlib.util
 import json
 import math
-import platform
-import resource
-import statistics
 import subprocess
-import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from flax import nnx
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "scripts"))  # matmul_floor, a sibling script
-
-from matmul_floor import Dot, matmul_floor, time_dot
-
-from skeljax import inference, sharding
+from skeljax import sharding
 from skeljax.data import input_pipeline
-from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.run_config import usable_cores
-from skeljax.train.compile_step import compile_train_step, memory_plan
-from skeljax.train.optim import make_optimizer
-from skeljax.train.state import TrainParts
-from skeljax.train.step import jit_train_step, make_train_step
+from skeljax.testing.benchmarking import (
+    alternate,
+    cell,
+    generated_header,
+    machine_info,
+    markdown_table,
+    peak_rss_mb,
+    rounded,
+    without_page_flags,
+    write_page,
+)
+from skeljax.testing.matmul_floor import Dot, matmul_floor, time_dot
+from skeljax.testing.workloads import NUM_CLASSES, pipeline_rate, skeljax_infer, skeljax_train
 
 GFLOP_PER_SAMPLE = 5.85  # ST-GCN++ forward, NTU layout, M=2, T=100 (2.925 GMAC, counted with PyTorch's FlopCounterMode on PYSKL's model)
-NUM_CLASSES = 60
-DOCS = os.path.join(REPO, "docs", "benchmarks.md")
-
-
-# ------------------------------------------------------------------------------------------------------------------
-# Machine
-# ------------------------------------------------------------------------------------------------------------------
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "benchmarks.md")
 
 
 def num_threads() -> int:
     """CPUs this process may run on: XLA sizes its thread pool by them; torch gets the same."""
     return usable_cores()
-
-
-def machine_info() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "threads": num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "jax": jax.__version__,
-        "flax": _version("flax"),
-        "numpy": np.__version__,
-        "jax_backend": jax.default_backend(),
-        "jax_device": str(jax.devices()[0].device_kind),
-        "malloc_env": {k: os.environ.get(k) for k in MALLOC_ENV},
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-        "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
-    try:
-        import psutil
-
-        info["memory_gb"] = round(psutil.virtual_memory().total / 2**30, 1)
-    except ImportError:
-        pass
-    for mod in ("torch", "mmaction"):
-        info[mod] = _version(mod)
-    return info
-
-
-def _xla_flags_note(m: dict) -> str:
-    return f"\n- XLA_FLAGS: `{m['xla_flags']}`" if m.get("xla_flags") else ""
-
-
-def _version(mod: str) -> str | None:
-    try:
-        return __import__(mod).__version__
-    except Exception:  # noqa: BLE001 - absent or broken optional package: report None
-        return None
 
 
 def matmul_gflops(n: int, repeats: int, dtype=jnp.float32) -> float:
@@ -134,74 +71,6 @@ def matmul_gflops(n: int, repeats: int, dtype=jnp.float32) -> float:
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# skeljax
-# ------------------------------------------------------------------------------------------------------------------
-
-
-def skeljax_infer(x_shape, compute_dtype):
-    """(call(keypoint (B, 1, M, T, V, C)) -> scores, compile seconds, XLA memory analysis, compiled) for eval-mode
-    inference: the forward that evaluation and prediction run (`skeljax.inference`), one clip per sample."""
-    model = Recognizer(stgcnpp_spec(NUM_CLASSES), rngs=nnx.Rngs(0))
-    if compute_dtype != "float32":
-        model.set_compute_dtype(compute_dtype)
-    mesh = sharding.make_mesh()
-    forward, params, stats = inference.model_forward(model, mesh, "prob")
-    clips = jax.ShapeDtypeStruct((x_shape[0], 1) + tuple(x_shape[1:]), jnp.float32)
-    t = time.perf_counter()
-    compiled = forward.lower(params, stats, clips).compile()
-    compile_s = time.perf_counter() - t
-
-    def call(keypoint):
-        return compiled(forward.rest, params, stats, keypoint)
-
-    return call, compile_s, _memory(compiled), compiled
-
-
-def skeljax_train(x_shape, compute_dtype, remat="auto"):
-    """(step(batch) -> metrics, batch sharding, compile seconds, memory, compiled, remat chosen): the trainer's own
-    jitted step (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum
-    and weight decay, donated state) at a constant learning rate, compiled as the trainer compiles it
-    (`skeljax.train.compile_step`, which decides `remat` = config.remat); `step` keeps the updated state for the
-    next call."""
-    model = Recognizer(stgcnpp_spec(NUM_CLASSES), rngs=nnx.Rngs(0))
-    if compute_dtype != "float32":
-        model.set_compute_dtype(compute_dtype)
-    schedule = optax.constant_schedule(0.1)
-    tx = make_optimizer(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    parts = TrainParts(model, tx)
-    mesh = sharding.make_mesh()
-    batch = {
-        "keypoint": jax.ShapeDtypeStruct((x_shape[0], 1) + tuple(x_shape[1:]), jnp.float32),
-        "label": jax.ShapeDtypeStruct(x_shape[:1], jnp.int32),
-    }
-    state = sharding.put_replicated(parts.state, mesh)
-    built = compile_train_step(
-        lambda r: jit_train_step(make_train_step(parts, tx, schedule, seed=0, remat=r), mesh), remat, state, batch
-    )
-    compiled = built.compiled
-    box = [state]
-
-    def step(arrays):
-        box[0], metrics = compiled(box[0], arrays)
-        return metrics
-
-    return step, input_pipeline.data_sharding(mesh), built.seconds, _memory(compiled), compiled, built.remat
-
-
-def _memory(compiled) -> dict | None:
-    """XLA's memory plan per device (`skeljax.train.compile_step.memory_plan`) as this script's JSON keys (MB)."""
-    try:
-        plan = memory_plan(compiled)
-    except Exception:  # noqa: BLE001 - not every backend implements it
-        return None
-    if plan is None:
-        return None
-    # alias: outputs written into donated arguments; total: arguments plus what a call allocates beyond them
-    keys = {"temp_mb": plan.temp, "argument_mb": plan.argument, "output_mb": plan.output, "alias_mb": plan.alias}
-    return {**keys, "total_mb": plan.argument + plan.new}
-
-
-# ------------------------------------------------------------------------------------------------------------------
 # PyTorch reference
 # ------------------------------------------------------------------------------------------------------------------
 
@@ -209,7 +78,7 @@ def _memory(compiled) -> dict | None:
 def torch_setup(threads: int):
     import torch
 
-    from tests import torch_reference as ref
+    from skeljax.testing import torch_reference as ref
 
     torch.set_num_threads(threads)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -243,18 +112,6 @@ def torch_flops_per_sample(torch, ref, x_shape) -> float:
 # ------------------------------------------------------------------------------------------------------------------
 # Timing
 # ------------------------------------------------------------------------------------------------------------------
-
-
-def alternate(fns: dict, warmup: int, repeats: int) -> dict:
-    """Median seconds per call of each fn, calling them in turn (a, b, a, b, ...) after `warmup` rounds."""
-    times = {k: [] for k in fns}
-    for r in range(warmup + repeats):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            if r >= warmup:
-                times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def bench_inference(batch, frames, joints, repeats, warmup, threads, compute_dtype, with_torch, tctx) -> dict:
@@ -381,41 +238,12 @@ def run_probe(which: str, batch: int, frames: int, joints: int, compute_dtype: s
                     model(x)
             else:
                 torch.nn.functional.cross_entropy(model(x), torch.zeros(batch, dtype=torch.long)).backward()
-    print(_peak_rss_mb())
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak RSS: VmHWM (reset by exec, unlike ru_maxrss, which a child inherits from its parent)."""
-    try:
-        with open("/proc/self/status") as f:
-            return next(int(ln.split()[1]) for ln in f if ln.startswith("VmHWM:")) / 1024
-    except (OSError, StopIteration):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: kB on Linux, best effort
+    print(peak_rss_mb())
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # Input pipeline (scripts/benchmark_pipeline.py)
 # ------------------------------------------------------------------------------------------------------------------
-
-
-def pipeline_rate(batch: int, quick: bool) -> dict:
-    """Samples/s of the ST-GCN++ train transform ('j') on synthetic data: bare loop and grain with 0 workers."""
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_pipeline", os.path.join(REPO, "scripts", "benchmark_pipeline.py")
-    )
-    bp = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bp)
-    from skeljax.data.pipelines import make_pipeline
-    from skeljax.data.tfds_builders import load_source
-
-    per_class, steps = (10, 5) if quick else (50, 30)
-    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
-    with tempfile.TemporaryDirectory() as tmp:
-        source = load_source("skeljax_synthetic/3d", "train", tmp, num_per_class=per_class)
-        transform = make_pipeline("nturgb+d", "j", clip_len=100, mode="train")
-        bare = bp.bare_rate(source, transform, steps * batch)
-        _, grain0 = bp.iterator_rate(source, transform, batch, steps, 0, mesh)
-    return {"bare_samples_per_s": bare, "grain_0_workers_samples_per_s": grain0}
 
 
 def fresh_process_pipeline_rate(batch: int, quick: bool) -> dict:
@@ -471,96 +299,131 @@ def add_rates(res: dict, gflop_per_sample: float) -> None:
                 e["torch_speedup_over_float32"] = e["torch_samples_per_s"] / f32["torch_samples_per_s"]
 
 
+TABLE_HEADER = (
+    "measurement",
+    "skeljax samples/s",
+    "PyTorch samples/s",
+    "skeljax / PyTorch",
+    "skeljax GFLOP/s",
+    "of matmul rate",
+    "skeljax compile s",
+    "matmul floor: samples/s, x PyTorch",
+)
+
+
 def table(res: dict) -> str:
-    header = (
-        "| measurement | skeljax samples/s | PyTorch samples/s | skeljax / PyTorch | skeljax GFLOP/s "
-        "| of matmul rate | skeljax compile s | matmul floor: samples/s, x PyTorch |"
-    )
-    rows = [header, "|---|---|---|---|---|---|---|---|"]
-
-    def fmt(name, e):
-        t = e.get("torch_samples_per_s")
-        r = e.get("ratio")
-        rows.append(
-            f"| {name} | {e['skeljax_samples_per_s']:.1f} | {'-' if t is None else f'{t:.1f}'} | "
-            f"{'-' if r is None else f'{r:.2f}x'} | {e['skeljax_gflops']:.0f} | "
-            f"{100 * e['fraction_of_matmul']:.0f}% | {e['skeljax_compile_s']:.1f} | {_floor_cell(e)} |"
-        )
-
+    """The results table of the page, then one paragraph per kind of note the run has data for."""
     measured = _rows(res)
-    for name, e in measured:
-        fmt(name, e)
-    mp = res.get("mixed_precision")
-    out = "\n".join(rows)
-    if any("matmul_floor" in e for _, e in measured):
-        out += (
-            "\n\nMatmul floor: the samples/s skeljax would reach if its matrix products were all it computed, "
-            "each product of the compiled program timed alone through XLA at its own shapes "
-            '(`scripts/matmul_floor.py`); "x PyTorch" is that bound as a ratio to PyTorch\'s measured samples/s. '
-            "Rearranging the other work (BatchNorm, ReLU, shifts, copies) cannot pass it; only fewer FLOPs "
-            "or faster product kernels can."
+    rows = [
+        (
+            name,
+            f"{e['skeljax_samples_per_s']:.1f}",
+            cell(e.get("torch_samples_per_s")),
+            cell(e.get("ratio"), "{:.2f}x"),
+            f"{e['skeljax_gflops']:.0f}",
+            f"{100 * e['fraction_of_matmul']:.0f}%",
+            f"{e['skeljax_compile_s']:.1f}",
+            _floor_cell(e),
         )
-        below = [
-            name for name, e in measured if e.get("matmul_floor_samples_per_s", math.inf) < e["skeljax_samples_per_s"]
-        ]
-        if below:
-            out += (
-                f" Where a floor reads below its measurement ({'; '.join(below)}), the products timed alone took "
-                "slower kernels than they do inside the program, and that floor bounds nothing."
-            )
-    out += f"\n\nfp32 matmul rate (XLA dot, {res['matmul_n']}x{res['matmul_n']}): {res['matmul_gflops']:.0f} GFLOP/s."
+        for name, e in measured
+    ]
+    notes = [
+        _floor_explanation(measured),
+        _rates_note(res),
+        _mixed_precision_note(res.get("mixed_precision")),
+        _memory_note(res),
+        _pipeline_note(res.get("pipeline")),
+    ]
+    return "\n\n".join([markdown_table(TABLE_HEADER, rows), *filter(None, notes)])
+
+
+def _floor_explanation(measured: list[tuple[str, dict]]) -> str:
+    """What the matmul floor column means, when any row has one."""
+    if not any("matmul_floor" in e for _, e in measured):
+        return ""
+    out = (
+        "Matmul floor: the samples/s skeljax would reach if its matrix products were all it computed, "
+        "each product of the compiled program timed alone through XLA at its own shapes "
+        '(`skeljax/testing/matmul_floor.py`); "x PyTorch" is that bound as a ratio to PyTorch\'s measured '
+        "samples/s. Rearranging the other work (BatchNorm, ReLU, shifts, copies) cannot pass it; only fewer FLOPs "
+        "or faster product kernels can."
+    )
+    below = [name for name, e in measured if e.get("matmul_floor_samples_per_s", math.inf) < e["skeljax_samples_per_s"]]
+    if below:
+        out += (
+            f" Where a floor reads below its measurement ({'; '.join(below)}), the products timed alone took "
+            "slower kernels than they do inside the program, and that floor bounds nothing."
+        )
+    return out
+
+
+def _rates_note(res: dict) -> str:
+    mp = res.get("mixed_precision")
+    out = f"fp32 matmul rate (XLA dot, {res['matmul_n']}x{res['matmul_n']}): {res['matmul_gflops']:.0f} GFLOP/s."
     if mp:
         out += f" {mp['compute_dtype']} matmul rate (same dot, float32 result): {mp['matmul_gflops']:.0f} GFLOP/s."
-    out += f" Forward cost: {res['gflop_per_sample']:.2f} GFLOP per sample"
-    out += " (a training step is counted as 3x the forward)."
-    if mp:
-        e, t = mp["inference"], mp["train_step"]
+    return out + (
+        f" Forward cost: {res['gflop_per_sample']:.2f} GFLOP per sample (a training step is counted as 3x the forward)."
+    )
+
+
+def _mixed_precision_note(mp: dict | None) -> str:
+    if not mp:
+        return ""
+    dt, e, t = mp["compute_dtype"], mp["inference"], mp["train_step"]
+    out = (
+        f"Mixed precision ({dt} rows; `config.compute_dtype='{dt}'`): skeljax multiplies {dt} operands with float32 "
+        "accumulation and keeps activations, BatchNorm and the loss in float32; PyTorch runs under `torch.autocast` "
+        f'to the same dtype. Their "of matmul rate" is relative to the {dt} rate. Speed-up over float32: '
+        f"skeljax {e['skeljax_speedup_over_float32']:.2f}x inference, {t['skeljax_speedup_over_float32']:.2f}x "
+        "train step"
+    )
+    if "torch_speedup_over_float32" in e:
         out += (
-            f"\n\nMixed precision ({mp['compute_dtype']} rows; `config.compute_dtype='{mp['compute_dtype']}'`): "
-            f"skeljax multiplies {mp['compute_dtype']} operands with float32 accumulation and keeps activations, "
-            "BatchNorm and the loss in float32; PyTorch runs under `torch.autocast` to the same dtype. "
-            f'Their "of matmul rate" is relative to the {mp["compute_dtype"]} rate. Speed-up over float32: '
-            f"skeljax {e['skeljax_speedup_over_float32']:.2f}x inference, "
-            f"{t['skeljax_speedup_over_float32']:.2f}x train step"
+            f"; PyTorch {e['torch_speedup_over_float32']:.2f}x inference, "
+            f"{t['torch_speedup_over_float32']:.2f}x train step"
         )
-        if "torch_speedup_over_float32" in e:
-            out += (
-                f"; PyTorch {e['torch_speedup_over_float32']:.2f}x inference, "
-                f"{t['torch_speedup_over_float32']:.2f}x train step"
-            )
-        out += "."
+    return out + "."
+
+
+def _memory_note(res: dict) -> str:
+    """Peak RSS of the fresh-process probes, XLA's scratch memory, and the training step's device memory."""
+    out = []
     if res.get("memory_mb"):
         mem = ", ".join(f"{k} {v:.0f} MB" for k, v in res["memory_mb"].items())
-        out += f"\n\nPeak RSS of a fresh process running only that workload (VmHWM): {mem}."
-    xla = [
-        f"{name} {e['skeljax_xla_memory']['temp_mb']:.0f} MB"
-        for name, e in [(f"inference batch {e['batch']}", e) for e in res["inference_batches"]]
-        + [(f"train step batch {res['train_step']['batch']}", res["train_step"])]
-        + [(f"train step batch {e['batch']} without remat", e) for e in [res.get("train_step_without_remat")] if e]
-        if e.get("skeljax_xla_memory")
-    ]
+        out.append(f"Peak RSS of a fresh process running only that workload (VmHWM): {mem}.")
+    steps = [(f"train step batch {res['train_step']['batch']}", res["train_step"])]
+    if res.get("train_step_without_remat"):
+        e = res["train_step_without_remat"]
+        steps.append((f"train step batch {e['batch']} without remat", e))
+    programs = [(f"inference batch {e['batch']}", e) for e in res["inference_batches"]] + steps
+    xla = [f"{name} {e['skeljax_xla_memory']['temp_mb']:.0f} MB" for name, e in programs if e.get("skeljax_xla_memory")]
     if xla:
-        out += f"\n\nXLA scratch memory of the compiled skeljax programs (memory_analysis): {', '.join(xla)}."
-    steps = [e for e in (res["train_step"], res.get("train_step_without_remat")) if e and "torch_peak_device_mb" in e]
-    if steps:
-        out += "\n\nDevice memory of the training step (skeljax: XLA's scratch + arguments + outputs - donated; "
-        out += "PyTorch: `torch.cuda.max_memory_allocated` over its steps): " + ", ".join(
+        out.append(f"XLA scratch memory of the compiled skeljax programs (memory_analysis): {', '.join(xla)}.")
+    device = [e for _, e in steps if "torch_peak_device_mb" in e]
+    if device:
+        sizes = ", ".join(
             f"batch {e['batch']}{' with remat' if e.get('remat') else ''}: skeljax "
             f"{e['skeljax_xla_memory']['total_mb']:.0f} MB, PyTorch {e['torch_peak_device_mb']:.0f} MB"
-            for e in steps
+            for e in device
         )
-        out += "."
-    if res.get("pipeline"):
-        p = res["pipeline"]
-        if "error" in p:
-            out += f"\n\nInput pipeline: not measured ({p['error']})."
-        else:
-            out += (
-                f"\n\nInput pipeline (ST-GCN++ train transform, joints, synthetic data; a fresh process): "
-                f"{p['bare_samples_per_s']:.0f} samples/s in a bare loop, "
-                f"{p['grain_0_workers_samples_per_s']:.0f} with grain (0 workers)."
-            )
-    return out
+        out.append(
+            "Device memory of the training step (skeljax: XLA's scratch + arguments + outputs - donated; "
+            f"PyTorch: `torch.cuda.max_memory_allocated` over its steps): {sizes}."
+        )
+    return "\n\n".join(out)
+
+
+def _pipeline_note(p: dict | None) -> str:
+    if not p:
+        return ""
+    if "error" in p:
+        return f"Input pipeline: not measured ({p['error']})."
+    return (
+        f"Input pipeline (ST-GCN++ train transform, joints, synthetic data; a fresh process): "
+        f"{p['bare_samples_per_s']:.0f} samples/s in a bare loop, "
+        f"{p['grain_0_workers_samples_per_s']:.0f} with grain (0 workers)."
+    )
 
 
 def _floor_note(res: dict) -> str:
@@ -638,49 +501,8 @@ def _gpu_note(m: dict) -> str:
     )
 
 
-def write_docs(res: dict, argv: list[str], path: str = DOCS) -> None:
-    m = res["machine"]
-    cmd = "python scripts/benchmark.py " + " ".join(a for a in argv if a != "--update-docs")
-    if m.get("xla_flags"):
-        cmd = f"XLA_FLAGS={m['xla_flags']} {cmd}"
-    text = f"""# Benchmarks: skeljax vs the PyTorch reference
-
-Generated by `scripts/benchmark.py --update-docs` on {res["date"]}. Do not edit by hand; rerun the script.
-
-Model: ST-GCN++ (NTU layout, 60 classes, M=2 persons, T={res["frames"]} frames, V={res["joints"]} joints).
-skeljax: the programs the package runs, jitted with explicit shardings: for inference the eval-mode forward of
-validation, test and prediction (`skeljax.inference.make_forward`, one clip per sample, 'prob' average); for training
-the trainer's step (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum
-and weight decay, the logged norms) with donated state, at a constant learning rate. PyTorch: MMAction2 1.2.0's `STGCN` backbone plus a linear head (`tests/torch_reference.py`),
-`torch.inference_mode()` for inference, `loss.backward()` + `torch.optim.SGD` for training,
-`torch.set_num_threads({m["threads"]})` (the CPUs XLA uses). Medians over repeats after warm-up, skeljax and PyTorch
-calls alternating. Compute dtype: {res["compute_dtype"]}{_mp_note(res)}.
-
-Command: `{cmd.strip()}`
-
-## Results
-
-{table(res)}
-
-## Machine
-
-- CPU: {m["cpu"]}, {m["cpu_count"]} CPUs ({m["threads"]} usable), {m.get("memory_gb", "?")} GB RAM; JAX backend
-  {m["jax_backend"]} ({m["jax_device"]}); 1-minute load average when the run started: {m.get("load_average_at_start")}
-  (other processes sharing the CPUs lower every number; the matmul rate above shows how much was left)
-{_gpu_note(m)}- Python {m["python"]}, jax {m["jax"]}, flax {m["flax"]}, numpy {m["numpy"]}, torch {m["torch"]},
-  mmaction2 {m["mmaction"]}; {m["platform"]}{_xla_flags_note(m)}
-
-## Environment: glibc malloc
-
-The script runs with these variables (it re-executes itself with them when any is missing; `--no-malloc-env`
-turns that off). Both frameworks take hundreds of MB of scratch memory per call from malloc; with glibc's defaults
-every call maps and page-faults fresh pages, which costs 1.5-2x in speed for both. Use the same settings for
-training and evaluation runs on CPU:
-
-```
-{chr(10).join(f"export {k}={v}" for k, v in MALLOC_ENV.items())}
-```
-
+# What the page says about the code, the same for every run (measured facts carry their own run's numbers above).
+SPEED_NOTES = """\
 ## How skeljax is organised for speed
 
 - Activations are laid out joints-first, (V, N*M, T, C): every 1x1 convolution is one matrix product over the
@@ -725,15 +547,67 @@ gradients as standard-form products after an explicit transpose, so that YNNPACK
 first block's 3-channel products as broadcast multiply-adds instead of matrix products (no change beyond 2% in an
 in-process A/B); the MSTCN max pool as shifted maxima with a first-maximum custom backward, which removes the index
 arrays and scatter XLA makes of reduce-window's gradient on CPU (train step 1.006x in an in-process A/B).
-{_floor_note(res)}
-Noise: other processes share this machine; run-to-run differences of 5-25% are normal. Compare numbers from one run.
 """
-    with open(path, "w") as f:
-        f.write(text)
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def write_docs(res: dict, argv: list[str], path: str = DOCS) -> None:
+    """docs/benchmarks.md (or `path`) from a result: what was measured, the results, the machine, the settings."""
+    m = res["machine"]
+    cmd = " ".join(["python scripts/benchmark.py", *without_page_flags(argv)])
+    if m.get("xla_flags"):
+        cmd = f"XLA_FLAGS={m['xla_flags']} {cmd}"
+    sections = [
+        generated_header("Benchmarks: skeljax vs the PyTorch reference", "benchmark.py", res["date"]),
+        _what_runs(res),
+        f"Command: `{cmd}`",
+        "## Results\n\n" + table(res),
+        _machine_section(m),
+        _malloc_section(),
+        (SPEED_NOTES + _floor_note(res)).rstrip(),
+        "Noise: other processes share this machine; run-to-run differences of 5-25% are normal. Compare numbers "
+        "from one run.",
+    ]
+    write_page(path, "\n\n".join(sections))
+
+
+def _what_runs(res: dict) -> str:
+    return f"""Model: ST-GCN++ (NTU layout, 60 classes, M=2 persons, T={res["frames"]} frames, V={res["joints"]} joints).
+skeljax: the programs the package runs, jitted with explicit shardings: for inference the eval-mode forward of
+validation, test and prediction (`skeljax.inference.make_forward`, one clip per sample, 'prob' average); for training
+the trainer's step (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum
+and weight decay, the logged norms) with donated state, at a constant learning rate. PyTorch: MMAction2 1.2.0's
+`STGCN` backbone plus a linear head (`skeljax/testing/torch_reference.py`), `torch.inference_mode()` for inference,
+`loss.backward()` + `torch.optim.SGD` for training, `torch.set_num_threads({res["machine"]["threads"]})` (the CPUs
+XLA uses). Medians over repeats after warm-up, skeljax and PyTorch calls alternating. Compute dtype:
+{res["compute_dtype"]}{_mp_note(res)}."""
+
+
+def _machine_section(m: dict) -> str:
+    xla_flags = f"\n- XLA_FLAGS: `{m['xla_flags']}`" if m.get("xla_flags") else ""
+    return f"""## Machine
+
+- CPU: {m["cpu"]}, {m["cpu_count"]} CPUs ({m["threads"]} usable), {m.get("memory_gb", "?")} GB RAM; JAX backend
+  {m["jax_backend"]} ({m["jax_device"]}); 1-minute load average when the run started: {m.get("load_average_at_start")}
+  (other processes sharing the CPUs lower every number; the matmul rate above shows how much was left)
+{_gpu_note(m)}- Python {m["python"]}, jax {m["jax"]}, flax {m["flax"]}, numpy {m["numpy"]}, torch {m["torch"]},
+  mmaction2 {m["mmaction"]}; {m["platform"]}{xla_flags}"""
+
+
+def _malloc_section() -> str:
+    exports = "\n".join(f"export {k}={v}" for k, v in MALLOC_ENV.items())
+    return f"""## Environment: glibc malloc
+
+The script runs with these variables (it re-executes itself with them when any is missing; `--no-malloc-env`
+turns that off). Both frameworks take hundreds of MB of scratch memory per call from malloc; with glibc's defaults
+every call maps and page-faults fresh pages, which costs 1.5-2x in speed for both. Use the same settings for
+training and evaluation runs on CPU:
+
+```
+{exports}
+```"""
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="few repeats, batch 2, 20 frames (CI smoke run)")
     p.add_argument("--json", help="write the results to this JSON file")
@@ -776,16 +650,28 @@ def main(argv=None) -> int:
         help="the page --update-docs / --docs-from-json writes (default docs/benchmarks.md)",
     )
     p.add_argument("--_probe", help=argparse.SUPPRESS)
+    return p
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """The flags, with the defaults that depend on --quick filled in."""
+    p = parser()
     args = p.parse_args(argv)
     if args.joints != 25:
         p.error("--joints: only the NTU layout (25 joints) is benchmarked")
     q = args.quick
-    batches = args.batch or ([2] if q else [16, 64])
-    train_batch = args.train_batch or (2 if q else 16)
-    frames = args.frames or (20 if q else 100)
-    repeats = args.repeats or (2 if q else 10)
-    warmup = args.warmup if args.warmup is not None else (1 if q else 2)
-    memory = (not q) if args.memory is None else args.memory
+    args.batch = args.batch or ([2] if q else [16, 64])
+    args.train_batch = args.train_batch or (2 if q else 16)
+    args.frames = args.frames or (20 if q else 100)
+    args.repeats = args.repeats or (2 if q else 10)
+    args.warmup = args.warmup if args.warmup is not None else (1 if q else 2)
+    args.memory = (not q) if args.memory is None else args.memory
+    return args
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
     if args.docs_from_json:
         with open(args.docs_from_json) as f:
             res = json.load(f)
@@ -793,95 +679,12 @@ def main(argv=None) -> int:
         print(f"wrote {args.docs}")
         return 0
     if args._probe == "pipeline":
-        print(json.dumps(pipeline_rate(train_batch, q)))
+        print(json.dumps(pipeline_rate(args.train_batch, args.quick)))
         return 0
     if args._probe:
-        run_probe(args._probe, batches[0], frames, args.joints, args.compute_dtype, args.remat)
+        run_probe(args._probe, args.batch[0], args.frames, args.joints, args.compute_dtype, args.remat)
         return 0
-
-    threads = num_threads()
-    res = {
-        "date": datetime.date.today().isoformat(),
-        "frames": frames,
-        "joints": args.joints,
-        "compute_dtype": args.compute_dtype,
-        "machine": machine_info(),
-        "repeats": repeats,
-        "warmup": warmup,
-        "argv": argv,
-    }
-    print(
-        f"machine: {res['machine']['cpu']}, {threads} threads, jax {jax.__version__} "
-        f"({jax.default_backend()}), torch {res['machine']['torch']}",
-        flush=True,
-    )
-    n = 2048 if jax.default_backend() == "cpu" else 8192
-    res["matmul_n"] = n
-    res["matmul_gflops"] = matmul_gflops(n, 5 if q else 20)
-    print(f"fp32 matmul (XLA dot {n}): {res['matmul_gflops']:.0f} GFLOP/s", flush=True)
-    with_torch = not args.no_torch
-    tctx = torch_setup(threads) if with_torch else None
-    shape1 = (1, 2, frames, args.joints, 3)
-    res["gflop_per_sample"] = (
-        torch_flops_per_sample(tctx[0], tctx[1], shape1) if with_torch else GFLOP_PER_SAMPLE * frames / 100
-    )
-    res["inference_batches"] = []
-    for b in batches:
-        e = bench_inference(b, frames, args.joints, repeats, warmup, threads, args.compute_dtype, with_torch, tctx)
-        res["inference_batches"].append(e)
-        print(f"inference batch {b}: {json.dumps(_short(e))}", flush=True)
-
-    def train(compute_dtype, remat):  # the training step at train_batch, as every row of the run times it
-        return bench_train(
-            train_batch,
-            frames,
-            args.joints,
-            max(2, repeats * 2 // 3),
-            warmup,
-            threads,
-            compute_dtype,
-            with_torch,
-            tctx,
-            remat,
-        )
-
-    e = res["train_step"] = train(args.compute_dtype, args.remat)
-    print(f"train step batch {train_batch}: {json.dumps(_short(e))}", flush=True)
-    if e["remat"] and not q:  # what remat costs or gains: the same step without it, same run
-        res["train_step_without_remat"] = train(args.compute_dtype, "off")
-        print(f"train step batch {train_batch}, remat off: {json.dumps(_short(res['train_step_without_remat']))}")
-    if args.mixed_precision and args.compute_dtype == "float32":
-        dt = "bfloat16"
-        mp = {"compute_dtype": dt, "matmul_gflops": float(matmul_gflops(n, 5 if q else 20, jnp.bfloat16))}
-        print(f"{dt} matmul (XLA dot {n}): {mp['matmul_gflops']:.0f} GFLOP/s", flush=True)
-        mp["inference"] = bench_inference(
-            batches[0], frames, args.joints, repeats, warmup, threads, dt, with_torch, tctx
-        )
-        print(f"{dt} inference batch {batches[0]}: {json.dumps(_short(mp['inference']))}", flush=True)
-        mp["train_step"] = train(dt, args.remat)
-        print(f"{dt} train step batch {train_batch}: {json.dumps(_short(mp['train_step']))}", flush=True)
-        res["mixed_precision"] = mp
-    add_rates(res, res["gflop_per_sample"])
-    if memory:
-        res["memory_mb"] = {}
-        for which, b in (
-            ("skeljax-infer", batches[-1]),
-            ("torch-infer", batches[-1]),
-            ("skeljax-train", train_batch),
-            ("torch-train", train_batch),
-        ):
-            if which.startswith("torch") and not with_torch:
-                continue
-            res["memory_mb"][f"{which} (batch {b})"] = memory_probe(
-                which, b, frames, args.joints, args.compute_dtype, args.remat
-            )
-    if not args.no_pipeline:
-        try:
-            res["pipeline"] = fresh_process_pipeline_rate(train_batch, q)
-        except Exception as err:  # noqa: BLE001 - the pipeline is another module's; report, do not hide it
-            print(f"WARNING: input pipeline benchmark failed: {err!r}", file=sys.stderr)
-            res["pipeline"] = {"error": repr(err)}
-    res["matmul_gflops"] = float(res["matmul_gflops"])
+    res = measure(args, argv)
     print()
     print(table(res))
     if args.json:
@@ -893,8 +696,92 @@ def main(argv=None) -> int:
     return 0
 
 
-def _short(e: dict) -> dict:
-    return {k: round(v, 2) for k, v in e.items() if isinstance(v, float)}
+def measure(args: argparse.Namespace, argv: list[str]) -> dict:
+    """Every measurement of a run, in the JSON layout of docs/benchmarks.md."""
+    res = {
+        "date": datetime.date.today().isoformat(),
+        "frames": args.frames,
+        "joints": args.joints,
+        "compute_dtype": args.compute_dtype,
+        "machine": machine_info(),
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "argv": argv,
+    }
+    m = res["machine"]
+    print(f"machine: {m['cpu']}, {m['threads']} threads, jax {m['jax']} ({m['jax_backend']}), torch {m['torch']}")
+    res["matmul_n"] = 2048 if jax.default_backend() == "cpu" else 8192
+    res["matmul_gflops"] = matmul_gflops(res["matmul_n"], 5 if args.quick else 20)
+    print(f"fp32 matmul (XLA dot {res['matmul_n']}): {res['matmul_gflops']:.0f} GFLOP/s", flush=True)
+    tctx = None if args.no_torch else torch_setup(num_threads())
+    shape1 = (1, 2, args.frames, args.joints, 3)
+    res["gflop_per_sample"] = (
+        GFLOP_PER_SAMPLE * args.frames / 100 if tctx is None else torch_flops_per_sample(tctx[0], tctx[1], shape1)
+    )
+    measure_speed(res, args, tctx)
+    add_rates(res, res["gflop_per_sample"])
+    if args.memory:
+        res["memory_mb"] = measure_memory(args)
+    if not args.no_pipeline:
+        try:
+            res["pipeline"] = fresh_process_pipeline_rate(args.train_batch, args.quick)
+        except Exception as err:  # noqa: BLE001 - the pipeline is another module's; report, do not hide it
+            print(f"WARNING: input pipeline benchmark failed: {err!r}", file=sys.stderr)
+            res["pipeline"] = {"error": repr(err)}
+    res["matmul_gflops"] = float(res["matmul_gflops"])
+    return res
+
+
+def measure_speed(res: dict, args: argparse.Namespace, tctx) -> None:
+    """The inference batches, the training step (also without remat when remat was chosen, outside --quick) and,
+    for a float32 run, the same at bfloat16 (`mixed_precision`)."""
+    threads, with_torch = num_threads(), tctx is not None
+
+    def infer(batch, compute_dtype):
+        shape = (batch, args.frames, args.joints, args.repeats, args.warmup, threads)
+        return bench_inference(*shape, compute_dtype, with_torch, tctx)
+
+    def train(compute_dtype, remat):  # the training step at --train-batch, as every row of the run times it
+        settings = (args.train_batch, args.frames, args.joints, max(2, args.repeats * 2 // 3), args.warmup, threads)
+        return bench_train(*settings, compute_dtype, with_torch, tctx, remat)
+
+    res["inference_batches"] = []
+    for b in args.batch:
+        res["inference_batches"].append(infer(b, args.compute_dtype))
+        print(f"inference batch {b}: {json.dumps(rounded(res['inference_batches'][-1]))}", flush=True)
+    e = res["train_step"] = train(args.compute_dtype, args.remat)
+    print(f"train step batch {args.train_batch}: {json.dumps(rounded(e))}", flush=True)
+    if e["remat"] and not args.quick:  # what remat costs or gains: the same step without it, same run
+        res["train_step_without_remat"] = train(args.compute_dtype, "off")
+        print(f"train step batch {args.train_batch}, remat off: {json.dumps(rounded(res['train_step_without_remat']))}")
+    if args.mixed_precision and args.compute_dtype == "float32":
+        dt = "bfloat16"
+        mp = {
+            "compute_dtype": dt,
+            "matmul_gflops": float(matmul_gflops(res["matmul_n"], 5 if args.quick else 20, jnp.bfloat16)),
+        }
+        print(f"{dt} matmul (XLA dot {res['matmul_n']}): {mp['matmul_gflops']:.0f} GFLOP/s", flush=True)
+        mp["inference"] = infer(args.batch[0], dt)
+        print(f"{dt} inference batch {args.batch[0]}: {json.dumps(rounded(mp['inference']))}", flush=True)
+        mp["train_step"] = train(dt, args.remat)
+        print(f"{dt} train step batch {args.train_batch}: {json.dumps(rounded(mp['train_step']))}", flush=True)
+        res["mixed_precision"] = mp
+
+
+def measure_memory(args: argparse.Namespace) -> dict:
+    """Peak RSS per workload, each in a fresh process (PyTorch's only with PyTorch)."""
+    out = {}
+    for which, b in (
+        ("skeljax-infer", args.batch[-1]),
+        ("torch-infer", args.batch[-1]),
+        ("skeljax-train", args.train_batch),
+        ("torch-train", args.train_batch),
+    ):
+        if not (which.startswith("torch") and args.no_torch):
+            out[f"{which} (batch {b})"] = memory_probe(
+                which, b, args.frames, args.joints, args.compute_dtype, args.remat
+            )
+    return out
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ skeljax side: `python -m skeljax.main` itself (the trainer's jitted step, the gr
 processes, logging to metrics.jsonl, checkpoints), run on `skeljax_synthetic/ntu60` (60 classes, 2 persons,
 100-300 frames; generated once into --data-dir) with PYSKL's ST-GCN++ NTU-60 joint recipe
 (configs/stgcnpp_ntu60.py) and `stop_after_steps`. PyTorch side: MMAction2 1.2.0's STGCN backbone and a linear
-head (tests/torch_reference.py) trained by a plain PyTorch loop: a `torch.utils.data.DataLoader` with worker
+head (skeljax/testing/torch_reference.py) trained by a plain PyTorch loop: a `torch.utils.data.DataLoader` with worker
 processes over the same samples and the same PYSKL train transform (skeljax.data.pipelines, NumPy), SGD with
 Nesterov momentum, the loss read back every step as MMEngine's logger does. Each side runs in a fresh process, one
 after the other, in the same invocation of this script.
@@ -27,12 +27,22 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+from skeljax.run_config import usable_cores
+from skeljax.testing.benchmarking import (
+    cell,
+    generated_header,
+    machine_info,
+    markdown_table,
+    with_malloc_env,
+    without_page_flags,
+    write_page,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(REPO, "docs", "benchmarks_e2e.md")
@@ -40,12 +50,6 @@ DATASET = "skeljax_synthetic/ntu60"
 NUM_CLASSES = 60
 # PYSKL's NTU-60 XSub training split, x RepeatDataset(5), x 16 epochs (configs/stgcnpp_ntu60.py).
 RECIPE_SAMPLES = 40_091 * 5 * 16
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "scripts"))  # benchmark.py, a sibling script
-
-from benchmark import MALLOC_ENV  # noqa: E402  glibc malloc settings (docs/benchmarks.md), given to both sides alike
-
-from skeljax.run_config import usable_cores  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------------------------
 # Data: generated once, read by both sides through skeljax.data.tfds_builders.load_source.
@@ -256,8 +260,7 @@ def torch_loop(args) -> dict:
     import psutil
     import torch
 
-    sys.path.insert(0, REPO)
-    from tests import torch_reference as ref
+    from skeljax.testing import torch_reference as ref
 
     torch.set_num_threads(usable_cores())
     torch.manual_seed(0)
@@ -344,35 +347,6 @@ def _shared_flags(args) -> list[str]:
 # ------------------------------------------------------------------------------------------------------------------
 
 
-def machine_info() -> dict:
-    import jax
-
-    info = {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": usable_cores(),
-        "python": platform.python_version(),
-        "jax": jax.__version__,
-        "jax_backend": jax.default_backend(),
-        "jax_device": str(jax.devices()[0].device_kind),
-        "xla_flags": os.environ.get("XLA_FLAGS"),
-        "load_average_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-    }
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), info["cpu"])
-    except OSError:
-        pass
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        if torch.cuda.is_available():
-            info["torch_device"] = torch.cuda.get_device_name(0)
-    except ImportError:
-        info["torch"] = None
-    return info
-
-
 def summarise(res: dict) -> None:
     """ratio and the projected recipe wall times, from the two sides' samples/s."""
     s, t = res["skeljax"], res.get("torch")
@@ -383,25 +357,22 @@ def summarise(res: dict) -> None:
     res["ratio"] = s["samples_per_s"] / t["samples_per_s"] if t else None
 
 
-def _cell(v, fmt: str = "{:.1f}") -> str:
-    return "-" if v is None else fmt.format(v)
+TABLE_ROWS = (  # (row name, key of each side's result, cell format)
+    ("samples/s (steady state)", "samples_per_s", "{:.1f}"),
+    ("input wait, share of step time", "input_wait_fraction", "{:.1%}"),
+    ("peak host memory, MB (job, PSS)", "peak_host_mb", "{:.0f}"),
+    ("device memory, MB", "peak_device_mb", "{:.0f}"),
+    ("compile, s", "compile_s", "{:.1f}"),
+    ("projected NTU-60 recipe, minutes", "projected_recipe_minutes", "{:.0f}"),
+)
 
 
 def table(res: dict) -> str:
     s, t = res["skeljax"], res.get("torch") or {}
-    rows = [
-        ("samples/s (steady state)", "samples_per_s", "{:.1f}"),
-        ("input wait, share of step time", "input_wait_fraction", "{:.1%}"),
-        ("peak host memory, MB (job, PSS)", "peak_host_mb", "{:.0f}"),
-        ("device memory, MB", "peak_device_mb", "{:.0f}"),
-        ("compile, s", "compile_s", "{:.1f}"),
-        ("projected NTU-60 recipe, minutes", "projected_recipe_minutes", "{:.0f}"),
-    ]
-    out = ["| | skeljax | PyTorch |", "|---|---|---|"]
-    out += [f"| {name} | {_cell(s.get(k), f)} | {_cell(t.get(k), f)} |" for name, k, f in rows]
+    rows = [(name, cell(s.get(k), f), cell(t.get(k), f)) for name, k, f in TABLE_ROWS]
     if res.get("ratio") is not None:
-        out.append(f"| skeljax / PyTorch samples/s | {res['ratio']:.2f}x | |")
-    return "\n".join(out)
+        rows.append(("skeljax / PyTorch samples/s", f"{res['ratio']:.2f}x", ""))
+    return markdown_table(("", "skeljax", "PyTorch"), rows)
 
 
 def _remat_chosen(side: dict) -> str:
@@ -413,9 +384,8 @@ def _remat_chosen(side: dict) -> str:
 def write_docs(res: dict, path: str = DOCS) -> None:
     m, a = res["machine"], res["settings"]
     s, t = res["skeljax"], res.get("torch") or {}
-    text = f"""# End-to-end benchmark: the trainer's loop vs the same loop in PyTorch
-
-Generated by `scripts/benchmark_e2e.py --update-docs` on {res["date"]}. Do not edit by hand; rerun the script.
+    title = "End-to-end benchmark: the trainer's loop vs the same loop in PyTorch"
+    text = f"""{generated_header(title, "benchmark_e2e.py", res["date"])}
 
 Command: `{res["command"]}`
 
@@ -442,8 +412,7 @@ with worker processes, the same PYSKL train transform), each in a fresh process 
   {m.get("torch")}{" on " + m["torch_device"] if m.get("torch_device") else ""}; Python {m["python"]}
 - 1-minute load average when the run started: {m["load_average_at_start"]}; XLA_FLAGS: `{m.get("xla_flags")}`
 """
-    with open(path, "w") as f:
-        f.write(text)
+    write_page(path, text)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -489,13 +458,11 @@ def main(argv=None) -> int:
     if args._torch:
         print(json.dumps(torch_loop(args)), flush=True)
         return 0
-    env = dict(os.environ)
-    if not args.no_malloc_env:
-        env.update({k: env.get(k, v) for k, v in MALLOC_ENV.items()})
+    env = dict(os.environ) if args.no_malloc_env else with_malloc_env(dict(os.environ))
     res = {
         "date": datetime.date.today().isoformat(),
         "command": "python scripts/benchmark_e2e.py " + " ".join(_without_docs_flags(argv)),
-        "machine": machine_info(),
+        "machine": {**machine_info(), "cores": usable_cores()},
     }
     print(f"data: {DATASET} in {args.data_dir} (built on first use) ...", flush=True)
     data = prepare_data(args.data_dir, args.num_per_class)
@@ -533,16 +500,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def _without_docs_flags(argv: list[str]) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip or a == "--update-docs":
-            skip = False
-            continue
-        skip = a == "--docs"
-        if not skip and not a.startswith("--docs="):
-            out.append(a)
-    return out
+_without_docs_flags = without_page_flags  # the command a page names leaves out where the page went
 
 
 def _short(e: dict) -> dict:

@@ -20,50 +20,14 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 
 import jax
 import numpy as np
 
-from skeljax.data.input_pipeline import make_train_iterator, sample_seed
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.tfds_builders import load_source
 from skeljax.run_config import resolve_num_workers, usable_cores
-
-
-def bare_rate(source, transform, n: int) -> float:
-    """Samples/s of read + transform in a plain loop (no grain)."""
-    transform(source[0], seed=0)  # warm-up
-    t = time.perf_counter()
-    for i in range(n):
-        transform(source[i % len(source)], seed=sample_seed(0, 0, i))
-    return n / (time.perf_counter() - t)
-
-
-def iterator_stats(source, transform, batch: int, steps: int, workers: int, mesh) -> dict[str, float]:
-    """Seconds to the first batch of a `TrainIterator`, then over the following ``steps`` batches: samples/s and
-    the CPU time of this (the trainer's) process per batch, all threads (the work that workers take off it)."""
-    t0 = time.perf_counter()
-    it = make_train_iterator(
-        source, transform, batch, 0, mesh, repeat_times=5, num_workers=workers, num_steps=steps + 1
-    )
-    next(it)["keypoint"].block_until_ready()
-    t1, cpu1 = time.perf_counter(), time.process_time()
-    for b in it:
-        b["keypoint"].block_until_ready()
-    t2, cpu2 = time.perf_counter(), time.process_time()
-    it.close()
-    return {
-        "first_batch_s": t1 - t0,
-        "samples_per_s": steps * batch / (t2 - t1),
-        "main_cpu_ms_per_batch": (cpu2 - cpu1) / steps * 1e3,
-    }
-
-
-def iterator_rate(source, transform, batch: int, steps: int, workers: int, mesh) -> tuple[float, float]:
-    """(seconds to the first batch, samples/s over the following ``steps`` batches)."""
-    stats = iterator_stats(source, transform, batch, steps, workers, mesh)
-    return stats["first_batch_s"], stats["samples_per_s"]
+from skeljax.testing.workloads import bare_rate, iterator_stats
 
 
 def main(argv=None) -> int:

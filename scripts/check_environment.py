@@ -68,8 +68,7 @@ def check_reference_model(on_gpu: bool) -> list[str]:
     try:
         import torch
 
-        sys.path.insert(0, str(REPO))
-        from tests import torch_reference
+        from skeljax.testing import torch_reference
 
         model = torch_reference.build_pyskl_recognizer("stgcnpp", "nturgb+d", num_classes=60)
         device = "cuda" if on_gpu else "cpu"

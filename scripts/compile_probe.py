@@ -2,7 +2,7 @@
 
 For comparing XLA flag sets and the persistent compilation cache (README, "Speed"): run it once per setting, each
 in a fresh process, since XLA reads XLA_FLAGS once at start-up. The programs are scripts/benchmark.py's
-(eval-mode inference; forward, backward and SGD step), at NTU shapes (M=2, T=100, V=25).
+(`skeljax.testing.workloads`: eval-mode inference; forward, backward and SGD step), at NTU shapes (M=2, T=100, V=25).
 
   XLA_FLAGS=--xla_gpu_enable_triton_gemm=false python scripts/compile_probe.py --label triton_off
   XLA_FLAGS=--xla_gpu_deterministic_ops=true python scripts/compile_probe.py --label deterministic
@@ -16,13 +16,12 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import benchmark
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matmul_floor import median_seconds
+
+from skeljax.testing.matmul_floor import median_seconds
+from skeljax.testing.workloads import skeljax_infer, skeljax_train
 
 
 def probe(part: str, batch: int, repeats: int) -> dict:
@@ -32,13 +31,13 @@ def probe(part: str, batch: int, repeats: int) -> dict:
     shape = (batch, 2, 100, 25, 3)
     x = jnp.asarray(np.random.default_rng(0).normal(size=shape).astype(np.float32))
     if kind == "infer":
-        fn, compile_s, mem, _ = benchmark.skeljax_infer(shape, dtype)
+        fn, compile_s, mem, _ = skeljax_infer(shape, dtype)
         x = x[:, None]  # one clip per sample
 
         def call():
             fn(x).block_until_ready()
     elif kind == "train":
-        fn, data, compile_s, mem, _, _ = benchmark.skeljax_train(shape, dtype, "off")
+        fn, data, compile_s, mem, _, _ = skeljax_train(shape, dtype, "off")
         arrays = jax.device_put({"keypoint": x[:, None], "label": jnp.zeros((batch,), jnp.int32)}, data)
 
         def call():

@@ -18,7 +18,7 @@ packages=(
   # skeljax's own requirements (setup.cfg) and what tensorflow-datasets and grain import when skeljax loads a dataset
   ml_collections grain portpicker array_record tensorflow-datasets tensorboardX dm-tree immutabledict promise
   simple-parsing docstring_parser termcolor toml tensorflow-metadata googleapis-common-protos importlib_resources
-  # The PyTorch reference of the benchmarks (tests/torch_reference.py): MMAction2 1.2.0 on mmcv-lite and mmengine
+  # The PyTorch reference of the benchmarks (skeljax/testing/torch_reference.py): MMAction2 1.2.0 on mmcv-lite and mmengine
   mmaction2 mmcv-lite mmengine addict yapf platformdirs importlib_metadata zipp
 )
 # The versions are this environment's (pip install -e ".[test]" first), so the host gets what the tests ran with.

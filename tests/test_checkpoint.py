@@ -75,7 +75,7 @@ def test_state_of_another_model_is_refused(tmp_path, model):
 
 def test_relative_paths_and_export_order_after_reload(tmp_path, monkeypatch):
     from skeljax.models import convert
-    from tests import torch_reference as ref
+    from skeljax.testing import torch_reference as ref
 
     tmodel = ref.build_pyskl_recognizer("stgcnpp", "coco", num_classes=5, seed=None)
     model = convert.model_from_state_dict({k: v.numpy() for k, v in tmodel.state_dict().items()})

@@ -12,7 +12,7 @@ import skeljax
 from skeljax import checkpoint
 from skeljax.io import pth as pth_io
 from skeljax.models import convert
-from tests import torch_reference as ref
+from skeljax.testing import torch_reference as ref
 
 torch.backends.cudnn.allow_tf32 = False
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,7 +10,7 @@ from flax import nnx
 from skeljax import export as E
 from skeljax.checkpoint import save_model
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
-from tests import torch_reference as tr
+from skeljax.testing import torch_reference as tr
 
 SMALL = {"base_channels": 8, "num_stages": 4, "inflate_stages": (3,), "down_stages": (3,)}
 FRAMES = 24

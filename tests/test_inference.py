@@ -12,7 +12,7 @@ from flax import nnx
 
 from skeljax import inference, sharding
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
-from tests import torch_reference as tr
+from skeljax.testing import torch_reference as tr
 
 SMALL = {"base_channels": 8, "num_stages": 4, "inflate_stages": (3,), "down_stages": (3,)}
 

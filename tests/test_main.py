@@ -15,7 +15,7 @@ import torch
 from skeljax import config_base, ensemble
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.tfds_builders import load_source
-from tests import torch_reference as ref
+from skeljax.testing import torch_reference as ref
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP_LEN, NUM_CLIPS, NUM_PER_CLASS = 12, 10, 3

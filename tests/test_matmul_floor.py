@@ -1,9 +1,6 @@
-"""scripts/matmul_floor.py: the matrix products it finds in compiled programs, and their FLOP counts."""
+"""skeljax/testing/matmul_floor.py: the matrix products it finds in compiled programs, and their FLOP counts."""
 
 import functools
-import importlib.util
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,24 +9,14 @@ import pytest
 from flax import nnx
 
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
-
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "matmul_floor.py")
-
-
-@pytest.fixture(scope="module")
-def mf():
-    spec = importlib.util.spec_from_file_location("matmul_floor", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+from skeljax.testing import matmul_floor as mf
 
 
 def _compiled(f, *shapes):
     return jax.jit(f).lower(*[jax.ShapeDtypeStruct(s, jnp.float32) for s in shapes]).compile()
 
 
-def test_finds_each_product_with_its_shapes_and_flops(mf):
+def test_finds_each_product_with_its_shapes_and_flops():
     def f(a, b, c, x, y):
         return jnp.tanh(a @ b) @ c, jnp.einsum("bij,bjk->bik", x, y)
 
@@ -44,7 +31,7 @@ def test_finds_each_product_with_its_shapes_and_flops(mf):
     assert batched.lhs_batch == (0,) and batched.flops == 2 * 3 * 40 * 60 * 50
 
 
-def test_stgcnpp_products_add_up_to_the_reference_cost(mf):
+def test_stgcnpp_products_add_up_to_the_reference_cost():
     # ST-GCN++ costs 2.925 GMAC per NTU sample (M=2, T=100, V=25) forward (PyTorch's FlopCounterMode on PYSKL's
     # model; MMAction2 1.x's configs/skeleton/stgcnpp/metafile.yml rounds it to 2.96 G): every one of those
     # multiply-adds sits in a product the parser must find (graph aggregations, 1x1 and temporal convolutions).
@@ -61,7 +48,7 @@ def test_stgcnpp_products_add_up_to_the_reference_cost(mf):
     assert gmac == pytest.approx(2.925, rel=0.01)
 
 
-def test_floor_times_the_products_and_is_none_without_any(mf):
+def test_floor_times_the_products_and_is_none_without_any():
     compiled = _compiled(lambda a, b: a @ b, (256, 256), (256, 256))
     floor = mf.matmul_floor(compiled, repeats=3)
     assert floor["dots"] == 1 and floor["shapes"] == 1
@@ -70,7 +57,7 @@ def test_floor_times_the_products_and_is_none_without_any(mf):
     assert mf.matmul_floor(_compiled(lambda a: jnp.exp(a) + 1, (256, 256))) is None
 
 
-def test_unknown_operand_is_an_error(mf):
+def test_unknown_operand_is_an_error():
     text = (
         "  ROOT %dot.1 = f32[4,4]{1,0} dot(%missing, %also_missing), lhs_contracting_dims={1}, rhs_contracting_dims={0}"
     )
@@ -78,7 +65,7 @@ def test_unknown_operand_is_an_error(mf):
         mf.dots_in_hlo(text)
 
 
-def test_products_in_a_loop_count_once_per_trip(mf):
+def test_products_in_a_loop_count_once_per_trip():
     # The inference forward runs clips through the network in a compiled loop on CPU (skeljax.inference); its
     # products run once per clip, and the floor must count them so.
     def f(w, xs):
@@ -89,7 +76,7 @@ def test_products_in_a_loop_count_once_per_trip(mf):
     assert {d.lhs_shape for d in dots} == {(16, 32), (16, 48)}
 
 
-def test_the_per_clip_inference_loop_costs_what_the_whole_batch_does(mf):
+def test_the_per_clip_inference_loop_costs_what_the_whole_batch_does():
     from skeljax import inference, sharding
 
     model = Recognizer(stgcnpp_spec(60), rngs=nnx.Rngs(0))
@@ -100,7 +87,7 @@ def test_the_per_clip_inference_loop_costs_what_the_whole_batch_does(mf):
     assert sum(n * d.flops for d, n in dots.items()) / 2e9 == pytest.approx(3 * 2.925, rel=0.01)
 
 
-def test_a_short_product_is_timed_in_a_loop_that_xla_keeps(mf):
+def test_a_short_product_is_timed_in_a_loop_that_xla_keeps():
     # time_dot divides a loop of `trips` products by `trips`; that holds only if every trip really multiplies.
     product = functools.partial(jnp.matmul)
     a, b = jnp.ones((16, 8)), jnp.full((8, 4), 0.5)

@@ -10,7 +10,7 @@ import torch
 from flax import nnx
 
 from skeljax.models import convert
-from tests import torch_reference as ref
+from skeljax.testing import torch_reference as ref
 
 torch.set_num_threads(1)
 

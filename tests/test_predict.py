@@ -18,7 +18,7 @@ from skeljax.data.annotations import save_annotations
 from skeljax.data.ntu_meta import NTU60_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
 from skeljax.models.stgcn import Recognizer, mmaction0x_spec, stgcn_original_spec, stgcn_pyskl_spec, stgcnpp_spec
-from tests import torch_reference as tr
+from skeljax.testing import torch_reference as tr
 from tests.test_ntu_raw import body, frames_from, write_skeleton
 
 SMALL = {"base_channels": 8, "num_stages": 4, "inflate_stages": (3,), "down_stages": (3,)}

@@ -16,7 +16,7 @@ import torch
 
 from skeljax.io import pth as pth_io
 from skeljax.io.pth import CheckpointFormatError, UnsafePickleError, extract_state_dict, load_pth, save_pth
-from tests import torch_reference
+from skeljax.testing import torch_reference
 
 TORCH_TO_NP = {
     torch.float32: np.float32,
@@ -198,7 +198,7 @@ def test_numpy1_module_path_protocol2(tmp_path):
 
 @pytest.mark.parametrize("zip_format", [True, False])
 def test_released_style_fixtures(tmp_path, zip_format):
-    # tests/torch_reference.py writes files the way PYSKL / MMAction2 0.x did in 2022 (numpy 1.x globals).
+    # skeljax/testing/torch_reference.py writes files the way PYSKL / MMAction2 0.x did in 2022 (numpy 1.x globals).
     sd = mmcv_checkpoint()["state_dict"]
     for style in torch_reference.CHECKPOINT_STYLES:
         path = tmp_path / f"{style}.pth"

@@ -447,7 +447,7 @@ def test_prepare_ntu_keeps_an_existing_output_when_everything_fails(tmp_path):
 def pth_files(tmp_path_factory):
     import torch
 
-    from tests import torch_reference as ref
+    from skeljax.testing import torch_reference as ref
 
     root = tmp_path_factory.mktemp("pth")
     torch.manual_seed(0)

@@ -14,8 +14,8 @@ from torch import nn
 import skeljax
 from skeljax import checkpoint, config_base, graph
 from skeljax.models import convert, stgcn
-from tests import torch_reference as ref
-from tests import torch_reference_original as orig
+from skeljax.testing import torch_reference as ref
+from skeljax.testing import torch_reference_original as orig
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAYOUTS = {"openpose": 400, "ntu-rgb+d": 60}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests import torch_reference as R
+from skeljax.testing import torch_reference as R
 
 FAMILY_TOTALS = {  # (family, layout): (parameters incl. 60-class head, state_dict entries, parameter tensors)
     ("stgcnpp", "nturgb+d"): (1_403_144, 692, 434),

@@ -14,7 +14,7 @@ import skeljax
 from skeljax import checkpoint, zoo
 from skeljax.zoo import __main__ as zoo_cli
 from skeljax.zoo import download
-from tests import torch_reference as ref
+from skeljax.testing import torch_reference as ref
 
 HOST = "https://download.openmmlab.com"
 NAME = "stgcnpp_ntu60_xsub_3d_j"
@@ -281,7 +281,7 @@ def test_original_row_downloads_a_legacy_file_and_converts(server, tmp_path, mon
 
     import torch
 
-    from tests import torch_reference_original as orig
+    from skeljax.testing import torch_reference_original as orig
 
     net = orig.OriginalSTGCN("ntu-rgb+d", 60)
     path = tmp_path / "st_gcn.pt"
