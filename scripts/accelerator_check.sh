@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/skeljax_accel}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-# Measured on the H200 (README, "GPU compile time and flags"): Triton GEMM autotuning triples compile time for no speed.
+# Measured on the H200 (docs/speed.md, "GPU compile time and flags"): Triton GEMM autotuning triples compile time for no speed.
 export XLA_FLAGS="${XLA_FLAGS:---xla_gpu_enable_triton_gemm=false}"
 status=0
 step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log, remember a failure

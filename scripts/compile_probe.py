@@ -1,6 +1,6 @@
 """Compile time and speed of skeljax's ST-GCN++ programs under this process's XLA_FLAGS: one JSON line per program.
 
-For comparing XLA flag sets and the persistent compilation cache (README, "Speed"): run it once per setting, each
+For comparing XLA flag sets and the persistent compilation cache (docs/speed.md): run it once per setting, each
 in a fresh process, since XLA reads XLA_FLAGS once at start-up. The programs are scripts/benchmark.py's
 (`skeljax.testing.workloads`: eval-mode inference; forward, backward and SGD step), at NTU shapes (M=2, T=100, V=25).
 
