@@ -4,7 +4,7 @@ Layout of a model directory (written by `save_model`, by `scripts/convert_checkp
 `final/` exports of a training run):
 
     DIR/model_spec.json   # skeljax.models.stgcn.ModelSpec as JSON, plus the skeljax version and the source file
-                          # and, under "test", the settings skeljax.predict tests it with (`test_settings`)
+                          # and, under "test", the settings skeljax.predict tests it with (skeljax.predict.settings)
     DIR/state/            # orbax StandardCheckpointer: parameters, BatchNorm statistics and graph buffers
 
 A directory is written under a temporary name and renamed when complete, so a crash never leaves a directory
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import jax
@@ -32,7 +32,7 @@ from skeljax.models.stgcn import ModelSpec, Recognizer
 SPEC_FILE = "model_spec.json"
 STATE_DIR = "state"
 MODEL_STATE = nnx.Any(nnx.Param, nnx.BatchStat, Buffer)
-TEST_KEY = "test"  # model_spec.json: the test-time settings (`test_settings`); directories before it lack the key
+TEST_KEY = "test"  # model_spec.json: the test-time settings (skeljax.predict.settings); older directories lack it
 
 
 class SkeljaxCheckpointError(ValueError):
@@ -76,49 +76,6 @@ def save_model(
             ckptr.save(os.path.join(tmp, STATE_DIR), state)
             ckptr.wait_until_finished()
     return directory
-
-
-def test_settings(
-    config: Mapping[str, Any], *, class_names: Sequence[str] = (), source: str | None = None
-) -> dict[str, Any]:
-    """The settings a model is tested with, from its run's config (as `config.json` stores it), for `TEST_KEY`.
-
-    Keys: layout (a built-in name, or 'custom' with `custom_layout` as the config's model.custom_layout), feat,
-    recipe, clip_len, test_num_clips, test_average, and where known class_names and source.
-    """
-    data, model = config.get("data") or {}, config.get("model") or {}
-    settings = {
-        "layout": model.get("layout"),
-        "feat": data.get("feat"),
-        "recipe": data.get("recipe"),
-        "clip_len": data.get("clip_len"),
-        "test_num_clips": data.get("test_num_clips"),
-        "test_average": config.get("test_average"),
-        "class_names": list(class_names or dataset_class_names(str(data.get("dataset", "")))) or None,
-        "source": source,
-    }
-    if settings["layout"] == "custom":
-        settings["custom_layout"] = model.get("custom_layout")
-    return {k: v for k, v in settings.items() if v is not None}
-
-
-def dataset_class_names(dataset: str) -> tuple[str, ...]:
-    """The class names of a built-in dataset ('ntu60/xsub_3d', 'kinetics_skeleton', ...); () for others."""
-    from skeljax.data.ntu_meta import NTU60_CLASSES, NTU120_CLASSES
-
-    family = dataset.split("/")[0]
-    if family == "kinetics_skeleton":
-        from skeljax.data.kinetics import KINETICS400_CLASSES
-
-        return KINETICS400_CLASSES
-    if family == "skeljax_synthetic":  # the builder config says how many classes ('ntu60': 60)
-        from skeljax.data.synthetic import SYNTHETIC_CLASSES, synthetic_class_names
-        from skeljax.data.tfds_builders import SkeljaxSynthetic
-
-        configs = {c.name: c for c in SkeljaxSynthetic.BUILDER_CONFIGS}
-        config = configs.get(dataset.partition("/")[2])
-        return synthetic_class_names(config.num_classes) if config else SYNTHETIC_CLASSES
-    return {"ntu60": NTU60_CLASSES, "ntu120": NTU120_CLASSES}.get(family, ())
 
 
 def read_spec(directory: str) -> tuple[ModelSpec, dict[str, Any]]:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from skeljax import checkpoint, cli, zoo
 from skeljax.models import convert
+from skeljax.predict.settings import conversion_settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,7 +59,17 @@ def _convert(args) -> None:
         row = zoo.find_row(args.zoo or args.src[len(zoo.ZOO_PREFIX) :]) if _is_zoo(args) else None
         src = zoo.resolve(args.src, want="pth")  # 'zoo:NAME': the verified released file, fetched on first use
         model = convert.load_pytorch_checkpoint(src, trusted=args.trusted)
-        settings = _test_settings(args, model, row)
+        settings = conversion_settings(
+            model,
+            row=row,
+            source=str(args.src),
+            feat=args.feat,
+            recipe=args.recipe,
+            clip_len=args.clip_len,
+            test_num_clips=args.test_num_clips,
+            test_average=args.test_average,
+            labels=args.labels,
+        )
         source = settings["source"]
         extra = {"source": source, checkpoint.TEST_KEY: settings}
         checkpoint.save_model(args.dst, model, extra=extra, overwrite=args.overwrite)
@@ -85,33 +96,6 @@ def _add_test_flags(p) -> None:
     g.add_argument("--test-num-clips", type=int, help="clips per sample (default: the recipe's)")
     g.add_argument("--test-average", choices=("prob", "score"), help="clip averaging (default: the recipe's)")
     g.add_argument("--labels", help="class names: ntu60, ntu120, synthetic or a .txt file with one name per line")
-
-
-def _test_settings(args, model, row) -> dict:
-    """The zoo row's settings or the defaults, with each given flag in place of its setting."""
-    from skeljax import layouts, predict
-    from skeljax.data.pipelines import make_pipeline
-    from skeljax.zoo import download
-
-    if row is not None:
-        settings = download.row_settings(row)
-    else:
-        found = layouts.by_joints(model.num_joints)
-        settings = {"layout": found.name if found else None, "source": str(args.src)}
-    flags = {
-        "clip_len": args.clip_len,
-        "test_num_clips": args.test_num_clips,
-        "test_average": args.test_average,
-    }
-    if args.labels:
-        flags["class_names"] = list(predict.class_names_for(model.spec.num_classes, args.labels))
-    settings = predict.overridden(settings, feat=args.feat, recipe=args.recipe)
-    settings.update({k: v for k, v in flags.items() if v is not None})
-    settings = predict.complete_settings(model, settings)
-    if "layout" in settings:  # refuse settings predict could not use, before writing the directory
-        s = settings
-        make_pipeline(s["layout"], s["feat"], s["clip_len"], s["test_num_clips"], "test", recipe=s["recipe"])
-    return settings
 
 
 if __name__ == "__main__":

@@ -179,13 +179,14 @@ def test_a_float16_pickle_under_the_original_name_is_refused(tmp_path):
 
 
 def test_original_configs_and_zoo_rows_use_the_original_input():
-    from skeljax.zoo import download, find_row
+    from skeljax.predict.settings import row_settings
+    from skeljax.zoo import find_row
     from tests.test_configs import load_config
 
     for split in ("xsub", "xview"):
         c = load_config(f"configs/stgcn_ntu60.py:original_{split}")
         assert (c.data.dataset, c.data.recipe, c.data.clip_len) == (f"ntu60/{split}_3d_original", "stgcn_original", 300)
-        settings = download.row_settings(find_row(f"stgcn_original_ntu60_{split}_3d_j"))
+        settings = row_settings(find_row(f"stgcn_original_ntu60_{split}_3d_j"))
         assert settings["recipe"] == "stgcn_original" and settings["feat"] == "j"
 
 

@@ -17,6 +17,7 @@ from skeljax.data.ntu_meta import NTU60_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
 from skeljax.models import convert
 from skeljax.models.stgcn import stgcnpp_spec
+from skeljax.predict.settings import row_settings
 from skeljax.zoo import download
 from tests.test_predict import SMALL, small_model
 from tests.test_train import data_dir, tiny_config  # noqa: F401  (data_dir is a fixture)
@@ -182,7 +183,7 @@ def test_zoo_get_writes_and_adds_the_settings(ntu, tmp_path, monkeypatch):
     shutil.copy(ntu["pth"], dest)
     monkeypatch.setenv("SKELJAX_CACHE", str(tmp_path / "cache"))
     model_dir = download.get(BONE_ROW, mirror=f"file://{mirror}", quiet=True)
-    assert spec_json(model_dir)[checkpoint.TEST_KEY] == download.row_settings(row)
+    assert spec_json(model_dir)[checkpoint.TEST_KEY] == row_settings(row)
     assert P.load_predictor(model_dir).feat == "b"
     # a directory a previous version converted (no key) gets its row's settings on the next get
     meta = spec_json(model_dir)

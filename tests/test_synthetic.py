@@ -347,7 +347,7 @@ def test_bad_class_counts_and_frame_ranges():
 
 
 def test_model_directories_name_the_classes_of_the_synthetic_config_they_were_trained_on():
-    from skeljax.checkpoint import dataset_class_names
+    from skeljax.predict.settings import dataset_class_names
 
     names = dataset_class_names("skeljax_synthetic/ntu60")
     assert len(names) == 60 and names[:14] == SYNTHETIC_CLASSES and names[14] == "raise left hand (posture 1)"

@@ -25,6 +25,7 @@ from skeljax import inference, metrics, sharding
 from skeljax.data import input_pipeline
 from skeljax.data.sources import load_split, make_transform
 from skeljax.models.stgcn import Recognizer
+from skeljax.predict.settings import test_settings
 from skeljax.run_config import RunConfig, as_run
 from skeljax.train import compile_step, metrics_writer
 from skeljax.train.checkpoints import (
@@ -446,7 +447,7 @@ def export_model(
     directory: str, model: Recognizer, extra: dict, run: RunConfig | None = None, source: Any = None
 ) -> None:
     """Write a best/ or final/ model directory from process 0 (a no-op on the others); with the run's config, its
-    model_spec.json carries the test settings (`checkpoint.test_settings`) and the class names of `source`."""
+    model_spec.json carries the test settings (`predict.settings.test_settings`) and the class names of `source`."""
     if not metrics_writer.is_main_process():
         return
     if run is not None:
@@ -456,6 +457,6 @@ def export_model(
             "data": {k: getattr(d, k) for k in ("dataset", "feat", "recipe", "clip_len", "test_num_clips")},
             "test_average": run.test_average,
         }
-        settings = model_ckpt.test_settings(config, class_names=getattr(source, "class_names", ()))
+        settings = test_settings(config, class_names=getattr(source, "class_names", ()))
         extra = {**extra, model_ckpt.TEST_KEY: settings}
     model_ckpt.save_model(directory, model, overwrite=True, extra=extra, this_process_only=True)
