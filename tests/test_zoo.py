@@ -90,8 +90,8 @@ def test_every_row_has_a_name_and_the_published_url():
 
 def test_list_prints_every_row(capsys):
     assert zoo_cli.main(["list"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(expected_names())
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.split()[1] != "pose"]  # pose models:
+    assert len(lines) == len(expected_names())  # tests/test_pose_backends.py
     assert lines[0].split() == [NAME, "89.30", HOST + PATH]
 
 

@@ -12,7 +12,9 @@ gives no ids, so people are linked by `skeljax.data.pose_estimators.link_tracks`
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import zipfile
 
 import numpy as np
@@ -22,6 +24,28 @@ from skeljax.pose.base import MEDIAPIPE_SPECS, MissingExtraError, PersonPose, Po
 COCO17_FROM_BLAZEPOSE = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 TASK_MEMBERS = ("pose_detector.tflite", "pose_landmarks_detector.tflite")  # what a PoseLandmarker bundle holds
 MIN_CONFIDENCE = 0.5  # mediapipe's defaults for detection, presence and tracking
+NATIVE_LOGS_ENV = "SKELJAX_POSE_LOGS"  # set to 1 to keep mediapipe's native log lines on stderr
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null while mediapipe's C++ runs: it logs INFO and WARNING lines per frame
+    ("Sparsity tensors may not yet be fully supported", ...) that no Python setting turns off, and they would bury
+    the progress bar and the one `error:` line. Python's own stderr is flushed first; errors still come back as
+    exceptions."""
+    if os.environ.get(NATIVE_LOGS_ENV, "") not in ("", "0"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def import_mediapipe():
@@ -82,19 +106,22 @@ class MediapipePose:
             output_segmentation_masks=False,
         )
         try:
-            self._landmarker = vision.PoseLandmarker.create_from_options(options)
+            with native_stderr_silenced():
+                self._landmarker = vision.PoseLandmarker.create_from_options(options)
         except Exception as e:  # mediapipe raises RuntimeError / ValueError / FileNotFoundError for a bad model
             raise PoseError(model_path, f"mediapipe cannot load this pose model ({e})") from None
 
     def __call__(self, rgb: np.ndarray, timestamp_ms: int) -> list[PersonPose]:
         rgb = check_frame(rgb, self.name)
-        result = self._landmarker.detect_for_video(self._image(rgb), int(timestamp_ms))
+        with native_stderr_silenced():
+            result = self._landmarker.detect_for_video(self._image(rgb), int(timestamp_ms))
         height, width = rgb.shape[:2]
         return [blazepose_to_coco(person, width, height) for person in result.pose_landmarks]
 
     def close(self) -> None:
-        if self._landmarker is not None:
-            self._landmarker.close()
+        if getattr(self, "_landmarker", None) is not None:
+            with native_stderr_silenced():
+                self._landmarker.close()
             self._landmarker = None
 
     def __del__(self):  # mediapipe's own finaliser fails at interpreter exit; close while the bindings exist
