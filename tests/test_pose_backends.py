@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from skeljax import layouts, zoo
-from skeljax.pose import PersonPose, PoseError, base, make_estimator, mediapipe_backend, models, rtm_backend
+from skeljax.pose import PersonPose, PoseError, base, estimators, make_estimator, mediapipe_backend, models, rtm_backend
+from skeljax.testing import pose_fixtures as pf
 from skeljax.zoo import __main__ as zoo_cli
 from skeljax.zoo import download
-from tests import pose_fixtures as pf
 from tests.test_zoo import Server
 
 NO_VIDEO_EXTRA = 'the video extra (mediapipe, OpenCV) is not installed: pip install "skeljax[video]"'
@@ -122,15 +122,15 @@ def test_zoo_lists_the_pose_rows_after_the_action_models(capsys):
     assert zoo_cli.main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     pose = [line.split() for line in lines if line.split()[1] == "pose"]
-    assert [p[0] for p in pose] == [r.name for r in models.POSE_ROWS] and lines[-len(pose) :]
+    assert [p[0] for p in pose] == [r.name for r in models.POSE_MODELS] and lines[-len(pose) :]
     assert pose[1] == [
         "pose_mediapipe_full",
         "pose",
         "https://storage.googleapis.com/mediapipe-models/pose_landmarker/pose_landmarker_full/float16/1/"
         "pose_landmarker_full.task",
     ]
-    assert len(lines) == len(zoo.zoo_rows()) + len(models.POSE_ROWS)
-    for spec, names in models.SPEC_ROWS.items():
+    assert len(lines) == len(zoo.zoo_rows()) + len(models.POSE_MODELS)
+    for spec, names in models.SPEC_MODELS.items():
         assert spec in base.POSE_SPECS and all(zoo.find_row(n).kind == "pose" for n in names)
 
 
@@ -167,7 +167,7 @@ def test_pose_rows_download_through_the_mirror_and_unzip_onnx(server, tmp_path, 
     assert onnx_path == str(tmp_path / "cache" / "pose_rtmo_m" / download.POSE_ONNX)
     with open(onnx_path, "rb") as f:
         assert f.read() == onnx
-    assert models.model_files("rtmo") == [onnx_path]  # cached: no second request
+    assert estimators.model_files("rtmo") == [onnx_path]  # cached: no second request
     assert sorted(server.requests) == sorted([_path_of("pose_mediapipe_full"), _path_of("pose_rtmo_m")])
 
 

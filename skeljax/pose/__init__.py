@@ -1,5 +1,6 @@
-"""Pose estimation from video frames: one small interface (`base`), the mediapipe and rtmlib backends, the pose
-models as zoo rows (`models`) and video decoding (`video_io`). Backends and OpenCV are optional extras
+"""Pose estimation from video frames: one small interface (`base`), the mediapipe and rtmlib backends and the factory
+that picks one (`estimators.make_estimator`), the pose models the zoo lists (`models`) and video decoding
+(`video_io`). Backends and OpenCV are optional extras
 (`pip install "skeljax[video]"`, `"skeljax[rtm]"`), imported only when used. docs/video.md describes them."""
 
 from skeljax.pose.base import (
@@ -9,8 +10,8 @@ from skeljax.pose.base import (
     PersonPose,
     PoseError,
     PoseEstimator,
-    make_estimator,
 )
+from skeljax.pose.estimators import make_estimator
 
 __all__ = [
     "DEFAULT_POSE",

@@ -1,4 +1,4 @@
-"""The one small interface every pose backend implements, and `make_estimator`, which picks a backend by name.
+"""The one small interface every pose backend implements: what it is called with and what it returns.
 
 A backend is called once per video frame with the frame as RGB uint8 (H, W, 3) and its time in milliseconds
 (mediapipe's VIDEO mode needs increasing timestamps; the others ignore them) and returns the people it found, each
@@ -11,7 +11,8 @@ Spec strings (`--pose`): `mediapipe-lite|mediapipe-full|mediapipe-heavy` (mediap
 file a zoo row of kind 'pose'), `rtmpose` (rtmlib: YOLOX person detector + RTMPose), `rtmo` (rtmlib: the one-stage
 RTMO), or a path to a model file: `.task` is a mediapipe PoseLandmarker bundle, `.onnx` an rtmlib RTMO model
 (`rtmpose:DET.onnx,POSE.onnx` names a detector and a pose model). Each backend lives in its own module and imports
-its extra (mediapipe, rtmlib) only when made, so the base install needs neither.
+its extra (mediapipe, rtmlib) only when made, so the base install needs neither. `skeljax.pose.estimators`
+holds the factory; this module only the shared types, so that the backends import it and nothing imports back.
 """
 
 from __future__ import annotations
@@ -105,27 +106,3 @@ def backend_of(spec: str) -> str:
         f"unknown pose backend; expected one of {', '.join(POSE_SPECS)}, a mediapipe .task file or an rtmlib .onnx "
         "file",
     )
-
-
-def make_estimator(
-    spec: str | os.PathLike = DEFAULT_POSE,
-    *,
-    max_persons: int = 2,
-    mirror: str | None = None,
-    quiet: bool = False,
-) -> PoseEstimator:
-    """A pose estimator for `spec` (module docstring) that finds up to `max_persons` people per frame.
-
-    Named models are zoo rows of kind 'pose' (`skeljax-zoo list`), fetched into the zoo cache on first use through
-    `mirror` (default `$SKELJAX_ZOO_MIRROR`), with a progress bar unless `quiet`.
-    """
-    if isinstance(max_persons, bool) or not isinstance(max_persons, int) or max_persons < 1:
-        raise PoseError(os.fspath(spec), f"max_persons must be a positive integer, got {max_persons!r}")
-    spec = os.fspath(spec)
-    if backend_of(spec) == "mediapipe":
-        from skeljax.pose import mediapipe_backend
-
-        return mediapipe_backend.make(spec, max_persons=max_persons, mirror=mirror, quiet=quiet)
-    from skeljax.pose import rtm_backend
-
-    return rtm_backend.make(spec, max_persons=max_persons, mirror=mirror, quiet=quiet)

@@ -19,7 +19,7 @@ import zipfile
 
 import numpy as np
 
-from skeljax.pose.base import MEDIAPIPE_SPECS, MissingExtraError, PersonPose, PoseError, check_frame
+from skeljax.pose.base import MissingExtraError, PersonPose, PoseError, check_frame
 
 COCO17_FROM_BLAZEPOSE = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 TASK_MEMBERS = ("pose_detector.tflite", "pose_landmarks_detector.tflite")  # what a PoseLandmarker bundle holds
@@ -129,14 +129,3 @@ class MediapipePose:
             self.close()
         except Exception:
             pass
-
-
-def make(spec: str, *, max_persons: int, mirror: str | None = None, quiet: bool = False) -> MediapipePose:
-    """The backend for 'mediapipe-lite|full|heavy' (the zoo's model file) or a `.task` path."""
-    import_mediapipe()  # a missing extra fails before any download
-    if spec in MEDIAPIPE_SPECS:
-        from skeljax.pose import models
-
-        (path,) = models.model_files(spec, mirror=mirror, quiet=quiet)
-        return MediapipePose(path, max_persons, name=spec)
-    return MediapipePose(spec, max_persons)

@@ -95,21 +95,3 @@ class RTMOPose:
 
     def close(self) -> None:
         self._model = None
-
-
-def make(spec: str, *, max_persons: int, mirror: str | None = None, quiet: bool = False):
-    """'rtmpose', 'rtmo' (the zoo's files), 'rtmpose:DET.onnx,POSE.onnx' or an RTMO `.onnx` path."""
-    import_rtmlib()  # a missing extra fails before any download
-    if spec in ("rtmpose", "rtmo"):
-        from skeljax.pose import models
-
-        files = models.model_files(spec, mirror=mirror, quiet=quiet)
-        if spec == "rtmpose":
-            return RTMPoseTopDown(*files, max_persons=max_persons, name=spec)
-        return RTMOPose(files[0], max_persons, name=spec)
-    if spec.startswith("rtmpose:"):
-        paths = spec[len("rtmpose:") :].split(",")
-        if len(paths) != 2:
-            raise PoseError(spec, "expected rtmpose:DETECTOR.onnx,POSE.onnx")
-        return RTMPoseTopDown(paths[0], paths[1], max_persons=max_persons)
-    return RTMOPose(spec, max_persons)

@@ -7,6 +7,8 @@
   tables and the pages they write in `docs/`).
 - `workloads`: the programs and loops the benchmarks time, built the way the package builds them.
 - `matmul_floor`: the matrix-product floor of a compiled XLA program.
+- `pose_fixtures`: the offline pose model (a mediapipe `.task` built from the mediapipe 0.10.21 wheel's models) and
+  video clips made from a photograph, for the video tests and `scripts/make_pose_fixtures.py`.
 
 Importing this package imports none of them.
 """

@@ -146,7 +146,8 @@ def all_rows() -> list[ZooRow]:
     """The action models (`zoo_rows`), then the pose models that `--pose` uses (kind 'pose')."""
     from skeljax.pose import models
 
-    return zoo_rows() + models.pose_rows()
+    pose = [ZooRow("", m.description, 0.0, m.url, name=m.name, kind="pose") for m in models.POSE_MODELS]
+    return zoo_rows() + pose
 
 
 def find_row(name: str) -> ZooRow:

@@ -13,7 +13,8 @@ The photograph is scikit-image's `astronaut()` (NASA, public domain; 512 x 512):
 the tip of the nose, the shoulder joints between the suit's neck ring and its outline, and the right elbow at the
 bend of the arm. Her left elbow is hidden behind the helmet she holds, so it is not marked.
 
-`python scripts/make_pose_fixtures.py DIR` writes the same files for a person to look at.
+`python scripts/make_pose_fixtures.py DIR` writes the same files for a person to look at. Needs the video extra
+(mediapipe, OpenCV) and scikit-image (the test extra).
 """
 
 from __future__ import annotations
