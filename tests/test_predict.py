@@ -4,21 +4,22 @@ import json
 import os
 from types import SimpleNamespace
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 from flax import nnx
 
-from skeljax import inference, metrics, sharding
+from skeljax import metrics
 from skeljax import predict as P
 from skeljax.checkpoint import save_model
-from skeljax.data import generate_synthetic, make_pipeline, read_ntu_skeleton, read_ntu_skeleton_mmaction0x
+from skeljax.data import generate_synthetic, read_ntu_skeleton, read_ntu_skeleton_mmaction0x
 from skeljax.data.annotations import save_annotations
 from skeljax.data.ntu_meta import NTU60_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
+from skeljax.models import convert
 from skeljax.models.stgcn import Recognizer, mmaction0x_spec, stgcn_original_spec, stgcn_pyskl_spec, stgcnpp_spec
 from skeljax.testing import torch_reference as tr
+from tests import numpy_reference_transforms as npref
 from tests.test_ntu_raw import body, frames_from, write_skeleton
 
 SMALL = {"base_channels": 8, "num_stages": 4, "inflate_stages": (3,), "down_stages": (3,)}
@@ -32,21 +33,45 @@ def small_model(spec, seed: int) -> Recognizer:
     return m
 
 
+def reference_input(anno, feat="j", *, recipe="pyskl", layout="nturgb+d"):
+    """The test pipeline of `recipe` written out with the loop-based NumPy transforms of
+    tests/numpy_reference_transforms.py (after PYSKL's and MMAction2 0.x's classes), not skeljax.data: (clips, 2, T,
+    V, C) float32."""
+    if recipe == "mmaction0x":  # PaddingWithLoop to 300, PoseDecode, NCTVM: joints only, no normalisation in 3D
+        return npref.mmaction0x(np.asarray(anno["keypoint"]), None)
+    if layout == "coco":
+        kp, n = npref.prenormalize2d(anno["keypoint"], anno["keypoint_score"], anno["img_shape"]), anno["total_frames"]
+    else:
+        kp, n = npref.prenormalize3d(np.asarray(anno["keypoint"]))
+    kp = npref.features(kp, layout, feat)
+    if recipe == "vanilla":  # PadTo(300) over the whole sequence, one clip
+        return npref.format_gcn(npref.pad_to_zero(npref.gather(kp, range(n)), 300), 1)
+    return npref.format_gcn(npref.gather(kp, npref.uniform_sample(n, 100, 10, True)), 10)
+
+
+def torch_twin(model, layout="nturgb+d"):
+    """The PyTorch reference network (MMAction2 1.2.0's STGCN with PYSKL's GCNHead) holding `model`'s weights, moved
+    through the converter's PYSKL key table (checked against PyTorch on its own in tests/test_convert.py)."""
+    kwargs = {**tr.pyskl_backbone_kwargs("stgcnpp", layout), **SMALL}
+    head = tr.GCNHeadRef(model.spec.num_classes, SMALL["base_channels"] * 2)
+    twin = tr.PysklRecognizer(tr.mmaction_stgcn_class()(**kwargs), head, layout)
+    sd = convert.model_state_dict(model, "pyskl")
+    twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()}, strict=True)
+    return twin.double().eval()
+
+
 def reference_probs(model, anno, feat="j", *, recipe="pyskl", layout="nturgb+d", average="prob"):
-    """Independent path: make_pipeline + eager model + softmax (mean over clips), in NumPy float64."""
-    nc = 10 if recipe == "pyskl" else 1
-    pipe = make_pipeline(layout, feat, 100 if recipe == "pyskl" else 300, nc, "test", recipe=recipe)
-    x = pipe(dict(anno))
-    # The model rows go through the one compiled forward (skeljax.inference) as one-clip samples, whose 'score'
-    # average is the clip's logits; the softmax and clip mean are done here. The forward itself is checked against
-    # PyTorch in test_pth_checkpoint_matches_pytorch and tests/test_convert.py.
-    forward, params, stats = inference.model_forward(model, sharding.make_mesh(), "score", features=True)
-    logits, feats = forward(params, stats, jnp.asarray(x)[:, None])
-    logits = np.asarray(logits, np.float64)
+    """Independent path: the NumPy reference pipeline, the PyTorch reference network in float64, softmax in float64
+    (mean over clips, or of the mean logits for average='score'); also the pooled features averaged over clips."""
+    x = torch.from_numpy(reference_input(anno, feat, recipe=recipe, layout=layout)).double()
+    twin = torch_twin(model, layout)
+    with torch.no_grad():
+        pooled = twin.backbone(x).mean(dim=(3, 4)).mean(dim=1)  # (clips, C): over T', V, then persons
+        logits = twin.cls_head(twin.backbone(x)).numpy()
     if average == "score":
         logits = logits.mean(0, keepdims=True)
     e = np.exp(logits - logits.max(-1, keepdims=True))
-    return (e / e.sum(-1, keepdims=True)).mean(0), np.asarray(feats).mean(0)
+    return (e / e.sum(-1, keepdims=True)).mean(0), pooled.numpy().mean(0)
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +235,7 @@ def test_pth_checkpoint_matches_pytorch(tmp_path):
     a = generate_synthetic(2, seed=5)["annotations"][4]
     a["keypoint"], a["total_frames"] = a["keypoint"][:, :50], 50
     pred = P.predict(path, a, return_features=True)
-    x = make_pipeline("nturgb+d", "j", 100, 10, "test")(dict(a))
+    x = reference_input(a)
     with torch.no_grad():
         ref = torch_model.forward_test(torch.from_numpy(x)[None]).numpy()[0]
     np.testing.assert_allclose(pred.probs[0], ref, rtol=1e-4, atol=1e-6)
