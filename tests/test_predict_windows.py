@@ -100,3 +100,19 @@ def test_window_errors(long, tmp_path, capsys):
     with pytest.raises(SystemExit):
         P.main(["--checkpoint", str(long["dir"] / "j"), "--input", long["npy"], "--stride", "5"])
     assert "--stride needs --window" in capsys.readouterr().err
+
+
+def test_identical_clips_run_once(long, monkeypatch):
+    """A window of exactly clip_len frames samples ten identical clips (PYSKL's test sampling): one is run, with
+    the result of a one-clip predictor; a longer window runs all ten."""
+    pred, rows = long["j"], []
+    forward = pred._forward
+    monkeypatch.setattr(pred, "_forward", lambda p, s, x: rows.append(x.shape[1]) or forward(p, s, x))
+    assert (pred.clip_len, pred.num_clips) == (100, 10)
+    anno = P.array_annotation(long["seq"], "long", pred.layout, "long")
+    exact, longer = (P.window_annotation(anno, 0, n) for n in (100, 120))
+    probs, _ = pred.scores([exact])
+    pred.scores([longer])
+    assert rows == [1, 10]
+    one_clip = P.from_model(pred.model, meta={"test": {"test_num_clips": 1}})
+    np.testing.assert_allclose(probs, one_clip.scores([exact])[0], rtol=1e-6, atol=1e-7)
