@@ -2,7 +2,8 @@
 
 The fixtures in tests/fixtures/reference/ were written by scripts/make_reference_fixtures.py, which imports the
 reference projects' pipeline classes and NTU scripts from checkouts at the commits recorded in manifest.json.
-Every comparison is bit for bit: same dtype, same shape, same bytes (so even the sign of a zero must agree).
+Every comparison is bit for bit: same dtype, same shape, same bytes (so even the sign of a zero must agree), with
+float64 arccos computed by the C library on every CPU (see arccos_of_the_c_library; docs/testing.md).
 """
 
 import gzip
