@@ -17,8 +17,10 @@ holds the factory; this module only the shared types, so that the backends impor
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sys
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -29,6 +31,7 @@ MEDIAPIPE_SPECS = ("mediapipe-lite", "mediapipe-full", "mediapipe-heavy")
 RTM_SPECS = ("rtmpose", "rtmo")
 POSE_SPECS = MEDIAPIPE_SPECS + RTM_SPECS
 EXTRAS = {"mediapipe": "video", "rtmlib": "rtm"}  # import name -> skeljax extra that installs it
+NATIVE_LOGS_ENV = "SKELJAX_POSE_LOGS"  # set to 1 to keep native libraries' log lines on stderr
 
 
 class PoseError(ValueError):
@@ -106,3 +109,25 @@ def backend_of(spec: str) -> str:
         f"unknown pose backend; expected one of {', '.join(POSE_SPECS)}, a mediapipe .task file or an rtmlib .onnx "
         "file",
     )
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null while native code runs: mediapipe's C++ logs INFO and WARNING lines per
+    frame ("Sparsity tensors may not yet be fully supported", ...) and FFmpeg its complaints about a broken file
+    ("moov atom not found"), which no Python setting turns off and which would bury the progress bar and the one
+    `error:` line. Python's own stderr is flushed first; errors still come back as exceptions.
+    `$SKELJAX_POSE_LOGS=1` keeps them."""
+    if os.environ.get(NATIVE_LOGS_ENV, "") not in ("", "0"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -12,40 +12,16 @@ gives no ids, so people are linked by `skeljax.data.pose_estimators.link_tracks`
 
 from __future__ import annotations
 
-import contextlib
 import os
-import sys
 import zipfile
 
 import numpy as np
 
-from skeljax.pose.base import MissingExtraError, PersonPose, PoseError, check_frame
+from skeljax.pose.base import MissingExtraError, PersonPose, PoseError, check_frame, native_stderr_silenced
 
 COCO17_FROM_BLAZEPOSE = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
 TASK_MEMBERS = ("pose_detector.tflite", "pose_landmarks_detector.tflite")  # what a PoseLandmarker bundle holds
 MIN_CONFIDENCE = 0.5  # mediapipe's defaults for detection, presence and tracking
-NATIVE_LOGS_ENV = "SKELJAX_POSE_LOGS"  # set to 1 to keep mediapipe's native log lines on stderr
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Send file descriptor 2 to /dev/null while mediapipe's C++ runs: it logs INFO and WARNING lines per frame
-    ("Sparsity tensors may not yet be fully supported", ...) that no Python setting turns off, and they would bury
-    the progress bar and the one `error:` line. Python's own stderr is flushed first; errors still come back as
-    exceptions."""
-    if os.environ.get(NATIVE_LOGS_ENV, "") not in ("", "0"):
-        yield
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def import_mediapipe():

@@ -19,10 +19,14 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from skeljax.pose.base import MissingExtraError, PoseError
+from skeljax.pose.base import MissingExtraError, PoseError, native_stderr_silenced
 
 DEFAULT_FPS = 30.0  # when the container or camera does not say
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+UNREADABLE = (
+    "OpenCV cannot read it as a video (not a video, a format it does not decode, or cut off before its index as a "
+    "zero-length recording is)"
+)
 
 
 def import_cv2():
@@ -88,7 +92,8 @@ class Video:
             last_ms = max(ms, last_ms + 1)
             yield Frame(index, last_ms, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
             index += 1
-            ok, bgr = self._capture.read()
+            with native_stderr_silenced():
+                ok, bgr = self._capture.read()
             bgr = bgr if ok else None
 
 
@@ -112,12 +117,13 @@ def open_video(source: str | int | os.PathLike) -> Video:
     """The opened source, its first frame already read (so a video with no frame fails here, before any work)."""
     arg, name, live = _source_arg(source)
     cv2 = import_cv2()
-    capture = cv2.VideoCapture(arg)
-    if not capture.isOpened():
+    with native_stderr_silenced():
+        capture = cv2.VideoCapture(arg)
+        opened = capture.isOpened()
+        ok, first = capture.read() if opened else (False, None)
+    if not opened:
         capture.release()
-        what = "cannot open the camera" if isinstance(arg, int) else "OpenCV cannot open it as a video"
-        raise PoseError(name, what)
-    ok, first = capture.read()
+        raise PoseError(name, "cannot open the camera" if isinstance(arg, int) else UNREADABLE)
     if not ok or first is None:
         capture.release()
         raise PoseError(name, "holds no video frame (zero-length, or not a video OpenCV can decode)")

@@ -5,6 +5,8 @@
         [--recipe pyskl|vanilla|mmaction0x|stgcn_original]
     python -m skeljax.predict --checkpoint J_DIR --checkpoint B_DIR --input FILE     # J+B fusion (1:1)
     python -m skeljax.predict --checkpoint CKPT --input LONG.npy --window 100 --stride 50   # one line per window
+    python -m skeljax.predict --video clip.mp4 [--pose mediapipe-full] [--window 100 --stride 50]
+        [--per-person] [--save-pose clip_pose.json]                                     # from a video (docs/video.md)
 
 CKPT is a skeljax model directory (`model_spec.json` + `state/`) or a released PyTorch `.pth` (PYSKL, MMAction2
 0.x / 1.x). FILE is a raw NTU `.skeleton` file, a `.npy` array (M, T, V, C) (COCO-17 2D: C = 3 = x, y, score in
@@ -37,6 +39,17 @@ through the same test pipeline as a whole sample; windows start at 0, S, 2S, ...
 are left over a last window covers the final T frames (a sequence of at most T frames is one window). One line per
 window with its frame range, end exclusive: `[start, end)  label prob | ...`, or with --json exactly
 {"start": int, "end": int, "top5": [...]}. Python: `predict_windows(checkpoints, input, window=T, stride=S)`.
+
+From a video: --video FILE decodes it (OpenCV), finds each frame's people with a pose backend (--pose
+mediapipe-lite|mediapipe-full|mediapipe-heavy|rtmpose|rtmo or a .task / .onnx model file; default mediapipe-full,
+fetched into the zoo cache), links them into tracks by box IoU, keeps the --max-persons tracks with the highest
+summed keypoint score and predicts the COCO-17 keypoints in pixels of the video's own frame size, whole or per
+--window/--stride, with --checkpoint (default zoo:stgcnpp_ntu60_xsub_2d_j; 2D COCO-17 models only). Output as for a
+pose-estimator file (with --window, as for windows). --save-pose FILE also writes the tracked keypoints in MMPose's
+format, which --input FILE reads back to the same prediction. --per-person predicts each kept track alone (the
+second person zeroed): one line per track and window, with --json exactly {"track": int, "start": int, "end": int,
+"top5": [...]}. Needs `pip install "skeljax[video]"` (mediapipe) or `"skeljax[rtm]"` (rtmlib). Python:
+`skeljax.predict.video.predict_video(video, checkpoints)`.
 """
 
 from __future__ import annotations
@@ -48,6 +61,7 @@ from skeljax import cli
 from skeljax.data import pose_estimators
 from skeljax.data.pipelines import RECIPES
 from skeljax.data.transforms import FEATS
+from skeljax.pose.base import DEFAULT_POSE
 from skeljax.predict.predictor import format_json, format_text, predict, report_tracks
 from skeljax.predict.windows import format_windows, predict_windows
 
@@ -58,14 +72,30 @@ def build_parser():
     p.add_argument(
         "--checkpoint",
         action="append",
-        required=True,
-        help="skeljax model directory or .pth; repeat for multi-stream fusion",
+        help="skeljax model directory or .pth; repeat for multi-stream fusion (with --video, default "
+        "zoo:stgcnpp_ntu60_xsub_2d_j)",
     )
     p.add_argument(
         "--input",
-        required=True,
         help=".skeleton, .npy (M, T, V, C), annotation .pkl, a .json (MMPose, OpenPose, Kinetics-skeleton) or an "
         "OpenPose --write_json folder",
+    )
+    p.add_argument("--video", help="a video file: estimate poses on every frame, then predict (docs/video.md)")
+    p.add_argument(
+        "--pose",
+        default=DEFAULT_POSE,
+        help="pose backend for --video: mediapipe-lite, mediapipe-full, mediapipe-heavy, rtmpose, rtmo, or a "
+        f".task (mediapipe) / .onnx (RTMO) model file (default {DEFAULT_POSE})",
+    )
+    p.add_argument(
+        "--save-pose",
+        metavar="FILE.json",
+        help="with --video: also write the tracked keypoints in MMPose's format (read back by --input)",
+    )
+    p.add_argument(
+        "--per-person",
+        action="store_true",
+        help='with --video: predict each kept track alone (one line per track and window; --json: {"track", ...})',
     )
     p.add_argument(
         "--feat",
@@ -126,7 +156,8 @@ def check_args(p, args) -> None:
     """Flag combinations argparse cannot check (exit status 2); --feat / --recipe given once apply to every stream."""
     if args.stride is not None and args.window is None:
         p.error("--stride needs --window")
-    n = len(args.checkpoint)
+    check_sources(p, args)
+    n = len(args.checkpoint or [None])
     for name in ("feat", "recipe"):
         value = getattr(args, name)
         if value is not None and len(value) not in (1, n):
@@ -135,8 +166,27 @@ def check_args(p, args) -> None:
             setattr(args, name, value * n)
 
 
+def check_sources(p, args) -> None:
+    """Exactly one input source (`SOURCE_FLAGS`); the video flags only with --video; a checkpoint unless a video's
+    default applies."""
+    given = [f"--{name.replace('_', '-')}" for name in SOURCE_FLAGS if getattr(args, name, None) is not None]
+    if len(given) != 1:
+        wanted = ", ".join(f"--{name.replace('_', '-')}" for name in SOURCE_FLAGS)
+        p.error(f"give one of {wanted}" + (f", not {' and '.join(given)}" if given else ""))
+    video = args.video is not None
+    for flag, value in (("--save-pose", args.save_pose), ("--per-person", args.per_person)):
+        if value and not video:
+            p.error(f"{flag} needs --video")
+    if video and args.img_shape:
+        p.error("--img-shape does not apply to --video (its frames have their own size)")
+    if args.checkpoint is None and not video:
+        p.error("--checkpoint is required (it defaults to a zoo model only with --video)")
+
+
 def input_mode(args) -> str:
     """Which prediction the flags ask for: a key of `MODES`."""
+    if args.video is not None:
+        return "video"
     return "windows" if args.window is not None else "files"
 
 
@@ -177,7 +227,31 @@ def _predict_windows(args) -> None:
     print(format_windows(windows, args.json))
 
 
-MODES: dict[str, Callable[..., None]] = {"files": _predict_files, "windows": _predict_windows}
+def _predict_video(args) -> None:
+    """Poses from a video, then its prediction: whole, per window, or per track (skeljax.predict.video)."""
+    from skeljax.predict import video
+
+    result = video.predict_video(
+        args.video,
+        args.checkpoint,
+        pose=args.pose,
+        max_persons=args.max_persons,
+        window=args.window,
+        stride=args.stride,
+        per_person=args.per_person,
+        save_pose_to=args.save_pose,
+        feats=args.feat,
+        recipes=args.recipe,
+        weights=args.weights,
+        labels=args.labels,
+        trusted=args.trusted,
+    )
+    video.report_video_tracks(result)
+    print(video.format_video(result, args.json, whole=args.window is None))
+
+
+SOURCE_FLAGS = ("input", "video")  # exactly one is given
+MODES: dict[str, Callable[..., None]] = {"files": _predict_files, "windows": _predict_windows, "video": _predict_video}
 
 
 if __name__ == "__main__":

@@ -77,10 +77,13 @@ def _publish(path: Path, data: bytes) -> Path:
 def wheel_path(folder: Path) -> Path:
     """The mediapipe 0.10.21 wheel (for CPython 3.11 on Linux, whatever Python runs this), fetched with pip."""
     wheel = folder / WHEEL_NAME
-    if not wheel.is_file():
+    if not wheel.is_file():  # into a folder of this process's own, then renamed: test workers may race
+        own = folder / f".download-{os.getpid()}"
         cmd = [sys.executable, "-m", "pip", "download", WHEEL_SPEC, "--no-deps", "--only-binary=:all:"]
-        cmd += ["--python-version", "3.11", "--platform", "manylinux_2_28_x86_64", "-d", str(folder), "-q"]
+        cmd += ["--python-version", "3.11", "--platform", "manylinux_2_28_x86_64", "-d", str(own), "-q"]
         subprocess.run(cmd, check=True)
+        os.replace(own / WHEEL_NAME, wheel)
+        own.rmdir()
     if _sha256(wheel.read_bytes()) != WHEEL_SHA256:
         wheel.unlink()
         raise RuntimeError(f"{wheel}: not the mediapipe 0.10.21 wheel this fixture was made from (sha256 differs)")
@@ -132,7 +135,7 @@ def build_task(folder: Path) -> Path:
     for member, data in models.items():
         if _sha256(data) != MEMBER_SHA256[member]:
             raise RuntimeError(f"{member}: sha256 differs from the file this fixture was made from")
-    bundle = folder / ".bundle.zip"
+    bundle = folder / f".bundle-{os.getpid()}.zip"
     with zipfile.ZipFile(bundle, "w", zipfile.ZIP_STORED) as z:  # stored: the Tasks API maps the models in place
         z.writestr("pose_detector.tflite", models[DETECTOR_MEMBER])
         z.writestr("pose_landmarks_detector.tflite", landmark_model_with_metadata(models[LANDMARK_MEMBER]))
