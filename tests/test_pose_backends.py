@@ -17,6 +17,7 @@ from skeljax.zoo import download
 from tests.test_zoo import Server
 
 NO_VIDEO_EXTRA = 'the video extra (mediapipe, OpenCV) is not installed: pip install "skeljax[video]"'
+NO_RTM_EXTRA = 'the rtm extra (rtmlib, onnxruntime) is not installed: pip install "skeljax[rtm]"'
 
 # BlazePose's 33 landmark names (mediapipe's pose landmark model card), written out to check the index table by name.
 BLAZEPOSE = (
@@ -218,3 +219,93 @@ def test_a_task_file_with_broken_models_is_named(task_file, tmp_path):
             z.writestr(member, b"\x00" * 64)
     with pytest.raises(PoseError, match=f"{broken}: mediapipe cannot load this pose model"):
         make_estimator(str(broken))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# rtmlib through onnxruntime, with ONNX models whose outputs are constants (the rtm extra).
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def constant_onnx(path, input_shape, outputs):
+    """An ONNX model taking `input_shape` and returning the arrays of `outputs` {name: array} whatever the input."""
+    onnx = pytest.importorskip("onnx", reason="onnx (the test extra) writes the stand-in models")
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes = [
+        helper.make_node("ReduceMean", ["input"], ["mean"], keepdims=0),
+        helper.make_node("Mul", ["mean", "zero"], ["nothing"]),  # the input feeds every output, times zero
+    ]
+    inits = [numpy_helper.from_array(np.zeros((), np.float32), "zero")]
+    outs = []
+    for name, value in outputs.items():
+        inits.append(numpy_helper.from_array(np.asarray(value, np.float32), f"{name}_value"))
+        nodes.append(helper.make_node("Add", [f"{name}_value", "nothing"], [name]))
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, np.shape(value)))
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, input_shape)
+    model = helper.make_model(
+        helper.make_graph(nodes, "constant", [inp], outs, inits), opset_imports=[helper.make_opsetid("", 17)]
+    )
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def simcc(peaks_x, peaks_y, value):
+    """SimCC outputs (1, 17, 384) and (1, 17, 512) peaking at the given input pixels (split ratio 2)."""
+    sx, sy = np.zeros((1, 17, 384)), np.zeros((1, 17, 512))
+    for j in range(17):
+        sx[0, j, int(2 * peaks_x[j])] = sy[0, j, int(2 * peaks_y[j])] = value[j]
+    return {"simcc_x": sx, "simcc_y": sy}
+
+
+def test_rtmpose_reads_the_detector_boxes_and_maps_back_to_pixels(tmp_path, capsys):
+    pytest.importorskip("rtmlib", reason=NO_RTM_EXTRA)
+    # YOLOX with NMS inside: (1, N, 5) boxes in the 640 x 640 input; a 360 x 640 frame is not rescaled (ratio 1).
+    dets = [[[100, 50, 200, 300, 0.9], [300, 60, 420, 340, 0.8], [10, 10, 20, 20, 0.2]]]
+    detector = constant_onnx(tmp_path / "yolox.onnx", [1, 3, 640, 640], {"dets": dets})
+    peaks_x = [96 if j % 2 == 0 else 0 for j in range(17)]  # the centre column or the left edge of the input
+    peaks_y = [128 if j % 3 else 64 for j in range(17)]
+    values = [1.7] + [0.8] * 16  # SimCC maxima above 1 are clipped
+    pose = constant_onnx(tmp_path / "rtmpose.onnx", [1, 3, 256, 192], simcc(peaks_x, peaks_y, values))
+    est = make_estimator(f"rtmpose:{detector},{pose}", max_persons=2)
+    assert capsys.readouterr().out == ""  # rtmlib's "load ... backend" lines stay off stdout
+    people = est(np.zeros((360, 640, 3), np.uint8), 0)
+    assert len(people) == 2  # the third box scores below YOLOX's 0.3
+    for person, (x1, y1, x2, y2) in zip(people, [b[:4] for b in dets[0][:2]]):
+        # MMPose's top-down box: centre, size x 1.25, widened or heightened to the input's 192:256
+        w, h = (x2 - x1) * 1.25, (y2 - y1) * 1.25
+        w, h = (w, w / 0.75) if w > h * 0.75 else (h * 0.75, h)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        expected = np.stack([np.asarray(peaks_x) / 192 * w + cx - w / 2, np.asarray(peaks_y) / 256 * h + cy - h / 2], 1)
+        np.testing.assert_allclose(person.keypoints, expected, atol=1e-3)
+        np.testing.assert_allclose(person.scores, [1.0] + [0.8] * 16, rtol=1e-6)
+    assert len(make_estimator(f"rtmpose:{detector},{pose}", max_persons=1)(np.zeros((360, 640, 3), np.uint8), 0)) == 1
+    est.close()
+
+
+def test_rtmo_keeps_confident_people_and_finds_nobody_in_an_empty_result(tmp_path):
+    pytest.importorskip("rtmlib", reason=NO_RTM_EXTRA)
+    rng = np.random.default_rng(0)
+    kp = rng.uniform(0, 600, size=(1, 2, 17, 2))
+    scores = np.full((1, 2, 17, 1), 0.6)
+    dets = [[[10, 10, 200, 300, 0.9], [300, 20, 500, 340, 0.85]]]
+    model = constant_onnx(
+        tmp_path / "rtmo.onnx", [1, 3, 640, 640], {"dets": dets, "poses": np.concatenate([kp, scores], -1)}
+    )
+    people = make_estimator(model, max_persons=2)(np.zeros((640, 640, 3), np.uint8), 0)
+    assert len(people) == 2
+    np.testing.assert_allclose(np.stack([p.keypoints for p in people]), kp[0], rtol=1e-5)
+    np.testing.assert_allclose(people[0].scores, np.full(17, 0.6), rtol=1e-6)
+    unsure = [[[10, 10, 200, 300, 0.5]]]  # below RTMO's 0.7: rtmlib returns one all-zero person
+    model = constant_onnx(
+        tmp_path / "rtmo_none.onnx", [1, 3, 640, 640], {"dets": unsure, "poses": np.ones((1, 1, 17, 3))}
+    )
+    assert make_estimator(model, max_persons=2)(np.zeros((640, 640, 3), np.uint8), 0) == []
+
+
+def test_a_corrupt_onnx_model_is_named(tmp_path):
+    pytest.importorskip("rtmlib", reason=NO_RTM_EXTRA)
+    bad = tmp_path / "cut.onnx"
+    bad.write_bytes(b"\x08\x08" + b"\xff" * 100)  # starts like an ONNX file, then garbage
+    with pytest.raises(PoseError, match=f"{bad}: onnxruntime cannot load this pose model"):
+        make_estimator(str(bad))

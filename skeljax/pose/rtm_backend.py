@@ -9,6 +9,8 @@ frame; scores (SimCC maxima) are clipped to [0, 1]. rtmlib tracks nothing here: 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 
 import numpy as np
@@ -39,18 +41,23 @@ def _check_onnx(path: str) -> str:
 
 
 def _load(path: str, make):
-    """`make(path)`, with onnxruntime's failure on a corrupt file as a PoseError naming it."""
+    """`make(path)`, with onnxruntime's failure on a corrupt file as a PoseError naming it. rtmlib prints a line
+    per model loaded on stdout, where skeljax-predict writes its results: it goes nowhere."""
     _check_onnx(path)
     try:
-        return make(path)
+        with contextlib.redirect_stdout(io.StringIO()):
+            return make(path)
     except Exception as e:  # onnxruntime raises its own Fail / InvalidProtobuf / RuntimeError types
         raise PoseError(path, f"onnxruntime cannot load this pose model ({e})") from None
 
 
 def _people(keypoints: np.ndarray, scores: np.ndarray, max_persons: int) -> list[PersonPose]:
-    keypoints = np.asarray(keypoints, np.float32).reshape(-1, 17, 2)[:max_persons]
-    scores = np.clip(np.asarray(scores, np.float32).reshape(-1, 17)[:max_persons], 0.0, 1.0)
-    return [PersonPose(k, s) for k, s in zip(keypoints, scores)]
+    """The first `max_persons` people (rtmlib lists them most confident first) with a found joint; RTMO stands in
+    an all-zero person when it finds nobody."""
+    keypoints = np.asarray(keypoints, np.float32).reshape(-1, 17, 2)
+    scores = np.clip(np.asarray(scores, np.float32).reshape(-1, 17), 0.0, 1.0)
+    found = [PersonPose(k, s) for k, s in zip(keypoints, scores) if s.max() > 0]
+    return found[:max_persons]
 
 
 class RTMPoseTopDown:
