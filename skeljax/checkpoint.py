@@ -27,7 +27,7 @@ import skeljax
 from skeljax.io.atomic import atomic_directory
 from skeljax.models import convert
 from skeljax.models.layers import Buffer
-from skeljax.models.stgcn import ModelSpec, Recognizer
+from skeljax.models.stgcn import ModelSpec, Recognizer, abstract_recognizer, seed_rng_streams
 
 SPEC_FILE = "model_spec.json"
 STATE_DIR = "state"
@@ -95,13 +95,13 @@ def read_spec(directory: str) -> tuple[ModelSpec, dict[str, Any]]:
 def abstract_model(spec: ModelSpec) -> Recognizer:
     """A model with the right structure for `spec`, its arrays not yet filled in (restore_into fills them).
 
-    Built under `nnx.eval_shape`: initialising real random weights only to overwrite them costs ~10 s of small
-    compilations on a CPU. The graph is a placeholder when it comes from a checkpoint.
+    Built abstractly (`abstract_recognizer`): initialising real random weights only to overwrite them costs ~10 s
+    of small compilations on a CPU. The graph is a placeholder when it comes from a checkpoint.
     """
     A = None
     if spec.graph_in_weights:
         A = np.zeros((3, spec.num_joints, spec.num_joints), np.float32)
-    return nnx.eval_shape(lambda: Recognizer(spec, A=A, rngs=nnx.Rngs(0)))
+    return abstract_recognizer(spec, A)
 
 
 def restore_into(model: nnx.Module, state_dir: str) -> None:
@@ -192,15 +192,6 @@ def load_model(directory: str) -> Recognizer:
     if not os.path.isdir(state_dir):
         raise SkeljaxCheckpointError(f"{directory}: incomplete checkpoint (no {STATE_DIR}/ directory)")
     restore_into(model, state_dir)
-    _fresh_rng_state(model)
+    seed_rng_streams(model)  # dropout streams, never part of a checkpoint
     model.eval()
     return model
-
-
-def _fresh_rng_state(model: nnx.Module, seed: int = 0) -> None:
-    """Give an eval_shape-built model concrete dropout RNG state (not part of checkpoints)."""
-    for i, (_, var) in enumerate(nnx.to_flat_state(nnx.state(model, nnx.RngState))):
-        if isinstance(var, nnx.RngKey):
-            var.set_value(jax.random.fold_in(jax.random.key(seed), i))
-        else:
-            var.set_value(jax.numpy.zeros(var.shape, var.dtype))

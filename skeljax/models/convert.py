@@ -15,12 +15,13 @@ from __future__ import annotations
 import collections
 import re
 
+import jax
 import numpy as np
 from flax import nnx
 
 from skeljax import layouts
 from skeljax.models import layers
-from skeljax.models.stgcn import MSTCN_DILATIONS, ModelSpec, Recognizer
+from skeljax.models.stgcn import MSTCN_DILATIONS, ModelSpec, Recognizer, abstract_recognizer, seed_rng_streams
 
 FAMILIES = ("stgcnpp", "stgcn", "mmaction0x", "stgcn_original")
 EXPORT_FORMATS = ("pyskl", "mmaction1x", "mmaction0x", "stgcn_original")
@@ -417,7 +418,7 @@ def load_state_dict(model: Recognizer, sd: dict[str, np.ndarray], path: str = "<
         value = _to_jax(owner, k.rsplit(".", 1)[-1], sd[k], var.shape)
         if not np.all(np.isfinite(value)):
             raise CheckpointMismatchError(f"{path}: tensor {k} holds NaN or inf")
-        var[...] = value.astype(var[...].dtype)
+        var.set_value(jax.device_put(value.astype(var.dtype)))  # a host-to-device copy: nothing compiled
 
 
 def default_format(model: Recognizer) -> str:
@@ -439,8 +440,10 @@ def model_from_state_dict(sd: dict[str, np.ndarray], path: str = "<state_dict>",
     fmt = detect_format(sd)
     psd = to_pyskl_keys(sd, path)
     spec, _ = infer_spec(psd, path, _source_format=fmt, **overrides)
-    model = Recognizer(spec, A=np.asarray(psd["backbone.gcn.0.gcn.A"], np.float32), rngs=nnx.Rngs(0))
+    # Built abstractly and filled from the file: no random initialisation computed only to be overwritten.
+    model = abstract_recognizer(spec, A=np.asarray(psd["backbone.gcn.0.gcn.A"], np.float32))
     load_state_dict(model, psd, path)
+    seed_rng_streams(model)
     model.eval()
     return model
 

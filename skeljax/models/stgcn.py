@@ -512,3 +512,23 @@ class Recognizer(nnx.Module):
 
 def count_params(model: nnx.Module) -> int:
     return sum(int(np.prod(v.shape)) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def abstract_recognizer(spec: ModelSpec, A: np.ndarray | None = None) -> Recognizer:
+    """A Recognizer for `spec` whose variables hold only shapes and dtypes (`nnx.eval_shape`), for a loader to fill.
+
+    Nothing is initialised, computed or compiled: the random initialisation of a concrete build runs ~60 small eager
+    XLA programs on a CPU (seconds) only for a checkpoint to overwrite them. The loader sets every parameter, BN
+    statistic and buffer, then `seed_rng_streams` the dropout streams (never part of checkpoints).
+    """
+    return nnx.eval_shape(lambda: Recognizer(spec, A=A, rngs=nnx.Rngs(0)))
+
+
+def seed_rng_streams(model: nnx.Module, seed: int = 0) -> None:
+    """Give the dropout streams of an abstractly built model concrete state: key i is the raw threefry key
+    (seed, i), counts start at 0. Built from host arrays (`wrap_key_data`, `device_put`), so nothing is compiled."""
+    for i, (_, var) in enumerate(nnx.to_flat_state(nnx.state(model, nnx.RngState))):
+        if isinstance(var, nnx.RngKey):
+            var.set_value(jax.random.wrap_key_data(np.array([seed, i], np.uint32), impl="threefry2x32"))
+        else:
+            var.set_value(jax.device_put(np.zeros(var.shape, var.dtype)))

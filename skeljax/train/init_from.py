@@ -6,7 +6,6 @@ import os
 import re
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -63,7 +62,7 @@ def load_init(
             values.append(leaf)
         else:
             loaded.append(name)
-            values.append(jnp.asarray(source[name], leaf.dtype))
+            values.append(jax.device_put(np.asarray(source[name], leaf.dtype)))  # a copy; jnp.asarray compiles
     used = set(loaded) | set(skipped)
     unexpected = [k for k in source if k not in used and not (pattern is not None and pattern.search(k))]
     problems += [f"unexpected {k}" for k in unexpected]
