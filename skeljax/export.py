@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from skeljax import cli, inference
+from skeljax import cli, compilation_cache, inference
 from skeljax.io.atomic import atomic_file
 from skeljax.models.stgcn import Recognizer
 
@@ -304,9 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--with-features", action="store_true", help="also output the pooled features (N, D)")
     p.add_argument("--no-verify", action="store_true", help="skip running the artifacts against skeljax")
     p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
+    compilation_cache.add_flag(p)
     args = cli.parse(p, argv)
     if not (args.onnx or args.stablehlo):
         p.error("nothing to do: give --onnx and/or --stablehlo")
+    compilation_cache.setup_for_command(args.no_cache)
     return cli.run(lambda: _export(args))
 
 

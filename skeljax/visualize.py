@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from skeljax import cli, layouts
+from skeljax import cli, compilation_cache, layouts
 from skeljax.io.atomic import atomic_path
 
 # matplotlib's tab:blue, tab:orange, tab:green, tab:red as hex, which skeljax.predict.annotate also draws with
@@ -204,7 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--title", help="title (default: the prediction, or the sample name)")
     p.add_argument("--fps", type=int, default=15)
     p.add_argument("--step", type=int, default=1, help="draw every step-th frame")
+    compilation_cache.add_flag(p)
     args = cli.parse(p, argv)
+    compilation_cache.setup_for_command(args.no_cache)
     return cli.run(lambda: _render(p, args, P))
 
 

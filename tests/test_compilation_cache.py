@@ -3,6 +3,7 @@
 
 Hits are observed through JAX's own monitoring event, not through timings."""
 
+import json
 import os
 
 import jax
@@ -195,3 +196,70 @@ def test_none_and_quoted_empty_strings_are_off_and_a_path_object_is_accepted(tmp
     c = config_base.base_config()
     c.compilation_cache_dir = ""
     config_base.validate(c)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The command lines (skeljax-predict, -export, -visualize, zoo get): the same default directory, --no-cache.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_a_command_line_uses_the_default_directory_quietly_and_no_cache_turns_it_off(
+    tmp_path, monkeypatch, events, capsys
+):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    want = str(tmp_path / "xdg" / "skeljax" / "jax")
+    assert compilation_cache.setup_for_command(no_cache=False) == want == jax.config.jax_compilation_cache_dir
+    assert capsys.readouterr().out == ""  # stdout is the command's output (skeljax-predict --json)
+    _, (hits_first, hits_second) = _compile_twice(events)
+    assert hits_first == 0 and hits_second == 1
+
+    theirs = str(tmp_path / "theirs")  # --no-cache wins over $JAX_COMPILATION_CACHE_DIR too
+    monkeypatch.setenv(compilation_cache.JAX_ENV, theirs)
+    jax.config.update("jax_compilation_cache_dir", theirs)
+    assert compilation_cache.setup_for_command(no_cache=True) is None
+    assert jax.config.jax_compilation_cache_dir is None
+    events.clear()
+    _, (hits_first, hits_second) = _compile_twice(events)
+    assert hits_first == hits_second == 0 and WRITE not in events and not os.path.exists(theirs)
+
+
+@pytest.fixture(scope="module")
+def predict_files(tmp_path_factory):
+    """A small ST-GCN++ model directory and one .npy clip for skeljax-predict."""
+    import dataclasses
+
+    from flax import nnx
+
+    from skeljax.checkpoint import save_model
+    from skeljax.models.stgcn import Recognizer, stgcnpp_spec
+
+    d = tmp_path_factory.mktemp("predict_cache")
+    spec = dataclasses.replace(stgcnpp_spec(60), base_channels=8, num_stages=2, inflate_stages=(2,), down_stages=(2,))
+    model = Recognizer(spec, rngs=nnx.Rngs(0))
+    model.eval()
+    save_model(str(d / "model"), model)
+    clip = np.random.default_rng(0).normal(size=(1, 30, 25, 3)).astype(np.float32)
+    np.save(d / "clip.npy", clip)
+    return str(d / "model"), str(d / "clip.npy")
+
+
+@pytest.mark.parametrize("no_cache", [False, True])
+def test_skeljax_predict_loads_its_programs_from_the_cache_the_second_time(
+    tmp_path, monkeypatch, events, capsys, predict_files, no_cache
+):
+    from skeljax.predict import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    argv = ["--checkpoint", predict_files[0], "--input", predict_files[1], "--json"] + ["--no-cache"] * no_cache
+    outputs = []
+    for _ in range(2):  # two runs of the command; a new process would also start with empty in-memory caches
+        jax.clear_caches()
+        assert main(argv) == 0
+        outputs.append(capsys.readouterr().out)
+    assert json.loads(outputs[0]) == json.loads(outputs[1]) and len(json.loads(outputs[0])["top5"]) == 5
+    entries = _entries(tmp_path / "xdg" / "skeljax" / "jax")
+    if no_cache:
+        assert HIT not in events and entries == []
+    else:  # every program of the second run came from the directory: none was compiled twice
+        assert events.count(HIT) >= 1 and events.count(HIT) == events.count(WRITE), events
+        assert entries

@@ -57,7 +57,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Sequence
 
-from skeljax import cli
+from skeljax import cli, compilation_cache
 from skeljax.data import pose_estimators
 from skeljax.data.pipelines import RECIPES
 from skeljax.data.transforms import FEATS
@@ -141,6 +141,7 @@ def build_parser():
         '[start, end), end exclusive (with --json: {"start", "end", "top5"})',
     )
     p.add_argument("--stride", type=int, metavar="S", help="frames between window starts (default: T, no overlap)")
+    compilation_cache.add_flag(p)
     return p
 
 
@@ -148,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = build_parser()
     args = cli.parse(p, argv)
     check_args(p, args)
+    compilation_cache.setup_for_command(args.no_cache)  # a second prediction loads its programs from disk
     run = MODES[input_mode(args)]
     return cli.run(lambda: run(args))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from skeljax import cli, zoo
+from skeljax import cli, compilation_cache, zoo
 from skeljax.zoo import download
 
 
@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     g.add_argument("name")
     g.add_argument("--mirror", default=None, help="URL whose scheme and host replace those of the download URL")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    compilation_cache.add_flag(g)
     args = cli.parse(p, argv)
     return cli.run(lambda: _command(args))
 
@@ -37,6 +38,7 @@ def _command(args) -> None:
             score = f"{r.top1:5.2f}" if r.kind == "action" else f"{r.kind:>5}"
             print(f"{r.name:<{width}}  {score}  {download.mirrored(r.url, args.mirror)}")
     else:
+        compilation_cache.setup_for_command(args.no_cache)
         print(download.get(args.name, mirror=args.mirror, quiet=args.quiet))
 
 
