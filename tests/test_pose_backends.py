@@ -2,6 +2,7 @@
 zoo, and mediapipe's joints on a real photograph against joints marked by hand."""
 
 import io
+import re
 import sys
 import types
 import zipfile
@@ -92,8 +93,11 @@ def test_unknown_backend_and_bad_max_persons_are_errors():
 )
 def test_a_missing_extra_names_the_pip_command(monkeypatch, module, spec, extra):
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
-    with pytest.raises(base.MissingExtraError, match=rf'pip install "skeljax\[{extra}\]"'):
+    message = rf'^{re.escape(spec)}: needs {module}, which is not installed: pip install "skeljax\[{extra}\]"$'
+    with pytest.raises(base.MissingExtraError, match=message):
         make_estimator(spec)
+    with pytest.raises(base.MissingExtraError, match=message):
+        estimators.require_extra(spec)
 
 
 def test_corrupt_model_files_are_named(tmp_path):

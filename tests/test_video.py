@@ -6,6 +6,7 @@ mediapipe's PoseLandmarker rebuilt offline from the mediapipe 0.10.21 wheel; the
 (the zoo is offline here)."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -252,3 +253,11 @@ def test_video_flags_are_checked_before_anything_runs(capsys):
         with pytest.raises(SystemExit) as e:
             cli.main(argv)
         assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_missing_extra_fails_before_the_default_checkpoint_downloads(fx, monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # as if `skeljax[video]` were not installed
+    monkeypatch.setenv("SKELJAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SKELJAX_ZOO_MIRROR", "http://127.0.0.1:9")  # a download would fail differently
+    assert_one_error(["--video", fx["one_person"]], capsys, tmp_path / "p.json", 'pip install "skeljax[video]"')
+    assert not (tmp_path / "cache").exists()

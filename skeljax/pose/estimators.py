@@ -20,6 +20,19 @@ def model_files(spec: str, *, mirror: str | None = None, quiet: bool = False) ->
     return [download.get(name, mirror=mirror, quiet=quiet) for name in SPEC_MODELS[spec]]
 
 
+def require_extra(spec: str | os.PathLike) -> None:
+    """One MissingExtraError naming the pip command when `spec`'s backend, or OpenCV, is not installed; cheap, so
+    that callers can check before loading action models or downloading anything."""
+    from skeljax.pose import video_io
+
+    spec = os.fspath(spec)
+    if backend_of(spec) == "mediapipe":
+        mediapipe_backend.import_mediapipe(spec)
+    else:
+        rtm_backend.import_rtmlib(spec)
+    video_io.import_cv2()
+
+
 def make_estimator(
     spec: str | os.PathLike = DEFAULT_POSE,
     *,
@@ -33,12 +46,12 @@ def make_estimator(
     if isinstance(max_persons, bool) or not isinstance(max_persons, int) or max_persons < 1:
         raise PoseError(spec, f"max_persons must be a positive integer, got {max_persons!r}")
     if backend_of(spec) == "mediapipe":
-        mediapipe_backend.import_mediapipe()
+        mediapipe_backend.import_mediapipe(spec)
         if spec in MEDIAPIPE_SPECS:
             (path,) = model_files(spec, mirror=mirror, quiet=quiet)
             return mediapipe_backend.MediapipePose(path, max_persons, name=spec)
         return mediapipe_backend.MediapipePose(spec, max_persons)
-    rtm_backend.import_rtmlib()
+    rtm_backend.import_rtmlib(spec)
     if spec == "rtmpose":
         detector, pose = model_files(spec, mirror=mirror, quiet=quiet)
         return rtm_backend.RTMPoseTopDown(detector, pose, max_persons, name=spec)

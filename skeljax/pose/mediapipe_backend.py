@@ -24,14 +24,14 @@ TASK_MEMBERS = ("pose_detector.tflite", "pose_landmarks_detector.tflite")  # wha
 MIN_CONFIDENCE = 0.5  # mediapipe's defaults for detection, presence and tracking
 
 
-def import_mediapipe():
+def import_mediapipe(what: str = "the mediapipe pose backend"):
     """mediapipe's Image class and vision tasks, or one MissingExtraError naming the pip command."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ INFO lines would bury the one error line
     try:
         import mediapipe as mp
         from mediapipe.tasks.python import BaseOptions, vision
     except ImportError:
-        raise MissingExtraError("mediapipe", "the mediapipe pose backend") from None
+        raise MissingExtraError("mediapipe", what) from None
     return mp, BaseOptions, vision
 
 

@@ -22,11 +22,11 @@ DETECTOR_INPUT = (640, 640)
 RTMO_INPUT = (640, 640)
 
 
-def import_rtmlib():
+def import_rtmlib(what: str = "the rtmlib pose backend"):
     try:
         import rtmlib
     except ImportError:
-        raise MissingExtraError("rtmlib", "the rtmlib pose backend") from None
+        raise MissingExtraError("rtmlib", what) from None
     return rtmlib
 
 

@@ -30,6 +30,7 @@ from skeljax import layouts
 from skeljax.data import pose_estimators
 from skeljax.io.atomic import atomic_file
 from skeljax.pose import DEFAULT_POSE, PersonPose, make_estimator, video_io
+from skeljax.pose.estimators import require_extra
 from skeljax.predict.errors import PredictError
 from skeljax.predict.predictor import as_predictors, predict
 from skeljax.predict.windows import WindowPrediction, window_annotation, window_spans
@@ -205,6 +206,7 @@ def predict_video(
     window / stride: frames per prediction and between window starts (default: the whole video, one prediction).
     save_pose_to: also write the tracked keypoints there (MMPose's format), once the poses are estimated.
     """
+    require_extra(pose)  # a missing mediapipe / rtmlib / OpenCV fails before the checkpoint loads or downloads
     feats, recipes = options.pop("feats", None), options.pop("recipes", None)
     trusted = options.pop("trusted", False)
     predictors = as_predictors(DEFAULT_CHECKPOINT if checkpoints is None else checkpoints, feats, recipes, trusted)
