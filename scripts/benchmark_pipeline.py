@@ -20,14 +20,25 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 
 import jax
 import numpy as np
 
+from skeljax.data import generate_synthetic
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.tfds_builders import load_source
 from skeljax.run_config import resolve_num_workers, usable_cores
 from skeljax.testing.workloads import bare_rate, iterator_stats
+
+
+def synthetic_generation_rate(per_class: int) -> str:
+    """How fast `skeljax_synthetic` samples are generated in this process (docs/data.md: "generated in seconds";
+    about 2 s for 100 per class on this project's 2-core CPU)."""
+    t = time.perf_counter()
+    n = len(generate_synthetic(per_class, seed=0)["annotations"])
+    seconds = time.perf_counter() - t
+    return f"synthetic generation: {n} samples ({per_class} per class) in {seconds:.1f} s, {n / seconds:.0f} samples/s"
 
 
 def main(argv=None) -> int:
@@ -45,6 +56,7 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     per_class, steps = (10, 30) if args.quick else (200, 100)
+    print(synthetic_generation_rate(per_class=100))
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = args.data_dir or tmp

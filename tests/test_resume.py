@@ -40,39 +40,63 @@ WORKERS, AUTO_WORKERS = "--config.data.num_workers=2", "--config.data.num_worker
 # Crash while saving (a real SIGKILL inside orbax's save), incomplete step directories, metrics after a kill.
 # ------------------------------------------------------------------------------------------------------------
 
+# Saves step 1, then step 2 with a SIGKILL sent to itself at a chosen moment of orbax's save of step 2: right after
+# it creates the step's temporary directory ("created"), or as it renames the finished directory into place
+# ("committing", the rename itself never happens). The moments are events in the save, not guesses at its timing.
 _SAVER = textwrap.dedent("""
+    import os
+    import signal
     import sys
+
     import numpy as np
+
     from skeljax.train.checkpoints import RunCheckpoints
-    ckpts = RunCheckpoints(sys.argv[1], keep=5)
+
+    directory, moment = sys.argv[1], sys.argv[2]
+    TMP = "2.orbax-checkpoint-tmp"
+    real_mkdir, real_rename = os.mkdir, os.rename
+
+    def die(what):
+        print(what, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def mkdir(path, *args, **kwargs):
+        real_mkdir(path, *args, **kwargs)
+        if moment == "created" and os.path.basename(os.fspath(path)).startswith(TMP):
+            die("killed after creating " + os.path.basename(os.fspath(path)))
+
+    def rename(src, dst, *args, **kwargs):
+        if moment == "committing" and os.path.basename(os.fspath(src)).startswith(TMP):
+            die("killed before renaming " + os.path.basename(os.fspath(src)))
+        real_rename(src, dst, *args, **kwargs)
+
+    ckpts = RunCheckpoints(directory, keep=5)
     ckpts.save(1, {"w": np.arange(6, dtype=np.float32), "step": np.int32(1)}, {"pos": 1}, {"step": 1})
-    big = np.ones((96, 1024, 1024), np.float32)  # 384 MB: the save of step 2 takes long enough to be killed in
-    ckpts.save(2, {"w": big, "step": np.int32(2)}, {"pos": 2}, {"step": 2})
+    os.mkdir, os.rename = mkdir, rename
+    ckpts.save(2, {"w": np.ones(1000, np.float32), "step": np.int32(2)}, {"pos": 2}, {"step": 2})
+    ckpts.close()
     print("saved 2", flush=True)
 """)
 
 
-def test_sigkill_during_save_leaves_the_previous_step(tmp_path):
+@pytest.mark.parametrize("moment", ["created", "committing"])
+def test_sigkill_during_save_leaves_the_previous_step(tmp_path, moment):
     from skeljax.train.checkpoints import RunCheckpoints
 
     directory = tmp_path / "checkpoints"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SAVER, str(directory)],
+    proc = subprocess.run(
+        [sys.executable, "-c", _SAVER, str(directory), moment],
         cwd=REPO,
         env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
-    deadline, tmp_seen = time.time() + 120, None
-    while time.time() < deadline and tmp_seen is None and proc.poll() is None:
-        if directory.is_dir():
-            tmp_seen = next((n for n in os.listdir(directory) if n.startswith("2.orbax-checkpoint-tmp")), None)
-        time.sleep(0.002)
-    os.kill(proc.pid, signal.SIGKILL)
-    out, err = proc.communicate()
-    assert tmp_seen, ("the save of step 2 was never caught in progress", out, err[-2000:])
-    assert b"saved 2" not in out and proc.returncode == -signal.SIGKILL
-    assert "2" not in os.listdir(directory)  # orbax renames only a finished step
+    assert proc.returncode == -signal.SIGKILL, (proc.stdout, proc.stderr[-2000:])
+    assert proc.stdout.startswith("killed ") and "saved 2" not in proc.stdout, (proc.stdout, proc.stderr[-2000:])
+    tmp_seen = proc.stdout.split()[-1]
+    assert tmp_seen in os.listdir(directory) and "2" not in os.listdir(directory)  # orbax renames only a finished step
 
     ckpts = RunCheckpoints(str(directory))
     assert ckpts.latest_step() == 1 and ckpts.all_steps() == [1]
@@ -291,8 +315,7 @@ def test_sigterm_checkpoints_exits_0_and_resumes_identically(setup, uninterrupte
     rc = proc.wait(timeout=120)
     took = time.time() - t0
     log = (tmp_path / "first.log").read_text()
-    assert rc == 0, log[-3000:]
-    assert took < 30, took
+    assert rc == 0, log[-3000:]  # the seconds it took are printed below, not asserted: they measure the machine
     assert not _wait_group_gone(proc.pid, timeout=5), _group_alive(proc.pid)  # the trainer stopped its workers
     line = next(ln for ln in log.splitlines() if ln.startswith("SIGTERM: saved the checkpoint of step"))
     step = int(line.split("step ")[1].split()[0])
