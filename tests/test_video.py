@@ -261,3 +261,12 @@ def test_a_missing_extra_fails_before_the_default_checkpoint_downloads(fx, monke
     monkeypatch.setenv("SKELJAX_ZOO_MIRROR", "http://127.0.0.1:9")  # a download would fail differently
     assert_one_error(["--video", fx["one_person"]], capsys, tmp_path / "p.json", 'pip install "skeljax[video]"')
     assert not (tmp_path / "cache").exists()
+
+
+def test_an_openpose_18_model_is_refused_too():
+    from skeljax.models.stgcn import stgcn_original_spec
+    from skeljax.predict import PredictError, as_predictors
+
+    kinetics = Recognizer(stgcn_original_spec(400, "openpose"), rngs=nnx.Rngs(0))
+    with pytest.raises(PredictError, match=r"takes 18 joints .*layout 'openpose'.*only 2D COCO-17 models"):
+        V.require_coco_2d(as_predictors(kinetics, None, None, False))
