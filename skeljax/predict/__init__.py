@@ -9,12 +9,15 @@ The package, by what its modules hold:
 - `inputs`: the file readers (`.skeleton`, `.npy`, annotation `.pkl`, MMPose / OpenPose / Kinetics-skeleton `.json`);
 - `predictor`: `Predictor`, `load_predictor`, `predict` and its fusion (`Prediction`), text and JSON output;
 - `windows`: `predict_windows`, one prediction per window of frames of a long sequence;
+- `live`: `stream`, live prediction from a camera, a stream URL or a file played as if live (`--stream`);
+- `annotate`: the annotated video of `--video --out` (skeletons, track ids and labels drawn on the frames);
 - `cli`: the argparse command line (`main`).
 """
 
 from skeljax.predict.cli import build_parser, main
 from skeljax.predict.errors import PredictError
 from skeljax.predict.inputs import DEFAULT_IMG_SHAPE, INPUT_EXTENSIONS, array_annotation, check_sample, read_input
+from skeljax.predict.live import stream
 from skeljax.predict.predictor import (
     AVERAGES,
     ROWS_PER_CALL,
@@ -75,6 +78,7 @@ __all__ = [
     "report_tracks",
     "run_config_meta",
     "softmax",
+    "stream",
     "window_annotation",
     "window_spans",
 ]

@@ -18,13 +18,16 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from skeljax import layouts, visualize
 from skeljax.io.atomic import atomic_path
+from skeljax.pose.video_io import import_cv2, open_video
 from skeljax.visualize import RenderError
 
 OUTPUT_TYPES = (".mp4", ".gif")
@@ -98,8 +101,7 @@ class Style:
 
 def put_text(img: np.ndarray, text: str, x: int, y: int, style: Style, box_rgb=BOX_RGB) -> None:
     """White `text` on a filled box of colour `box_rgb` whose top-left corner is (x, y), kept inside the frame."""
-    import cv2
-
+    cv2 = import_cv2()
     (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, style.font_scale, style.text_thickness)
     pad = max(2, style.text_thickness * 2)
     x = int(min(max(x, 0), max(0, img.shape[1] - w - 2 * pad)))
@@ -115,8 +117,7 @@ def draw_person(
     img: np.ndarray, pts: np.ndarray, visible: np.ndarray, edges, rgb, style: Style, label: str | None
 ) -> None:
     """One person's visible bones and joints (pts (V, 2) pixels, visible (V,)) and its label above its top joint."""
-    import cv2
-
+    cv2 = import_cv2()
     p = np.rint(pts).astype(np.int32)
     for i, j in edges:
         if visible[i] and visible[j]:
@@ -171,8 +172,6 @@ def open_writer(path: str | os.PathLike, fps: float, width: int, height: int) ->
 
 @contextlib.contextmanager
 def _mp4_writer(tmp: str, path: str, fps: float, width: int, height: int):
-    from skeljax.pose.video_io import import_cv2
-
     cv2 = import_cv2()
     writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (int(width), int(height)))
     if not writer.isOpened():
@@ -236,3 +235,31 @@ def write_annotated(
     if write is None:
         raise RenderError(f"{path}: no frame to write")
     return count
+
+
+def captions_of(windows: Sequence[Any]) -> list[Caption]:
+    """Captions from a video's predictions: `WindowPrediction`s (start, end, top5), or per-person ones (track,
+    start, end, top5) grouped by window."""
+    if windows and hasattr(windows[0], "track"):
+        by_span: dict[tuple[int, int], dict[int, Any]] = {}
+        for w in windows:
+            by_span.setdefault((w.start, w.end), {})[int(w.track)] = w.top5
+        return [Caption(s, e, None, tracks) for (s, e), tracks in by_span.items()]
+    return [Caption(w.start, w.end, w.top5) for w in windows]
+
+
+def write_video_result(path: str | os.PathLike, source, result, *, progress: bool = True) -> int:
+    """`--video SOURCE --out PATH`: decode the video again and write it annotated with `result` (a
+    `skeljax.predict.video.VideoPrediction`); returns the number of frames written."""
+    check_output(path)
+    anno = result.annotation
+    with open_video(source) as video:
+        fps = float(anno.get("fps") or video.info.fps)
+        total = video.info.frame_count or None
+        with tqdm(
+            total=total, unit="frame", desc=f"drawing {os.fspath(path)}", file=sys.stderr, disable=not progress
+        ) as bar:
+            frames = (frame.rgb for frame in video)
+            return write_annotated(
+                path, frames, anno, captions_of(result.windows), fps=fps, on_frame=lambda: bar.update(1)
+            )

@@ -6,7 +6,8 @@
     python -m skeljax.predict --checkpoint J_DIR --checkpoint B_DIR --input FILE     # J+B fusion (1:1)
     python -m skeljax.predict --checkpoint CKPT --input LONG.npy --window 100 --stride 50   # one line per window
     python -m skeljax.predict --video clip.mp4 [--pose mediapipe-full] [--window 100 --stride 50]
-        [--per-person] [--save-pose clip_pose.json]                                     # from a video (docs/video.md)
+        [--per-person] [--save-pose clip_pose.json] [--out annotated.mp4]               # from a video (docs/video.md)
+    python -m skeljax.predict --stream 0 [--window 100] [--stride 15] [--per-person]    # live from a camera
 
 CKPT is a skeljax model directory (`model_spec.json` + `state/`) or a released PyTorch `.pth` (PYSKL, MMAction2
 0.x / 1.x). FILE is a raw NTU `.skeleton` file, a `.npy` array (M, T, V, C) (COCO-17 2D: C = 3 = x, y, score in
@@ -49,15 +50,25 @@ pose-estimator file (with --window, as for windows). --save-pose FILE also write
 format, which --input FILE reads back to the same prediction. --per-person predicts each kept track alone (the
 second person zeroed): one line per track and window, with --json exactly {"track": int, "start": int, "end": int,
 "top5": [...]}. Needs `pip install "skeljax[video]"` (mediapipe) or `"skeljax[rtm]"` (rtmlib). Python:
-`skeljax.predict.video.predict_video(video, checkpoints)`.
+`skeljax.predict.video.predict_video(video, checkpoints)`. --out FILE (.mp4 or .gif) also writes the video with
+the skeletons, track ids and the label of the window covering each frame drawn on it (skeljax.predict.annotate).
+
+Live: --stream SOURCE (a camera index such as 0, a stream URL, or a video file played as if live) predicts the last
+--window frames (default: the model's clip length) every --stride frames (default 15) as they come and prints one JSON
+line per prediction, exactly {"frame": int, "time_s": float, "latency_ms": float, "top5": [...], "dropped": int}
+(with --per-person "tracks": [{"track": int, "top5": [...]}, ...] in place of "top5"); frames are dropped, and
+counted, when the machine falls behind; a file is played at its frame rate unless --no-realtime. It stops at the end
+of the source or on Ctrl-C (a summary line on stderr; exit status 130 after Ctrl-C). Python:
+`skeljax.predict.stream(source, checkpoint)`, a generator of the same dicts (skeljax.predict.live).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from skeljax import cli, compilation_cache
+from skeljax import cli
 from skeljax.data import pose_estimators
 from skeljax.data.pipelines import RECIPES
 from skeljax.data.transforms import FEATS
@@ -141,22 +152,47 @@ def build_parser():
         '[start, end), end exclusive (with --json: {"start", "end", "top5"})',
     )
     p.add_argument("--stride", type=int, metavar="S", help="frames between window starts (default: T, no overlap)")
-    compilation_cache.add_flag(p)
+    add_live_arguments(p)
     return p
+
+
+def add_live_arguments(p) -> None:
+    """--stream and --realtime (skeljax.predict.live), --out (skeljax.predict.annotate)."""
+    from skeljax.predict.live import DEFAULT_STRIDE
+
+    p.add_argument(
+        "--stream",
+        metavar="SOURCE",
+        help="predict live from a camera index (0), a stream URL or a video file played as if live: one JSON line "
+        '{"frame", "time_s", "latency_ms", "top5", "dropped"} per prediction, every --stride frames '
+        f"(default {DEFAULT_STRIDE}) over the last --window frames (default: the model's clip length)",
+    )
+    p.add_argument(
+        "--realtime",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="--stream of a file: play it at its frame rate, dropping frames when the machine falls behind "
+        "(default); --no-realtime: as fast as it goes, no frame dropped (cameras and URLs are always real time)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        help="with --video: also write the video with the skeletons, track ids and predicted labels drawn on it "
+        "(.mp4 or .gif)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = build_parser()
     args = cli.parse(p, argv)
     check_args(p, args)
-    compilation_cache.setup_for_command(args.no_cache)  # a second prediction loads its programs from disk
     run = MODES[input_mode(args)]
     return cli.run(lambda: run(args))
 
 
 def check_args(p, args) -> None:
     """Flag combinations argparse cannot check (exit status 2); --feat / --recipe given once apply to every stream."""
-    if args.stride is not None and args.window is None:
+    if args.stride is not None and args.window is None and args.stream is None:
         p.error("--stride needs --window")
     check_sources(p, args)
     n = len(args.checkpoint or [None])
@@ -175,20 +211,26 @@ def check_sources(p, args) -> None:
     if len(given) != 1:
         wanted = ", ".join(f"--{name.replace('_', '-')}" for name in SOURCE_FLAGS)
         p.error(f"give one of {wanted}" + (f", not {' and '.join(given)}" if given else ""))
-    video = args.video is not None
-    for flag, value in (("--save-pose", args.save_pose), ("--per-person", args.per_person)):
+    video, stream = args.video is not None, args.stream is not None
+    for flag, value in (("--save-pose", args.save_pose), ("--out", args.out)):
         if value and not video:
             p.error(f"{flag} needs --video")
-    if video and args.img_shape:
-        p.error("--img-shape does not apply to --video (its frames have their own size)")
-    if args.checkpoint is None and not video:
-        p.error("--checkpoint is required (it defaults to a zoo model only with --video)")
+    if args.per_person and not (video or stream):
+        p.error("--per-person needs --video or --stream")
+    if args.out and not args.out.lower().endswith((".mp4", ".gif")):
+        p.error(f"--out {args.out}: the annotated video is written as .mp4 or .gif")
+    if (video or stream) and args.img_shape:
+        p.error("--img-shape does not apply to --video or --stream (their frames have their own size)")
+    if args.checkpoint is None and not (video or stream):
+        p.error("--checkpoint is required (it defaults to a zoo model only with --video and --stream)")
 
 
 def input_mode(args) -> str:
     """Which prediction the flags ask for: a key of `MODES`."""
     if args.video is not None:
         return "video"
+    if args.stream is not None:
+        return "stream"
     return "windows" if args.window is not None else "files"
 
 
@@ -250,10 +292,27 @@ def _predict_video(args) -> None:
     )
     video.report_video_tracks(result)
     print(video.format_video(result, args.json, whole=args.window is None))
+    if args.out is not None:
+        from skeljax.predict.annotate import write_video_result
+
+        n = write_video_result(args.out, args.video, result)
+        print(f"wrote {args.out}: {n} frames", file=sys.stderr)
 
 
-SOURCE_FLAGS = ("input", "video")  # exactly one is given
-MODES: dict[str, Callable[..., None]] = {"files": _predict_files, "windows": _predict_windows, "video": _predict_video}
+def _predict_stream(args) -> int:
+    """One JSON line per live prediction; 0 at the end of the source, 130 on Ctrl-C (skeljax.predict.live)."""
+    from skeljax.predict.live import run_cli
+
+    return run_cli(args)
+
+
+SOURCE_FLAGS = ("input", "video", "stream")  # exactly one is given
+MODES: dict[str, Callable[..., int | None]] = {
+    "files": _predict_files,
+    "windows": _predict_windows,
+    "video": _predict_video,
+    "stream": _predict_stream,
+}
 
 
 if __name__ == "__main__":

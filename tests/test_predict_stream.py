@@ -1,0 +1,166 @@
+"""skeljax.predict.stream and `skeljax-predict --stream`: on a file read as fast as it goes, the windows and top-5 of
+`predict_windows` on the same keypoints (whole and per person); a paced file whose estimator falls behind drops
+frames (counted, every frame either estimated or dropped); windows with nobody; Ctrl-C; an unreadable camera.
+
+The pose estimator is a scripted stand-in (the keypoints of each frame are known), so these tests need OpenCV only
+to write and read the video; tests/test_predict_video.py runs the real backend on a real photograph."""
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from skeljax.checkpoint import save_model
+from skeljax.models.stgcn import stgcnpp_spec
+from skeljax.pose.base import PersonPose
+from skeljax.predict import live as S
+from skeljax.predict import load_predictor, predict_windows, stream
+from skeljax.predict.cli import main
+from tests.test_predict import SMALL, small_model
+
+cv2 = pytest.importorskip("cv2", reason="reading a video needs OpenCV (pip install 'skeljax[video]')")
+
+H, W, T, FPS = 96, 160, 40, 30.0
+WINDOW, STRIDE = 16, 6
+
+
+def two_people(rng):
+    """(2, T, 17, 2) keypoints of two people drifting slowly (consecutive boxes overlap: one track each) and scores."""
+    base = np.stack([rng.uniform([10, 10], [60, 80], (17, 2)), rng.uniform([90, 10], [150, 80], (17, 2))])
+    drift = np.linspace(0, 8, T)[None, :, None, None]
+    kp = base[:, None] + drift + rng.normal(0, 1.0, (2, T, 17, 2))
+    return kp.astype(np.float32), rng.uniform(0.4, 1.0, (2, T, 17)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("stream")
+    model = d / "coco"
+    save_model(str(model), small_model(stgcnpp_spec(60, "coco", **SMALL), 0), extra={"test": {"clip_len": 16}})
+    video = d / "clip.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (W, H))
+    for t in range(T):
+        writer.write(np.full((H, W, 3), 5 * t, np.uint8))
+    writer.release()
+    kp, score = two_people(np.random.default_rng(0))
+    anno = {"frame_dir": "clip", "keypoint": kp, "keypoint_score": score, "img_shape": (H, W), "total_frames": T}
+    return {"model": str(model), "video": str(video), "anno": anno, "pred": load_predictor(model)}
+
+
+class Scripted:
+    """A pose estimator giving the known people of each frame (found from its timestamp), after `delay` seconds;
+    raises KeyboardInterrupt at frame `interrupt_at`."""
+
+    name = "scripted"
+
+    def __init__(self, anno, delay=0.0, interrupt_at=None, people=(0, 1)):
+        self.anno, self.delay, self.interrupt_at, self.people = anno, delay, interrupt_at, people
+        self.closed = False
+
+    def __call__(self, rgb, timestamp_ms):
+        t = round(timestamp_ms * FPS / 1000)
+        assert rgb.shape == (H, W, 3)
+        if t == self.interrupt_at:
+            raise KeyboardInterrupt
+        time.sleep(self.delay)
+        kp, score = self.anno["keypoint"], self.anno["keypoint_score"]
+        return [PersonPose(kp[m, t], score[m, t]) for m in self.people]
+
+    def close(self):
+        self.closed = True
+
+
+def check_against(records, windows):
+    """Each record is the window ending at its frame, with the reference's probabilities for its top-5."""
+    assert [r["frame"] for r in records] == [w.end - 1 for w in windows]
+    for r, w in zip(records, windows):
+        assert r["top5"][0]["index"] == w.top5[0]["index"]
+        for t in r["top5"]:  # the same numbers within float32 noise (one window per call here, all at once there)
+            assert t["prob"] == pytest.approx(float(w.probs[t["index"]]), abs=1e-3)
+
+
+def test_file_as_fast_as_it_goes_gives_the_windows_of_predict_windows(setup):
+    stats = S.StreamStats()
+    est = Scripted(setup["anno"])
+    records = list(
+        stream(setup["video"], setup["pred"], pose=est, window=WINDOW, stride=STRIDE, realtime=False, stats=stats)
+    )
+    windows = predict_windows(setup["pred"], setup["anno"], window=WINDOW, stride=STRIDE)
+    assert [(w.start, w.end) for w in windows] == [(0, 16), (6, 22), (12, 28), (18, 34), (24, 40)]
+    check_against(records, windows)
+    assert [r["time_s"] for r in records] == [round(round((w.end - 1) * 1000 / FPS) / 1000, 3) for w in windows]
+    assert all(r["dropped"] == 0 and r["latency_ms"] >= 0 for r in records)
+    assert stats == S.StreamStats(frames=T, predictions=5, dropped=0)
+    assert not est.closed  # an estimator passed in belongs to the caller
+
+
+def test_leftover_frames_and_short_sources_get_a_last_window(setup):
+    est = Scripted(setup["anno"])
+    records = list(stream(setup["video"], setup["pred"], pose=est, window=16, stride=10, realtime=False))
+    windows = predict_windows(setup["pred"], setup["anno"], window=16, stride=10)
+    assert [(w.start, w.end) for w in windows] == [(0, 16), (10, 26), (20, 36), (24, 40)]  # the last aligned to the end
+    check_against(records, windows)
+    (one,) = list(stream(setup["video"], setup["pred"], pose=est, window=50, realtime=False))
+    check_against([one], predict_windows(setup["pred"], setup["anno"], window=50))  # 40 frames < 50: one window
+
+
+def test_per_person_predicts_each_track_alone(setup):
+    est = Scripted(setup["anno"])
+    records = list(
+        stream(setup["video"], setup["pred"], pose=est, window=WINDOW, stride=STRIDE, realtime=False, per_person=True)
+    )
+    assert all("top5" not in r and [t["track"] for t in r["tracks"]] == [0, 1] for r in records)
+    for m in (0, 1):
+        alone = dict(setup["anno"])
+        alone["keypoint"], alone["keypoint_score"] = alone["keypoint"][m : m + 1], alone["keypoint_score"][m : m + 1]
+        windows = predict_windows(setup["pred"], alone, window=WINDOW, stride=STRIDE)
+        check_against([{"frame": r["frame"], "top5": r["tracks"][m]["top5"]} for r in records], windows)
+
+
+def test_nobody_in_a_window_gives_an_empty_top5(setup):
+    records = list(stream(setup["video"], setup["pred"], pose=Scripted(setup["anno"], people=()), realtime=False))
+    assert records and all(r["top5"] == [] for r in records)
+
+
+def test_a_paced_file_drops_frames_when_the_estimator_falls_behind(setup):
+    """Frames come every 33 ms and take 60 ms each: the reader drops the oldest waiting frame, never queues more."""
+    stats = S.StreamStats()
+    est = Scripted(setup["anno"], delay=0.06)
+    records = list(stream(setup["video"], setup["pred"], pose=est, window=8, stride=4, realtime=True, stats=stats))
+    assert stats.dropped > 0 and stats.frames + stats.dropped == T
+    assert [r["dropped"] for r in records] == sorted(r["dropped"] for r in records)
+    assert records[-1]["frame"] == T - 1  # the source's last frame is never the one dropped
+
+
+def test_closing_the_generator_stops_the_reader(setup):
+    before = {t.ident for t in threading.enumerate()}
+    gen = stream(setup["video"], setup["pred"], pose=Scripted(setup["anno"]), window=8, stride=4, realtime=True)
+    next(gen)
+    gen.close()
+    assert not [t for t in threading.enumerate() if t.ident not in before and t.name == S.READER_THREAD]
+
+
+def test_cli_prints_json_lines_and_stops_on_ctrl_c(setup, monkeypatch, capsys):
+    import skeljax.pose.estimators as pose_estimators_module
+
+    monkeypatch.setattr(
+        pose_estimators_module, "make_estimator", lambda *a, **k: Scripted(setup["anno"], interrupt_at=25)
+    )
+    args = ["--stream", setup["video"], "--checkpoint", setup["model"], "--window", "16", "--stride", "6"]
+    assert main(args + ["--no-realtime"]) == 130
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [r["frame"] for r in lines] == [15, 21]  # frames 0..24 were estimated before Ctrl-C
+    assert set(lines[0]) == {"frame", "time_s", "latency_ms", "top5", "dropped"}
+    assert err.strip().splitlines() == [
+        f"live from {setup['video']} ({W}x{H}, 30 fps): Ctrl-C stops",
+        "stopped (Ctrl-C) after 25 frames: 2 predictions, 0 frames dropped",
+    ]
+
+
+def test_unreadable_camera_is_one_error_line(setup, capfd):
+    assert main(["--stream", "7", "--checkpoint", setup["model"]]) == 1
+    out, err = capfd.readouterr()
+    assert out == "" and err.strip().splitlines() == ["error: camera 7: cannot open the camera"]
