@@ -12,10 +12,8 @@ Expected top-1 on the validation split: 31.6 (the released `st_gcn.kinetics.pt`,
 `stgcn_original_kinetics_j`).
 """
 
-from skeljax import zoo
+from skeljax import recipes
 
 
 def get_config(arg=None):
-    if arg:
-        raise ValueError(f"configs/stgcn_kinetics.py has no variants, got {arg!r}")
-    return zoo.original_config("kinetics")
+    return recipes.get_config("stgcn_kinetics", arg)

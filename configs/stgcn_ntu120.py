@@ -8,14 +8,8 @@ Expected top-1 (PYSKL's released models): xsub_3d j 82.1 b 83.7 jm 80.3 bm 80.6;
 bm 79.8; xset_3d j 84.5 b 85.8 jm 82.7 bm 83.0; xset_2d j 84.2 b 87.7 jm 82.5 bm 83.5.
 """
 
-from skeljax import zoo
+from skeljax import recipes
 
 
 def get_config(arg=None):
-    arg = arg or "pyskl_xsub_3d_j"
-    practice, _, rest = arg.partition("_")
-    if practice != "pyskl":
-        raise ValueError(
-            f"unknown variant {arg!r}: use pyskl_SPLIT_KIND_FEAT (PYSKL released no vanilla ST-GCN for NTU-120)"
-        )
-    return zoo.pyskl_config("stgcn", "ntu120", *zoo.parse_variant(rest, rest))
+    return recipes.get_config("stgcn_ntu120", arg)

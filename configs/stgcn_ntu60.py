@@ -25,21 +25,8 @@ j 92.4 b 90.0 jm 92.0 bm 86.5. MMAction2 0.x: 2D 86.91, 3D 84.61. Original (st_g
 81.6, xview 88.8.
 """
 
-from skeljax import zoo
+from skeljax import recipes
 
 
 def get_config(arg=None):
-    arg = arg or "pyskl_xsub_3d_j"
-    practice, _, rest = arg.partition("_")
-    if practice == "mmaction0x" and rest in ("2d", "3d"):
-        return zoo.mmaction0x_config(rest)
-    if practice == "pyskl":
-        return zoo.pyskl_config("stgcn", "ntu60", *zoo.parse_variant(rest, rest))
-    if practice == "vanilla":
-        return zoo.vanilla_config("ntu60", *zoo.parse_variant(rest, rest))
-    if practice == "original" and rest in ("xsub", "xview"):
-        return zoo.original_config("ntu60", rest)
-    raise ValueError(
-        f"unknown variant {arg!r}: use pyskl_SPLIT_KIND_FEAT, vanilla_SPLIT_KIND_FEAT, "
-        "mmaction0x_2d, mmaction0x_3d, original_xsub or original_xview"
-    )
+    return recipes.get_config("stgcn_ntu60", arg)

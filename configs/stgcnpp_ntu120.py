@@ -12,9 +12,8 @@ Recipe as configs/stgcnpp_ntu60.py with 120 classes. Expected top-1 (PYSKL's rel
     xset_2d: j 88.1  b 88.5  jm 82.6  bm 84.1   (2-stream 90.0, 4-stream 90.3)
 """
 
-from skeljax import zoo
+from skeljax import recipes
 
 
 def get_config(arg=None):
-    split, kind, feat = zoo.parse_variant(arg, "xsub_3d_j")
-    return zoo.pyskl_config("stgcnpp", "ntu120", split, kind, feat)
+    return recipes.get_config("stgcnpp_ntu120", arg)

@@ -16,9 +16,8 @@ batch 128 with BN statistics per 16 samples, clip 100 frames. Expected top-1 (PY
 Full NTU training takes hours per epoch on a CPU; use GPUs/TPUs. Data: see the README ("Preparing NTU").
 """
 
-from skeljax import zoo
+from skeljax import recipes
 
 
 def get_config(arg=None):
-    split, kind, feat = zoo.parse_variant(arg, "xsub_3d_j")
-    return zoo.pyskl_config("stgcnpp", "ntu60", split, kind, feat)
+    return recipes.get_config("stgcnpp_ntu60", arg)

@@ -190,8 +190,6 @@ def _layout_of(arr_shape, where: str) -> layouts.SkeletonLayout:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from skeljax import predict as P
-
     p = cli.parser("skeljax-visualize", __doc__)
     p.add_argument(
         "--input", required=True, help=".skeleton, .npy (M, T, V, C), annotation .pkl or Kinetics-skeleton .json"
@@ -207,29 +205,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     compilation_cache.add_flag(p)
     args = cli.parse(p, argv)
     compilation_cache.setup_for_command(args.no_cache)
-    return cli.run(lambda: _render(p, args, P))
+    return cli.run(lambda: _render(p, args))
 
 
-def _render(p, args, P) -> None:
+def _render(p, args) -> None:
     """Reads the input, predicts its title when asked to, and writes the animation."""
+    from skeljax.predict.inputs import read_input
+    from skeljax.predict.predictor import load_predictor, predict
+
     preds, layout = None, "nturgb+d"
     if args.checkpoint:
         n = len(args.checkpoint)
         feats = args.feat * n if args.feat and len(args.feat) == 1 else (args.feat or [None] * n)
         if len(feats) != n:
             p.error(f"--feat given {len(feats)} times for {n} checkpoints")
-        preds = [P.load_predictor(c, feat=f) for c, f in zip(args.checkpoint, feats)]
+        preds = [load_predictor(c, feat=f) for c, f in zip(args.checkpoint, feats)]
         layout = preds[0].layout
     elif args.input.lower().endswith(".json"):  # Kinetics-skeleton: always OpenPose-18
         layout = "openpose"
     elif args.input.lower().endswith(".npy") and os.path.isfile(args.input):
         layout = _layout_of(np.load(args.input, mmap_mode="r", allow_pickle=False).shape, args.input)
-    anno = P.read_input(args.input, layout=layout, sample=args.sample)[0]
+    anno = read_input(args.input, layout=layout, sample=args.sample)[0]
     if preds is None:  # pickles: the sample's own joint count decides
         layout = _layout_of(anno["keypoint"].shape, args.input)
     title = args.title or str(anno.get("frame_dir", ""))
     if preds is not None and args.title is None:
-        pred = P.predict(preds, anno, labels=args.labels)
+        pred = predict(preds, anno, labels=args.labels)
         top = pred.top_k(0, 1)[0]
         title = f"{title}: {top['label']} ({top['prob']:.0%})"
         if pred.labels[0] is not None and pred.labels[0] < len(pred.class_names):

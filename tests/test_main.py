@@ -197,9 +197,9 @@ def test_a_config_that_fails_to_load_ends_in_one_error_line(tmp_path, case):
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: {arg.split(':')[0] if case != 'missing' else '--config: ' + path}"), line
     assert want in line, line
-    if case == "variant":  # the line of configs/stgcnpp_ntu60.py that parses the variant
+    if case == "variant":  # the line of configs/stgcnpp_ntu60.py that builds the variant (skeljax.recipes parses it)
         with open(os.path.join(REPO, "configs", "stgcnpp_ntu60.py")) as f:
-            lineno = next(i for i, text in enumerate(f, 1) if "parse_variant(" in text)
+            lineno = next(i for i, text in enumerate(f, 1) if "recipes.get_config(" in text)
         assert line.startswith(f"error: {arg.split(':')[0]}:{lineno} in get_config: "), line
     assert not (tmp_path / "w").exists()
 

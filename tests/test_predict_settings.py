@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from skeljax import checkpoint, convert_cli, train, zoo
+from skeljax import checkpoint, convert_cli, recipes, train, zoo
 from skeljax import predict as P
 from skeljax.data import generate_synthetic
 from skeljax.data.ntu_meta import NTU60_CLASSES
@@ -166,13 +166,13 @@ def test_directories_without_the_key_predict_as_before(ntu, tmp_path):
 
 
 def test_every_zoo_row_config_is_its_config_file():
-    """download.row_config builds each row's config without the configs/ folder; it must equal that file's."""
+    """recipes.config_of builds each row's config without the configs/ folder; it must equal that file's."""
     for row in zoo.zoo_rows():
         file, _, variant = row.config.partition(":")
         spec = importlib.util.spec_from_file_location("cfg", os.path.join(REPO, file))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        assert download.row_config(row).to_dict() == module.get_config(variant or None).to_dict(), row.name
+        assert recipes.config_of(row.config).to_dict() == module.get_config(variant or None).to_dict(), row.name
 
 
 def test_zoo_get_writes_and_adds_the_settings(ntu, tmp_path, monkeypatch):

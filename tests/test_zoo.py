@@ -218,7 +218,7 @@ def test_recorded_digest_is_checked(server, released, tmp_path, monkeypatch):
     config = zoo.find_row(NAME).config  # a real config: `get` stores the row's test settings with the model
     row = zoo.ZooRow(config, "r", 1.0, f"{HOST}/x/stgcn-{sha[:8]}.pth", name="hashed")
     bad = zoo.ZooRow(config, "r", 1.0, f"{HOST}/x/full.pth", name="bad_full", sha256="0" * 64)
-    monkeypatch.setattr(zoo, "zoo_rows", lambda: [row, bad])
+    monkeypatch.setattr(zoo.rows, "zoo_rows", lambda: [row, bad])
     server.files[f"/x/stgcn-{sha[:8]}.pth"] = server.files["/x/full.pth"] = body
     assert os.path.isdir(download.get("hashed", quiet=True))  # the name's digest prefix matches
     with pytest.raises(ValueError, match=r"checksum mismatch \(sha256 " + sha):
@@ -290,7 +290,7 @@ def test_original_row_downloads_a_legacy_file_and_converts(server, tmp_path, mon
     name = "stgcn_original_ntu60_xsub_3d_j"
     row = zoo.find_row(name)
     served = dataclasses.replace(row, sha256=hashlib.sha256(body).hexdigest())  # stands in for the released bytes
-    monkeypatch.setattr(zoo, "zoo_rows", lambda: [served])
+    monkeypatch.setattr(zoo.rows, "zoo_rows", lambda: [served])
     server.files["/mmskeleton/models/st-gcn/st_gcn.ntu-xsub-300b57d4.pth"] = body
     model = skeljax.load_model(download.get(name, quiet=True))
     assert model.spec.family == "stgcn_original" and model.spec.num_classes == 60

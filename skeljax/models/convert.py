@@ -460,12 +460,11 @@ def load_pytorch_checkpoint(path: str, *, trusted: bool = False, **overrides) ->
     files, those of the PyTorch model fed x transposed to (N, C, T, V, M)). The family, joint layout and class count are
     detected from the keys; `overrides` set ModelSpec fields that a state_dict cannot show (for example
     `tcn_dropout=0.5` to fine-tune a vanilla ST-GCN). Files are read without running pickled code unless
-    `trusted=True`.
+    `trusted=True`. `path` is a file: 'zoo:NAME' is resolved by the entry points (`skeljax.load_pytorch_checkpoint`,
+    skeljax-convert, prediction, init_from), since a network's key map knows nothing of downloads.
     """
-    from skeljax import zoo
     from skeljax.io import pth as pth_io
 
-    path = zoo.resolve(path, want="pth")  # 'zoo:NAME' -> the released file, fetched on first use
     obj = pth_io.load_pth(path, trusted=trusted)
     sd = pth_io.extract_state_dict(obj, path)
     return model_from_state_dict(sd, str(path), **overrides)

@@ -77,9 +77,9 @@ def dataset_class_names(dataset: str) -> tuple[str, ...]:
 
 def row_settings(row) -> dict:
     """The test settings of a zoo row (`test_settings` of the config that trains it), its URL as source."""
-    from skeljax.zoo import download
+    from skeljax import recipes
 
-    return test_settings(download.row_config(row).to_dict(), source=row.url)
+    return test_settings(recipes.config_of(row.config).to_dict(), source=row.url)
 
 
 def conversion_settings(

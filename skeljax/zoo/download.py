@@ -16,12 +16,12 @@ import re
 import shutil
 import urllib.parse
 
-from skeljax import zoo
 from skeljax.io import download as http
 from skeljax.io.atomic import atomic_file
 from skeljax.io.download import mirrored
+from skeljax.zoo.rows import ZooRow, find_row
 
-__all__ = ["cache_dir", "expected_sha256_prefix", "fetch", "get", "mirrored", "row_config"]
+__all__ = ["cache_dir", "expected_sha256_prefix", "fetch", "get", "mirrored"]
 
 MODEL_DIR = "model"
 POSE_ONNX = "end2end.onnx"  # the name an unpacked pose model gets in its row's folder
@@ -38,7 +38,7 @@ def cache_dir() -> str:
     return os.path.join(base, "skeljax", "zoo")
 
 
-def expected_sha256_prefix(row: zoo.ZooRow) -> str | None:
+def expected_sha256_prefix(row: ZooRow) -> str | None:
     """The digest (or its published prefix) the file must have: the recorded one, else the one in its name."""
     if row.sha256:
         return row.sha256
@@ -53,7 +53,7 @@ def _remove_if_empty(folder: str) -> None:
         pass
 
 
-def fetch(row: zoo.ZooRow, *, mirror: str | None = None, quiet: bool = False) -> str:
+def fetch(row: ZooRow, *, mirror: str | None = None, quiet: bool = False) -> str:
     """The verified released `.pth` of `row` in the cache, downloaded on first use; returns its path."""
     folder = os.path.join(cache_dir(), row.name)
     dest = os.path.join(folder, os.path.basename(urllib.parse.urlsplit(row.url).path))
@@ -69,7 +69,7 @@ def fetch(row: zoo.ZooRow, *, mirror: str | None = None, quiet: bool = False) ->
 
 def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
     """The skeljax model directory of zoo model `name`, downloaded and converted on first use; returns its path."""
-    row = zoo.find_row(name)
+    row = find_row(name)
     if row.kind == "pose":
         return pose_file(row, mirror=mirror, quiet=quiet)
     model_dir = os.path.join(cache_dir(), row.name, MODEL_DIR)
@@ -96,28 +96,7 @@ def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
     return checkpoint.save_model(model_dir, model, extra=extra, overwrite=True)
 
 
-def row_config(row: zoo.ZooRow):
-    """The ConfigDict of the row's `config` ('configs/stgcn_ntu60.py:vanilla_xsub_3d_j'), built as that file builds
-    it (without reading it: an installed skeljax has no configs/ folder)."""
-    file, _, variant = row.config.partition(":")
-    family, _, bench = os.path.basename(file).removesuffix(".py").partition("_")
-    practice, _, rest = variant.partition("_")
-    if family == "stgcn" and bench == "kinetics":
-        return zoo.original_config("kinetics")
-    if family == "stgcnpp":
-        return zoo.pyskl_config("stgcnpp", bench, *zoo.parse_variant(variant, variant))
-    if practice == "pyskl":
-        return zoo.pyskl_config("stgcn", bench, *zoo.parse_variant(rest, rest))
-    if practice == "vanilla":
-        return zoo.vanilla_config(bench, *zoo.parse_variant(rest, rest))
-    if practice == "mmaction0x":
-        return zoo.mmaction0x_config(rest)
-    if practice == "original":
-        return zoo.original_config(bench, rest)
-    raise ValueError(f"zoo row {row.name}: no config for {row.config!r}")
-
-
-def _add_settings(model_dir: str, row: zoo.ZooRow) -> None:
+def _add_settings(model_dir: str, row: ZooRow) -> None:
     """Give a model directory converted by an older version (no "test" key) its row's test settings."""
     from skeljax import checkpoint
     from skeljax.predict import settings
@@ -132,7 +111,7 @@ def _add_settings(model_dir: str, row: zoo.ZooRow) -> None:
         json.dump(meta, f, indent=2)
 
 
-def pose_file(row: zoo.ZooRow, *, mirror: str | None = None, quiet: bool = False) -> str:
+def pose_file(row: ZooRow, *, mirror: str | None = None, quiet: bool = False) -> str:
     """The model file of a pose row: the downloaded file itself, or for a zip (OpenMMLab's ONNX exports) the one
     `.onnx` inside it, unpacked next to it under a temporary name and renamed into place."""
     path = fetch(row, mirror=mirror, quiet=quiet)
