@@ -21,6 +21,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from PIL import Image
 
+from skeljax.data.ntu_standin import write_ntu60_standin
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
 from skeljax.io.pth import save_pth
 from skeljax.models.convert import model_state_dict
@@ -39,6 +40,7 @@ MALLOC_ENV = {
 }
 ZOO_NAME = "stgcnpp_ntu60_xsub_3d_j"
 ZOO_PATH = "mmaction/pyskl/ckpt/stgcnpp/stgcnpp_ntu60_xsub_3dkp/j.pth"  # the released file's path on its host
+NTU_PATH = "mmaction/pyskl/data/nturgbd/ntu60_3danno.pkl"  # PYSKL's published annotation pickle, same host
 TOP_LINE = re.compile(r"^\s+([1-5])\. (.+?)\s+([0-9]\.[0-9]{4})$")
 
 
@@ -65,13 +67,16 @@ def _cell(start: str) -> str:
 
 
 def _mirror(tmp) -> str:
-    """A file:// zoo mirror holding a random ST-GCN++ NTU-60 (16 base channels) in PYSKL's .pth format."""
+    """A file:// mirror of download.openmmlab.com holding a random ST-GCN++ NTU-60 (16 base channels) in PYSKL's .pth
+    format and a 40-sample PYSKL-format stand-in of ntu60_3danno.pkl."""
     from flax import nnx
 
     model = Recognizer(stgcnpp_spec(60, base_channels=16), rngs=nnx.Rngs(0))
     path = tmp / "mirror" / ZOO_PATH
     path.parent.mkdir(parents=True)
     save_pth(str(path), {"state_dict": model_state_dict(model, "pyskl"), "meta": {"note": "random weights"}})
+    (tmp / "mirror" / NTU_PATH).parent.mkdir(parents=True)
+    write_ntu60_standin(tmp / "mirror" / NTU_PATH, 40, seed=2)
     return (tmp / "mirror").as_uri()
 
 
@@ -113,12 +118,12 @@ def executed(tmp_path_factory):
             else:
                 os.environ[k] = v
     print(f"notebook executed in {seconds:.0f} s")
-    return nb, str(work), str(tmp / "cache")
+    return nb, str(work), str(tmp / "cache"), env["SKELJAX_ZOO_MIRROR"]
 
 
 @pytest.mark.slow
 def test_every_cell_ran_without_error(executed):
-    nb, _, _ = executed
+    nb, _, _, _ = executed
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(c.execution_count is not None for c in code)
     errors = [o for c in code for o in c.outputs if o.output_type == "error"]
@@ -129,7 +134,7 @@ def test_every_cell_ran_without_error(executed):
 
 @pytest.mark.slow
 def test_training_run_directory(executed):
-    _, work, _ = executed
+    _, work, _, _ = executed
     run = os.path.join(work, "demo_run")
     for name in (
         "config.json",
@@ -152,7 +157,7 @@ def test_training_run_directory(executed):
 @pytest.mark.slow
 def test_top5_equals_the_trainers_test_scores(executed):
     """predict() on the run's best model and the trainer's 10-clip test path give the same probabilities."""
-    nb, work, _ = executed
+    nb, work, _, _ = executed
     out = next(_text(c) for c in nb.cells if c.cell_type == "code" and _text(c).startswith("top-5"))
     lines = out.splitlines()
     assert lines[1].startswith("S001C001P001R001A001")
@@ -171,7 +176,7 @@ def test_top5_equals_the_trainers_test_scores(executed):
 
 @pytest.mark.slow
 def test_zoo_checkpoint_converted_and_gif(executed):
-    nb, work, cache = executed
+    nb, work, cache, _ = executed
     text = "".join(_text(c) for c in nb.cells if c.cell_type == "code")
     model_dir = os.path.join(cache, ZOO_NAME, "model")
     assert f"model directory: {model_dir}\n" in text
@@ -198,6 +203,54 @@ def test_zoo_checkpoint_converted_and_gif(executed):
         if o.output_type == "display_data" and "image/gif" in o.get("data", {})
     ]
     assert displayed
+
+
+@pytest.mark.slow
+def test_ntu_recipe_by_the_main_command_with_data_fetched_by_name(executed):
+    """Section 7 ran `python -m skeljax.main` on configs/stgcnpp_ntu60.py:xsub_3d_j, stopped after NTU_EPOCHS = 1
+    epoch, with ntu60_3danno.pkl downloaded from the mirror into the data folder and prepared there."""
+    nb, work, _, mirror = executed
+    out = next(_text(c) for c in nb.cells if c.cell_type == "code" and "NTU_EPOCHS = " in c.source)
+    command = out.splitlines()[0]
+    assert command.startswith("$ ") and " -m skeljax.main --config " in command
+    assert f"{os.path.join(ROOT, 'configs', 'stgcnpp_ntu60.py')}:xsub_3d_j" in command
+    assert "--config.num_epochs=1" in command
+    data_dir = os.path.join(work, "tensorflow_datasets")
+    cached = os.path.join(data_dir, "downloads", "ntu60_3danno.pkl")
+    assert f"downloading {mirror}/{NTU_PATH} to {cached} (once)" in out
+    with open(cached, "rb") as f, open(os.path.join(mirror.removeprefix("file://"), NTU_PATH), "rb") as g:
+        assert f.read() == g.read()
+    assert re.search(r"ntu60/xsub_3d train: 2\d/2\d samples \(100%\)", out), out
+    run = os.path.join(work, "stgcnpp_ntu60_xsub_3d_j")
+    with open(os.path.join(run, "config.json")) as f:
+        config = json.load(f)
+    assert config["num_epochs"] == 1 and config["data"]["dataset"] == "ntu60/xsub_3d"
+    assert config["model"]["family"] == "stgcnpp" and config["model"]["num_classes"] == 60
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        val = [json.loads(line) for line in f if "val/top1" in line]
+    assert len(val) == 1  # one epoch, then it stopped
+    assert "validation top-1 per epoch: [" in out and os.path.isfile(os.path.join(run, "best", "model_spec.json"))
+
+
+def test_notebooks_ntu_config_equals_configs_stgcnpp_ntu60(tmp_path):
+    """The recipe the NTU cell writes where configs/ is absent (a wheel install) is configs/stgcnpp_ntu60.py's."""
+    import importlib.util
+
+    source = _cell("NTU_EPOCHS = ")
+    write = next(
+        n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "write"
+    )
+    (tmp_path / "written.py").write_text(ast.literal_eval(write.args[0]))
+    configs = {}
+    for name, path in (
+        ("written", tmp_path / "written.py"),
+        ("repo", os.path.join(ROOT, "configs", "stgcnpp_ntu60.py")),
+    ):
+        spec = importlib.util.spec_from_file_location(f"ntu_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        configs[name] = module.get_config("xsub_3d_j").to_dict()
+    assert configs["written"] == configs["repo"]
 
 
 def _install_cell(cwd, env_extra, path_dirs=()) -> str:

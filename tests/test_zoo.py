@@ -2,19 +2,18 @@
 verified, atomic and cached."""
 
 import hashlib
-import http.server
 import os
 import re
-import threading
 
 import numpy as np
 import pytest
 
 import skeljax
 from skeljax import checkpoint, zoo
+from skeljax.testing import torch_reference as ref
 from skeljax.zoo import __main__ as zoo_cli
 from skeljax.zoo import download
-from skeljax.testing import torch_reference as ref
+from tests.http_server import Server
 
 HOST = "https://download.openmmlab.com"
 NAME = "stgcnpp_ntu60_xsub_3d_j"
@@ -117,41 +116,6 @@ def test_mirror_keeps_the_path(monkeypatch):
 # ----------------------------------------------------------------------------------------------------------------
 # Downloads from a local server.
 # ----------------------------------------------------------------------------------------------------------------
-
-
-class Server:
-    """Serves `files` {path: bytes} on 127.0.0.1; paths in `cut` announce more bytes than they send, then close."""
-
-    def __init__(self):
-        self.files, self.cut, self.requests = {}, set(), []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # the name http.server calls
-                server.requests.append(self.path)
-                body = server.files.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                extra = 4096 if self.path in server.cut else 0
-                self.send_header("Content-Length", str(len(body) + extra))
-                self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if extra else body)
-                self.wfile.flush()
-                self.close_connection = True
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture(scope="module")
