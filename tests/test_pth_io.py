@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from skeljax.io import pth as pth_io
 from skeljax.io.pth import CheckpointFormatError, UnsafePickleError, extract_state_dict, load_pth, save_pth
 from skeljax.testing import torch_reference
 
@@ -342,7 +341,7 @@ def test_save_pth_is_atomic(tmp_path, monkeypatch):
     def crash(*args):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(pth_io.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)  # atomic_file renames into place with os.replace
     with pytest.raises(OSError, match="disk gone"):
         save_pth(path, {"w": np.ones(1000, np.float32)})
     monkeypatch.undo()
