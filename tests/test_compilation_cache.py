@@ -5,6 +5,8 @@ Hits are observed through JAX's own monitoring event, not through timings."""
 
 import json
 import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -149,6 +151,59 @@ def test_existing_read_only_directory_is_refused(tmp_path, capsys):
         assert jax.config.jax_compilation_cache_dir is None
     finally:
         path.chmod(0o700)
+
+
+# The same two cases for root, whose CAP_DAC_OVERRIDE ignores directory modes (the tests above skip there): a child
+# process drops that capability (and CAP_DAC_READ_SEARCH) from its bounding set and executes itself again, so that
+# the kernel checks the modes for it as for anyone, then runs compilation_cache.setup.
+_SETUP_WITHOUT_DAC_OVERRIDE = """
+import ctypes
+import os
+import sys
+
+if sys.argv[2] == "drop":
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH (linux/capability.h)
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            print("cannot drop capability", cap, os.strerror(ctypes.get_errno()), flush=True)
+            sys.exit(3)
+    os.execv(sys.executable, [sys.executable, __file__, sys.argv[1], "run"])
+
+import jax
+
+from skeljax import compilation_cache
+
+print("returned", compilation_cache.setup(sys.argv[1]), "jax dir", jax.config.jax_compilation_cache_dir, flush=True)
+"""
+
+
+@pytest.mark.parametrize("where", ["existing", "inside"])
+def test_root_without_permission_overrides_gets_the_same_warning(tmp_path, where):
+    if os.geteuid() != 0:
+        pytest.skip("for root: other users get this from the two tests above")
+    readonly = tmp_path / "readonly"
+    readonly.mkdir(mode=0o500)
+    path = readonly if where == "existing" else readonly / "cache"
+    env = {k: v for k, v in os.environ.items() if k != compilation_cache.JAX_ENV}
+    script = tmp_path / "setup_without_dac_override.py"
+    script.write_text(_SETUP_WITHOUT_DAC_OVERRIDE)
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(script), str(path), "drop"],
+            capture_output=True,
+            text=True,
+            env={**env, "JAX_PLATFORMS": "cpu"},
+            timeout=300,
+            check=False,
+        )
+    finally:
+        readonly.chmod(0o700)
+    if proc.returncode == 3:
+        pytest.skip(f"this container does not let root drop capabilities: {proc.stdout.strip()}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"warning: compilation cache: {path}: cannot be created or written" in proc.stdout, proc.stdout
+    assert "returned None jax dir None" in proc.stdout, proc.stdout
+    assert os.listdir(readonly) == []  # nothing created, no probe file left
 
 
 def test_the_environment_variable_of_jax_wins(tmp_path, monkeypatch, capsys):
