@@ -47,6 +47,7 @@ from skeljax.testing.benchmarking import (
     markdown_table,
     peak_rss_mb,
     rounded,
+    section_of,
     without_page_flags,
     write_page,
 )
@@ -468,7 +469,9 @@ def _rows(res: dict) -> list[tuple[str, dict]]:
     """(table row name, result entry) of every measurement, in table order."""
     rows = [(f"inference, batch {e['batch']}", e) for e in res["inference_batches"]]
     ts = res["train_step"]
-    rows.append((f"train step, batch {ts['batch']}" + (", remat" if ts.get("remat") else ""), ts))
+    # Which step the trainer picked (config.remat; 'auto' follows the free memory): ", remat" or ", no remat".
+    chosen = "" if "remat" not in ts else ", remat" if ts["remat"] else ", no remat"
+    rows.append((f"train step, batch {ts['batch']}{chosen}", ts))
     if res.get("train_step_without_remat"):
         rows.append((f"train step, batch {ts['batch']}, no remat", res["train_step_without_remat"]))
     mp = res.get("mixed_precision")
@@ -532,10 +535,11 @@ SPEED_NOTES = """\
   for the backward pass and recomputes the block there; the recomputation reads 0 x one element of the output
   gradient, so that XLA cannot merge it back into the forward pass (it did with `jax.checkpoint`, whose
   optimization barriers XLA's CPU pipeline drops). A quarter of the step's scratch memory for one more forward
-  pass: the "remat" and "no remat" rows above. `'auto'` turns it on for the CPU backend, where PYSKL's batch of
-  128 does not fit 23 GB without it; on a GPU or TPU it compiles the step without remat and keeps it unless XLA's
-  memory plan of that step exceeds 80% of the device's free memory (`skeljax.train.compile_step`: the recipe's
-  batch on a 16 GB Colab GPU, for instance).
+  pass. `'auto'` compiles the step without remat and keeps it unless XLA's memory plan of that step exceeds 80% of
+  the free memory per device: on a GPU or TPU the allocator's, on a CPU the host's available memory (cgroup limits
+  included) shared by its devices (`skeljax.train.compile_step`). So batch 16 trains without remat on a CPU with a
+  few GB free, while PYSKL's batch of 128 (34 GB without remat) on a 23 GB host, or the recipe's batch on a 16 GB
+  Colab GPU, gets it; the train-step row says which one the trainer picked.
 - Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
 
 Tried on the 2-core CPU without a gain (within the 5-7% noise of identical runs, or slower), so that nobody repeats
@@ -566,8 +570,9 @@ def write_docs(res: dict, argv: list[str], path: str = DOCS) -> None:
         (SPEED_NOTES + _floor_note(res)).rstrip(),
         "Noise: other processes share this machine; run-to-run differences of 5-25% are normal. Compare numbers "
         "from one run.",
+        section_of(path, "## First prediction"),  # scripts/benchmark_predict.py's section, kept as it was
     ]
-    write_page(path, "\n\n".join(sections))
+    write_page(path, "\n\n".join(s for s in sections if s))
 
 
 def _what_runs(res: dict) -> str:
@@ -630,8 +635,8 @@ def parser() -> argparse.ArgumentParser:
         "--remat",
         choices=("auto", "on", "off"),
         default="auto",
-        help="rematerialise the training step's blocks as config.remat does (auto: on for the CPU backend; on a "
-        "GPU/TPU only when the step without it does not fit the device's free memory)",
+        help="rematerialise the training step's blocks as config.remat does (auto: only when the step without it "
+        "does not fit 80%% of the free memory, of the device or on a CPU of the host)",
     )
     p.add_argument("--no-torch", action="store_true", help="skeljax only")
     p.add_argument("--no-pipeline", action="store_true", help="skip the input pipeline measurement")
@@ -750,7 +755,11 @@ def measure_speed(res: dict, args: argparse.Namespace, tctx) -> None:
         res["inference_batches"].append(infer(b, args.compute_dtype))
         print(f"inference batch {b}: {json.dumps(rounded(res['inference_batches'][-1]))}", flush=True)
     e = res["train_step"] = train(args.compute_dtype, args.remat)
-    print(f"train step batch {args.train_batch}: {json.dumps(rounded(e))}", flush=True)
+    print(
+        f"train step batch {args.train_batch} (config.remat={args.remat!r}: remat {'on' if e['remat'] else 'off'}): "
+        f"{json.dumps(rounded(e))}",
+        flush=True,
+    )
     if e["remat"] and not args.quick:  # what remat costs or gains: the same step without it, same run
         res["train_step_without_remat"] = train(args.compute_dtype, "off")
         print(f"train step batch {args.train_batch}, remat off: {json.dumps(rounded(res['train_step_without_remat']))}")
