@@ -85,7 +85,7 @@ TRACK_RGB = tuple(hex_to_rgb(c) for c in visualize.COLORS)
 
 @dataclasses.dataclass(frozen=True)
 class Style:
-    """Line widths and text size scaled to the frame (the reference: 2 px lines on a 360-pixel-high frame)."""
+    """Line widths and text size scaled to the frame (the reference: 3 px lines on a 360-pixel-high frame)."""
 
     thickness: int
     radius: int
@@ -95,7 +95,7 @@ class Style:
     @classmethod
     def for_frame(cls, height: int, width: int) -> Style:
         scale = min(height, width) / 360.0
-        thickness = max(1, round(2 * scale))
+        thickness = max(2, round(3 * scale))
         return cls(thickness, thickness + 1, 0.6 * scale, max(1, round(scale)))
 
 
