@@ -116,7 +116,9 @@ def _estimate_frames(video: video_io.Video, est, progress: bool) -> list[list[po
 
     frames = []
     total = video.info.frame_count or None
-    bar = tqdm(total=total, unit="frame", desc=f"poses ({est.name})", file=sys.stderr, disable=not progress)
+    bar = tqdm(
+        total=total, unit="frame", desc=f"poses ({os.path.basename(est.name)})", file=sys.stderr, disable=not progress
+    )
     with bar:
         for frame in video:
             people = est(frame.rgb, frame.timestamp_ms)
