@@ -85,7 +85,7 @@ class Progress:
         now = time.monotonic()
         if now - self.last >= self.every_s or self.done == self.total:
             self.last = now
-            print(self.line(now), file=sys.stderr, flush=True)
+            _write_line(self.line(now))
 
     def line(self, now: float) -> str:
         elapsed = now - self.start
@@ -95,6 +95,17 @@ class Progress:
             f"{self.label}: {self.done:,}/{self.total:,} samples ({pct:.0f}%), {_clock(elapsed)} elapsed, "
             f"ETA {_clock(eta)}"
         )
+
+
+def _write_line(line: str) -> None:
+    """One line on stderr, on a line of its own even while TFDS draws its progress bars (tqdm clears and redraws
+    them around it)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        print(line, file=sys.stderr, flush=True)
+        return
+    tqdm.write(line, file=sys.stderr)
 
 
 def _clock(seconds: float) -> str:
