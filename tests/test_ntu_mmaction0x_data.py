@@ -5,8 +5,6 @@ configs/stgcn_ntu60.py:mmaction0x_3d from a raw folder."""
 import json
 import os
 import pickle
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -16,9 +14,8 @@ from skeljax.data import ntu_meta, pickle_source, prepare_ntu
 from skeljax.data.annotations import AnnotationError, load_annotations
 from skeljax.data.ntu_raw import read_ntu_skeleton_mmaction0x
 from skeljax.data.tfds_builders import load_source, make_builder
-from tests.test_tfds_builders import NAMES60, _synthetic_keypoints, _write_skeleton
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import REPO, run_trainer, synthetic_ntu_keypoints, write_ntu_skeleton
+from tests.test_tfds_builders import NAMES60
 
 
 def _read_all(src):
@@ -55,9 +52,9 @@ def test_raw_folder_is_converted_the_0x_way_not_pyskls(tmp_path):
     folder = tmp_path / "nturgb+d_skeletons"
     folder.mkdir()
     for n in NAMES60[:4]:
-        kp = _synthetic_keypoints(n, "3d", seed=2)["keypoint"].astype(np.float64)
+        kp = synthetic_ntu_keypoints(n, "3d", seed=2)["keypoint"].astype(np.float64)
         drop = np.all(kp == 0, axis=(0, 2, 3))
-        _write_skeleton(folder / f"{n}.skeleton", kp, drop)
+        write_ntu_skeleton(folder / f"{n}.skeleton", kp, drop)
     (tmp_path / "ntu60_3danno.pkl").write_bytes(b"not a pickle: PYSKL data must not be read for 0.x configs")
     got = {}
     for part in ("train", "val"):
@@ -87,8 +84,8 @@ def _raw_folder(folder, names, seed=2):
     """Hand-made `.skeleton` files of synthetic motion (two people for mutual actions, some frames without bodies)."""
     folder.mkdir(parents=True)
     for n in names:
-        kp = _synthetic_keypoints(n, "3d", seed=seed)["keypoint"].astype(np.float64)
-        _write_skeleton(folder / f"{n}.skeleton", kp, np.all(kp == 0, axis=(0, 2, 3)))
+        kp = synthetic_ntu_keypoints(n, "3d", seed=seed)["keypoint"].astype(np.float64)
+        write_ntu_skeleton(folder / f"{n}.skeleton", kp, np.all(kp == 0, axis=(0, 2, 3)))
     return folder
 
 
@@ -193,12 +190,6 @@ def get_config(arg=None):
 """
 
 
-def _main(*args, timeout=900):
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    cmd = [sys.executable, "-m", "skeljax.main", *args]
-    return subprocess.run(cmd, check=False, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.mark.slow
 def test_mmaction0x_3d_config_trains_and_tests_from_a_raw_folder(tmp_path):
     data_dir, workdir = tmp_path / "tfds", tmp_path / "run"
@@ -220,14 +211,14 @@ def test_mmaction0x_3d_config_trains_and_tests_from_a_raw_folder(tmp_path):
         "--config.log_every_steps=1",
         "--config.compilation_cache_dir=",
     ]
-    proc = _main("--config", str(cfg), "--workdir", str(workdir), *flags)
+    proc = run_trainer("--config", str(cfg), "--workdir", str(workdir), *flags)
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(workdir / "metrics.jsonl") as f:
         records = [json.loads(line) for line in f if line.strip()]
     assert any("train/loss" in r and np.isfinite(r["train/loss"]) for r in records)
     assert any("val/top1" in r for r in records)
     assert (workdir / "final").is_dir()
-    proc = _main("--config", str(cfg), "--workdir", str(workdir), "--mode", "test", *flags)
+    proc = run_trainer("--config", str(cfg), "--workdir", str(workdir), "--mode", "test", *flags)
     assert proc.returncode == 0, proc.stderr[-4000:]
 
     # The dataset built is 0.x's: its own folder, float32 records converted the 0.x way; PYSKL's was never made.

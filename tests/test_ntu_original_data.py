@@ -238,7 +238,7 @@ def test_original_xsub_config_trains_and_tests_from_a_raw_folder(tmp_path):
     import json
     import textwrap
 
-    from tests.test_ntu_mmaction0x_data import REPO, _main
+    from tests.helpers import REPO, run_trainer
 
     data_dir, workdir = tmp_path / "tfds", tmp_path / "run"
     manual = data_dir / "downloads" / "manual"
@@ -258,13 +258,13 @@ def test_original_xsub_config_trains_and_tests_from_a_raw_folder(tmp_path):
         "--config.log_every_steps=1",
         "--config.compilation_cache_dir=",
     ]
-    proc = _main("--config", str(cfg), "--workdir", str(workdir), *flags)
+    proc = run_trainer("--config", str(cfg), "--workdir", str(workdir), *flags)
     assert proc.returncode == 0, proc.stderr[-4000:]
     with open(workdir / "metrics.jsonl") as f:
         records = [json.loads(line) for line in f if line.strip()]
     assert any("train/loss" in r and np.isfinite(r["train/loss"]) for r in records)
     assert any("val/top1" in r for r in records)
-    proc = _main("--config", str(cfg), "--workdir", str(workdir), "--mode", "test", *flags)
+    proc = run_trainer("--config", str(cfg), "--workdir", str(workdir), "--mode", "test", *flags)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert [d for d in os.listdir(data_dir / "ntu60") if not d.startswith(".")] == ["xsub_3d_original"]
     for g in _read_all(load_source("ntu60/xsub_3d_original", "val", data_dir, manual_dir=manual)):

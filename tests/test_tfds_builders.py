@@ -8,8 +8,9 @@ import pytest
 
 from skeljax.data import ntu_meta
 from skeljax.data.ntu_raw import read_ntu_skeleton
-from skeljax.data.synthetic import TWO_PERSON, generate_synthetic, in_split, sample_name, synthetic_annotation
+from skeljax.data.synthetic import TWO_PERSON, generate_synthetic, in_split, sample_name
 from skeljax.data.tfds_builders import load_source, make_builder
+from tests.helpers import synthetic_ntu_keypoints, write_ntu_skeleton
 
 # Cross-subject training subjects of NTU-60 (as in MMAction2 0.x's tools/data/skeleton/gen_ntu_rgbd_raw.py), written
 # out here as an independent reference.
@@ -32,15 +33,6 @@ NAMES120 = NAMES60[:4] + [
 ]
 
 
-def _synthetic_keypoints(name: str, kind: str, seed: int = 0) -> dict:
-    """Synthetic motion for an NTU name: two people for mutual actions (A050-A060, A106-A120)."""
-    action = ntu_meta.parse_ntu_name(name)["action"]
-    two = 50 <= action <= 60 or action >= 106
-    label = 10 + action % 4 if two else action % 10
-    assert (label in TWO_PERSON) == two
-    return synthetic_annotation(seed, label, action, kind)
-
-
 def _released_pickle(path, annos, split):
     """Write like mmcv.dump under NumPy 1.x: pickle protocol 2, arrays under numpy.core.multiarray."""
     data = pickle.dumps({"split": split, "annotations": annos}, protocol=2)
@@ -52,7 +44,7 @@ def _released_pickle(path, annos, split):
 def _ntu_annos(names, kind):
     annos = []
     for n in names:
-        s = _synthetic_keypoints(n, kind)
+        s = synthetic_ntu_keypoints(n, kind)
         a = {
             "frame_dir": n,
             "label": ntu_meta.ntu_label(n),
@@ -185,24 +177,6 @@ def test_missing_files_explain_what_to_download(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------------------
 # Raw .skeleton files
 # ---------------------------------------------------------------------------------------------------------
-def _write_skeleton(path, people, drop):
-    """NTU `.skeleton` text for people (M, T, 25, 3); dropped frames have no body."""
-    m, t = people.shape[:2]
-    lines = [str(t)]
-    for f in range(t):
-        if drop[f]:
-            lines.append("0")
-            continue
-        lines.append(str(m))
-        for b in range(m):
-            lines.append(f"{72057594037931101 + b} 0 1 1 1 1 0 0.02764709 0.05745083 2")
-            lines.append("25")
-            for x, y, z in people[b, f]:
-                lines.append(
-                    f"{x:.7f} {y:.7f} {z:.7f} 277.419 191.8218 1036.233 519.1677 "
-                    "-0.2059419 0.05349901 0.9692109 -0.1239193 2"
-                )
-    path.write_text("\r\n".join(lines) + "\r\n")  # the released files use Windows line ends
 
 
 @pytest.fixture(scope="module")
@@ -213,10 +187,10 @@ def raw_folder(tmp_path_factory):
     written = {}
     names = NAMES60[:6] + ["S018C001P041R001A061"]  # the last is NTU-120 only
     for n in names:
-        s = _synthetic_keypoints(n, "3d", seed=5)
+        s = synthetic_ntu_keypoints(n, "3d", seed=5)
         kp = s["keypoint"].astype(np.float64)
         drop = np.all(kp == 0, axis=(0, 2, 3))
-        _write_skeleton(folder / f"{n}.skeleton", kp, drop)
+        write_ntu_skeleton(folder / f"{n}.skeleton", kp, drop)
         written[n] = kp[:, ~drop]
     # a sample on the official missing list: an empty recording that must be skipped, not read
     missing = min(ntu_meta.ntu60_missing())
@@ -260,8 +234,8 @@ def test_broken_raw_file_names_the_file(tmp_path):
     (folder / "S001C001P001R001A001.skeleton").write_text("3\n1\nnot numbers\n")
     with pytest.raises(ValueError, match=r"nturgb\+d_skeletons.*no ntu60 sample of split xview_train"):
         load_source("ntu60/xview_3d", "val", tmp_path / "data", manual_dir=tmp_path)
-    s = _synthetic_keypoints("S001C002P001R001A001", "3d")["keypoint"].astype(float)
-    _write_skeleton(folder / "S001C002P001R001A001.skeleton", s, np.zeros(s.shape[1], bool))
+    s = synthetic_ntu_keypoints("S001C002P001R001A001", "3d")["keypoint"].astype(float)
+    write_ntu_skeleton(folder / "S001C002P001R001A001.skeleton", s, np.zeros(s.shape[1], bool))
     with pytest.raises(ValueError, match="S001C001P001R001A001.skeleton"):
         load_source("ntu60/xview_3d", "val", tmp_path / "data", manual_dir=tmp_path)
 

@@ -18,7 +18,9 @@ from skeljax.train.init_from import load_source_model
 from skeljax.train.state import TrainParts, create_model, make_tx
 
 
-def _test_model(run: RunConfig, workdir, model, tag, step, writer, mesh, split=None, mode="test") -> dict[str, float]:
+def evaluate_model(
+    run: RunConfig, workdir, model, tag, step, writer, mesh, split=None, mode="test"
+) -> dict[str, float]:
     """Metrics of `model` on a split: 'test' writes score files and plots, 'val' logs one line."""
     split = split or (run.data.test_split if mode == "test" else run.data.val_split)
     source = load_split(run, split)
@@ -91,7 +93,7 @@ def evaluate(config: RunConfig | ml_collections.ConfigDict, workdir: str) -> dic
     mesh = sharding.make_mesh()
     writer = metrics_writer.MetricWriter(workdir, tensorboard=False)
     out = {
-        tag: _test_model(run, workdir, m, tag, step, writer, mesh, mode="val")
+        tag: evaluate_model(run, workdir, m, tag, step, writer, mesh, mode="val")
         for tag, m, step in _models_to_test(run, workdir)
     }
     writer.close()
@@ -109,6 +111,8 @@ def test(config: RunConfig | ml_collections.ConfigDict, workdir: str) -> dict[st
     mesh = sharding.make_mesh()
     sharding.check_batch(run.test_batch_size, mesh, "config.test_batch_size")
     writer = metrics_writer.MetricWriter(workdir)
-    out = {tag: _test_model(run, workdir, m, tag, step, writer, mesh) for tag, m, step in _models_to_test(run, workdir)}
+    out = {
+        tag: evaluate_model(run, workdir, m, tag, step, writer, mesh) for tag, m, step in _models_to_test(run, workdir)
+    }
     writer.close()
     return out

@@ -36,7 +36,7 @@ from skeljax.train.checkpoints import (
     StopRequest,
     check_resumable,
 )
-from skeljax.train.evaluation import _test_model
+from skeljax.train.evaluation import evaluate_model
 from skeljax.train.state import TrainParts, create_model, make_tx
 from skeljax.train.step import jit_train_step, make_train_step
 
@@ -429,7 +429,7 @@ def _test_after_training(s: _Session, final_model: Recognizer) -> dict[str, floa
         results.update(
             {
                 f"last/{k}": v
-                for k, v in _test_model(s.run, s.workdir, final_model, "last", s.step, s.writer, s.mesh).items()
+                for k, v in evaluate_model(s.run, s.workdir, final_model, "last", s.step, s.writer, s.mesh).items()
             }
         )
     if s.run.test_best and os.path.isdir(os.path.join(s.workdir, BEST_DIR)):
@@ -437,7 +437,7 @@ def _test_after_training(s: _Session, final_model: Recognizer) -> dict[str, floa
         results.update(
             {
                 f"best/{k}": v
-                for k, v in _test_model(s.run, s.workdir, best_model, "best", s.step, s.writer, s.mesh).items()
+                for k, v in evaluate_model(s.run, s.workdir, best_model, "best", s.step, s.writer, s.mesh).items()
             }
         )
     return results
