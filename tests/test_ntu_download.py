@@ -3,6 +3,7 @@ download.openmmlab.com ($SKELJAX_ZOO_MIRROR), is fetched once, prepared, and tra
 connection or a file that is not PYSKL's leaves nothing in the data directory; with downloads off, the one error
 line names the manual directory and the file."""
 
+import hashlib
 import os
 import pickle
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 from skeljax.data import ntu_download, ntu_meta, ntu_standin
 from skeljax.data.annotations import load_annotations
 from skeljax.data.tfds_builders import load_source
+from skeljax.io import download
 from tests.http_server import Server
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,6 +99,36 @@ def test_download_once_into_the_downloads_folder_then_reused(server, standin, tm
     # Another benchmark of the same file: read from the downloads folder, not fetched again.
     assert len(load_source("ntu60/xview_3d", "train", data)) == 23
     assert server.requests == [PATH60]
+
+
+def test_tfds_data_source_by_name(server, standin, tmp_path):
+    """What a TFDS user types: the registered builder fetches its public file itself."""
+    import tensorflow_datasets as tfds
+
+    _, body = standin
+    server.files[PATH60] = body
+    kwargs = {"file_format": "array_record"}  # tfds.data_source reads array_record; TFDS's default needs TensorFlow
+    ds = tfds.data_source("ntu60/xsub_3d", split="val", data_dir=str(tmp_path), builder_kwargs=kwargs)
+    assert len(ds) == 20 and server.requests == [PATH60]
+
+
+def test_shared_fetch_checks_what_is_recorded(server, tmp_path, monkeypatch):
+    """skeljax.io.download, the fetch of the zoo and the datasets: a recorded size or digest that does not match
+    keeps nothing; a matching one (or a published digest prefix) keeps the file."""
+    body = b"x" * 1000
+    server.files["/f.bin"] = body
+    url, dest = "https://example.org/f.bin", tmp_path / "d" / "f.bin"
+    with pytest.raises(download.DownloadError, match=r"size mismatch \(1000 bytes, expected 999\)"):
+        download.fetch(url, dest, size=999, quiet=True)
+    with pytest.raises(download.DownloadError, match="checksum mismatch"):
+        download.fetch(url, dest, sha256="0" * 64, quiet=True)
+    assert files_under(tmp_path) == []
+    got = download.fetch(url, dest, sha256=hashlib.sha256(body).hexdigest()[:8], size=1000, quiet=True)
+    assert got.downloaded and got.size == 1000 and dest.read_bytes() == body
+    assert not download.fetch(url, dest).downloaded and len(server.requests) == 3
+    for value, off in (("1", True), ("yes", True), ("", False), ("0", False), ("false", False)):
+        monkeypatch.setenv("SKELJAX_NO_DOWNLOAD", value)
+        assert download.downloads_disabled() is off, value
 
 
 def test_a_pickle_in_the_manual_dir_wins(server, standin, tmp_path):
