@@ -13,7 +13,8 @@ batch 128 with BN statistics per 16 samples, clip 100 frames. Expected top-1 (PY
     xview_3d: j 95.6 b 95.5  jm 94.3  bm 93.8   (2-stream 96.7, 4-stream 97.0)
     xview_2d: j 97.4 b 97.2  jm 93.4  bm 95.4   (2-stream 98.4, 4-stream 98.5)
 
-Full NTU training takes hours per epoch on a CPU; use GPUs/TPUs. Data: see the README ("Preparing NTU").
+Full NTU training takes hours per epoch on a CPU; use GPUs/TPUs. Data: PYSKL's ntu60_3danno.pkl (ntu60_hrnet.pkl for
+2d) is downloaded on first use and prepared once; docs/preparing_ntu.md has the manual alternatives.
 """
 
 from skeljax import recipes
