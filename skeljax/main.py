@@ -10,8 +10,8 @@ The NTU configs' data (PYSKL's annotation pickles) is downloaded and prepared on
 (docs/preparing_ntu.md; `SKELJAX_NO_DOWNLOAD=1` forbids it). `--mode train` resumes from the workdir's last
 checkpoint when there is one; SIGTERM saves a checkpoint at the next step and exits 0 (docs/reliability.md).
 Several processes (hosts) train together with `--distributed` (SLURM, TPU pods: detected from the environment) or
-the explicit `--coordinator_address`, `--num_processes`, `--process_id` (docs/multihost.md). On CPU, XLA is much faster with glibc's allocator tuned; set this before
-starting Python (see docs/stack notes):
+the explicit `--coordinator_address`, `--num_processes`, `--process_id` (docs/multihost.md). On CPU, XLA is much
+faster with glibc's allocator tuned; set this before starting Python (see docs/stack notes):
 
     export MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_MMAP_THRESHOLD_=33554432 \
         MALLOC_TRIM_THRESHOLD_=8589934592 MALLOC_TOP_PAD_=536870912
