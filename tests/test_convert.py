@@ -7,11 +7,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from flax import nnx
 
 import skeljax
 from skeljax import checkpoint
 from skeljax.io import pth as pth_io
 from skeljax.models import convert
+from skeljax.models.stgcn import stgcnpp_spec
 from skeljax.testing import torch_reference as ref
 
 torch.backends.cudnn.allow_tf32 = False
@@ -153,6 +155,39 @@ def test_convert_script_both_ways(tmp_path):
     r = run(str(tmp_path / "bad.pth"), str(tmp_path / "ck2"))
     assert r.returncode == 1 and "bad.pth" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "ck2").exists()
+
+
+REFUSED_0X = "cannot export as MMAction2 0.x or the original ST-GCN: "
+
+
+@pytest.fixture(scope="module")
+def stgcnpp_dirs(tmp_path_factory):
+    """Two ST-GCN++ model directories: converted from a released-format model (each block has its own A) and
+    freshly built (every block's A still the initial graph)."""
+    d = tmp_path_factory.mktemp("stgcnpp")
+    small = {"base_channels": 8, "num_stages": 4, "inflate_stages": [3], "down_stages": [3]}  # quick to build
+    backbone = ref.mmaction_stgcn_class()(**ref.pyskl_backbone_kwargs("stgcnpp", "nturgb+d"), **small)
+    released = ref.randomize_(ref.PysklRecognizer(backbone, ref.GCNHeadRef(60, 16), "nturgb+d"), seed=3)
+    sd = {k: v.numpy() for k, v in released.state_dict().items()}
+    checkpoint.save_model(str(d / "released"), convert.model_from_state_dict(sd))
+    checkpoint.save_model(str(d / "fresh"), skeljax.Recognizer(stgcnpp_spec(60, **small), rngs=nnx.Rngs(0)))
+    return d
+
+
+@pytest.mark.parametrize("fmt", ["mmaction0x", "stgcn_original"])
+def test_export_to_0x_refuses_st_gcn_pp_with_the_documented_line(stgcnpp_dirs, tmp_path, capsys, fmt):
+    """docs/converting_checkpoints.md: MMAction2 0.x (and the original release) store one graph shared by all blocks
+    and only ST-GCN's blocks; skeljax-convert --to-pytorch refuses anything else in one line and writes nothing."""
+    from skeljax import convert_cli
+
+    for name, problem in (
+        ("released", "the blocks' graphs A differ (they store one shared A)"),
+        ("fresh", "only the ST-GCN architecture (edge importance, 9x1 temporal convolutions) exists there"),
+    ):
+        dst = tmp_path / f"{name}.pth"
+        assert convert_cli.main(["--to-pytorch", str(stgcnpp_dirs / name), str(dst), "--format", fmt]) == 1
+        assert capsys.readouterr().err.strip().splitlines() == [f"error: {REFUSED_0X}{problem}"]
+        assert os.listdir(tmp_path) == []  # nothing written, not even a temporary file
 
 
 def test_mismatched_checkpoint_lists_keys(tmp_path):
