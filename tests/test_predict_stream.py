@@ -14,7 +14,7 @@ import pytest
 
 from skeljax.checkpoint import save_model
 from skeljax.models.stgcn import stgcnpp_spec
-from skeljax.pose.base import PersonPose
+from skeljax.pose.base import PersonPose, native_stderr_silenced
 from skeljax.predict import live as S
 from skeljax.predict import load_predictor, predict_windows, stream
 from skeljax.predict.cli import main
@@ -164,3 +164,34 @@ def test_unreadable_camera_is_one_error_line(setup, capfd):
     assert main(["--stream", "7", "--checkpoint", setup["model"]]) == 1
     out, err = capfd.readouterr()
     assert out == "" and err.strip().splitlines() == ["error: camera 7: cannot open the camera"]
+
+
+def test_stderr_comes_back_when_two_threads_silence_it_in_turn(monkeypatch):
+    """The reader thread (decoding) and the pose model silence fd 2 at overlapping times: A in, B in, A out, B out
+    must leave fd 2 where it was (a save/restore per thread would leave it on /dev/null: no summary, no error)."""
+    import os
+
+    monkeypatch.delenv("SKELJAX_POSE_LOGS", raising=False)
+    before = os.fstat(2)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def a():
+        with native_stderr_silenced():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b():
+        a_in.wait(5)
+        with native_stderr_silenced():
+            b_in.set()
+            a_out.wait(5)
+            assert os.fstat(2).st_ino != before.st_ino  # still silenced after A left
+        assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == (before.st_dev, before.st_ino)
+
+    threads = [threading.Thread(target=f) for f in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == (before.st_dev, before.st_ino)

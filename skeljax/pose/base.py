@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import threading
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -111,23 +112,37 @@ def backend_of(spec: str) -> str:
     )
 
 
+_silenced_lock = threading.Lock()
+_silenced = {"depth": 0, "saved": -1}  # how many threads are inside native_stderr_silenced; the real fd 2
+
+
 @contextlib.contextmanager
 def native_stderr_silenced():
     """Send file descriptor 2 to /dev/null while native code runs: mediapipe's C++ logs INFO and WARNING lines per
     frame ("Sparsity tensors may not yet be fully supported", ...) and FFmpeg its complaints about a broken file
     ("moov atom not found"), which no Python setting turns off and which would bury the progress bar and the one
     `error:` line. Python's own stderr is flushed first; errors still come back as exceptions.
-    `$SKELJAX_POSE_LOGS=1` keeps them."""
+    `$SKELJAX_POSE_LOGS=1` keeps them.
+
+    Threads may overlap (live prediction decodes in one thread while the pose model runs in another): fd 2 is one
+    for the process, so the first to enter saves it and the last to leave restores it; a per-thread save and restore
+    would leave it on /dev/null when the two interleave."""
     if os.environ.get(NATIVE_LOGS_ENV, "") not in ("", "0"):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    with _silenced_lock:
+        if _silenced["depth"] == 0:
+            sys.stderr.flush()
+            _silenced["saved"] = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        _silenced["depth"] += 1
     try:
-        os.dup2(devnull, 2)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        with _silenced_lock:
+            _silenced["depth"] -= 1
+            if _silenced["depth"] == 0:
+                os.dup2(_silenced["saved"], 2)
+                os.close(_silenced["saved"])
