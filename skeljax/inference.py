@@ -19,7 +19,6 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from skeljax import sharding
-from skeljax.data import input_pipeline
 
 AVERAGES = ("prob", "score")
 
@@ -80,7 +79,7 @@ def _forward(graphdef, rest, params, batch_stats, keypoint, *, average: str, fea
 @functools.cache
 def _compiled(mesh: Mesh, average: str, features: bool):
     """One jit per (mesh, average, features); it compiles once per architecture (graphdef) and input shape."""
-    repl, data = sharding.replicated(mesh), input_pipeline.data_sharding(mesh)
+    repl, data = sharding.replicated(mesh), sharding.data_sharding(mesh)
     fn = functools.partial(_forward, average=average, features=features, per_pass=rows_per_pass(mesh))
     return jax.jit(
         fn, static_argnums=0, in_shardings=(repl, repl, repl, data), out_shardings=(data, data) if features else data

@@ -9,7 +9,12 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from skeljax.data.input_pipeline import data_sharding  # noqa: F401  (re-exported: batch-axis sharding)
+
+def data_sharding(mesh: Mesh) -> NamedSharding:
+    """Batch-axis sharding over the mesh's 'data' axis."""
+    if "data" not in mesh.axis_names:
+        raise ValueError(f"the mesh needs a 'data' axis, has {mesh.axis_names}")
+    return NamedSharding(mesh, PartitionSpec("data"))
 
 
 def make_mesh(devices=None) -> Mesh:

@@ -36,16 +36,11 @@ import grain
 import jax
 import numpy as np
 from absl import flags
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh, NamedSharding
+
+from skeljax.sharding import data_sharding  # re-exported: where the batches are placed
 
 _UNBOUNDED_STEPS = 2**40
-
-
-def data_sharding(mesh: Mesh) -> NamedSharding:
-    """Batch-axis sharding over the mesh's 'data' axis."""
-    if "data" not in mesh.axis_names:
-        raise ValueError(f"the mesh needs a 'data' axis, has {mesh.axis_names}")
-    return NamedSharding(mesh, PartitionSpec("data"))
 
 
 def local_rows(global_batch: int, mesh: Mesh) -> tuple[int, int]:
