@@ -195,3 +195,20 @@ def test_stderr_comes_back_when_two_threads_silence_it_in_turn(monkeypatch):
     for t in threads:
         t.join(10)
     assert (os.fstat(2).st_dev, os.fstat(2).st_ino) == (before.st_dev, before.st_ino)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--stream", "0", "--save-pose", "p.json"], "--save-pose needs --video"),
+        (["--stream", "0", "--out", "a.mp4"], "--out needs --video"),
+        (["--video", "v.mp4", "--out", "a.avi"], "--out a.avi: the annotated video is written as .mp4 or .gif"),
+        (["--stream", "0", "--video", "v.mp4"], "give one of --input, --video, --stream, not --video and --stream"),
+        (["--stream", "0", "--img-shape", "360", "640"], "--img-shape does not apply to --video or --stream"),
+        (["--input", "x.npy", "--checkpoint", "c", "--stride", "5"], "--stride needs --window"),
+    ],
+)
+def test_live_flags_are_checked_before_anything_runs(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
