@@ -129,6 +129,11 @@ def test_shared_fetch_checks_what_is_recorded(server, tmp_path, monkeypatch):
     for value, off in (("1", True), ("yes", True), ("", False), ("0", False), ("false", False)):
         monkeypatch.setenv("SKELJAX_NO_DOWNLOAD", value)
         assert download.downloads_disabled() is off, value
+    monkeypatch.setenv("SKELJAX_NO_DOWNLOAD", "1")  # for every skeljax download: the zoo's and the pose models' too
+    assert not download.fetch(url, dest).downloaded  # a file in place needs no download
+    with pytest.raises(download.DownloadError, match=f"{url}: downloads are off .* {tmp_path / 'd' / 'g.bin'} does"):
+        download.fetch(url, tmp_path / "d" / "g.bin")
+    assert len(server.requests) == 3
 
 
 def test_a_pickle_in_the_manual_dir_wins(server, standin, tmp_path):

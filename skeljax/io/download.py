@@ -6,8 +6,8 @@ it is used as it is. The bytes go to a temporary name next to the destination, w
 are renamed into place only once the transfer is complete (as many bytes as announced) and its size and sha256
 match what is recorded; a cut connection or a mismatch leaves nothing that a later run would take for the file.
 `$SKELJAX_ZOO_MIRROR` (or `mirror=`) replaces the scheme and host of every URL, keeping its path: one mirror
-variable for every skeljax download. `$SKELJAX_NO_DOWNLOAD=1` turns downloading off (`downloads_disabled`); the
-callers then say which file to put where instead. Errors are `DownloadError`s (ValueError) naming the URL and path.
+variable for every skeljax download. `$SKELJAX_NO_DOWNLOAD=1` turns downloading off (`downloads_disabled`): a
+missing file is then an error naming the URL and where to put it (callers may say more). Errors are `DownloadError`s (ValueError) naming the URL and path.
 """
 
 from __future__ import annotations
@@ -135,6 +135,11 @@ def fetch(
     dest = os.fspath(dest)
     if os.path.isfile(dest):  # only ever renamed into place complete and verified
         return Fetched(dest, downloaded=False)
+    if downloads_disabled():
+        raise DownloadError(
+            f"{url}: downloads are off ({NO_DOWNLOAD_ENV}=1) and {dest} does not exist; put the file there, or unset "
+            f"{NO_DOWNLOAD_ENV}"
+        )
     source = mirrored(url, mirror)
     label = label or os.path.basename(dest)
     with atomic_path(dest, suffix=".part") as tmp:
