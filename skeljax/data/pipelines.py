@@ -88,6 +88,26 @@ def make_pipeline(
     2D data normalised by image size; bones follow the layout's bone pairs.
     """
     layout = layouts.get(layout)
+    clip_len = _checked_clip_len(layout, feat, clip_len, num_clips, mode, recipe)
+    check = T.CheckLayout(layout)
+    if recipe == "stgcn_original":
+        return _stgcn_original(check, layout, clip_len, mode)
+    out_shape = (num_clips, 2, clip_len, layout.num_joints, layout.channels)
+    if recipe == "mmaction0x":
+        steps = [check, T.PaddingWithLoop(clip_len), T.PoseDecode(), T.FormatNCTVM(num_person=2)]
+        if layout.score:
+            steps.append(T.PoseNormalize())
+        return Pipeline(steps + [T.NCTVMToModel()], out_shape)
+    if recipe == "vanilla":
+        sample = T.PadTo(length=clip_len, mode="zero")
+    else:
+        sample = T.UniformSample(clip_len, num_clips, test_mode=mode != "train")
+    steps = [check, _normalize(layout), T.GenSkeFeat(dataset=layout, feats=[feat]), sample]
+    return Pipeline(steps + [T.PoseDecode(), T.FormatGCNInput(num_person=2)], out_shape)
+
+
+def _checked_clip_len(layout, feat, clip_len, num_clips, mode, recipe) -> int:
+    """make_pipeline's arguments checked against each other; the clip length, its recipe's default for None."""
     if feat not in T.FEATS:
         raise ValueError(f"unknown feat {feat!r}; expected one of {T.FEATS}")
     if mode not in MODES:
@@ -107,30 +127,17 @@ def make_pipeline(
         if recipe == "mmaction0x":
             raise ValueError(f"recipe 'mmaction0x' is for the NTU-25 and COCO-17 layouts only, not {layout.name!r}")
         raise ValueError(f"layout {layout.name!r} has no input pipeline {recipe!r} (it takes {list(layout.recipes)})")
+    return clip_len
 
-    check = T.CheckLayout(layout)
-    if recipe == "stgcn_original":
-        return _stgcn_original(check, layout, clip_len, mode)
-    out_shape = (num_clips, 2, clip_len, layout.num_joints, layout.channels)
-    if recipe == "mmaction0x":
-        steps = [check, T.PaddingWithLoop(clip_len), T.PoseDecode(), T.FormatNCTVM(num_person=2)]
-        if layout.score:
-            steps.append(T.PoseNormalize())
-        return Pipeline(steps + [T.NCTVMToModel()], out_shape)
 
-    if layout.is_3d:
-        aligned = layout.zaxis is not None
-        normalize = T.PreNormalize3D(
-            layout.zaxis or (0, 0), layout.xaxis or (0, 0), align_spine=aligned, center_joint=layout.normalize_center
-        )
-    else:
-        normalize = T.PreNormalize2D()
-    features = T.GenSkeFeat(dataset=layout, feats=[feat])
-    if recipe == "vanilla":
-        sample = T.PadTo(length=clip_len, mode="zero")
-    else:
-        sample = T.UniformSample(clip_len, num_clips, test_mode=mode != "train")
-    return Pipeline([check, normalize, features, sample, T.PoseDecode(), T.FormatGCNInput(num_person=2)], out_shape)
+def _normalize(layout: layouts.SkeletonLayout) -> T.PreNormalize3D | T.PreNormalize2D:
+    """PYSKL's first step for the layout: 3D centred (and aligned when it names the axis joints), 2D by image size."""
+    if not layout.is_3d:
+        return T.PreNormalize2D()
+    aligned = layout.zaxis is not None
+    return T.PreNormalize3D(
+        layout.zaxis or (0, 0), layout.xaxis or (0, 0), align_spine=aligned, center_joint=layout.normalize_center
+    )
 
 
 # The original feeder's fixed sequence length: its test input, and what its training crops are taken from.
