@@ -119,3 +119,17 @@ def test_bad_outputs_write_nothing(tmp_path):
     with pytest.raises(OSError, match="decoding stopped"):
         A.write_annotated(tmp_path / "cut.mp4", broken(), one_bone(), [], fps=10)
     assert list(tmp_path.iterdir()) == []  # no output, no temporary left behind
+
+
+def test_captions_of_window_and_per_person_predictions():
+    from types import SimpleNamespace as W
+
+    top = [{"index": 1, "label": "wave", "prob": 0.9}]
+    other = [{"index": 2, "label": "clap", "prob": 0.6}]
+    assert A.captions_of([W(start=0, end=12, top5=top)]) == [A.Caption(0, 12, top)]
+    people = [
+        W(track=0, start=0, end=12, top5=top),
+        W(track=3, start=0, end=12, top5=other),
+        W(track=0, start=12, end=24, top5=other),
+    ]
+    assert A.captions_of(people) == [A.Caption(0, 12, None, {0: top, 3: other}), A.Caption(12, 24, None, {0: other})]
