@@ -123,10 +123,31 @@ def render_skeleton(
     step: draw every step-th frame, so the animation has ceil(T / step) frames.
     """
     from matplotlib import animation
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     path = os.fspath(path)
+    ext = _checked_output(path, step, fps)
+    lay = _get_layout(layout, path)
+    pts, visible = prepare_points(keypoint, lay, keypoint_score, min_score, path)
+    M, T = pts.shape[:2]
+    fig, ax, counter = _figure(title, size, dpi, *_limits(pts, visible, lay.kind == "2d"))
+    lines = [[ax.plot([], [], "-", color=COLORS[m % len(COLORS)], lw=2)[0] for _ in lay.inward] for m in range(M)]
+    dots = [ax.plot([], [], "o", color=COLORS[m % len(COLORS)], ms=3)[0] for m in range(M)]
+
+    frames = range(0, T, step)
+    writer = animation.writers[WRITERS[ext]](fps=fps)
+    with atomic_path(path, suffix=f".tmp{ext}") as tmp, writer.saving(fig, tmp, dpi):  # the writer reads the suffix
+        for t in frames:
+            counter.set_text(f"frame {t + 1}/{T}")
+            for m in range(M):
+                _draw_person(dots[m], lines[m], lay.inward, pts[m, t], visible[m, t])
+            writer.grab_frame()
+    return len(frames)
+
+
+def _checked_output(path: str, step, fps) -> str:
+    """The output's extension, once the path, the frame step and the rate are known to work."""
+    from matplotlib import animation
+
     ext = os.path.splitext(path)[1].lower()
     if ext not in WRITERS:
         raise RenderError(f"{path}: unknown output type {ext or '(none)'!r}; expected .gif or .mp4")
@@ -138,12 +159,13 @@ def render_skeleton(
         raise RenderError(f"step must be a positive integer, got {step!r}")
     if not fps or fps <= 0:
         raise RenderError(f"fps must be positive, got {fps!r}")
-    lay = _get_layout(layout, path)
-    pts, visible = prepare_points(keypoint, lay, keypoint_score, min_score, path)
-    flip_y = lay.kind == "2d"
-    xlim, ylim = _limits(pts, visible, flip_y)
-    edges = lay.inward
-    M, T = pts.shape[:2]
+    return ext
+
+
+def _figure(title: str | None, size: float, dpi: int, xlim, ylim):
+    """(figure, axes, frame counter): square axes without ticks below the wrapped title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     fig = Figure(figsize=(size, size), dpi=dpi)
     FigureCanvasAgg(fig)
@@ -160,24 +182,17 @@ def render_skeleton(
         fig.text(0.5, 0.985, "\n".join(head), ha="center", va="top", fontsize=TITLE_PT)
     # inside the axes, bottom right: it never collides with the title however many lines that has
     counter = ax.text(0.98, 0.02, "", transform=ax.transAxes, ha="right", va="bottom", fontsize=8, color="0.4")
-    lines = [[ax.plot([], [], "-", color=COLORS[m % len(COLORS)], lw=2)[0] for _ in edges] for m in range(M)]
-    dots = [ax.plot([], [], "o", color=COLORS[m % len(COLORS)], ms=3)[0] for m in range(M)]
+    return fig, ax, counter
 
-    frames = range(0, T, step)
-    writer = animation.writers[WRITERS[ext]](fps=fps)
-    with atomic_path(path, suffix=f".tmp{ext}") as tmp, writer.saving(fig, tmp, dpi):  # the writer reads the suffix
-        for t in frames:
-            counter.set_text(f"frame {t + 1}/{T}")
-            for m in range(M):
-                vis, p = visible[m, t], pts[m, t]
-                dots[m].set_data(p[vis, 0], p[vis, 1])
-                for line, (i, j) in zip(lines[m], edges):
-                    if vis[i] and vis[j]:
-                        line.set_data([p[i, 0], p[j, 0]], [p[i, 1], p[j, 1]])
-                    else:
-                        line.set_data([], [])
-            writer.grab_frame()
-    return len(frames)
+
+def _draw_person(dots, lines, edges, p, vis) -> None:
+    """One person's visible joints and the edges whose two ends are visible, in one frame."""
+    dots.set_data(p[vis, 0], p[vis, 1])
+    for line, (i, j) in zip(lines, edges):
+        if vis[i] and vis[j]:
+            line.set_data([p[i, 0], p[j, 0]], [p[i, 1], p[j, 1]])
+        else:
+            line.set_data([], [])
 
 
 def _layout_of(arr_shape, where: str) -> layouts.SkeletonLayout:
