@@ -87,3 +87,16 @@ def test_annotated_video_shows_the_tracked_bone(fx, tmp_path, capsys):
         rgb = frame[pts[:, 1], pts[:, 0]].astype(int)
         blue_on_bone.append(np.mean(rgb[:, 2] - rgb[:, 0] > 40))  # track 0 is blue (31, 119, 180)
     assert np.mean(blue_on_bone) > 0.8
+
+
+def test_stream_without_the_extra_is_one_line_before_any_download(fx, monkeypatch, tmp_path, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "mediapipe", None)  # as if `skeljax[video]` were not installed
+    monkeypatch.setenv("SKELJAX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SKELJAX_ZOO_MIRROR", "http://127.0.0.1:9")  # a download would fail differently
+    assert cli.main(["--stream", fx["one_person"]]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: mediapipe-full: ") and 'pip install "skeljax[video]"' in err
+    assert not (tmp_path / "cache").exists()

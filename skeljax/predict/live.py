@@ -279,14 +279,16 @@ def stream(
     stats: a StreamStats kept up to date; on_ready(video info): called once the model is compiled, before the first
     frame is read.
     """
-    from skeljax.pose.estimators import make_estimator
+    from skeljax.pose.estimators import make_estimator, require_extra
     from skeljax.pose.video_io import open_video
 
     stats = StreamStats() if stats is None else stats
     stride = DEFAULT_STRIDE if stride is None else stride
+    own = isinstance(pose, (str, os.PathLike))
+    if own:
+        require_extra(pose)  # a missing extra is one line before anything loads or downloads
     with open_video(source) as video:  # first: an unreadable source fails before any model is loaded
         predictor, window = _window_predictor(checkpoint, window, stride, per_person, labels, weights, load_options)
-        own = isinstance(pose, (str, os.PathLike))
         estimator = make_estimator(pose, max_persons=max_persons, mirror=mirror) if own else pose
         try:
             predictor.warm(window, video.info.img_shape)
