@@ -136,68 +136,75 @@ def fix_onnxruntime_maxpool(model_proto):
     folded into the channel axis and those after the last pooled one into a single axis (a Reshape whose target
     shape is computed from the input's, so dynamic dimensions survive); the pooled result is reshaped back.
     """
-    from onnx import TensorProto, helper
+    from onnx import helper
 
     graph = model_proto.graph
     nodes, inits = [], []
     for node in graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        kernel = list(attrs.get("kernel_shape", []))
-        if node.op_type != "MaxPool" or len(kernel) <= 3:
+        if node.op_type != "MaxPool" or len(attrs.get("kernel_shape", [])) <= 3:
             nodes.append(node)
             continue
-        nd = len(kernel)
-        strides = list(attrs.get("strides", [1] * nd))
-        pads = list(attrs.get("pads", [0] * 2 * nd))
-        dil = list(attrs.get("dilations", [1] * nd))
-        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or len(node.output) != 1:
-            raise ExportError(f"cannot rewrite MaxPool node {node.name} (auto_pad or index output)")
-        pooled = [j for j in range(nd) if kernel[j] != 1 or strides[j] != 1 or pads[j] or pads[j + nd]] or [0]
-        lo, hi = min(pooled), max(pooled) + 1  # spatial axes [lo, hi) stay; the rest are folded
-        has_tail = hi < nd
-        if hi - lo + has_tail > 3:
-            raise ExportError(f"cannot rewrite the {nd}-D MaxPool node {node.name} into a 3-D one")
-        name = node.name or f"maxpool_{len(nodes)}"
-        x, t = node.input[0], f"{name}_"
-        minus_one = t + "minus_one"
-        inits.append(helper.make_tensor(minus_one, TensorProto.INT64, [1], [-1]))
-        parts = [t + "n", minus_one, t + "mid"]
-        new = [
-            helper.make_node("Shape", [x], [t + "n"], name=t + "shape_n", end=1),
-            helper.make_node("Shape", [x], [t + "mid"], name=t + "shape_mid", start=2 + lo, end=2 + hi),
-        ]
-        if has_tail:
-            new += [
-                helper.make_node("Shape", [x], [t + "tail"], name=t + "shape_tail", start=2 + hi),
-                helper.make_node("ReduceProd", [t + "tail"], [t + "tail_size"], name=t + "tail_prod", keepdims=1),
-            ]
-            parts.append(t + "tail_size")
-        new_attrs = {k: v for k, v in attrs.items() if k not in ("kernel_shape", "strides", "pads", "dilations")}
-        extra = [1] if has_tail else []
-        new_attrs.update(
-            kernel_shape=kernel[lo:hi] + extra,
-            strides=strides[lo:hi] + extra,
-            pads=pads[lo:hi] + [0] * has_tail + pads[nd + lo : nd + hi] + [0] * has_tail,
-        )
-        if "dilations" in attrs:
-            new_attrs["dilations"] = dil[lo:hi] + extra
-        back = [t + "head", t + "pooled_mid"] + ([t + "tail"] if has_tail else [])
-        new += [
-            helper.make_node("Concat", parts, [t + "merge_shape"], name=t + "merge_concat", axis=0),
-            helper.make_node("Reshape", [x, t + "merge_shape"], [t + "merged"], name=t + "merge"),
-            helper.make_node("MaxPool", [t + "merged"], [t + "pooled"], name=name, **new_attrs),
-            helper.make_node("Shape", [x], [t + "head"], name=t + "shape_head", end=2 + lo),
-            helper.make_node(
-                "Shape", [t + "pooled"], [t + "pooled_mid"], name=t + "shape_pooled", start=2, end=2 + hi - lo
-            ),
-            helper.make_node("Concat", back, [t + "split_shape"], name=t + "split_concat", axis=0),
-            helper.make_node("Reshape", [t + "pooled", t + "split_shape"], list(node.output), name=t + "split"),
-        ]
+        new, init = _maxpool_as_3d(node, attrs, node.name or f"maxpool_{len(nodes)}")
         nodes += new
+        inits.append(init)
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(inits)
     return model_proto
+
+
+def _maxpool_as_3d(node, attrs: dict, name: str):
+    """(nodes, initializer) computing one >3-D MaxPool `node` as Reshape -> at most 3-D MaxPool -> Reshape back."""
+    from onnx import TensorProto, helper
+
+    kernel = list(attrs["kernel_shape"])
+    nd = len(kernel)
+    strides = list(attrs.get("strides", [1] * nd))
+    pads = list(attrs.get("pads", [0] * 2 * nd))
+    dil = list(attrs.get("dilations", [1] * nd))
+    if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET") or len(node.output) != 1:
+        raise ExportError(f"cannot rewrite MaxPool node {node.name} (auto_pad or index output)")
+    pooled = [j for j in range(nd) if kernel[j] != 1 or strides[j] != 1 or pads[j] or pads[j + nd]] or [0]
+    lo, hi = min(pooled), max(pooled) + 1  # spatial axes [lo, hi) stay; the rest are folded
+    has_tail = hi < nd
+    if hi - lo + has_tail > 3:
+        raise ExportError(f"cannot rewrite the {nd}-D MaxPool node {node.name} into a 3-D one")
+    x, t = node.input[0], f"{name}_"
+    init = helper.make_tensor(t + "minus_one", TensorProto.INT64, [1], [-1])
+    parts = [t + "n", t + "minus_one", t + "mid"]
+    new = [
+        helper.make_node("Shape", [x], [t + "n"], name=t + "shape_n", end=1),
+        helper.make_node("Shape", [x], [t + "mid"], name=t + "shape_mid", start=2 + lo, end=2 + hi),
+    ]
+    if has_tail:
+        new += [
+            helper.make_node("Shape", [x], [t + "tail"], name=t + "shape_tail", start=2 + hi),
+            helper.make_node("ReduceProd", [t + "tail"], [t + "tail_size"], name=t + "tail_prod", keepdims=1),
+        ]
+        parts.append(t + "tail_size")
+    new_attrs = {k: v for k, v in attrs.items() if k not in ("kernel_shape", "strides", "pads", "dilations")}
+    extra = [1] if has_tail else []
+    new_attrs.update(
+        kernel_shape=kernel[lo:hi] + extra,
+        strides=strides[lo:hi] + extra,
+        pads=pads[lo:hi] + [0] * has_tail + pads[nd + lo : nd + hi] + [0] * has_tail,
+    )
+    if "dilations" in attrs:
+        new_attrs["dilations"] = dil[lo:hi] + extra
+    back = [t + "head", t + "pooled_mid"] + ([t + "tail"] if has_tail else [])
+    new += [
+        helper.make_node("Concat", parts, [t + "merge_shape"], name=t + "merge_concat", axis=0),
+        helper.make_node("Reshape", [x, t + "merge_shape"], [t + "merged"], name=t + "merge"),
+        helper.make_node("MaxPool", [t + "merged"], [t + "pooled"], name=name, **new_attrs),
+        helper.make_node("Shape", [x], [t + "head"], name=t + "shape_head", end=2 + lo),
+        helper.make_node(
+            "Shape", [t + "pooled"], [t + "pooled_mid"], name=t + "shape_pooled", start=2, end=2 + hi - lo
+        ),
+        helper.make_node("Concat", back, [t + "split_shape"], name=t + "split_concat", axis=0),
+        helper.make_node("Reshape", [t + "pooled", t + "split_shape"], list(node.output), name=t + "split"),
+    ]
+    return new, init
 
 
 def export_onnx(
