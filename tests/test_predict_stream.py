@@ -212,3 +212,33 @@ def test_live_flags_are_checked_before_anything_runs(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_person_search_looks_for_more_people_every_few_frames_while_one_is_in_view():
+    """PersonSearch: the many-person estimator on the first frame; with one person in view the one-person estimator
+    until the many-person one looks again `every` frames later; with two in view the many-person one every frame."""
+    calls = []
+
+    class Counted:
+        def __init__(self, name, people):
+            self.name, self.people, self.closed = name, people, False
+
+        def __call__(self, rgb, timestamp_ms):
+            calls.append((self.name, timestamp_ms))
+            return [None] * self.people[timestamp_ms]
+
+        def close(self):
+            self.closed = True
+
+    in_view = [1, 1, 1, 1, 1, 1, 2, 2, 2, 1, 1, 1, 1, 1, 0, 0]  # people in view at frame t (timestamp t)
+    many, one = Counted("many", in_view), Counted("one", in_view)
+    search = S.PersonSearch(many, one, every=3)
+    assert [len(search(None, t)) for t in range(len(in_view))] == in_view
+    assert [name for name, _ in calls] == [
+        "many", "one", "one", "many", "one", "one",  # frames 0-5: one person, a look every third frame
+        "many", "many", "many", "many",  # 6: the look finds two; many until 9 finds one again
+        "one", "one", "many", "one", "one", "many",  # then every third frame (12, 15)
+    ]  # fmt: skip
+    assert [t for _, t in calls] == list(range(len(in_view)))  # each frame once, in order
+    search.close()
+    assert many.closed and one.closed

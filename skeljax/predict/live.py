@@ -23,6 +23,11 @@ comes and the queue is full, so the prediction stays `QUEUE_FRAMES` frames behin
 stays bounded; the windows then span more source time than `window` frames. With `realtime=False` (files only: as
 fast as the machine goes, for tests and batch use) the reader waits instead and nothing is dropped.
 
+Finding people: live (real time) with mediapipe and `max_persons` > 1, the landmarker that tracks several people
+looks for more only every `search_every` frames (default `SEARCH_EVERY`) while at most one person is in view, and a
+one-person landmarker tracks in between (`PersonSearch`): looking on every frame, as `--video` does, costs about 1.8
+times the CPU. With `realtime=False` every frame is looked at, so the file gives `--video`'s poses and windows.
+
 The compiled forward is warmed on a window of the stream's size before the first frame is read. Stopping: the end
 of the source ends the generator; closing it (or Ctrl-C in the command line, which then prints a summary line on
 stderr and exits with status 130) stops the reader thread and releases the source and the pose model.
@@ -50,6 +55,7 @@ from skeljax.predict.errors import PredictError
 QUEUE_FRAMES = 2  # frames between the reader and the pose estimator; a live source drops beyond them
 DEFAULT_STRIDE = 15  # frames between predictions: about two a second at 30 fps
 READER_THREAD = "skeljax-live-reader"
+SEARCH_EVERY = 15  # live, with at most one person in view: frames between looks for more (PersonSearch)
 _END = object()  # the reader's last message when the source ends
 
 
@@ -131,6 +137,45 @@ class _Reader:
         self.stop.set()
         if self.thread.is_alive():
             self.thread.join(timeout=5.0)
+
+
+class PersonSearch:
+    """Up to `many`'s number of people, looking for more only every `every` frames while at most one is in view.
+
+    mediapipe's PoseLandmarker with num_poses=2 runs its person detector on every frame on which it tracks fewer
+    than two people; with one person in view that is about 1.8 times the CPU of num_poses=1 (docs/video.md, "Speed").
+    Live, a second person may as well be found within half a second: between looks, the one-person estimator `one`
+    tracks. With two or more people in view `many` runs on every frame. Both see every frame's increasing timestamps
+    in order, as mediapipe's video mode requires.
+    """
+
+    def __init__(self, many, one, every: int):
+        self.many, self.one, self.every, self.name = many, one, every, many.name
+        self._since: int | None = None  # frames since `many` last looked, while at most one person is in view
+
+    def __call__(self, rgb: np.ndarray, timestamp_ms: int) -> list:
+        if self._since is not None and self._since + 1 < self.every:
+            self._since += 1
+            return self.one(rgb, timestamp_ms)
+        people = self.many(rgb, timestamp_ms)
+        self._since = 0 if len(people) <= 1 else None
+        return people
+
+    def close(self) -> None:
+        self.many.close()
+        self.one.close()
+
+
+def live_estimator(pose, *, max_persons: int, realtime: bool, search_every: int, mirror: str | None = None):
+    """The estimator for a `--pose` spec: live (real time) with mediapipe and room for more than one person, a
+    PersonSearch that looks for more people every `search_every` frames; else the backend itself, as `--video` has."""
+    from skeljax.pose.base import backend_of
+    from skeljax.pose.estimators import make_estimator
+
+    many = make_estimator(pose, max_persons=max_persons, mirror=mirror)
+    if not realtime or max_persons < 2 or search_every < 2 or backend_of(pose) != "mediapipe":
+        return many
+    return PersonSearch(many, make_estimator(pose, max_persons=1, mirror=mirror), search_every)
 
 
 def track_ids(people, tracker: pose_estimators.IouTracker) -> list[int]:
@@ -266,6 +311,7 @@ def stream(
     mirror: str | None = None,
     stats: StreamStats | None = None,
     on_ready: Callable[[Any], None] | None = None,
+    search_every: int = SEARCH_EVERY,
     **load_options,
 ) -> Iterator[dict[str, Any]]:
     """Predict actions live from `source` (a camera index, a stream URL or a video file): a generator of one dict per
@@ -277,9 +323,10 @@ def stream(
     predictions (default `DEFAULT_STRIDE`). realtime: a file is paced at its frame rate and frames are dropped when
     the machine falls behind (False: as fast as it goes, nothing dropped; cameras and URLs are always real time).
     stats: a StreamStats kept up to date; on_ready(video info): called once the model is compiled, before the first
-    frame is read.
+    frame is read. search_every: in real time with mediapipe, frames between looks for more people while at most one
+    is in view (`PersonSearch`; 1: on every frame, as `--video` does).
     """
-    from skeljax.pose.estimators import make_estimator, require_extra
+    from skeljax.pose.estimators import require_extra
     from skeljax.pose.video_io import open_video
 
     stats = StreamStats() if stats is None else stats
@@ -289,7 +336,9 @@ def stream(
         require_extra(pose)  # a missing extra is one line before anything loads or downloads
     with open_video(source) as video:  # first: an unreadable source fails before any model is loaded
         predictor, window = _window_predictor(checkpoint, window, stride, per_person, labels, weights, load_options)
-        estimator = make_estimator(pose, max_persons=max_persons, mirror=mirror) if own else pose
+        live = realtime or video.info.live
+        search = {"max_persons": max_persons, "realtime": live, "search_every": search_every, "mirror": mirror}
+        estimator = live_estimator(pose, **search) if own else pose
         try:
             predictor.warm(window, video.info.img_shape)
             if on_ready is not None:
