@@ -17,10 +17,10 @@ Each prediction is one dict (one JSON line on the command line):
 seconds since the first frame); `latency_ms` the time from reading that frame off the source to the prediction
 being ready; `dropped` the frames dropped so far. A window in which nobody was seen gives an empty list.
 
-Falling behind: between the reader and the pose estimator sits a queue of `QUEUE_FRAMES` frames. A live source
-(camera, URL, or a file with `realtime=True`, paced at its frame rate) drops the oldest queued frame when a new one
-comes and the queue is full, so the prediction stays `QUEUE_FRAMES` frames behind the source at most and memory
-stays bounded; the windows then span more source time than `window` frames. With `realtime=False` (files only: as
+Falling behind: between the reader and the pose estimator sits a slot for `QUEUE_FRAMES` (one) frame. A live source
+(camera, URL, or a file with `realtime=True`, paced at its frame rate) drops the waiting frame when a new one comes
+before the estimator took it, so a prediction is at most one frame behind the source and memory stays bounded; the
+windows then span more source time than `window` frames. With `realtime=False` (files only: as
 fast as the machine goes, for tests and batch use) the reader waits instead and nothing is dropped.
 
 Finding people: live (real time) with mediapipe and `max_persons` > 1, the landmarker that tracks several people
@@ -52,7 +52,7 @@ from skeljax.data import pose_estimators
 from skeljax.pose.base import DEFAULT_POSE, NUM_JOINTS
 from skeljax.predict.errors import PredictError
 
-QUEUE_FRAMES = 2  # frames between the reader and the pose estimator; a live source drops beyond them
+QUEUE_FRAMES = 1  # frames waiting between the reader and the pose estimator; a live source drops beyond them
 DEFAULT_STRIDE = 15  # frames between predictions: about two a second at 30 fps
 READER_THREAD = "skeljax-live-reader"
 SEARCH_EVERY = 15  # live, with at most one person in view: frames between looks for more (PersonSearch)
