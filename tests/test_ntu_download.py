@@ -78,7 +78,7 @@ def test_published_urls():
         ntu_download.pyskl_url("ntu60_xsub_train.pkl")
 
 
-def test_download_once_into_the_downloads_folder_then_reused(server, standin, tmp_path, capsys):
+def test_download_once_into_the_downloads_folder_then_reused(server, standin, tmp_path, capsys, monkeypatch):
     path, body = standin
     server.files[PATH60] = body
     data = tmp_path / "data"
@@ -96,7 +96,8 @@ def test_download_once_into_the_downloads_folder_then_reused(server, standin, tm
         got = val[i]
         np.testing.assert_array_equal(got["keypoint"], want[got["frame_dir"]]["keypoint"])
         assert got["label"] == ntu_meta.ntu_label(got["frame_dir"])
-    # Another benchmark of the same file: read from the downloads folder, not fetched again.
+    # Another benchmark of the same file: read from the downloads folder, not fetched again (downloads off or not).
+    monkeypatch.setenv("SKELJAX_NO_DOWNLOAD", "1")
     assert len(load_source("ntu60/xview_3d", "train", data)) == 23
     assert server.requests == [PATH60]
 

@@ -45,6 +45,9 @@ def fetch_pyskl(name: str, downloads_dir: str | os.PathLike, dataset: str, manua
     """PYSKL's `name` in `downloads_dir`, downloaded (through the mirror) on first use; a FileNotFoundError naming the
     manual file to provide (or the `raw` skeleton folder, 3D) when downloads are off."""
     url = pyskl_url(name)
+    dest = Path(downloads_dir) / name
+    if dest.is_file():  # only ever renamed there complete (skeljax.io.download)
+        return dest
     if download.downloads_disabled():
         alternative = f" (or the raw *.skeleton files into {raw}/)" if raw else ""
         raise FileNotFoundError(
@@ -52,9 +55,7 @@ def fetch_pyskl(name: str, downloads_dir: str | os.PathLike, dataset: str, manua
             f"there, keeping its name{alternative}, or unset {download.NO_DOWNLOAD_ENV} to download it ({DOCS})"
         )
     size, sha = PYSKL_FILES[name]
-    dest = Path(downloads_dir) / name
-    if not dest.is_file():
-        print(f"{dataset}: downloading {download.mirrored(url)} to {dest} (once)", file=sys.stderr, flush=True)
+    print(f"{dataset}: downloading {download.mirrored(url)} to {dest} (once)", file=sys.stderr, flush=True)
     return Path(download.fetch(url, dest, sha256=sha, size=size, label=name).path)
 
 
