@@ -3,7 +3,9 @@
 Build with ``download_and_prepare(file_format='array_record')`` and read with ``as_data_source()`` or
 :func:`load_source`; ``as_dataset``/``tfds.load`` need TensorFlow and are not supported. Records hold the
 raw PYSKL annotations (no preprocessing), in the annotation-list order of the source file, so PYSKL's
-online pipeline runs unchanged on what :func:`load_source` returns.
+online pipeline runs unchanged on what :func:`load_source` returns. The NTU builders in PYSKL's format download
+PYSKL's published annotation pickle when the manual directory holds neither it nor raw skeletons
+(skeljax.data.ntu_download); a first build that fails leaves nothing in the data directory.
 """
 
 from __future__ import annotations
