@@ -461,21 +461,42 @@ def convert_folder(
     """Converts every `.skeleton` file of raw_dir into one PYSKL-style pickle {'split', 'annotations'} (formats
     'pyskl' and 'original'), or into what `save(out_path, split, annotations)` writes (MMAction2 0.x's per-split
     lists: skeljax/data/prepare_ntu.py). The benchmark's missing-skeleton samples are skipped in every format."""
-    from tqdm import tqdm
-
     from skeljax.data.annotations import save_annotations
 
     if fmt not in CONVERTERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(CONVERTERS)}")
     if fmt == "original" and benchmark != "ntu60":
         raise ValueError(f"format 'original': the original ST-GCN was released for NTU-60 only, not {benchmark!r}")
-    raw_dir = Path(raw_dir)
+    report = ConversionReport(str(out_path))
+    files, selected = _select_files(Path(raw_dir), benchmark, report)
+    annos = _convert_all(
+        [(str(files[n]), fmt) for n in selected],
+        desc=f"{benchmark} ({fmt})",
+        workers=workers,
+        progress=progress,
+        report=report,
+    )
+    names = [n for n in selected if n in annos]
+    split = ntu_meta.make_split(names, benchmark)
+    report.converted = len(names)
+    report.split_sizes = {k: len(v) for k, v in split.items()}
+    if not names:  # nothing converted: never replace an existing output with an empty file
+        return report
+    if save is not None:
+        save(out_path, split, [annos[n] for n in names])
+    else:
+        save_annotations(out_path, {"split": split, "annotations": [annos[n] for n in names]})
+    return report
+
+
+def _select_files(raw_dir: Path, benchmark: str, report: ConversionReport) -> tuple[dict, list[str]]:
+    """({name: path} of raw_dir's .skeleton files, the names the benchmark uses, in order); what is left out is
+    recorded in `report` (official missing-skeleton samples, non-NTU names, samples of the other benchmark)."""
     if not raw_dir.is_dir():
         raise ValueError(f"{raw_dir}: not a folder of .skeleton files")
     files = {p.name.split(".")[0]: p for p in sorted(raw_dir.glob("*.skeleton"))}
     if not files:
         raise ValueError(f"{raw_dir}: no .skeleton files found")
-    report = ConversionReport(str(out_path))
     ntu_names = []
     for name in files:
         try:
@@ -488,31 +509,24 @@ def convert_folder(
     selected = ntu_meta.select_samples(ntu_names, benchmark)
     chosen = set(selected)
     report.skipped_other += [n for n in ntu_names if n not in missing and n not in chosen]
+    return files, selected
 
-    tasks = [(str(files[n]), fmt) for n in selected]
+
+def _convert_all(tasks, *, desc: str, workers: int, progress: bool, report: ConversionReport) -> dict:
+    """{name: annotation} of the (path, format) tasks, in `workers` spawned processes when more than one."""
+    from tqdm import tqdm
+
     annos = {}
-    bar = tqdm(total=len(tasks), unit="file", desc=f"{benchmark} ({fmt})", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=len(tasks), unit="file", desc=desc, disable=not progress, dynamic_ncols=True)
     if workers > 1:
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(workers) as pool:  # spawn: safe even if JAX is already imported
-            results = pool.imap(_convert_one, tasks, chunksize=8)
-            _collect(results, annos, report, bar)
+            _collect(pool.imap(_convert_one, tasks, chunksize=8), annos, report, bar)
     else:
         _collect(map(_convert_one, tasks), annos, report, bar)
     bar.close()
-
-    names = [n for n in selected if n in annos]
-    split = ntu_meta.make_split(names, benchmark)
-    report.converted = len(names)
-    report.split_sizes = {k: len(v) for k, v in split.items()}
-    if not names:  # nothing converted: never replace an existing output with an empty file
-        return report
-    if save is not None:
-        save(out_path, split, [annos[n] for n in names])
-    else:
-        save_annotations(out_path, {"split": split, "annotations": [annos[n] for n in names]})
-    return report
+    return annos
 
 
 def _collect(results, annos: dict, report: ConversionReport, bar) -> None:
