@@ -253,7 +253,12 @@ def speed_section(result: dict, command: str) -> str:
         "## Speed",
         "",
         f"Measured by `{command}` on {result['date']} ({m['cpu']}, {m['cpu_count']} cores, shared with other "
-        f"work: load average {result['load_before']:.1f} before the run, {result['load_after']:.1f} after). Stage "
+        f"work: load average {result['load_before']:.1f} before the run, {result['load_after']:.1f} after). The "
+        "action model is ST-GCN++ for COCO-17 with random weights and the test settings of "
+        "`zoo:stgcnpp_ntu60_xsub_2d_j` (same architecture and shapes, so the same speed; the released weights cannot be "
+        "downloaded here), predicting windows of 100 frames (one clip: `Predictor.scores` runs identical clips once). "
+        + " ".join(f"{b}: {note}." for b, note in measured_notes(result["rows"]))
+        + " Stage "
         'times are milliseconds per frame, each stage alone on one thread; "looks every": frames between mediapipe\'s '
         "searches for more people while one is in view (live's default 15, `skeljax.predict.live.PersonSearch`; 1: "
         "on every frame, as `--video` does); the action model runs once per 15 frames "
@@ -261,7 +266,9 @@ def speed_section(result: dict, command: str) -> str:
         "file as fast as it goes (a reader thread decodes ahead); live latency is from reading a window's last frame "
         "to its prediction, with the file played at 30 fps as a camera would deliver it. Pipeline CPU ms per frame "
         "is the process's CPU time (all its threads) per frame: with both cores to itself the pipeline would run "
-        "between 1000 and 2000 / that many frames per second.",
+        "between 1000 and 2000 / that many frames per second. The rows ran one after another while other work came and "
+        "went, so a single row can be off by a third or more (compare the load averages); the pairs that differ by a "
+        "factor (looking for people on every frame or every 15th) are the point.",
         "",
         benchmarking.markdown_table(header, rows),
         "",
@@ -270,6 +277,11 @@ def speed_section(result: dict, command: str) -> str:
     if missing:
         lines += ["", "Not measured here:", *missing]
     return "\n".join(lines) + "\n"
+
+
+def measured_notes(rows) -> list[tuple[str, str]]:
+    """(backend, what ran) of each measured backend, once."""
+    return list({r["backend"]: r["note"] for r in rows if "size" in r}.items())
 
 
 def verdict(rows) -> str:
