@@ -10,7 +10,8 @@ prediction is one window). With per-person predictions each person's own label f
 
 Writers: `.mp4` through OpenCV's VideoWriter with the 'mp4v' codec (MPEG-4 Part 2, which the opencv-python wheels
 write without an external encoder), `.gif` through Pillow (each frame reduced to 256 colours and kept in memory
-until the end, so GIFs are for short clips). The file appears complete or not at all (skeljax.io.atomic).
+until the end, so GIFs are for short clips; Pillow merges identical consecutive frames into one, keeping the
+timing). The file appears complete or not at all (skeljax.io.atomic).
 """
 
 from __future__ import annotations
