@@ -242,3 +242,22 @@ def test_person_search_looks_for_more_people_every_few_frames_while_one_is_in_vi
     assert [t for _, t in calls] == list(range(len(in_view)))  # each frame once, in order
     search.close()
     assert many.closed and one.closed
+
+
+def test_a_window_keeps_its_highest_scoring_tracks_in_track_order():
+    """Three tracks in a window of 3 frames, two kept: those with the highest summed score over the window (track 7
+    is seen in one frame only), in track order; absent frames stay zero."""
+
+    def person(x, score):
+        return PersonPose(np.full((17, 2), x, np.float32), np.full(17, score, np.float32))
+
+    entries = [
+        (None, [(2, person(10, 0.5)), (5, person(20, 0.9))]),
+        (None, [(2, person(11, 0.5)), (7, person(30, 1.0))]),
+        (None, [(2, person(12, 0.5)), (5, person(21, 0.9))]),
+    ]  # summed scores: track 2 25.5, track 5 30.6, track 7 17
+    sample = S.window_sample(entries, 2, (H, W), "w")
+    assert sample["track_ids"] == [2, 5] and sample["img_shape"] == (H, W) and sample["total_frames"] == 3
+    np.testing.assert_array_equal(sample["keypoint"][:, :, 0, 0], [[10, 11, 12], [20, 0, 21]])
+    np.testing.assert_array_equal(sample["keypoint_score"][1, :, 0], np.float32([0.9, 0, 0.9]))
+    assert S.window_sample([(None, []), (None, [])], 2, (H, W), "w") is None  # nobody seen

@@ -190,13 +190,14 @@ def window_sample(
 ) -> dict | None:
     """The annotation dict of buffered frames: the `max_persons` tracks with the highest summed score, in track order
     (`pose_estimators.select_tracks` over the window); None when nobody was seen."""
-    totals: dict[int, float] = collections.defaultdict(float)
-    for _, people in entries:
+    tracks: dict[int, dict[int, Any]] = collections.defaultdict(dict)  # track id -> {frame: person}
+    for t, (_, people) in enumerate(entries):
         for track, p in people:
-            totals[track] += float(p.scores.sum())
-    if not totals:
+            tracks[track][t] = p
+    if not tracks:
         return None
-    keep = sorted(sorted(totals, key=lambda k: (-totals[k], k))[:max_persons])
+    ids = sorted(tracks)
+    keep = [ids[k] for k in pose_estimators.select_tracks([tracks[i] for i in ids], max_persons)]
     row = {k: m for m, k in enumerate(keep)}
     kp = np.zeros((len(keep), len(entries), NUM_JOINTS, 2), np.float32)
     score = np.zeros(kp.shape[:3], np.float32)
