@@ -20,7 +20,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from flax import nnx
 
 import skeljax
@@ -66,6 +65,8 @@ def save_model(
         with open(os.path.join(tmp, SPEC_FILE), "w") as f:
             json.dump(meta, f, indent=2)
         state = jax.tree.map(np.asarray, model_state(model))
+        import orbax.checkpoint as ocp  # here, not at the top: a .pth prediction starts ~0.15 s sooner without it
+
         kwargs = {}
         if this_process_only and jax.process_count() > 1:
             me = jax.process_index()
@@ -109,6 +110,8 @@ def restore_into(model: nnx.Module, state_dir: str) -> None:
 
     A state saved with the positional paths of earlier versions is renamed on the way in (`legacy_renames`).
     """
+    import orbax.checkpoint as ocp
+
     state_dir = os.path.abspath(state_dir)  # orbax reads no item metadata through a relative path
     leaves, treedef = jax.tree_util.tree_flatten_with_path(model_state(model))
     want = {_dotted(p): jax.ShapeDtypeStruct(x.shape, x.dtype) for p, x in leaves}

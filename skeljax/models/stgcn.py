@@ -183,7 +183,7 @@ class GraphConv(nnx.Module):
         if adaptive == "importance":
             self.edge_importance = nnx.Param(jnp.ones_like(A))
         elif adaptive == "offset":
-            self.edge_offset = nnx.Param(jax.random.uniform(rngs.params(), A.shape, jnp.float32, -1e-6, 1e-6))
+            self.edge_offset = nnx.Param(layers.random_uniform(rngs.params(), A.shape, jnp.float32, -1e-6, 1e-6))
         self.conv = Conv1x1(cin, cout * A.shape[0], rngs=rngs, init=init)
         self.bn = BatchNorm(cout, group_size=bn_group)
         self.res_kind = _residual_kind(with_res, cin == cout)
@@ -521,7 +521,8 @@ def abstract_recognizer(spec: ModelSpec, A: np.ndarray | None = None) -> Recogni
     XLA programs on a CPU (seconds) only for a checkpoint to overwrite them. The loader sets every parameter, BN
     statistic and buffer, then `seed_rng_streams` the dropout streams (never part of checkpoints).
     """
-    return nnx.eval_shape(lambda: Recognizer(spec, A=A, rngs=_host_counted_rngs()))
+    with layers.shapes_only():  # zeros for the random initialisers: nothing of them to trace
+        return nnx.eval_shape(lambda: Recognizer(spec, A=A, rngs=_host_counted_rngs()))
 
 
 def _host_counted_rngs(seed: int = 0) -> nnx.Rngs:
