@@ -540,6 +540,16 @@ SPEED_NOTES = """\
   included) shared by its devices (`skeljax.train.compile_step`). So batch 16 trains without remat on a CPU with a
   few GB free, while PYSKL's batch of 128 (34 GB without remat) on a 23 GB host, or the recipe's batch on a 16 GB
   Colab GPU, gets it; the train-step row says which one the trainer picked.
+- The CPU training step, where its time goes (`scripts/profile_train_step.py`: batch 16, no remat, XLA's kernels
+  under JAX's profiler, shares of their time; measured with other processes loading the CPUs): matrix products 59%
+  (forward 22%, backward 37%); elementwise work of the backward pass 30%, of which the MSTCN branches' gradient
+  (their temporal taps shifted back, the transform BatchNorm's backward recomputed per branch slice) 15%,
+  BatchNorm's backward products 8%, ReLU masks 3% and the splits of the branch concatenation 3%; elementwise work of
+  the forward pass 9% (ReLU 3%, slices 2%); the SGD update over the 434 tensors with the logged norms 1.3%. Fusing
+  the optax update into one flat vector could so buy at most ~1%, and was not done (torch-exact SGD and the
+  bit-exact resume stay as they are). What sped up the default CPU trainer on 2026-12-07 is `remat='auto'`
+  following the host's free memory: at batch 16 it now picks the step without remat (the "no remat" row: 0.99x
+  PyTorch against 0.73x with remat in the run of 2026-12-07 on an idle machine, before the change).
 - Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
 
 Tried on the 2-core CPU without a gain (within the 5-7% noise of identical runs, or slower), so that nobody repeats
