@@ -27,11 +27,11 @@ the guide for which tensors transfer to another joint count).
 
 import ml_collections
 
-from skeljax import config_base
+from skeljax.config import schema
 
 
 def get_config(arg=None):
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.family = "stgcnpp"
     c.model.layout = "custom"
     c.model.num_classes = 14

@@ -13,11 +13,11 @@ Expected: val top-1 of at least 98% after the last epoch and a 10-clip test top-
 on a 2-core CPU. The measured numbers and their date are in README.md ("The demo").
 """
 
-from skeljax import config_base
+from skeljax.config import schema
 
 
 def get_config(arg=None):
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.family = "stgcnpp"
     c.model.layout = "nturgb+d"
     c.model.num_classes = 14

@@ -12,7 +12,7 @@ Expected top-1 on the validation split: 31.6 (the released `st_gcn.kinetics.pt`,
 `stgcn_original_kinetics_j`).
 """
 
-from skeljax import recipes
+from skeljax.config import recipes
 
 
 def get_config(arg=None):

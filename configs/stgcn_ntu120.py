@@ -8,7 +8,7 @@ Expected top-1 (PYSKL's released models): xsub_3d j 82.1 b 83.7 jm 80.3 bm 80.6;
 bm 79.8; xset_3d j 84.5 b 85.8 jm 82.7 bm 83.0; xset_2d j 84.2 b 87.7 jm 82.5 bm 83.5.
 """
 
-from skeljax import recipes
+from skeljax.config import recipes
 
 
 def get_config(arg=None):

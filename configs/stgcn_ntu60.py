@@ -25,7 +25,7 @@ j 92.4 b 90.0 jm 92.0 bm 86.5. MMAction2 0.x: 2D 86.91, 3D 84.61. Original (st_g
 81.6, xview 88.8.
 """
 
-from skeljax import recipes
+from skeljax.config import recipes
 
 
 def get_config(arg=None):

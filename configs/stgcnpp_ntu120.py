@@ -12,7 +12,7 @@ Recipe as configs/stgcnpp_ntu60.py with 120 classes. Expected top-1 (PYSKL's rel
     xset_2d: j 88.1  b 88.5  jm 82.6  bm 84.1   (2-stream 90.0, 4-stream 90.3)
 """
 
-from skeljax import recipes
+from skeljax.config import recipes
 
 
 def get_config(arg=None):

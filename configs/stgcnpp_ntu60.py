@@ -17,7 +17,7 @@ Full NTU training takes hours per epoch on a CPU; use GPUs/TPUs. Data: PYSKL's n
 2d) is downloaded on first use and prepared once; docs/preparing_ntu.md has the manual alternatives.
 """
 
-from skeljax import recipes
+from skeljax.config import recipes
 
 
 def get_config(arg=None):

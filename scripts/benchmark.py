@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from skeljax import sharding
+from skeljax.config.run_config import usable_cores
 from skeljax.data import input_pipeline
-from skeljax.run_config import usable_cores
 from skeljax.testing.benchmarking import (
     alternate,
     cell,
@@ -442,7 +442,7 @@ def _floor_note(res: dict) -> str:
         "elementwise passes (BatchNorm, ReLU, residual sums, temporal shifts, concatenations) that XLA's CPU backend "
         "does not fuse into its matrix-product kernels, over activations of about 20 MB each at batch 16, which "
         "the 32 MB L3 cache of this CPU cannot hold together. Inference avoids that by running one clip at a time "
-        "(`skeljax.inference.rows_per_pass`); the training step cannot, since each BatchNorm needs the statistics "
+        "(`skeljax.models.forward.rows_per_pass`); the training step cannot, since each BatchNorm needs the statistics "
         "of the whole batch before any clip can go on.\n"
     )
 
@@ -516,7 +516,7 @@ SPEED_NOTES = """\
   temporal convolution is a small matrix product to its k taps, which one fused pass shifts and sums (a single
   block-diagonal product for all branches did ~5x the FLOPs and cost a third of inference time).
 - Inference on one CPU device runs the clips through the network one at a time, in a compiled loop
-  (`skeljax.inference.rows_per_pass`): a clip's activations (~1.3 MB per tensor) stay in the L3 cache from layer to
+  (`skeljax.models.forward.rows_per_pass`): a clip's activations (~1.3 MB per tensor) stay in the L3 cache from layer to
   layer, where batch-16 tensors (~20 MB each, two or three live at once against 32 MB of L3) stream through memory
   at ~6 GB/s. Batch-16 inference became 1.3-1.4x faster (16.9 -> 23.4 samples/s in one process) and its scratch
   memory 250 -> 24 MB. GPUs, TPUs and multi-device meshes keep the whole batch in every kernel.
@@ -588,7 +588,7 @@ def write_docs(res: dict, argv: list[str], path: str = DOCS) -> None:
 def _what_runs(res: dict) -> str:
     return f"""Model: ST-GCN++ (NTU layout, 60 classes, M=2 persons, T={res["frames"]} frames, V={res["joints"]} joints).
 skeljax: the programs the package runs, jitted with explicit shardings: for inference the eval-mode forward of
-validation, test and prediction (`skeljax.inference.make_forward`, one clip per sample, 'prob' average); for training
+validation, test and prediction (`skeljax.models.forward.make_forward`, one clip per sample, 'prob' average); for training
 the trainer's step (`skeljax.train.make_train_step` / `jit_train_step`: forward, backward, SGD with Nesterov momentum
 and weight decay, the logged norms) with donated state, at a constant learning rate. PyTorch: MMAction2 1.2.0's
 `STGCN` backbone plus a linear head (`skeljax/testing/torch_reference.py`), `torch.inference_mode()` for inference,

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 
-from skeljax.run_config import usable_cores
+from skeljax.config.run_config import usable_cores
 from skeljax.testing.benchmarking import (
     cell,
     generated_header,

@@ -25,10 +25,10 @@ import time
 import jax
 import numpy as np
 
+from skeljax.config.run_config import resolve_num_workers, usable_cores
 from skeljax.data import generate_synthetic
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.tfds_builders import load_source
-from skeljax.run_config import resolve_num_workers, usable_cores
 from skeljax.testing.workloads import bare_rate, iterator_stats
 
 

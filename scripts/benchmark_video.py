@@ -76,7 +76,7 @@ def action_predictor(folder: Path):
     """The random-weight stand-in for zoo:stgcnpp_ntu60_xsub_2d_j (module docstring), loaded as prediction loads it."""
     from flax import nnx
 
-    from skeljax.checkpoint import save_model
+    from skeljax.models.model_dir import save_model
     from skeljax.models.stgcn import Recognizer, stgcnpp_spec
     from skeljax.predict import load_predictor
 

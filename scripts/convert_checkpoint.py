@@ -1,6 +1,6 @@
-"""PyTorch .pth <-> skeljax model directory; the command is skeljax/convert_cli.py (skeljax-convert)."""
+"""PyTorch .pth <-> skeljax model directory; the command is skeljax/convert.py (skeljax-convert)."""
 
-from skeljax.convert_cli import main
+from skeljax.convert import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -5,9 +5,9 @@ __version__ = "0.1.0"
 # Public API, imported lazily so that `import skeljax` stays cheap and free of import cycles.
 _API = {
     "load_pytorch_checkpoint": "skeljax.zoo",  # the converter's, with 'zoo:NAME' resolved first
-    "save_pytorch_checkpoint": "skeljax.models.convert",
-    "load_model": "skeljax.checkpoint",
-    "save_model": "skeljax.checkpoint",
+    "save_pytorch_checkpoint": "skeljax.models.state_dict",
+    "load_model": "skeljax.models.model_dir",
+    "save_model": "skeljax.models.model_dir",
     "Recognizer": "skeljax.models.stgcn",
     "ModelSpec": "skeljax.models.stgcn",
 }

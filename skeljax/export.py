@@ -28,8 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from skeljax import cli, compilation_cache, inference
+from skeljax import cli, compilation_cache
 from skeljax.io.atomic import atomic_file
+from skeljax.models import forward as inference
 from skeljax.models.stgcn import Recognizer
 
 DEFAULT_PLATFORMS = ("cpu", "cuda")
@@ -52,7 +53,7 @@ def input_shape(model: Recognizer, frames: int) -> tuple[int, int, int, int]:
 def model_fn(model: Recognizer, *, with_features: bool = False) -> Callable[[jax.Array], Any]:
     """A pure function x -> logits (or (logits, features)) with the eval-mode weights baked in as constants.
 
-    It is `skeljax.inference.forward_rows`, the model application of the compiled forward that evaluation and
+    It is `skeljax.models.forward.forward_rows`, the model application of the compiled forward that evaluation and
     prediction run, without its clip axis: the artifacts keep their (N, M, T, V, C) -> logits interface.
     """
     graphdef, params, stats, rest = inference.split_eval(model)

@@ -1,6 +1,6 @@
 """Skeleton layouts: the one registry of joints, edges, centre, channels, scores, bones and normalisation axes.
 
-Graphs (`skeljax.graph.adjacency`), the data transforms, annotation checks, prediction and visualisation all read a
+Graphs (`skeljax.models.graph.adjacency`), the data transforms, annotation checks, prediction and visualisation all read a
 `SkeletonLayout`; adding a built-in layout means adding one entry to `BUILTIN`. Edges point inward, (child, parent)
 towards the centre joint, as in `pyskl/utils/graph.py` and `mmaction/models/skeleton_gcn/utils/graph.py`.
 """

@@ -199,7 +199,8 @@ def main(argv) -> None:
     if deterministic:
         _deterministic_xla()
     _init_distributed()
-    from skeljax import compilation_cache, run_config, train  # after the XLA flags are set
+    from skeljax import compilation_cache, train  # after the XLA flags are set
+    from skeljax.config import run_config
 
     try:
         compilation_cache.setup(config.compilation_cache_dir)  # before anything is compiled

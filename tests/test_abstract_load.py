@@ -10,8 +10,8 @@ import pytest
 from flax import nnx
 from jax.experimental.compilation_cache import compilation_cache as jax_cc
 
-from skeljax import checkpoint
-from skeljax.models.convert import load_pytorch_checkpoint, save_pytorch_checkpoint
+from skeljax.models import model_dir
+from skeljax.models.state_dict import load_pytorch_checkpoint, save_pytorch_checkpoint
 from skeljax.models.stgcn import Recognizer, stgcn_pyskl_spec, stgcnpp_spec
 from skeljax.train.init_from import load_source_model
 
@@ -52,14 +52,14 @@ def saved(request, tmp_path_factory):
     """(model, its .pth, its model directory): random weights and non-default BN statistics, so that a load which
     skipped a tensor would show in the logits."""
     model = Recognizer(SPECS[request.param], rngs=nnx.Rngs(3))
-    for i, (_, var) in enumerate(nnx.to_flat_state(nnx.state(model, checkpoint.MODEL_STATE))):
+    for i, (_, var) in enumerate(nnx.to_flat_state(nnx.state(model, model_dir.MODEL_STATE))):
         if var.dtype == np.float32:
             noise = np.random.default_rng(i).normal(size=var.shape).astype(np.float32)
             var.set_value(var.get_value() + 0.05 * noise)
     model.eval()
     where = tmp_path_factory.mktemp(request.param)
     save_pytorch_checkpoint(model, str(where / "model.pth"))
-    return model, str(where / "model.pth"), checkpoint.save_model(str(where / "dir"), model)
+    return model, str(where / "model.pth"), model_dir.save_model(str(where / "dir"), model)
 
 
 def _logits(model, seed=0):
@@ -76,7 +76,7 @@ def test_the_counter_sees_the_compilations_of_a_random_initialisation(saved):
     "load",
     [
         lambda pth, directory: load_pytorch_checkpoint(pth),
-        lambda pth, directory: checkpoint.load_model(directory),
+        lambda pth, directory: model_dir.load_model(directory),
         lambda pth, directory: load_source_model(pth),  # config.init_from's source, a .pth
         lambda pth, directory: load_source_model(directory),  # ... and a model directory
     ],

@@ -24,7 +24,7 @@ def _load():
 
 
 def test_the_inputs_are_a_pyskl_checkpoint_and_a_two_person_skeleton_file(tmp_path):
-    from skeljax.models.convert import load_pytorch_checkpoint
+    from skeljax.models.state_dict import load_pytorch_checkpoint
 
     pth, skeleton = _load().write_inputs(str(tmp_path))
     anno = read_ntu_skeleton(skeleton)

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from skeljax import checkpoint
+from skeljax.models import model_dir
 from skeljax.models.stgcn import Recognizer, stgcn_pyskl_spec
 
 
@@ -25,21 +25,21 @@ def model():
 def nnx_flat(m):
     from flax import nnx
 
-    return nnx.to_flat_state(nnx.state(m, checkpoint.MODEL_STATE))
+    return nnx.to_flat_state(nnx.state(m, model_dir.MODEL_STATE))
 
 
 def test_round_trip_is_exact(tmp_path, model):
-    checkpoint.save_model(str(tmp_path / "m"), model, extra={"feat": "b"})
+    model_dir.save_model(str(tmp_path / "m"), model, extra={"feat": "b"})
     assert sorted(os.listdir(tmp_path / "m")) == ["model_spec.json", "state"]
     assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]
-    loaded = checkpoint.load_model(str(tmp_path / "m"))
+    loaded = model_dir.load_model(str(tmp_path / "m"))
     a, b = dict(nnx_flat(model)), dict(nnx_flat(loaded))
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(np.asarray(a[k].value), np.asarray(b[k].value))
     x = np.random.default_rng(0).normal(size=(2, 2, 15, 17, 3)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(loaded(x)))
-    spec, meta = checkpoint.read_spec(str(tmp_path / "m"))
+    spec, meta = model_dir.read_spec(str(tmp_path / "m"))
     assert spec == model.spec and meta["feat"] == "b"
     # Dropout needs concrete RNG state after a load (it is not part of the checkpoint): train mode runs.
     loaded.train()
@@ -48,42 +48,42 @@ def test_round_trip_is_exact(tmp_path, model):
 
 def test_refuses_overwrite_and_reports_bad_dirs(tmp_path, model):
     d = str(tmp_path / "m")
-    checkpoint.save_model(d, model)
+    model_dir.save_model(d, model)
     with pytest.raises(FileExistsError, match="already exists"):
-        checkpoint.save_model(d, model)
-    with pytest.raises(checkpoint.SkeljaxCheckpointError, match="no such"):
-        checkpoint.load_model(str(tmp_path / "nope"))
+        model_dir.save_model(d, model)
+    with pytest.raises(model_dir.SkeljaxCheckpointError, match="no such"):
+        model_dir.load_model(str(tmp_path / "nope"))
     os.makedirs(tmp_path / "empty")
-    with pytest.raises(checkpoint.SkeljaxCheckpointError, match="not a skeljax model directory"):
-        checkpoint.load_model(str(tmp_path / "empty"))
+    with pytest.raises(model_dir.SkeljaxCheckpointError, match="not a skeljax model directory"):
+        model_dir.load_model(str(tmp_path / "empty"))
     with open(tmp_path / "empty" / "model_spec.json", "w") as f:
         json.dump({"spec": {"num_classes": 3, "bogus": 1}}, f)
-    with pytest.raises(checkpoint.SkeljaxCheckpointError, match="malformed model spec"):
-        checkpoint.load_model(str(tmp_path / "empty"))
+    with pytest.raises(model_dir.SkeljaxCheckpointError, match="malformed model spec"):
+        model_dir.load_model(str(tmp_path / "empty"))
     with open(tmp_path / "empty" / "model_spec.json", "w") as f:
         json.dump({"spec": model.spec.to_json()}, f)
-    with pytest.raises(checkpoint.SkeljaxCheckpointError, match="incomplete checkpoint"):
-        checkpoint.load_model(str(tmp_path / "empty"))
+    with pytest.raises(model_dir.SkeljaxCheckpointError, match="incomplete checkpoint"):
+        model_dir.load_model(str(tmp_path / "empty"))
 
 
 def test_state_of_another_model_is_refused(tmp_path, model):
-    checkpoint.save_model(str(tmp_path / "m"), model)
+    model_dir.save_model(str(tmp_path / "m"), model)
     other = Recognizer(stgcn_pyskl_spec(9, "coco"))
-    with pytest.raises(checkpoint.SkeljaxCheckpointError, match="does not match"):
-        checkpoint.restore_into(other, str(tmp_path / "m" / "state"))
+    with pytest.raises(model_dir.SkeljaxCheckpointError, match="does not match"):
+        model_dir.restore_into(other, str(tmp_path / "m" / "state"))
 
 
 def test_relative_paths_and_export_order_after_reload(tmp_path, monkeypatch):
-    from skeljax.models import convert
+    from skeljax.models import state_dict
     from skeljax.testing import torch_reference as ref
 
     tmodel = ref.build_pyskl_recognizer("stgcnpp", "coco", num_classes=5, seed=None)
-    model = convert.model_from_state_dict({k: v.numpy() for k, v in tmodel.state_dict().items()})
+    model = state_dict.model_from_state_dict({k: v.numpy() for k, v in tmodel.state_dict().items()})
     monkeypatch.chdir(tmp_path)
-    checkpoint.save_model("runs/m", model)  # relative paths, as users type them
-    loaded = checkpoint.load_model("runs/m")
+    model_dir.save_model("runs/m", model)  # relative paths, as users type them
+    loaded = model_dir.load_model("runs/m")
     # Loading goes through NNX split/merge, which re-sorts attributes: the export must still follow PyTorch's order.
-    assert list(convert.model_state_dict(loaded)) == list(tmodel.state_dict())
+    assert list(state_dict.model_state_dict(loaded)) == list(tmodel.state_dict())
 
 
 LEGACY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "legacy_model_dirs")
@@ -92,14 +92,14 @@ LEGACY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "l
 @pytest.mark.parametrize("family", ["stgcnpp", "stgcn"])
 def test_directories_with_positional_state_paths_still_load(family):
     """Written by skeljax before its submodules were named (state paths = PYSKL keys): same logits today."""
-    from skeljax.models import convert
+    from skeljax.models import state_dict
 
     old_paths = set(_saved_names(os.path.join(LEGACY, family, "state")))
     assert "backbone.gcn.0.gcn.A" in old_paths and "cls_head.fc_cls.weight" in old_paths  # really the old layout
-    model = checkpoint.load_model(os.path.join(LEGACY, family))
+    model = model_dir.load_model(os.path.join(LEGACY, family))
     new_paths = {".".join(map(str, p)) for p, _ in nnx_flat(model)}
     assert not new_paths & (old_paths - {p for p in old_paths if p.startswith("backbone.data_bn.")})
-    assert {convert.pyskl_key(p) for p in new_paths} == old_paths
+    assert {state_dict.pyskl_key(p) for p in new_paths} == old_paths
     expected = np.load(os.path.join(LEGACY, "expected.npz"))
     np.testing.assert_allclose(np.asarray(model(expected["x"])), expected[family], rtol=1e-5, atol=1e-6)
 
@@ -119,8 +119,8 @@ def test_legacy_renames_keep_prefixes_and_leave_new_names():
         "step",
         "params/backbone/data_bn/bias/value",
     ]
-    assert checkpoint.legacy_renames(saved, wanted, sep="/") == dict(zip(saved[:3], wanted[:3]))
-    assert checkpoint.legacy_renames(wanted, wanted, sep="/") == {}
+    assert model_dir.legacy_renames(saved, wanted, sep="/") == dict(zip(saved[:3], wanted[:3]))
+    assert model_dir.legacy_renames(wanted, wanted, sep="/") == {}
 
 
 def _saved_names(state_dir):
@@ -137,7 +137,7 @@ def test_training_checkpoint_with_positional_state_paths_restores(tmp_path):
     import jax.numpy as jnp
     from flax import nnx
 
-    from skeljax.models import convert
+    from skeljax.models import state_dict
     from skeljax.models.stgcn import stgcnpp_spec
     from skeljax.train.checkpoints import RunCheckpoints, flatten
 
@@ -152,7 +152,7 @@ def test_training_checkpoint_with_positional_state_paths_restores(tmp_path):
         if rest == "":
             return name
         *model_path, suffix = rest.split("/")
-        return "/".join([head, *convert.pyskl_key(".".join(model_path)).split("."), suffix])
+        return "/".join([head, *state_dict.pyskl_key(".".join(model_path)).split("."), suffix])
 
     legacy = {old_name(k): v for k, v in values.items()}
     assert "params/backbone/gcn/1/tcn/branches/0/3/conv/weight/value" in legacy

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from skeljax import cli, convert_cli, ensemble, predict, visualize
+from skeljax import cli, convert, ensemble, predict, visualize
 from skeljax.data import prepare_ntu
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -53,7 +53,7 @@ def test_verbose_sets_the_logging_level():
         (ensemble.main, ["/nonexistent/a.npz"]),
         (visualize.main, ["--input", "/nonexistent/x.skeleton", "--out", "/nonexistent/x.gif"]),
         (prepare_ntu.main, ["/nonexistent/raw", "/nonexistent/out.pkl", "--quiet"]),
-        (convert_cli.main, ["/nonexistent/x.pth", "/nonexistent/out"]),
+        (convert.main, ["/nonexistent/x.pth", "/nonexistent/out"]),
     ],
 )
 def test_every_tool_ends_a_user_error_in_one_line(capsys, main, argv):
@@ -62,7 +62,7 @@ def test_every_tool_ends_a_user_error_in_one_line(capsys, main, argv):
     assert err.count("error:") == 1 and err.startswith("error: ") and "/nonexistent/" in err, err
 
 
-@pytest.mark.parametrize("main", [predict.main, ensemble.main, visualize.main, prepare_ntu.main, convert_cli.main])
+@pytest.mark.parametrize("main", [predict.main, ensemble.main, visualize.main, prepare_ntu.main, convert.main])
 def test_a_bad_flag_exits_with_status_2(capsys, main):
     with pytest.raises(SystemExit) as e:
         main(["--no-such-flag"])

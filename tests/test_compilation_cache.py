@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from jax.experimental.compilation_cache import compilation_cache as jax_cc
 
-from skeljax import compilation_cache, config_base
+from skeljax import compilation_cache
+from skeljax.config import schema
 
 HIT = "/jax/compilation_cache/cache_hits"  # recorded by jax._src.compiler on a persistent-cache hit
 WRITE = "/jax/compilation_cache/cache_misses"  # recorded by jax._src.compilation_cache when an entry is written
@@ -231,12 +232,12 @@ def test_default_directory_follows_xdg_cache_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     want = str(tmp_path / "xdg" / "skeljax" / "jax")
     assert compilation_cache.default_dir() == want
-    assert config_base.base_config().compilation_cache_dir == want
-    assert compilation_cache.setup(config_base.base_config().compilation_cache_dir) == want
+    assert schema.base_config().compilation_cache_dir == want
+    assert compilation_cache.setup(schema.base_config().compilation_cache_dir) == want
     assert os.path.isdir(want)
 
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert config_base.base_config().compilation_cache_dir == "~/.cache/skeljax/jax"
+    assert schema.base_config().compilation_cache_dir == "~/.cache/skeljax/jax"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")  # invalid per the XDG spec: ignored
     assert compilation_cache.default_dir() == "~/.cache/skeljax/jax"
 
@@ -248,9 +249,9 @@ def test_none_and_quoted_empty_strings_are_off_and_a_path_object_is_accepted(tmp
         assert jax.config.jax_compilation_cache_dir is None
     assert os.listdir(tmp_path) == []
     assert compilation_cache.setup(tmp_path / "cache") == str(tmp_path / "cache")
-    c = config_base.base_config()
+    c = schema.base_config()
     c.compilation_cache_dir = ""
-    config_base.validate(c)
+    schema.validate(c)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -285,7 +286,7 @@ def predict_files(tmp_path_factory):
 
     from flax import nnx
 
-    from skeljax.checkpoint import save_model
+    from skeljax.models.model_dir import save_model
     from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 
     d = tmp_path_factory.mktemp("predict_cache")

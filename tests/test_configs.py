@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from skeljax import config_base, zoo
+from skeljax import zoo
+from skeljax.config import schema
+from skeljax.config.run_config import learning_rate
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.synthetic import generate_synthetic
 from skeljax.models.stgcn import Recognizer, count_params
-from skeljax.run_config import learning_rate
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,8 +44,8 @@ def samples():
 
 
 def _check(cfg, samples):
-    config_base.validate(cfg)
-    spec = config_base.model_spec(cfg)
+    schema.validate(cfg)
+    spec = schema.model_spec(cfg)
     model = nnx.eval_shape(lambda: Recognizer(spec))
     assert model.spec.num_classes == cfg.model.num_classes
     layout = cfg.model.layout
@@ -92,7 +93,7 @@ def test_recipes_match_the_reference_configs():
     pp.batch_size = 32  # linear scaling rule follows the batch size given on the command line
     assert learning_rate(pp) == 0.025
     assert (pp.num_epochs, pp.data.repeat_times, pp.data.test_num_clips, pp.optimizer.schedule) == (16, 5, 10, "cosine")
-    assert count_params(Recognizer(config_base.model_spec(pp))) == 1_403_144
+    assert count_params(Recognizer(schema.model_spec(pp))) == 1_403_144
     van = load_config("configs/stgcn_ntu60.py:vanilla_xsub_2d_b")
     assert (van.model.tcn_dropout, van.data.recipe, van.data.clip_len) == (0.5, "vanilla", 300)
     assert (van.optimizer.nesterov, van.optimizer.weight_decay, tuple(van.optimizer.milestones_epochs)) == (
@@ -110,7 +111,7 @@ def test_recipes_match_the_reference_configs():
         (10, 50),
     )
     assert (mm.test_average, mm.data.test_num_clips, mm.data.recipe) == ("score", 1, "mmaction0x")
-    spec = config_base.model_spec(mm)
+    spec = schema.model_spec(mm)
     assert spec.family == "mmaction0x" and spec.layout == "mmaction_coco"
 
 
@@ -119,7 +120,7 @@ def test_every_config_file_loads(samples):
     assert len(files) >= 4
     for f in files:
         cfg = load_config(os.path.relpath(f, REPO))
-        config_base.validate(cfg)
+        schema.validate(cfg)
 
 
 @pytest.mark.parametrize(

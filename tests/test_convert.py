@@ -10,9 +10,8 @@ import torch
 from flax import nnx
 
 import skeljax
-from skeljax import checkpoint
 from skeljax.io import pth as pth_io
-from skeljax.models import convert
+from skeljax.models import model_dir, state_dict
 from skeljax.models.stgcn import stgcnpp_spec
 from skeljax.testing import torch_reference as ref
 
@@ -115,7 +114,7 @@ def test_export_loads_in_pytorch_and_round_trips(tmp_path, family, layout, fmt):
         np.testing.assert_array_equal(run_torch(fresh), run_torch(tmodel))
     # skeljax -> .pth -> skeljax is the identity on every tensor.
     again = skeljax.load_pytorch_checkpoint(str(out))
-    a, b = checkpoint.model_state(model), checkpoint.model_state(again)
+    a, b = model_dir.model_state(model), model_dir.model_state(again)
     import jax
 
     for (pa, va), (pb, vb) in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)):
@@ -138,7 +137,7 @@ def test_convert_script_both_ways(tmp_path):
     r = run(str(src), str(tmp_path / "ck"))
     assert r.returncode == 0, r.stderr
     assert "stgcn" in r.stdout and "8 classes" in r.stdout
-    model = checkpoint.load_model(str(tmp_path / "ck"))
+    model = model_dir.load_model(str(tmp_path / "ck"))
     x = ref.make_inputs("coco", n=2, t=23, seed=0)
     with torch.no_grad():
         want = tmodel(x).numpy()
@@ -169,8 +168,8 @@ def stgcnpp_dirs(tmp_path_factory):
     backbone = ref.mmaction_stgcn_class()(**ref.pyskl_backbone_kwargs("stgcnpp", "nturgb+d"), **small)
     released = ref.randomize_(ref.PysklRecognizer(backbone, ref.GCNHeadRef(60, 16), "nturgb+d"), seed=3)
     sd = {k: v.numpy() for k, v in released.state_dict().items()}
-    checkpoint.save_model(str(d / "released"), convert.model_from_state_dict(sd))
-    checkpoint.save_model(str(d / "fresh"), skeljax.Recognizer(stgcnpp_spec(60, **small), rngs=nnx.Rngs(0)))
+    model_dir.save_model(str(d / "released"), state_dict.model_from_state_dict(sd))
+    model_dir.save_model(str(d / "fresh"), skeljax.Recognizer(stgcnpp_spec(60, **small), rngs=nnx.Rngs(0)))
     return d
 
 
@@ -178,7 +177,7 @@ def stgcnpp_dirs(tmp_path_factory):
 def test_export_to_0x_refuses_st_gcn_pp_with_the_documented_line(stgcnpp_dirs, tmp_path, capsys, fmt):
     """docs/converting_checkpoints.md: MMAction2 0.x (and the original release) store one graph shared by all blocks
     and only ST-GCN's blocks; skeljax-convert --to-pytorch refuses anything else in one line and writes nothing."""
-    from skeljax import convert_cli
+    from skeljax import convert as convert_cli
 
     for name, problem in (
         ("released", "the blocks' graphs A differ (they store one shared A)"),
@@ -193,13 +192,13 @@ def test_export_to_0x_refuses_st_gcn_pp_with_the_documented_line(stgcnpp_dirs, t
 def test_mismatched_checkpoint_lists_keys(tmp_path):
     tmodel = ref.build_pyskl_recognizer("stgcnpp", "coco", num_classes=60, seed=2)
     sd = {k: v.numpy() for k, v in tmodel.state_dict().items()}
-    model = convert.model_from_state_dict(sd)
+    model = state_dict.model_from_state_dict(sd)
     broken = dict(sd)
     del broken["backbone.gcn.3.tcn.bn.weight"]
     broken["backbone.gcn.3.extra.weight"] = np.zeros(3, np.float32)
     broken["backbone.gcn.5.gcn.conv.weight"] = np.zeros((384, 64, 1, 1), np.float32)
-    with pytest.raises(convert.CheckpointMismatchError) as e:
-        convert.load_state_dict(model, broken, "/x/broken.pth")
+    with pytest.raises(state_dict.CheckpointMismatchError) as e:
+        state_dict.load_state_dict(model, broken, "/x/broken.pth")
     msg = str(e.value)
     assert "/x/broken.pth" in msg
     assert "missing keys (1): backbone.gcn.3.tcn.bn.weight" in msg
@@ -210,7 +209,7 @@ def test_mismatched_checkpoint_lists_keys(tmp_path):
 def test_other_architecture_and_bad_files(tmp_path):
     resnet_like = {"conv1.weight": np.zeros((64, 3, 7, 7), np.float32), "fc.weight": np.zeros((10, 512), np.float32)}
     pth_io.save_pth(tmp_path / "resnet.pth", {"state_dict": resnet_like})
-    with pytest.raises(convert.CheckpointMismatchError, match="resnet.pth: not an ST-GCN"):
+    with pytest.raises(state_dict.CheckpointMismatchError, match="resnet.pth: not an ST-GCN"):
         skeljax.load_pytorch_checkpoint(str(tmp_path / "resnet.pth"))
     good = ref.save_released_checkpoint(
         ref.build_pyskl_recognizer("stgcn", "coco", 5, seed=0), tmp_path / "g.pth", style="pyskl"
@@ -222,14 +221,14 @@ def test_other_architecture_and_bad_files(tmp_path):
     with pytest.raises(ValueError, match="NaN or inf"):
         sd = {k: v.numpy().copy() for k, v in torch.load(good, weights_only=False)["state_dict"].items()}
         sd["cls_head.fc_cls.bias"][0] = np.nan
-        convert.model_from_state_dict(sd, "nan.pth")
+        state_dict.model_from_state_dict(sd, "nan.pth")
 
 
 def test_infer_spec_from_keys():
     sd = {
         k: v.numpy() for k, v in ref.build_pyskl_recognizer("stgcnpp", "nturgb+d", 60, seed=None).state_dict().items()
     }
-    spec, family = convert.infer_spec(sd)
+    spec, family = state_dict.infer_spec(sd)
     assert family == "stgcnpp"
     assert (spec.gcn_adaptive, spec.gcn_with_res, spec.tcn_type, spec.data_bn_type) == ("init", True, "mstcn", "VC")
     assert (spec.inflate_stages, spec.down_stages, spec.num_stages, spec.layout) == ((5, 8), (5, 8), 10, "nturgb+d")

@@ -12,14 +12,16 @@ import ml_collections
 import numpy as np
 import pytest
 
-from skeljax import config_base, ensemble, graph, layouts
+from skeljax import ensemble, layouts
 from skeljax import predict as P
-from skeljax.checkpoint import load_model
+from skeljax.config import schema
 from skeljax.data import pickle_source
 from skeljax.data import transforms as T
 from skeljax.data.annotations import AnnotationError, save_annotations
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.synthetic import generate_synthetic
+from skeljax.models import graph
+from skeljax.models.model_dir import load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -200,11 +202,11 @@ def test_builtin_names_still_build_the_same_pipelines():
 
 def test_config_builds_the_custom_model_spec_and_graph():
     c = custom_config(channels=2)
-    config_base.validate(c)
-    spec = config_base.model_spec(c)
+    schema.validate(c)
+    spec = schema.model_spec(c)
     assert (spec.layout, spec.num_joints, spec.in_channels, spec.num_classes) == ("checkpoint", V, 2, NUM_CLASSES)
-    np.testing.assert_array_equal(config_base.model_graph(c), graph.adjacency(layouts.custom(V, EDGES, 0), "spatial"))
-    assert make_pipeline(config_base.data_layout(c), "j", 8, 1, "train").out_shape == (1, 2, 8, V, 2)
+    np.testing.assert_array_equal(schema.model_graph(c), graph.adjacency(layouts.custom(V, EDGES, 0), "spatial"))
+    assert make_pipeline(schema.data_layout(c), "j", 8, 1, "train").out_shape == (1, 2, 8, V, 2)
 
 
 @pytest.mark.parametrize(
@@ -223,14 +225,14 @@ def test_bad_custom_layouts_name_the_field(layout, feat, message):
     c = custom_config(**layout)
     c.data.feat = feat
     with pytest.raises(ValueError, match="config.model.custom_layout") as e:
-        config_base.validate(c)
+        schema.validate(c)
     assert message in str(e.value)
 
 
 def test_pickle_source_serves_splits_in_file_order(tmp_path):
     path = tmp_path / "toy.pkl"
     data = toy_pickle(path)
-    layout = config_base.data_layout(custom_config())
+    layout = schema.data_layout(custom_config())
     val = pickle_source.load_split(str(path), "val", layout, NUM_CLASSES)
     assert [val[i]["frame_dir"] for i in range(len(val))] == data["split"]["val"]
     assert val.class_names == ("class_0", "class_1")
@@ -239,7 +241,7 @@ def test_pickle_source_serves_splits_in_file_order(tmp_path):
 
 
 def test_bad_pickles_name_the_file(tmp_path):
-    layout = config_base.data_layout(custom_config())
+    layout = schema.data_layout(custom_config())
     wrong = tmp_path / "wrong_joints.pkl"
     toy_pickle(wrong, joints=6)
     with pytest.raises(AnnotationError, match=rf"{wrong}: sample s03: expected 7 joints x 3 channels, got 6 x 3"):
@@ -374,7 +376,7 @@ def test_resume_refuses_another_pickle_or_other_edges(tmp_path):
     with pytest.raises(TrainCheckpointError, match=r"data\.custom_layout"):
         check_resumable(saved, other, "ckpt/3")
     # Runs on built-in datasets keep the signature they had (no new keys), so their checkpoints still resume.
-    assert set(run_signature(config_base.base_config())["data"]) == {
+    assert set(run_signature(schema.base_config())["data"]) == {
         "dataset",
         "builder_kwargs",
         "train_split",

@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from skeljax import export as E
-from skeljax.checkpoint import save_model
+from skeljax.models.model_dir import save_model
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.testing import torch_reference as tr
 
@@ -182,7 +182,7 @@ def test_cli_errors(tmp_path, capsys):
 @pytest.mark.parametrize("family", ["stgcnpp", "stgcn"])
 def test_onnx_full_size_pth(family, tmp_path):
     _need_onnx()
-    from skeljax.models.convert import load_pytorch_checkpoint
+    from skeljax.models.state_dict import load_pytorch_checkpoint
 
     path = tr.save_released_checkpoint(
         tr.build_pyskl_recognizer(family, "coco", 60, seed=1), tmp_path / "m.pth", style="pyskl"

@@ -6,10 +6,10 @@ import stat
 import numpy as np
 import pytest
 
-from skeljax import checkpoint
 from skeljax.data.annotations import save_annotations
 from skeljax.io import file_modes
 from skeljax.io import pth as pth_io
+from skeljax.models import model_dir
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 
 
@@ -40,7 +40,7 @@ def test_written_files_and_folders_are_not_private(tmp_path, umask_027):
     pth_io.save_pth(tmp_path / "m.pth", {"w": np.ones(3, np.float32)})
     assert mode(tmp_path / "m.pth") == 0o640
     model = Recognizer(stgcnpp_spec(5, base_channels=8))
-    checkpoint.save_model(str(tmp_path / "ckpt"), model)
+    model_dir.save_model(str(tmp_path / "ckpt"), model)
     assert mode(tmp_path / "ckpt") == 0o750  # mkdtemp alone gives 0o700
     # an existing file keeps its mode when it is replaced
     os.chmod(tmp_path / "m.pth", 0o604)

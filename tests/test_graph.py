@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from skeljax import graph, layouts
+from skeljax import layouts
+from skeljax.models import graph
 
 
 def nnz(a):

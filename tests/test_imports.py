@@ -157,7 +157,7 @@ def test_the_graph_sees_the_package():
     graph = import_graph()
     assert len(graph) > 50
     assert "skeljax.predict.settings" in graph["skeljax.train.loop"]  # a module-level import
-    assert "skeljax.models.stgcn" in graph["skeljax.models.convert"]
+    assert "skeljax.models.stgcn" in graph["skeljax.models.state_dict"]
     assert "skeljax.predict.cli" in graph["skeljax.predict.__main__"]
 
 

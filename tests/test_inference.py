@@ -1,4 +1,4 @@
-"""skeljax.inference: on one CPU device the compiled forward runs the clips through the network one at a time (a
+"""skeljax.models.forward: on one CPU device the compiled forward runs the clips through the network one at a time (a
 compiled loop, so that each clip's activations stay in the CPU's cache); it gives what the whole batch at once
 gives, for every average and with features, and other meshes keep the whole batch in each kernel."""
 
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from skeljax import inference, sharding
+from skeljax import sharding
+from skeljax.models import forward as inference
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.testing import torch_reference as tr
 

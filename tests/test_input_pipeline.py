@@ -14,10 +14,10 @@ import jax
 import numpy as np
 import pytest
 
+from skeljax.config.run_config import resolve_num_workers
 from skeljax.data import input_pipeline as ip
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.synthetic import generate_synthetic
-from skeljax.run_config import resolve_num_workers
 
 N = 28  # 2 per class
 
@@ -259,7 +259,7 @@ def test_worker_processes_ignore_sigterm_and_stop_with_close(source, mesh1):
 def test_eval_workers_stop_when_prediction_fails(source, mesh1):
     """An error in the middle of an evaluation pass stops its workers at once (not when the suspended generator
     is collected: the traceback held here keeps its frame alive)."""
-    from skeljax.evaluate import predict_split
+    from skeljax.train.scoring import predict_split
 
     before = set(multiprocessing.active_children())
     batches = ip.make_eval_batches(source, TEST, 8, mesh1, num_workers=1)

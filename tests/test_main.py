@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from skeljax import config_base, ensemble
+from skeljax import ensemble
+from skeljax.config import schema
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.tfds_builders import load_source
 from skeljax.testing import torch_reference as ref
@@ -21,10 +22,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP_LEN, NUM_CLIPS, NUM_PER_CLASS = 12, 10, 3
 
 CONFIG = textwrap.dedent(f"""
-    from skeljax import config_base
+    from skeljax.config import schema
 
     def get_config(arg=None):
-        c = config_base.base_config()
+        c = schema.base_config()
         c.model.family, c.model.layout, c.model.num_classes = "stgcnpp", "nturgb+d", 14
         c.data.dataset = "skeljax_synthetic/3d"
         c.data.builder_kwargs.num_per_class = {NUM_PER_CLASS}
@@ -95,7 +96,7 @@ def test_test_mode_on_a_pytorch_checkpoint_matches_pytorch(tmp_path):
 def test_out_of_memory_hint_names_the_batch_and_the_fields():
     from skeljax import main as skeljax_main
 
-    config = config_base.base_config()
+    config = schema.base_config()
     msg = (
         "jaxlib.xla_extension.XlaRuntimeError: RESOURCE_EXHAUSTED: Out of memory allocating 34359738368 bytes.\n"
         "more text"
@@ -136,7 +137,7 @@ def _load_config(path, arg=None):
 
 def test_demo_config():
     c = _load_config(os.path.join(REPO, "configs", "demo.py"))
-    config_base.validate(c)
+    schema.validate(c)
     assert c.data.dataset == "skeljax_synthetic/3d" and c.model.family == "stgcnpp"
     assert c.optimizer.lr == pytest.approx(c.optimizer.base_lr * c.batch_size / c.optimizer.reference_batch)
     with open(os.path.join(REPO, "configs", "demo.py")) as f:
@@ -145,7 +146,7 @@ def test_demo_config():
 
 
 def test_base_config_is_pyskl_recipe():
-    c = config_base.base_config()
+    c = schema.base_config()
     assert (c.optimizer.base_lr, c.optimizer.momentum, c.optimizer.nesterov, c.optimizer.weight_decay) == (
         0.1,
         0.9,
@@ -160,7 +161,7 @@ def test_base_config_is_pyskl_recipe():
         10,
     )
     assert c.model.bn_group == 16 and c.test_average == "prob" and c.optimizer.schedule == "cosine"
-    spec = config_base.model_spec(c)
+    spec = schema.model_spec(c)
     assert (spec.tcn_type, spec.gcn_adaptive, spec.gcn_with_res, spec.num_classes) == ("mstcn", "init", True, 60)
 
 
@@ -197,7 +198,9 @@ def test_a_config_that_fails_to_load_ends_in_one_error_line(tmp_path, case):
     line = proc.stderr.strip().splitlines()[-1]
     assert line.startswith(f"error: {arg.split(':')[0] if case != 'missing' else '--config: ' + path}"), line
     assert want in line, line
-    if case == "variant":  # the line of configs/stgcnpp_ntu60.py that builds the variant (skeljax.recipes parses it)
+    if (
+        case == "variant"
+    ):  # the line of configs/stgcnpp_ntu60.py that builds the variant (skeljax.config.recipes parses it)
         with open(os.path.join(REPO, "configs", "stgcnpp_ntu60.py")) as f:
             lineno = next(i for i, text in enumerate(f, 1) if "recipes.get_config(" in text)
         assert line.startswith(f"error: {arg.split(':')[0]}:{lineno} in get_config: "), line

@@ -66,7 +66,7 @@ def test_unknown_operand_is_an_error():
 
 
 def test_products_in_a_loop_count_once_per_trip():
-    # The inference forward runs clips through the network in a compiled loop on CPU (skeljax.inference); its
+    # The inference forward runs clips through the network in a compiled loop on CPU (skeljax.models.forward); its
     # products run once per clip, and the floor must count them so.
     def f(w, xs):
         return jax.lax.map(lambda x: jnp.tanh(x @ w) @ w.T, xs)
@@ -77,7 +77,8 @@ def test_products_in_a_loop_count_once_per_trip():
 
 
 def test_the_per_clip_inference_loop_costs_what_the_whole_batch_does():
-    from skeljax import inference, sharding
+    from skeljax import sharding
+    from skeljax.models import forward as inference
 
     model = Recognizer(stgcnpp_spec(60), rngs=nnx.Rngs(0))
     graphdef, params, stats, rest = inference.split_eval(model)

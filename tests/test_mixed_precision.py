@@ -9,7 +9,7 @@ import pytest
 import torch
 from flax import nnx
 
-from skeljax.models import convert
+from skeljax.models import state_dict
 from skeljax.testing import torch_reference as ref
 
 torch.set_num_threads(1)
@@ -38,7 +38,7 @@ def _train_step_torch(tmodel, x, y):
 
 
 def _train_step_skeljax(sd, x, y, dtype, jit=False):
-    model = convert.model_from_state_dict(sd, bn_group=None)
+    model = state_dict.model_from_state_dict(sd, bn_group=None)
     model.train()
     model.set_compute_dtype(dtype)
 
@@ -48,10 +48,10 @@ def _train_step_skeljax(sd, x, y, dtype, jit=False):
 
     grad_fn = nnx.value_and_grad(loss_fn, has_aux=True)
     (_, logits), grads = (nnx.jit(grad_fn) if jit else grad_fn)(model)
-    after = convert.model_state_dict(model)  # running statistics after the step, PyTorch layout
-    holder = convert.model_from_state_dict(sd)
+    after = state_dict.model_state_dict(model)  # running statistics after the step, PyTorch layout
+    holder = state_dict.model_from_state_dict(sd)
     nnx.update(holder, grads)  # grads laid out as parameters -> PyTorch layout through the converter
-    return np.asarray(logits), convert.model_state_dict(holder), after
+    return np.asarray(logits), state_dict.model_state_dict(holder), after
 
 
 @pytest.mark.slow
@@ -96,7 +96,7 @@ def test_bfloat16_eval_close_to_float32_and_pytorch(pair):
     x = ref.make_inputs("coco", n=4, t=40, seed=9)
     with torch.no_grad():
         want = tmodel.eval()(x).numpy()
-    model = convert.model_from_state_dict(sd)
+    model = state_dict.model_from_state_dict(sd)
     model.eval()
     xj = jnp.asarray(x.numpy())
     fwd = nnx.jit(lambda m, x, dt: m(x, compute_dtype=dt), static_argnums=2)
@@ -129,7 +129,7 @@ def test_bfloat16_train_step_close_to_float32(pair):
 
 
 def test_bad_compute_dtype(pair):
-    model = convert.model_from_state_dict(pair[1])
+    model = state_dict.model_from_state_dict(pair[1])
     with pytest.raises(ValueError, match="compute_dtype"):
         model.set_compute_dtype("float16")
     with pytest.raises(ValueError, match="compute_dtype"):

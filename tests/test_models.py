@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from skeljax.models import convert, layers
+from skeljax.models import layers, state_dict
 from skeljax.models.stgcn import Recognizer, count_params, mmaction0x_spec, stgcn_pyskl_spec, stgcnpp_spec
 
 
@@ -23,14 +23,14 @@ from skeljax.models.stgcn import Recognizer, count_params, mmaction0x_spec, stgc
 def test_counts_pyskl(spec, params, entries):
     model = Recognizer(spec)
     assert count_params(model) == params
-    assert len(convert.model_state_dict(model)) == entries
+    assert len(state_dict.model_state_dict(model)) == entries
 
 
 @pytest.mark.parametrize("layout, params", [("coco", 3_088_704), ("ntu-rgb+d", 3_098_832)])
 def test_counts_mmaction0x(layout, params):
     model = Recognizer(mmaction0x_spec(60, layout))
     assert count_params(model) == params
-    sd = convert.model_state_dict(model)
+    sd = state_dict.model_state_dict(model)
     assert len(sd) == 172
     keys = list(sd)
     assert keys[0] == "backbone.A" and keys[1].startswith("backbone.data_bn.")
@@ -43,7 +43,7 @@ def test_counts_mmaction0x(layout, params):
 
 
 def test_stgcnpp_key_shapes_as_released():
-    sd = convert.model_state_dict(Recognizer(stgcnpp_spec(60)))
+    sd = state_dict.model_state_dict(Recognizer(stgcnpp_spec(60)))
     expect = {
         "backbone.data_bn.weight": (75,),
         "backbone.gcn.0.gcn.A": (3, 25, 25),
@@ -74,7 +74,7 @@ def test_stgcnpp_key_shapes_as_released():
 
 def test_stgcn_importance_keys():
     model = Recognizer(stgcn_pyskl_spec(60))
-    sd = convert.model_state_dict(model)
+    sd = state_dict.model_state_dict(model)
     assert list(sd)[2:4] == ["backbone.data_bn.running_mean", "backbone.data_bn.running_var"]
     block = [k for k in sd if k.startswith("backbone.gcn.1.gcn.")]
     assert block[:2] == ["backbone.gcn.1.gcn.PA", "backbone.gcn.1.gcn.A"]

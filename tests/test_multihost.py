@@ -65,7 +65,8 @@ def _metrics(workdir):
 
 @pytest.mark.slow
 def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path, xla_cache):  # noqa: F811
-    from skeljax import checkpoint, train
+    from skeljax import train
+    from skeljax.models import model_dir
 
     data_dir = tmp_path / "tfds"  # not built yet: process 0 builds it while process 1 waits
     config = write_tiny_config(str(tmp_path), data_dir, num_per_class=3)
@@ -83,8 +84,8 @@ def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path, xla_
     # position; they differ only in how the cross-device sums are ordered (gloo between processes, XLA's
     # in-process all-reduce otherwise), so they agree to float32 rounding, amplified a little by BatchNorm
     # over 4-sample groups: the same 1e-5 bound as tests/test_sharding.py, with the observed gap reported.
-    a = train.flat_model_state(checkpoint.load_model(os.path.join(multi, "final")))
-    b = train.flat_model_state(checkpoint.load_model(os.path.join(single, "final")))
+    a = train.flat_model_state(model_dir.load_model(os.path.join(multi, "final")))
+    b = train.flat_model_state(model_dir.load_model(os.path.join(single, "final")))
     assert a.keys() == b.keys()
     gap = max(float(np.abs(a[k] - b[k]).max()) for k in a)
     scale = max(float(np.abs(b[k]).max()) for k in b)

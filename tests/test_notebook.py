@@ -24,7 +24,7 @@ from PIL import Image
 from skeljax.data.ntu_standin import write_ntu60_standin
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
 from skeljax.io.pth import save_pth
-from skeljax.models.convert import model_state_dict
+from skeljax.models.state_dict import model_state_dict
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.predict import LABEL_SETS
 

@@ -17,10 +17,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XLA_LINE = "RESOURCE_EXHAUSTED: Out of memory while trying to allocate 34359738368 bytes."
 
 CONFIG = textwrap.dedent("""
-    from skeljax import config_base
+    from skeljax.config import schema
 
     def get_config(arg=None):
-        c = config_base.base_config()
+        c = schema.base_config()
         c.data.dataset = "skeljax_synthetic/3d"
         c.model.num_classes = 14
         c.batch_size = 128

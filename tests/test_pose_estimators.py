@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from skeljax import predict as P
-from skeljax.checkpoint import save_model
 from skeljax.data import pose_estimators as PE
+from skeljax.models.model_dir import save_model
 from skeljax.models.stgcn import stgcnpp_spec
 from tests.test_predict import SMALL, small_model
 

@@ -11,12 +11,12 @@ from flax import nnx
 
 from skeljax import metrics
 from skeljax import predict as P
-from skeljax.checkpoint import save_model
 from skeljax.data import generate_synthetic, read_ntu_skeleton, read_ntu_skeleton_mmaction0x
 from skeljax.data.annotations import save_annotations
 from skeljax.data.ntu_meta import NTU60_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
-from skeljax.models import convert
+from skeljax.models import state_dict
+from skeljax.models.model_dir import save_model
 from skeljax.models.stgcn import Recognizer, mmaction0x_spec, stgcn_original_spec, stgcn_pyskl_spec, stgcnpp_spec
 from skeljax.testing import torch_reference as tr
 from tests import numpy_reference_transforms as npref
@@ -55,7 +55,7 @@ def torch_twin(model, layout="nturgb+d"):
     kwargs = {**tr.pyskl_backbone_kwargs("stgcnpp", layout), **SMALL}
     head = tr.GCNHeadRef(model.spec.num_classes, SMALL["base_channels"] * 2)
     twin = tr.PysklRecognizer(tr.mmaction_stgcn_class()(**kwargs), head, layout)
-    sd = convert.model_state_dict(model, "pyskl")
+    sd = state_dict.model_state_dict(model, "pyskl")
     twin.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in sd.items()}, strict=True)
     return twin.double().eval()
 

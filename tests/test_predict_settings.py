@@ -10,12 +10,15 @@ import shutil
 import numpy as np
 import pytest
 
-from skeljax import checkpoint, convert_cli, recipes, train, zoo
+from skeljax import convert as convert_cli
 from skeljax import predict as P
+from skeljax import train, zoo
+from skeljax.config import recipes
 from skeljax.data import generate_synthetic
 from skeljax.data.ntu_meta import NTU60_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
-from skeljax.models import convert
+from skeljax.models import model_dir as checkpoint
+from skeljax.models import state_dict
 from skeljax.models.stgcn import stgcnpp_spec
 from skeljax.predict.settings import row_settings
 from skeljax.zoo import download
@@ -40,7 +43,7 @@ def ntu(tmp_path_factory):
     """A small NTU-60 model saved as a PYSKL .pth, and a 40-frame NTU-25 3D input."""
     d = tmp_path_factory.mktemp("settings")
     model = small_model(stgcnpp_spec(60, **SMALL), 5)
-    convert.save_pytorch_checkpoint(model, str(d / "b.pth"), "pyskl")
+    state_dict.save_pytorch_checkpoint(model, str(d / "b.pth"), "pyskl")
     anno = generate_synthetic(2, seed=4)["annotations"][0]
     np.save(d / "clip.npy", anno["keypoint"][:, :40].astype(np.float32))
     return {"dir": d, "model": model, "pth": str(d / "b.pth"), "npy": str(d / "clip.npy")}

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from skeljax.checkpoint import save_model
+from skeljax.models.model_dir import save_model
 from skeljax.models.stgcn import stgcnpp_spec
 from skeljax.pose.base import PersonPose, native_stderr_silenced
 from skeljax.predict import live as S

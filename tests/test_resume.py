@@ -260,10 +260,11 @@ def _committed(workdir):
 
 def _assert_same_run(a, b):
     """Bit-identical final parameters/statistics and metrics.jsonl (except the wall-clock throughput)."""
-    from skeljax import checkpoint, train
+    from skeljax import train
+    from skeljax.models import model_dir
 
-    pa = train.flat_model_state(checkpoint.load_model(os.path.join(a, "final")))
-    pb = train.flat_model_state(checkpoint.load_model(os.path.join(b, "final")))
+    pa = train.flat_model_state(model_dir.load_model(os.path.join(a, "final")))
+    pb = train.flat_model_state(model_dir.load_model(os.path.join(b, "final")))
     assert pa.keys() == pb.keys()
     for k in pa:
         assert np.array_equal(pa[k], pb[k]), k

@@ -1,4 +1,4 @@
-"""skeljax.run_config: a config resolved once, and a run described without a ConfigDict."""
+"""skeljax.config.run_config: a config resolved once, and a run described without a ConfigDict."""
 
 import dataclasses
 import os
@@ -7,10 +7,10 @@ import jax
 import numpy as np
 import pytest
 
-from skeljax import config_base
+from skeljax.config import schema
+from skeljax.config.run_config import DataSettings, InitFrom, OptimizerSettings, RunConfig, as_run, resolve
 from skeljax.data.sources import make_transform
 from skeljax.models.stgcn import stgcn_pyskl_spec, stgcnpp_spec
-from skeljax.run_config import DataSettings, InitFrom, OptimizerSettings, RunConfig, as_run, resolve
 from skeljax.train import create_model, flat_model_state, make_tx
 from skeljax.train.checkpoints import run_signature
 
@@ -72,15 +72,15 @@ def test_a_run_built_without_a_config_dict_drives_model_transforms_and_optimizer
 
 
 def test_resolve_derives_each_value_once_from_the_config():
-    c = config_base.base_config()
+    c = schema.base_config()
     c.batch_size, c.model.bn_group, c.data.test_num_clips = 32, 0, 5
     run = resolve(c)
     assert (
         run.spec
-        == config_base.model_spec(c)
+        == schema.model_spec(c)
         == stgcnpp_spec(60, "nturgb+d", bn_group=None, tcn_dropout=0.0, head_dropout=0.0)
     )
-    assert run.layout == config_base.data_layout(c) and run.graph is None
+    assert run.layout == schema.data_layout(c) and run.graph is None
     assert (run.optimizer.lr, run.optimizer.linear_rule_lr, run.optimizer.lr_fixed) == (0.025, 0.025, False)
     c.optimizer.lr = 0.3
     fixed = resolve(c).optimizer
@@ -91,11 +91,11 @@ def test_resolve_derives_each_value_once_from_the_config():
 
 
 def test_resolve_validates():
-    c = config_base.base_config()
+    c = schema.base_config()
     c.test_average = "mean"
     with pytest.raises(ValueError, match="test_average"):
         resolve(c)
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.family = "resnet"
     with pytest.raises(ValueError, match="config.model.family"):
         resolve(c)
@@ -106,7 +106,7 @@ def test_remat_mode_is_kept_for_the_compiled_step_and_reaches_the_training_graph
 
     from skeljax.train.state import TrainParts
 
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.num_classes, c.model.base_channels = 4, 8
     assert c.remat == "auto" and resolve(c).remat == "auto"  # decided when the step is compiled (compile_step)
     c.remat = "on"
@@ -120,9 +120,9 @@ def test_remat_mode_is_kept_for_the_compiled_step_and_reaches_the_training_graph
 
 
 def test_num_workers_auto_is_one_per_usable_core_next_to_an_accelerator_resolved_once(monkeypatch, capsys):
-    from skeljax import run_config
+    from skeljax.config import run_config
 
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.num_classes, c.model.base_channels = 4, 8
     assert c.data.num_workers == run_config.AUTO_WORKERS == -1
     cores = run_config.usable_cores()
@@ -151,7 +151,7 @@ def test_num_workers_auto_is_one_per_usable_core_next_to_an_accelerator_resolved
 
 
 def test_worker_problem_is_none_here_and_names_a_missing_dev_shm(monkeypatch):
-    from skeljax import run_config
+    from skeljax.config import run_config
 
     assert run_config.worker_problem() is None  # this machine runs the worker tests
     monkeypatch.setattr(run_config.sys, "platform", "linux")

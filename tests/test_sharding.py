@@ -18,9 +18,9 @@ GLOBAL_BATCH, BN_GROUP, T = 32, 4, 6
 
 
 def _config(bn_group):
-    from skeljax import config_base
+    from skeljax.config import schema
 
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.family, c.model.layout, c.model.num_classes = "stgcnpp", "coco", 5
     # A shallow ST-GCN++ (one down-sampling stage) keeps compilation short; the layers are the real ones.
     c.model.base_channels, c.model.num_stages = 8, 4

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 import skeljax
-from skeljax import checkpoint, config_base, graph
-from skeljax.models import convert, stgcn
+from skeljax.config import schema
+from skeljax.models import graph, model_dir, state_dict, stgcn
 from skeljax.testing import torch_reference as ref
 from skeljax.testing import torch_reference_original as orig
 
@@ -128,8 +128,8 @@ def test_unknown_joint_count_without_a_is_a_clear_error(tmp_path):
         "st_gcn_networks.0.gcn.conv.weight": np.ones((192, 3, 1, 1)),
         "fcn.weight": np.ones((5, 256, 1, 1), np.float32),
     }
-    with pytest.raises(convert.CheckpointMismatchError, match="f.pt.*20 joints|60 data_bn channels"):
-        convert.model_from_state_dict(sd, "f.pt")
+    with pytest.raises(state_dict.CheckpointMismatchError, match="f.pt.*20 joints|60 data_bn channels"):
+        state_dict.model_from_state_dict(sd, "f.pt")
 
 
 def test_spec_and_config_family():
@@ -141,14 +141,14 @@ def test_spec_and_config_family():
         stgcn.ModelSpec(10, origin="elsewhere")
     with pytest.raises(ValueError, match="coco"):
         stgcn.stgcn_original_spec(10, "coco")
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.family, c.model.layout, c.model.num_classes = "stgcn_original", "openpose", 400
-    assert config_base.model_spec(c) == spec
+    assert schema.model_spec(c) == spec
     # a freshly built model exports in the original keys and loads back as the same family
     model = stgcn.Recognizer(spec)
-    sd = convert.model_state_dict(model)
+    sd = state_dict.model_state_dict(model)
     assert "fcn.weight" in sd and "A" in sd and not any(k.startswith(("backbone.", "cls_head.")) for k in sd)
-    again = convert.model_from_state_dict(dict(sd))
+    again = state_dict.model_from_state_dict(dict(sd))
     assert again.spec.family == "stgcn_original" and again.spec.layout == "openpose"
 
 
@@ -156,13 +156,13 @@ def test_original_init_and_model_directory(tmp_path):
     """`weights_init` of the original (`processor/recognition.py`): conv and fcn weights N(0, 0.02), zero biases;
     the family survives a skeljax model directory."""
     model = stgcn.Recognizer(stgcn.stgcn_original_spec(400), rngs=__import__("flax").nnx.Rngs(3))
-    sd = convert.model_state_dict(model)
+    sd = state_dict.model_state_dict(model)
     convs = np.concatenate([v.ravel() for k, v in sd.items() if k.endswith("conv.weight") or k.endswith(".2.weight")])
     assert abs(convs.std() - 0.02) < 1e-3 and abs(convs.mean()) < 1e-3
     assert abs(sd["fcn.weight"].std() - 0.02) < 2e-3
     assert not any(np.any(v) for k, v in sd.items() if k.endswith("bias"))  # conv, fcn and BN biases
-    checkpoint.save_model(str(tmp_path / "m"), model)
-    loaded = checkpoint.load_model(str(tmp_path / "m"))
+    model_dir.save_model(str(tmp_path / "m"), model)
+    loaded = model_dir.load_model(str(tmp_path / "m"))
     assert loaded.spec == model.spec and loaded.spec.family == "stgcn_original"
 
 
@@ -178,7 +178,7 @@ def test_convert_script_both_ways(tmp_path):
         check=True,
     )
     assert "stgcn_original" in run(src, str(tmp_path / "model")).stdout
-    assert checkpoint.load_model(str(tmp_path / "model")).spec.family == "stgcn_original"
+    assert model_dir.load_model(str(tmp_path / "model")).spec.family == "stgcn_original"
     run("--to-pytorch", "--format", "stgcn_original", str(tmp_path / "model"), str(tmp_path / "back.pt"))
     loaded = torch.load(tmp_path / "back.pt", weights_only=True)
     assert list(loaded) == list(net.state_dict())

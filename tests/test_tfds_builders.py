@@ -286,10 +286,10 @@ def test_synthetic_ntu60_config(tmp_path):
 
 def test_synthetic_ntu60_from_a_training_config(tmp_path):
     """config.data.dataset / builder_kwargs reach the builder the way a training run reads its data."""
-    from skeljax import config_base, run_config
+    from skeljax.config import run_config, schema
     from skeljax.data import sources
 
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.num_classes = 60
     c.data.dataset, c.data.data_dir = "skeljax_synthetic/ntu60", str(tmp_path)
     c.data.builder_kwargs.num_per_class = 2

@@ -13,8 +13,10 @@ import jax
 import numpy as np
 import pytest
 
-from skeljax import checkpoint, config_base, ensemble, train
+from skeljax import ensemble, train
+from skeljax.config import schema
 from skeljax.data.tfds_builders import load_source
+from skeljax.models import model_dir as checkpoint
 from skeljax.train import compile_step, loop
 
 NUM_PER_CLASS = 3
@@ -33,7 +35,7 @@ def data_dir(tmp_path_factory):
 
 
 def tiny_config(data_dir, **over):
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.family, c.model.layout, c.model.num_classes = "stgcnpp", "nturgb+d", 14
     c.model.base_channels, c.model.num_stages = 8, 2  # two real ST-GCN++ blocks (one strided): fast to compile
     c.model.inflate_stages, c.model.down_stages = (2,), (2,)
@@ -213,17 +215,17 @@ def test_init_from_with_dont_load_for_a_new_head(data_dir, full_run):
 
 def test_bad_configs_are_refused(data_dir):
     with pytest.raises(ValueError, match="not ModelSpec fields"):
-        config_base.model_spec(_bad_model())
+        schema.model_spec(_bad_model())
     with pytest.raises(ValueError, match="multiple of config.model.bn_group"):
-        config_base.validate(tiny_config(data_dir, batch_size=6))
+        schema.validate(tiny_config(data_dir, batch_size=6))
     with pytest.raises(ValueError, match="test_average"):
-        config_base.validate(tiny_config(data_dir, test_average="mean"))
+        schema.validate(tiny_config(data_dir, test_average="mean"))
     with pytest.raises(FileNotFoundError, match="no_such.pth"):
         train.create_model(tiny_config(data_dir, **{"init_from.path": "/nonexistent/no_such.pth"}))
 
 
 def _bad_model():
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.not_a_field = 1
     return c
 

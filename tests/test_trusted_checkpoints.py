@@ -53,10 +53,10 @@ def test_predict_refuses_the_file_unless_trusted(files, capsys):
 
 
 CONFIG = textwrap.dedent(f"""
-    from skeljax import config_base
+    from skeljax.config import schema
 
     def get_config(arg=None):
-        c = config_base.base_config()
+        c = schema.base_config()
         c.model.num_classes = 14
         c.model.base_channels, c.model.num_stages = {SMALL["base_channels"]}, {SMALL["num_stages"]}
         c.model.inflate_stages, c.model.down_stages = (3,), (3,)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from skeljax.checkpoint import save_model
 from skeljax.data import pose_estimators
+from skeljax.models.model_dir import save_model
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.pose import PoseError, video_io
 from skeljax.predict import cli, predict, window_annotation, window_spans

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from skeljax.checkpoint import save_model
+from skeljax.models.model_dir import save_model
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.predict import annotate, cli
 from skeljax.predict import video as V

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import skeljax
-from skeljax import checkpoint, zoo
+from skeljax import zoo
+from skeljax.models import model_dir as checkpoint
 from skeljax.testing import torch_reference as ref
 from skeljax.zoo import __main__ as zoo_cli
 from skeljax.zoo import download

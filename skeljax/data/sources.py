@@ -11,7 +11,7 @@ import numpy as np
 from skeljax.data.pipelines import make_pipeline
 
 if TYPE_CHECKING:
-    from skeljax.run_config import RunConfig
+    from skeljax.config.run_config import RunConfig
 
 
 def load_split(run: RunConfig, split: str):

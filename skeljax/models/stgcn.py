@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from skeljax import graph as graph_lib
 from skeljax import layouts
+from skeljax.models import graph as graph_lib
 from skeljax.models import layers
 from skeljax.models.layers import (
     BatchNorm,

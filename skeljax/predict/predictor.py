@@ -16,17 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from skeljax import inference, layouts, metrics, sharding
+from skeljax import layouts, metrics, sharding
 from skeljax.data import pose_estimators
 from skeljax.data import transforms as T
 from skeljax.data.pipelines import RECIPES, Pipeline, make_pipeline
 from skeljax.ensemble import default_weights
+from skeljax.models import forward
 from skeljax.models.stgcn import Recognizer
 from skeljax.predict import settings as S
 from skeljax.predict.errors import PredictError
 from skeljax.predict.inputs import check_path, check_sample, read_inputs
 
-AVERAGES = inference.AVERAGES
+AVERAGES = forward.AVERAGES
 ROWS_PER_CALL = 16  # model rows (samples x clips) per forward call; bounds memory, fixes the compiled shape
 
 
@@ -67,12 +68,10 @@ class Predictor:
             )
         except ValueError as e:
             raise PredictError(f"{self.source}: {e}") from e
-        # the compiled forward of evaluation (skeljax.inference), with the clip-averaged features as well
+        # the compiled forward of evaluation (skeljax.models.forward), with the clip-averaged features as well
         mesh = sharding.make_mesh()
         self._devices = mesh.size
-        self._forward, self._params, self._stats = inference.model_forward(
-            self.model, mesh, self.average, features=True
-        )
+        self._forward, self._params, self._stats = forward.model_forward(self.model, mesh, self.average, features=True)
 
     @property
     def num_classes(self) -> int:
@@ -155,17 +154,16 @@ def load_predictor(
     checkpoint: str | os.PathLike, *, feat: str | None = None, recipe: str | None = None, trusted: bool = False
 ) -> Predictor:
     """Load a skeljax model directory or a PyTorch `.pth` (or 'zoo:NAME') with its test pipeline."""
-    from skeljax import checkpoint as ckpt
     from skeljax import zoo
-    from skeljax.models import convert
+    from skeljax.models import model_dir, state_dict
 
     path = zoo.resolve(os.fspath(checkpoint))  # 'zoo:NAME' -> its model directory, fetched on first use
     if not os.path.exists(path):
         raise PredictError(f"{path}: no such checkpoint (expected a skeljax model directory or a .pth file)")
     if os.path.isdir(path):
         meta = S.model_dir_meta(path)
-        return from_model(ckpt.load_model(path), feat=feat, recipe=recipe, source=path, meta=meta)
-    return from_model(convert.load_pytorch_checkpoint(path, trusted=trusted), feat=feat, recipe=recipe, source=path)
+        return from_model(model_dir.load_model(path), feat=feat, recipe=recipe, source=path, meta=meta)
+    return from_model(state_dict.load_pytorch_checkpoint(path, trusted=trusted), feat=feat, recipe=recipe, source=path)
 
 
 @dataclasses.dataclass

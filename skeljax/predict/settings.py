@@ -16,9 +16,10 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from skeljax import checkpoint, layouts
+from skeljax import layouts
 from skeljax.data.ntu_meta import NTU60_CLASSES, NTU120_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
+from skeljax.models import model_dir as checkpoint
 from skeljax.predict.errors import PredictError
 
 LABEL_SETS: dict[str, tuple[str, ...]] = {
@@ -77,7 +78,7 @@ def dataset_class_names(dataset: str) -> tuple[str, ...]:
 
 def row_settings(row) -> dict:
     """The test settings of a zoo row (`test_settings` of the config that trains it), its URL as source."""
-    from skeljax import recipes
+    from skeljax.config import recipes
 
     return test_settings(recipes.config_of(row.config).to_dict(), source=row.url)
 

@@ -70,7 +70,7 @@ def machine_info() -> dict:
     import jax
     import numpy as np
 
-    from skeljax.run_config import usable_cores
+    from skeljax.config.run_config import usable_cores
 
     info = {
         "cpu": cpu_model(),

@@ -1,7 +1,7 @@
 """Training, validation and test of ST-GCN / ST-GCN++, importable from a notebook.
 
     from skeljax import train
-    train.train_and_evaluate(config, workdir)   # config: a ConfigDict or a resolved skeljax.run_config.RunConfig
+    train.train_and_evaluate(config, workdir)   # config: a ConfigDict or a resolved skeljax.config.run_config.RunConfig
 
 Modules: `loop` (train_and_evaluate: set up, restore or initialise, train loop, finish), `state` (model, optimizer,
 train state), `step` (the jitted update), `compile_step` (compiled once; config.remat='auto' decided there),

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from skeljax.checkpoint import legacy_renames
+from skeljax.models.model_dir import legacy_renames
 
 BEST_DIR, FINAL_DIR, CKPT_DIR = "best", "final", "checkpoints"  # in a run's workdir: model exports, training state
 BEST_METRIC = "val/top1"
@@ -208,7 +208,7 @@ def run_signature(config, spec=None) -> dict:
 
     `spec`: the config's ModelSpec when already resolved (else derived from `config`).
     """
-    from skeljax import config_base
+    from skeljax.config import schema
 
     d = config.data
     data = {
@@ -228,7 +228,7 @@ def run_signature(config, spec=None) -> dict:
         }
     if config.model.layout == "custom":  # the model spec has only the joint count; the edges define the graph
         data["custom_layout"] = config.model.custom_layout.to_dict()
-    spec = spec if spec is not None else config_base.model_spec(config)
+    spec = spec if spec is not None else schema.model_spec(config)
     return json.loads(json.dumps({"model": spec.to_json(), "data": data}))
 
 

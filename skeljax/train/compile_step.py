@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from skeljax.config_base import REMAT_MODES
+from skeljax.config.schema import REMAT_MODES
 from skeljax.train.metrics_writer import console
 
 # The share of the free memory per device the step without remat may plan to use before 'auto' turns remat on: the

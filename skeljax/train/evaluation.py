@@ -6,13 +6,12 @@ import os
 
 import ml_collections
 
-from skeljax import checkpoint as model_ckpt
-from skeljax import evaluate as evaluation
 from skeljax import metrics, sharding
+from skeljax.config.run_config import RunConfig, as_run
 from skeljax.data.sources import load_split, make_transform
+from skeljax.models import model_dir
 from skeljax.models.stgcn import Recognizer
-from skeljax.run_config import RunConfig, as_run
-from skeljax.train import metrics_writer
+from skeljax.train import metrics_writer, scoring
 from skeljax.train.checkpoints import BEST_DIR, CKPT_DIR, FINAL_DIR, RunCheckpoints
 from skeljax.train.init_from import load_source_model
 from skeljax.train.state import TrainParts, create_model, make_tx
@@ -24,17 +23,17 @@ def evaluate_model(
     """Metrics of `model` on a split: 'test' writes score files and plots, 'val' logs one line."""
     split = split or (run.data.test_split if mode == "test" else run.data.val_split)
     source = load_split(run, split)
-    evaluation.check_labels(source, model.spec.num_classes, f"{run.data.dataset}:{split}")
+    scoring.check_labels(source, model.spec.num_classes, f"{run.data.dataset}:{split}")
     bs = run.test_batch_size if mode == "test" else run.eval_batch_size
     average = run.test_average if mode == "test" else "prob"
     transform = make_transform(run, mode)
-    pred = evaluation.score_model(
+    pred = scoring.score_model(
         model, source, transform, bs, mesh, average, f"{mode} ({tag})", num_workers=run.data.num_workers
     )
     if mode == "test":
-        return evaluation.report_test(pred, workdir, tag, step, writer, getattr(source, "class_names", ()))
+        return scoring.report_test(pred, workdir, tag, step, writer, getattr(source, "class_names", ()))
     result = metrics.classification_metrics(pred, "val")
-    metrics_writer.console(f"val ({tag}): {evaluation.summary(result)}")
+    metrics_writer.console(f"val ({tag}): {scoring.summary(result)}")
     return result
 
 
@@ -43,8 +42,8 @@ def _exported_model(workdir: str, name: str) -> tuple[Recognizer, int] | None:
     path = os.path.join(workdir, name)
     if not os.path.isdir(path):
         return None
-    _, meta = model_ckpt.read_spec(path)
-    return model_ckpt.load_model(path), int(meta.get("step", 0))
+    _, meta = model_dir.read_spec(path)
+    return model_dir.load_model(path), int(meta.get("step", 0))
 
 
 def _models_to_test(run: RunConfig, workdir) -> list[tuple[str, Recognizer, int]]:

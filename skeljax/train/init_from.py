@@ -9,8 +9,8 @@ import jax
 import numpy as np
 from flax import nnx
 
-from skeljax import checkpoint as model_ckpt
-from skeljax.models.convert import pyskl_key
+from skeljax.models import model_dir
+from skeljax.models.state_dict import pyskl_key
 from skeljax.models.stgcn import Recognizer
 
 
@@ -20,17 +20,17 @@ def load_source_model(path: str, *, trusted: bool = False) -> Recognizer:
 
     path = os.path.expanduser(zoo.resolve(path))  # 'zoo:NAME' -> its model directory, fetched on first use
     if os.path.isdir(path):
-        return model_ckpt.load_model(path)
+        return model_dir.load_model(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such checkpoint (expected a skeljax model directory or a .pth file)")
-    from skeljax.models.convert import load_pytorch_checkpoint
+    from skeljax.models.state_dict import load_pytorch_checkpoint
 
     return load_pytorch_checkpoint(path, trusted=trusted)
 
 
 def flat_model_state(model: nnx.Module) -> dict[str, np.ndarray]:
     """{'backbone.gcn.0.gcn.A': array, ...}: parameters, BN statistics and buffers under PyTorch-style names."""
-    pure = model_ckpt.model_state(model)
+    pure = model_dir.model_state(model)
     return {
         pyskl_key(".".join(str(getattr(k, "key", k)) for k in path)): leaf
         for path, leaf in jax.tree_util.tree_flatten_with_path(pure)[0]
@@ -46,7 +46,7 @@ def load_init(
     """
     source = flat_model_state(load_source_model(path, trusted=trusted))
     pattern = re.compile(dont_load) if dont_load else None
-    pure = model_ckpt.model_state(model)
+    pure = model_dir.model_state(model)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(pure)
     loaded, skipped, problems, values = [], [], [], []
     for p, leaf in leaves:
@@ -72,7 +72,7 @@ def load_init(
             f"{'; '.join(problems[:10])}{' ...' if len(problems) > 10 else ''}); check config.model "
             "or exclude tensors with config.init_from.dont_load (e.g. 'cls_head')"
         )
-    state = nnx.state(model, model_ckpt.MODEL_STATE)
+    state = nnx.state(model, model_dir.MODEL_STATE)
     nnx.replace_by_pure_dict(state, jax.tree_util.tree_unflatten(treedef, values))
     nnx.update(model, state)
     return loaded, skipped

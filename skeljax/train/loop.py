@@ -19,15 +19,14 @@ import jax
 import ml_collections
 import numpy as np
 
-from skeljax import checkpoint as model_ckpt
-from skeljax import evaluate as evaluation
-from skeljax import inference, metrics, sharding
+from skeljax import metrics, sharding
+from skeljax.config.run_config import RunConfig, as_run
 from skeljax.data import input_pipeline
 from skeljax.data.sources import load_split, make_transform
+from skeljax.models import forward, model_dir
 from skeljax.models.stgcn import Recognizer
 from skeljax.predict.settings import test_settings
-from skeljax.run_config import RunConfig, as_run
-from skeljax.train import compile_step, metrics_writer
+from skeljax.train import compile_step, metrics_writer, scoring
 from skeljax.train.checkpoints import (
     BEST_DIR,
     CKPT_DIR,
@@ -150,7 +149,7 @@ def _make_data(run: RunConfig, mesh):
     d = run.data
     train_source = load_split(run, d.train_split)
     val_source = load_split(run, d.val_split)
-    evaluation.check_labels(train_source, run.num_classes, d.dataset)
+    scoring.check_labels(train_source, run.num_classes, d.dataset)
     train_iter = input_pipeline.make_train_iterator(
         train_source,
         make_transform(run, "train"),
@@ -223,7 +222,7 @@ def _restore_or_initialise(s: _Session) -> None:
         dropped = s.writer.discard_after(s.start)  # lines a killed run wrote after its last checkpoint
         if dropped:
             log(f"metrics.jsonl: dropped {dropped} line(s) written after the checkpoint of step {s.start}")
-    s.predict = inference.make_forward(s.parts.graphdef_eval, s.parts.rest, s.mesh, "prob")
+    s.predict = forward.make_forward(s.parts.graphdef_eval, s.parts.rest, s.mesh, "prob")
 
 
 def _save(s: _Session, val: dict | None) -> None:
@@ -379,7 +378,7 @@ def _validate_at_epoch_end(s: _Session) -> dict[str, float] | None:
     epoch = s.step // s.steps_per_epoch
     if s.step % s.steps_per_epoch or not (epoch % s.run.eval_every_epochs == 0 or s.step == s.total_steps):
         return None
-    pred = evaluation.predict_split(
+    pred = scoring.predict_split(
         s.predict, s.state["params"], s.state["batch_stats"], s.val_batches, s.val_source, f"val {s.step}"
     )
     val = metrics.classification_metrics(pred, "val")
@@ -390,7 +389,7 @@ def _validate_at_epoch_end(s: _Session) -> dict[str, float] | None:
         best_model = s.parts.model(s.state)  # on every process: gathering is collective
         export_model(os.path.join(s.workdir, BEST_DIR), best_model, {"step": s.step, **val}, s.run, s.val_source)
     log(
-        f"epoch {epoch} val: {evaluation.summary(val)}  (best top1 {s.best['val/top1']:.4f} at step "
+        f"epoch {epoch} val: {scoring.summary(val)}  (best top1 {s.best['val/top1']:.4f} at step "
         f"{s.best['step']}{', new best' if improved else ''})"
     )
     return val
@@ -433,7 +432,7 @@ def _test_after_training(s: _Session, final_model: Recognizer) -> dict[str, floa
             }
         )
     if s.run.test_best and os.path.isdir(os.path.join(s.workdir, BEST_DIR)):
-        best_model = model_ckpt.load_model(os.path.join(s.workdir, BEST_DIR))
+        best_model = model_dir.load_model(os.path.join(s.workdir, BEST_DIR))
         results.update(
             {
                 f"best/{k}": v
@@ -458,5 +457,5 @@ def export_model(
             "test_average": run.test_average,
         }
         settings = test_settings(config, class_names=getattr(source, "class_names", ()))
-        extra = {**extra, model_ckpt.TEST_KEY: settings}
-    model_ckpt.save_model(directory, model, overwrite=True, extra=extra, this_process_only=True)
+        extra = {**extra, model_dir.TEST_KEY: settings}
+    model_dir.save_model(directory, model, overwrite=True, extra=extra, this_process_only=True)

@@ -11,8 +11,8 @@ import numpy as np
 from flax import nnx
 
 from skeljax import sharding
+from skeljax.config.run_config import RunConfig, as_run
 from skeljax.models.stgcn import Recognizer
-from skeljax.run_config import RunConfig, as_run
 from skeljax.train import optim
 from skeljax.train.init_from import load_init
 from skeljax.train.metrics_writer import console

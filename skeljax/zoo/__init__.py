@@ -25,6 +25,6 @@ def resolve(path, *, want: str = "model"):
 def load_pytorch_checkpoint(path: str, *, trusted: bool = False, **overrides):
     """`skeljax.load_pytorch_checkpoint`: `models.convert.load_pytorch_checkpoint` of a file or of a released model
     named 'zoo:NAME' (its verified `.pth`, fetched on first use)."""
-    from skeljax.models import convert
+    from skeljax.models import state_dict
 
-    return convert.load_pytorch_checkpoint(resolve(path, want="pth"), trusted=trusted, **overrides)
+    return state_dict.load_pytorch_checkpoint(resolve(path, want="pth"), trusted=trusted, **overrides)

@@ -73,17 +73,17 @@ def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
     if row.kind == "pose":
         return pose_file(row, mirror=mirror, quiet=quiet)
     model_dir = os.path.join(cache_dir(), row.name, MODEL_DIR)
-    from skeljax import checkpoint
+    from skeljax.models import model_dir as checkpoint
     from skeljax.predict import settings
 
     if os.path.isfile(os.path.join(model_dir, checkpoint.SPEC_FILE)):  # written atomically, so complete
         _add_settings(model_dir, row)
         return model_dir
     pth = fetch(row, mirror=mirror, quiet=quiet)
-    from skeljax.models import convert
+    from skeljax.models import state_dict
 
     try:
-        model = convert.load_pytorch_checkpoint(pth)
+        model = state_dict.load_pytorch_checkpoint(pth)
     except (ValueError, OSError):
         if not expected_sha256_prefix(row):  # unverifiable and unreadable (e.g. an error page): fetch it anew next time
             os.unlink(pth)
@@ -98,7 +98,7 @@ def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
 
 def _add_settings(model_dir: str, row: ZooRow) -> None:
     """Give a model directory converted by an older version (no "test" key) its row's test settings."""
-    from skeljax import checkpoint
+    from skeljax.models import model_dir as checkpoint
     from skeljax.predict import settings
 
     path = os.path.join(model_dir, checkpoint.SPEC_FILE)

@@ -1,6 +1,6 @@
 """The model zoos skeljax reproduces: every released row of PYSKL's ST-GCN++ / ST-GCN tables, MMAction2 0.x's
 ST-GCN and the ST-GCN authors' own three checkpoints, with its name, reference top-1, checkpoint URL and the
-skeljax config that trains it (built by skeljax.recipes).
+skeljax config that trains it (built by skeljax.config.recipes).
 
 Reference accuracies are the published ones (PYSKL `configs/stgcn++/README.md`, `configs/stgcn/README.md`; MMAction2
 0.x `configs/skeleton/stgcn/README.md`; st-gcn's `README.md`): top-1 % on the validation split, 10-clip testing for
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from skeljax.recipes import FEATS
+from skeljax.config.recipes import FEATS
 
 # PYSKL's tables link http://; the same host serves every file over https.
 PYSKL_CKPT = "https://download.openmmlab.com/mmaction/pyskl/ckpt"

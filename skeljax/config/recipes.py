@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import ml_collections
 
-from skeljax import config_base
+from skeljax.config import schema
 
 FEATS = ("j", "b", "jm", "bm")
 KINDS = ("3d", "2d")  # official 3D skeletons / HRNet 2D skeletons (PYSKL's '3dkp' / 'hrnet')
@@ -37,7 +37,7 @@ def pyskl_config(family: str, bench: str, split: str, kind: str, feat: str) -> m
     splits = {"ntu60": ("xsub", "xview"), "ntu120": ("xsub", "xset")}[bench]
     if split not in splits:
         raise ValueError(f"{bench} has benchmarks {splits}, not {split!r}")
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.family = family
     c.model.layout = "nturgb+d" if kind == "3d" else "coco"
     c.model.num_classes = 60 if bench == "ntu60" else 120
@@ -66,7 +66,7 @@ def vanilla_config(bench: str, split: str, kind: str, feat: str) -> ml_collectio
 
 def mmaction0x_config(kind: str) -> ml_collections.ConfigDict:
     """MMAction2 0.x `stgcn_80e_ntu60_xsub_keypoint` (2D) / `_3d` (`mmaction2/configs/skeleton/stgcn/`, v0.24.1)."""
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.family = "mmaction0x"
     c.model.layout = "coco" if kind == "2d" else "nturgb+d"
     c.model.num_classes = 60
@@ -94,7 +94,7 @@ def original_config(bench: str, split: str = "") -> ml_collections.ConfigDict:
     """The ST-GCN authors' training (st-gcn `config/st_gcn/kinetics-skeleton/train.yaml`, `ntu-xsub/train.yaml`,
     `ntu-xview/train.yaml`, defaults of `processor/recognition.py`): SGD with nesterov momentum 0.9, weight decay 1e-4,
     lr 0.1 times 0.1 at each step epoch, one clip tested on raw logits, an evaluation every 5 epochs."""
-    c = config_base.base_config()
+    c = schema.base_config()
     c.model.family = "stgcn_original"
     c.data.feat = "j"
     c.data.repeat_times = 1

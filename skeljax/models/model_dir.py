@@ -24,7 +24,7 @@ from flax import nnx
 
 import skeljax
 from skeljax.io.atomic import atomic_directory
-from skeljax.models import convert
+from skeljax.models import state_dict
 from skeljax.models.layers import Buffer
 from skeljax.models.stgcn import ModelSpec, Recognizer, abstract_recognizer, seed_rng_streams
 
@@ -161,7 +161,7 @@ def legacy_renames(saved: Iterable[str], wanted: Iterable[str], sep: str = ".") 
             continue
         for end in range(len(parts), root, -1):  # the model part, before any suffix such as a State's 'value'
             try:
-                key = convert.pyskl_key(".".join(parts[root:end]))
+                key = state_dict.pyskl_key(".".join(parts[root:end]))
                 break
             except KeyError:
                 continue

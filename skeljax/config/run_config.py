@@ -16,7 +16,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from skeljax import config_base
+from skeljax.config import schema
 from skeljax.models.stgcn import ModelSpec
 
 
@@ -130,8 +130,8 @@ def resolve(config: ml_collections.ConfigDict) -> RunConfig:
     from skeljax.train.checkpoints import run_signature
     from skeljax.train.optim import scaled_lr
 
-    config_base.validate(config)
-    spec, o = config_base.model_spec(config), config.optimizer
+    schema.validate(config)
+    spec, o = schema.model_spec(config), config.optimizer
     data = _section(
         DataSettings,
         config.data,
@@ -150,8 +150,8 @@ def resolve(config: ml_collections.ConfigDict) -> RunConfig:
         RunConfig,
         config,
         spec=spec,
-        graph=config_base.model_graph(config),
-        layout=config_base.data_layout(config),
+        graph=schema.model_graph(config),
+        layout=schema.data_layout(config),
         family=config.model.family,
         data=data,
         optimizer=optimizer,

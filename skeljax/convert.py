@@ -7,7 +7,7 @@
     skeljax-convert --to-pytorch SRC_DIR DST.pth  # skeljax -> .pth (the model's own keys by default)
         [--format pyskl|mmaction1x|mmaction0x|stgcn_original]
 
-(also `python -m skeljax.convert_cli` or `python scripts/convert_checkpoint.py`). SRC.pth may be a released file
+(also `python -m skeljax.convert` or `python scripts/convert_checkpoint.py`). SRC.pth may be a released file
 ({'state_dict', 'meta', 'optimizer'}) or a bare state_dict of PYSKL ST-GCN++, PYSKL ST-GCN, MMAction2 0.x ST-GCN,
 MMAction2 1.x STGCN/STGCN++ or the ST-GCN authors' release (st_gcn.kinetics.pt, st_gcn.ntu-xsub.pt,
 st_gcn.ntu-xview.pt; legacy or zip torch files). Pickled code is never run unless --trusted.
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from skeljax import checkpoint, cli, zoo
-from skeljax.models import convert
+from skeljax import cli, zoo
+from skeljax.models import model_dir, state_dict
 from skeljax.predict.settings import conversion_settings
 
 
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--to-pytorch", action="store_true", help="convert a skeljax model directory to a .pth")
     p.add_argument(
         "--format",
-        choices=convert.EXPORT_FORMATS,
+        choices=state_dict.EXPORT_FORMATS,
         default=None,
         help="key naming of the written .pth (default: the model's own family)",
     )
@@ -52,13 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _convert(args) -> None:
     """One conversion, in the direction the flags say; prints what was written."""
     if args.to_pytorch:
-        model = checkpoint.load_model(args.src)
-        fmt = convert.save_pytorch_checkpoint(model, args.dst, args.format)
+        model = model_dir.load_model(args.src)
+        fmt = state_dict.save_pytorch_checkpoint(model, args.dst, args.format)
         print(f"wrote {args.dst} ({fmt} keys, {model.spec.num_classes} classes)")
     else:
         row = zoo.find_row(args.zoo or args.src[len(zoo.ZOO_PREFIX) :]) if _is_zoo(args) else None
         src = zoo.resolve(args.src, want="pth")  # 'zoo:NAME': the verified released file, fetched on first use
-        model = convert.load_pytorch_checkpoint(src, trusted=args.trusted)
+        model = state_dict.load_pytorch_checkpoint(src, trusted=args.trusted)
         settings = conversion_settings(
             model,
             row=row,
@@ -71,8 +71,8 @@ def _convert(args) -> None:
             labels=args.labels,
         )
         source = settings["source"]
-        extra = {"source": source, checkpoint.TEST_KEY: settings}
-        checkpoint.save_model(args.dst, model, extra=extra, overwrite=args.overwrite)
+        extra = {"source": source, model_dir.TEST_KEY: settings}
+        model_dir.save_model(args.dst, model, extra=extra, overwrite=args.overwrite)
         s = model.spec
         print(
             f"wrote {args.dst}: {model.spec.family}, layout {s.layout} (V={model.num_joints}), {s.num_classes} classes; "

@@ -1,6 +1,6 @@
 """Validation and test: per-sample class scores over a whole split, PYSKL metrics, score files and plots.
 
-Test averages the clips as the recipe says (`skeljax.inference`): PYSKL the softmax probabilities of
+Test averages the clips as the recipe says (`skeljax.models.forward`): PYSKL the softmax probabilities of
 `data.test_num_clips` clips (`test_average='prob'`), MMAction2 0.x the raw logits of one clip (`'score'`).
 Every sample of the split is scored exactly once (the input pipeline pads the last batch with masked rows;
 this module drops them and checks that the sample indices are exactly 0..N-1).
@@ -15,9 +15,10 @@ import jax
 import numpy as np
 from flax import nnx
 
-from skeljax import ensemble, inference, metrics, sharding
+from skeljax import ensemble, metrics, sharding
 from skeljax.data import input_pipeline
 from skeljax.metrics import Scores
+from skeljax.models import forward as inference
 from skeljax.train import metrics_writer
 
 

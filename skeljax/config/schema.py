@@ -160,7 +160,7 @@ def data_layout(config: ml_collections.ConfigDict) -> layouts.SkeletonLayout:
 
 def model_graph(config: ml_collections.ConfigDict) -> np.ndarray | None:
     """The adjacency of a custom layout in the family's graph mode (None: the model spec's built-in layout)."""
-    from skeljax import graph
+    from skeljax.models import graph
 
     if config.model.layout != "custom":
         return None

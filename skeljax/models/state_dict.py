@@ -284,7 +284,7 @@ def _original_graph(sd: dict[str, np.ndarray], path: str) -> np.ndarray:
             f"{path}: original ST-GCN checkpoint without 'A' and with {bn.size} data_bn channels for {w.shape[1]} "
             f"input channels; its graph can only be rebuilt for {sorted(_ORIGINAL_LAYOUTS)} joints"
         )
-    from skeljax import graph
+    from skeljax.models import graph
 
     return graph.adjacency(_ORIGINAL_LAYOUTS[V], "mmaction_spatial")
 
