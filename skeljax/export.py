@@ -30,7 +30,7 @@ import numpy as np
 
 from skeljax import cli, compilation_cache
 from skeljax.io.atomic import atomic_file
-from skeljax.models import forward as inference
+from skeljax.models.forward import forward_rows, split_eval
 from skeljax.models.stgcn import Recognizer
 
 DEFAULT_PLATFORMS = ("cpu", "cuda")
@@ -56,10 +56,10 @@ def model_fn(model: Recognizer, *, with_features: bool = False) -> Callable[[jax
     It is `skeljax.models.forward.forward_rows`, the model application of the compiled forward that evaluation and
     prediction run, without its clip axis: the artifacts keep their (N, M, T, V, C) -> logits interface.
     """
-    graphdef, params, stats, rest = inference.split_eval(model)
+    graphdef, params, stats, rest = split_eval(model)
 
     def forward(x):
-        out = inference.forward_rows(graphdef, params, stats, rest, x, with_features)
+        out = forward_rows(graphdef, params, stats, rest, x, with_features)
         return tuple(out) if with_features else out
 
     return forward

@@ -1,6 +1,6 @@
 """A model's test settings: how a model is tested, decided in this one place.
 
-A model directory's model_spec.json stores them under "test" (`checkpoint.TEST_KEY`): layout (a built-in name, or
+A model directory's model_spec.json stores them under "test" (`models.model_dir.TEST_KEY`): layout (a built-in name, or
 'custom' with `custom_layout`), feat, recipe, clip_len, test_num_clips, test_average, and where known class_names
 and source. They are written by the trainer's best/ and final/ exports (`test_settings` of the run's config), by
 skeljax-convert (`conversion_settings`) and by `zoo get` (`row_settings`), and read by prediction
@@ -19,7 +19,7 @@ from typing import Any
 from skeljax import layouts
 from skeljax.data.ntu_meta import NTU60_CLASSES, NTU120_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
-from skeljax.models import model_dir as checkpoint
+from skeljax.models.model_dir import TEST_KEY, read_spec
 from skeljax.predict.errors import PredictError
 
 LABEL_SETS: dict[str, tuple[str, ...]] = {
@@ -124,8 +124,8 @@ def conversion_settings(
 def model_dir_meta(path: str) -> dict[str, Any]:
     """The model_spec.json dict of a model directory; one written before the "test" key gets the settings of its
     training run's config.json (`run_config_meta`) beneath its own keys."""
-    _, meta = checkpoint.read_spec(path)
-    if checkpoint.TEST_KEY not in meta:  # written before model directories stored their test settings
+    _, meta = read_spec(path)
+    if TEST_KEY not in meta:  # written before model directories stored their test settings
         meta = {**run_config_meta(path), **meta}
     return meta
 
@@ -135,11 +135,11 @@ def model_settings(
 ) -> dict[str, Any]:
     """The complete test settings of `model` from `meta` (a model_spec.json dict).
 
-    Settings under its "test" key (`checkpoint.TEST_KEY`) yield to `feat` / `recipe`; the flat keys of older
+    Settings under its "test" key (`models.model_dir.TEST_KEY`) yield to `feat` / `recipe`; the flat keys of older
     directories (and of a run's config.json) win over them, and a conflicting feat or recipe is an error.
     """
     meta = meta or {}
-    stored = meta.get(checkpoint.TEST_KEY)
+    stored = meta.get(TEST_KEY)
     if isinstance(stored, Mapping):
         settings = overridden(stored, feat=feat, recipe=recipe)
     else:

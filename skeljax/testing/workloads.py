@@ -18,7 +18,7 @@ from skeljax.data import input_pipeline
 from skeljax.data.input_pipeline import make_train_iterator, sample_seed
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.tfds_builders import load_source
-from skeljax.models import forward as inference
+from skeljax.models.forward import model_forward
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.train.compile_step import compile_train_step, memory_plan
 from skeljax.train.optim import make_optimizer
@@ -40,7 +40,7 @@ def skeljax_infer(x_shape, compute_dtype):
     """(call(keypoint (B, 1, M, T, V, C)) -> scores, compile seconds, XLA memory analysis, compiled) for eval-mode
     inference: the forward that evaluation and prediction run (`skeljax.models.forward`), one clip per sample."""
     mesh = sharding.make_mesh()
-    forward, params, stats = inference.model_forward(stgcnpp(compute_dtype), mesh, "prob")
+    forward, params, stats = model_forward(stgcnpp(compute_dtype), mesh, "prob")
     clips = jax.ShapeDtypeStruct((x_shape[0], 1) + tuple(x_shape[1:]), jnp.float32)
     t = time.perf_counter()
     compiled = forward.lower(params, stats, clips).compile()

@@ -18,12 +18,12 @@ from flax import nnx
 from skeljax import ensemble, metrics, sharding
 from skeljax.data import input_pipeline
 from skeljax.metrics import Scores
-from skeljax.models import forward as inference
+from skeljax.models.forward import Forward, model_forward
 from skeljax.train import metrics_writer
 
 
 def predict_split(
-    predict: inference.Forward, params, batch_stats, batches: input_pipeline.EvalBatches, source, desc: str = "eval"
+    predict: Forward, params, batch_stats, batches: input_pipeline.EvalBatches, source, desc: str = "eval"
 ) -> Scores:
     """Run the compiled forward over every batch; returns the unpadded scores in source order."""
     scores, labels, index, mask, names = [], [], [], [], []
@@ -93,7 +93,7 @@ def score_model(
     model: nnx.Module, source, transform, batch_size: int, mesh, average: str, desc: str, *, num_workers: int = 0
 ) -> Scores:
     """Scores of a model (any mode; switched to eval) over a whole source (read by `num_workers` grain processes)."""
-    forward, params, stats = inference.model_forward(model, mesh, average)
+    forward, params, stats = model_forward(model, mesh, average)
     batches = input_pipeline.make_eval_batches(source, transform, batch_size, mesh, num_workers=num_workers)
     return predict_split(forward, params, stats, batches, source, desc)
 

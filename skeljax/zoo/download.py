@@ -73,10 +73,10 @@ def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
     if row.kind == "pose":
         return pose_file(row, mirror=mirror, quiet=quiet)
     model_dir = os.path.join(cache_dir(), row.name, MODEL_DIR)
-    from skeljax.models import model_dir as checkpoint
+    from skeljax.models.model_dir import SPEC_FILE, TEST_KEY, save_model
     from skeljax.predict import settings
 
-    if os.path.isfile(os.path.join(model_dir, checkpoint.SPEC_FILE)):  # written atomically, so complete
+    if os.path.isfile(os.path.join(model_dir, SPEC_FILE)):  # written atomically, so complete
         _add_settings(model_dir, row)
         return model_dir
     pth = fetch(row, mirror=mirror, quiet=quiet)
@@ -91,22 +91,22 @@ def get(name: str, *, mirror: str | None = None, quiet: bool = False) -> str:
     extra = {
         "source": row.url,
         "zoo": {"name": row.name, "config": row.config, "reference": row.reference, "top1": row.top1},
-        checkpoint.TEST_KEY: settings.row_settings(row),
+        TEST_KEY: settings.row_settings(row),
     }
-    return checkpoint.save_model(model_dir, model, extra=extra, overwrite=True)
+    return save_model(model_dir, model, extra=extra, overwrite=True)
 
 
 def _add_settings(model_dir: str, row: ZooRow) -> None:
     """Give a model directory converted by an older version (no "test" key) its row's test settings."""
-    from skeljax.models import model_dir as checkpoint
+    from skeljax.models.model_dir import SPEC_FILE, TEST_KEY
     from skeljax.predict import settings
 
-    path = os.path.join(model_dir, checkpoint.SPEC_FILE)
+    path = os.path.join(model_dir, SPEC_FILE)
     with open(path) as f:
         meta = json.load(f)
-    if checkpoint.TEST_KEY in meta:
+    if TEST_KEY in meta:
         return
-    meta[checkpoint.TEST_KEY] = settings.row_settings(row)
+    meta[TEST_KEY] = settings.row_settings(row)
     with atomic_file(path, "w") as f:
         json.dump(meta, f, indent=2)
 
