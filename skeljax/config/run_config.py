@@ -84,7 +84,7 @@ class RunConfig:
 
     spec: ModelSpec
     graph: np.ndarray | None  # a custom layout's adjacency (None: the model spec's built-in layout)
-    layout: Any  # the data pipeline's layout: config_base.data_layout(config)
+    layout: Any  # the data pipeline's layout: schema.data_layout(config)
     family: str
     data: DataSettings
     optimizer: OptimizerSettings
