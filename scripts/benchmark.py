@@ -540,16 +540,18 @@ SPEED_NOTES = """\
   included) shared by its devices (`skeljax.train.compile_step`). So batch 16 trains without remat on a CPU with a
   few GB free, while PYSKL's batch of 128 (34 GB without remat) on a 23 GB host, or the recipe's batch on a 16 GB
   Colab GPU, gets it; the train-step row says which one the trainer picked.
-- The CPU training step, where its time goes (`scripts/profile_train_step.py`: batch 16, no remat, XLA's kernels
-  under JAX's profiler, shares of their time; measured with other processes loading the CPUs): matrix products 59%
-  (forward 22%, backward 37%); elementwise work of the backward pass 30%, of which the MSTCN branches' gradient
-  (their temporal taps shifted back, the transform BatchNorm's backward recomputed per branch slice) 15%,
-  BatchNorm's backward products 8%, ReLU masks 3% and the splits of the branch concatenation 3%; elementwise work of
-  the forward pass 9% (ReLU 3%, slices 2%); the SGD update over the 434 tensors with the logged norms 1.3%. Fusing
-  the optax update into one flat vector could so buy at most ~1%, and was not done (torch-exact SGD and the
+- The CPU training step, where its time goes (`scripts/profile_train_step.py` on the idle 2-core CPU: batch 16, no
+  remat, XLA's kernels under JAX's profiler, shares of their time): matrix products 60% (forward 19%, backward
+  41%); elementwise work of the backward pass 29%, of which the MSTCN branches' gradient (their temporal taps
+  shifted back, the transform BatchNorm's backward recomputed per branch slice) 13%, BatchNorm's backward products
+  7.5%, ReLU masks 3.7%, the splits of the branch concatenation 2.8%; elementwise work of the forward pass 10%
+  (ReLU 2.9%, slices 2.3%, subtractions and sums 3.2%); the SGD update over the 434 tensors with the logged norms 1.7%. Fusing
+  the optax update into one flat vector could so buy at most ~1.5%, and was not done (torch-exact SGD and the
   bit-exact resume stay as they are). What sped up the default CPU trainer on 2026-12-07 is `remat='auto'`
   following the host's free memory: at batch 16 it now picks the step without remat (the "no remat" row: 0.99x
-  PyTorch against 0.73x with remat in the run of 2026-12-07 on an idle machine, before the change).
+  PyTorch against 0.73x with remat in the run of 2026-12-07, before the change), and the whole loop of
+  `scripts/benchmark_e2e.py --quick` went from 0.68x to 0.96x PyTorch (3.3 against 3.4 samples/s, idle machine,
+  one run; peak memory of the job 6.0 GB, PyTorch's 5.9 GB).
 - Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
 
 Tried on the 2-core CPU without a gain (within the 5-7% noise of identical runs, or slower), so that nobody repeats
