@@ -68,7 +68,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from skeljax import cli
+from skeljax import cli, compilation_cache
 from skeljax.data import pose_estimators
 from skeljax.data.pipelines import RECIPES
 from skeljax.data.transforms import FEATS
@@ -153,6 +153,7 @@ def build_parser():
     )
     p.add_argument("--stride", type=int, metavar="S", help="frames between window starts (default: T, no overlap)")
     add_live_arguments(p)
+    compilation_cache.add_flag(p)
     return p
 
 
@@ -186,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = build_parser()
     args = cli.parse(p, argv)
     check_args(p, args)
+    compilation_cache.setup_for_command(args.no_cache)  # a second prediction loads its programs from disk
     run = MODES[input_mode(args)]
     return cli.run(lambda: run(args))
 
