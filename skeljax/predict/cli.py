@@ -80,33 +80,22 @@ from skeljax.predict.windows import format_windows, predict_windows
 def build_parser():
     """The command line of skeljax-predict; a new input mode adds its flags here and its branch in `input_mode`."""
     p = cli.parser("skeljax-predict", __doc__)
+    _add_model_arguments(p)
+    _add_input_arguments(p)
+    _add_video_arguments(p)
+    _add_output_arguments(p)
+    add_live_arguments(p)
+    compilation_cache.add_flag(p)
+    return p
+
+
+def _add_model_arguments(p) -> None:
+    """Which checkpoints, and their test settings where a checkpoint does not store them."""
     p.add_argument(
         "--checkpoint",
         action="append",
         help="skeljax model directory or .pth; repeat for multi-stream fusion (with --video, default "
         "zoo:stgcnpp_ntu60_xsub_2d_j)",
-    )
-    p.add_argument(
-        "--input",
-        help=".skeleton, .npy (M, T, V, C), annotation .pkl, a .json (MMPose, OpenPose, Kinetics-skeleton) or an "
-        "OpenPose --write_json folder",
-    )
-    p.add_argument("--video", help="a video file: estimate poses on every frame, then predict (docs/video.md)")
-    p.add_argument(
-        "--pose",
-        default=DEFAULT_POSE,
-        help="pose backend for --video: mediapipe-lite, mediapipe-full, mediapipe-heavy, rtmpose, rtmo, or a "
-        f".task (mediapipe) / .onnx (RTMO) model file (default {DEFAULT_POSE})",
-    )
-    p.add_argument(
-        "--save-pose",
-        metavar="FILE.json",
-        help="with --video: also write the tracked keypoints in MMPose's format (read back by --input)",
-    )
-    p.add_argument(
-        "--per-person",
-        action="store_true",
-        help='with --video: predict each kept track alone (one line per track and window; --json: {"track", ...})',
     )
     p.add_argument(
         "--feat",
@@ -127,6 +116,16 @@ def build_parser():
         help="class names: ntu60, ntu120, synthetic or a .txt file with one name per line "
         "(default: NTU-60/120 by the number of classes)",
     )
+    p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
+
+
+def _add_input_arguments(p) -> None:
+    """Skeleton and pose-estimator files."""
+    p.add_argument(
+        "--input",
+        help=".skeleton, .npy (M, T, V, C), annotation .pkl, a .json (MMPose, OpenPose, Kinetics-skeleton) or an "
+        "OpenPose --write_json folder",
+    )
     p.add_argument("--sample", help="only this frame_dir of an annotation pickle")
     p.add_argument(
         "--img-shape",
@@ -142,8 +141,32 @@ def build_parser():
         help="tracks kept from an MMPose / OpenPose file, those with the highest summed keypoint score "
         f"(default {pose_estimators.MAX_PERSONS}, PYSKL's two-person input)",
     )
+
+
+def _add_video_arguments(p) -> None:
+    """A video file: pose backend, saved poses, one prediction per person."""
+    p.add_argument("--video", help="a video file: estimate poses on every frame, then predict (docs/video.md)")
+    p.add_argument(
+        "--pose",
+        default=DEFAULT_POSE,
+        help="pose backend for --video: mediapipe-lite, mediapipe-full, mediapipe-heavy, rtmpose, rtmo, or a "
+        f".task (mediapipe) / .onnx (RTMO) model file (default {DEFAULT_POSE})",
+    )
+    p.add_argument(
+        "--save-pose",
+        metavar="FILE.json",
+        help="with --video: also write the tracked keypoints in MMPose's format (read back by --input)",
+    )
+    p.add_argument(
+        "--per-person",
+        action="store_true",
+        help='with --video: predict each kept track alone (one line per track and window; --json: {"track", ...})',
+    )
+
+
+def _add_output_arguments(p) -> None:
+    """Output format and sliding windows."""
     p.add_argument("--json", action="store_true", help='JSON Lines output, one {"top5": [...]} per sample')
-    p.add_argument("--trusted", action="store_true", help="allow full unpickling of a .pth (runs code in the file)")
     p.add_argument(
         "--window",
         type=int,
@@ -152,9 +175,6 @@ def build_parser():
         '[start, end), end exclusive (with --json: {"start", "end", "top5"})',
     )
     p.add_argument("--stride", type=int, metavar="S", help="frames between window starts (default: T, no overlap)")
-    add_live_arguments(p)
-    compilation_cache.add_flag(p)
-    return p
 
 
 def add_live_arguments(p) -> None:
