@@ -332,14 +332,7 @@ def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **override
         )
     A = sd["backbone.gcn.0.gcn.A"]
     K, V = A.shape[0], A.shape[-1]
-    nblocks = 1 + max(int(m.group(1)) for k in sd if (m := re.match(r"backbone\.gcn\.(\d+)\.", k)))
-    outs, ins = [], []
-    for i in range(nblocks):
-        w = sd.get(f"backbone.gcn.{i}.gcn.conv.weight")
-        if w is None:
-            raise CheckpointMismatchError(f"{path}: block {i} has no gcn.conv.weight")
-        outs.append(w.shape[0] // K)
-        ins.append(w.shape[1])
+    nblocks, ins, outs = _block_channels(sd, K, path)
     in_channels, base = ins[0], outs[0]
     inflate = tuple(i + 1 for i in range(1, nblocks) if outs[i] != outs[i - 1])
     down = tuple(i + 1 for i in range(1, nblocks) if f"backbone.gcn.{i}.residual.conv.weight" in sd)
@@ -347,21 +340,8 @@ def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **override
     mstcn = "backbone.gcn.0.tcn.branches.0.0.weight" in sd
     has_pa = "backbone.gcn.0.gcn.PA" in sd
     with_res = any(re.match(r"backbone\.gcn\.\d+\.gcn\.down\.", k) for k in sd)
-    bn = sd.get("backbone.data_bn.weight")
-    if bn is None:
-        data_bn, num_person = None, 2
-    elif bn.size == V * in_channels:
-        data_bn, num_person = "VC", 2
-    else:
-        data_bn, num_person = "MVC", bn.size // (V * in_channels)
-    if original:
-        family, mode, init = "stgcn_original", "mmaction_spatial", "normal"
-    elif fmt_0x:
-        family, mode, init = "mmaction0x", "mmaction_spatial", "kaiming_normal"
-    elif mstcn:
-        family, mode, init = "stgcnpp", "spatial", "torch"
-    else:
-        family, mode, init = "stgcn", "stgcn_spatial", "torch"
+    data_bn, num_person = _data_bn_type(sd.get("backbone.data_bn.weight"), V * in_channels)
+    family, mode, init = _family(original, fmt_0x, mstcn)
     known = layouts.by_joints(V)  # NTU-25 or COCO-17; any other joint count keeps the checkpoint's own graph
     if known is None:
         layout = layouts.GRAPH_IN_WEIGHTS
@@ -389,6 +369,39 @@ def infer_spec(sd: dict[str, np.ndarray], path: str = "<state_dict>", **override
     )
     kw.update(overrides)
     return ModelSpec(**kw), family
+
+
+def _block_channels(sd: dict[str, np.ndarray], K: int, path: str) -> tuple[int, list[int], list[int]]:
+    """The number of ST-GCN blocks and each block's input and output channels, read from its gcn conv weight."""
+    nblocks = 1 + max(int(m.group(1)) for k in sd if (m := re.match(r"backbone\.gcn\.(\d+)\.", k)))
+    ins, outs = [], []
+    for i in range(nblocks):
+        w = sd.get(f"backbone.gcn.{i}.gcn.conv.weight")
+        if w is None:
+            raise CheckpointMismatchError(f"{path}: block {i} has no gcn.conv.weight")
+        outs.append(w.shape[0] // K)
+        ins.append(w.shape[1])
+    return nblocks, ins, outs
+
+
+def _data_bn_type(bn: np.ndarray | None, joints_x_channels: int) -> tuple[str | None, int]:
+    """The input BatchNorm's kind and the person count it implies (PYSKL's 'MVC' holds one set per person)."""
+    if bn is None:
+        return None, 2
+    if bn.size == joints_x_channels:
+        return "VC", 2
+    return "MVC", bn.size // joints_x_channels
+
+
+def _family(original: bool, fmt_0x: bool, mstcn: bool) -> tuple[str, str, str]:
+    """The family, graph mode and initialisation that go with the checkpoint's source format and blocks."""
+    if original:
+        return "stgcn_original", "mmaction_spatial", "normal"
+    if fmt_0x:
+        return "mmaction0x", "mmaction_spatial", "kaiming_normal"
+    if mstcn:
+        return "stgcnpp", "spatial", "torch"
+    return "stgcn", "stgcn_spatial", "torch"
 
 
 def load_state_dict(model: Recognizer, sd: dict[str, np.ndarray], path: str = "<state_dict>") -> None:
