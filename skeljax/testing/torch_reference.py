@@ -164,7 +164,7 @@ def to_mmaction1x_keys(state_dict: Mapping[str, torch.Tensor]) -> collections.Or
 # ------------------------------------------------------------------------------------------------------------------
 
 # (num_joints, center, 1-based undirected edges) as listed in MMAction2 0.x's graph.py.
-_MMA0X_EDGES_1BASED = {
+MMA0X_EDGES_1BASED = {
     "ntu-rgb+d": (
         25,
         21,
@@ -225,9 +225,9 @@ _MMA0X_EDGES_1BASED = {
 
 def mmaction0x_edges(layout: str) -> tuple[int, int, list[tuple[int, int]]]:
     """(V, center, 0-based edges) of an MMAction2 0.x layout."""
-    if layout not in _MMA0X_EDGES_1BASED:
+    if layout not in MMA0X_EDGES_1BASED:
         raise ValueError(f"unknown MMAction2 0.x layout {layout!r}; expected one of {MMACTION0X_LAYOUTS}")
-    v, center, edges = _MMA0X_EDGES_1BASED[layout]
+    v, center, edges = MMA0X_EDGES_1BASED[layout]
     return v, center - 1, [(i - 1, j - 1) for i, j in edges]
 
 

@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from skeljax.testing.torch_reference import MMA0X_EDGES_1BASED
+
 # Joint count, centre joint and 0-based undirected edges of the release's two graphs.
 OPENPOSE_EDGES = [
     (4, 3),
@@ -34,35 +36,9 @@ OPENPOSE_EDGES = [
     (17, 15),
     (16, 14),
 ]
-_NTU_EDGES_1BASED = [
-    (1, 2),
-    (2, 21),
-    (3, 21),
-    (4, 3),
-    (5, 21),
-    (6, 5),
-    (7, 6),
-    (8, 7),
-    (9, 21),
-    (10, 9),
-    (11, 10),
-    (12, 11),
-    (13, 1),
-    (14, 13),
-    (15, 14),
-    (16, 15),
-    (17, 1),
-    (18, 17),
-    (19, 18),
-    (20, 19),
-    (22, 23),
-    (23, 8),
-    (24, 25),
-    (25, 12),
-]
 GRAPHS = {
     "openpose": (18, 1, OPENPOSE_EDGES),
-    "ntu-rgb+d": (25, 20, [(i - 1, j - 1) for i, j in _NTU_EDGES_1BASED]),
+    "ntu-rgb+d": (25, 20, [(i - 1, j - 1) for i, j in MMA0X_EDGES_1BASED["ntu-rgb+d"][2]]),
 }
 # The ten units: (in, out, temporal stride, residual) after the first, which takes the input channels.
 PLAN = [
