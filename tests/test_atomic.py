@@ -5,7 +5,7 @@ import os
 import pytest
 
 from skeljax.io.atomic import atomic_directory, atomic_file, atomic_path
-from tests.test_file_modes import mode, umask_027  # noqa: F401 (umask_027 is a fixture, used by name below)
+from tests.helpers import mode
 
 
 class Boom(Exception):

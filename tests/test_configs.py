@@ -1,7 +1,6 @@
 """Every config imports, validates, builds its model and pipeline; every zoo row maps to a config."""
 
 import glob
-import importlib.util
 import os
 
 import numpy as np
@@ -14,16 +13,7 @@ from skeljax.config.run_config import learning_rate
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.synthetic import generate_synthetic
 from skeljax.models.stgcn import Recognizer, count_params
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def load_config(ref):
-    path, _, arg = ref.partition(":")
-    spec = importlib.util.spec_from_file_location("cfg_" + os.path.basename(path)[:-3], os.path.join(REPO, path))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(arg or None)
+from tests.helpers import REPO, load_config
 
 
 @pytest.fixture(scope="module")

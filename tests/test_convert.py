@@ -177,14 +177,14 @@ def stgcnpp_dirs(tmp_path_factory):
 def test_export_to_0x_refuses_st_gcn_pp_with_the_documented_line(stgcnpp_dirs, tmp_path, capsys, fmt):
     """docs/converting_checkpoints.md: MMAction2 0.x (and the original release) store one graph shared by all blocks
     and only ST-GCN's blocks; skeljax-convert --to-pytorch refuses anything else in one line and writes nothing."""
-    from skeljax import convert as convert_cli
+    from skeljax import convert
 
     for name, problem in (
         ("released", "the blocks' graphs A differ (they store one shared A)"),
         ("fresh", "only the ST-GCN architecture (edge importance, 9x1 temporal convolutions) exists there"),
     ):
         dst = tmp_path / f"{name}.pth"
-        assert convert_cli.main(["--to-pytorch", str(stgcnpp_dirs / name), str(dst), "--format", fmt]) == 1
+        assert convert.main(["--to-pytorch", str(stgcnpp_dirs / name), str(dst), "--format", fmt]) == 1
         assert capsys.readouterr().err.strip().splitlines() == [f"error: {REFUSED_0X}{problem}"]
         assert os.listdir(tmp_path) == []  # nothing written, not even a temporary file
 

@@ -1,29 +1,15 @@
 """Files and folders skeljax writes atomically get the permissions a plain open()/mkdir would give them."""
 
 import os
-import stat
 
 import numpy as np
-import pytest
 
 from skeljax.data.annotations import save_annotations
 from skeljax.io import file_modes
 from skeljax.io import pth as pth_io
 from skeljax.models import model_dir
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
-
-
-@pytest.fixture
-def umask_027():
-    old = os.umask(0o027)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-def mode(path):
-    return stat.S_IMODE(os.stat(path).st_mode)
+from tests.helpers import mode
 
 
 def test_default_mode_follows_umask(umask_027):

@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 from skeljax import sharding
-from skeljax.models import forward as inference
+from skeljax.models import forward
 from skeljax.models.stgcn import Recognizer, stgcnpp_spec
 from skeljax.testing import torch_reference as tr
 
@@ -23,11 +23,11 @@ def _mesh_of(*platforms):
 
 
 def test_one_cpu_device_runs_a_clip_at_a_time_and_other_meshes_the_whole_batch():
-    assert inference.rows_per_pass(sharding.make_mesh()) == 1  # the tests' single CPU device
-    assert inference.rows_per_pass(_mesh_of("cpu")) == 1
-    assert inference.rows_per_pass(_mesh_of("gpu")) is None
-    assert inference.rows_per_pass(_mesh_of("tpu")) is None
-    assert inference.rows_per_pass(_mesh_of("cpu", "cpu")) is None  # the mesh splits the batch already
+    assert forward.rows_per_pass(sharding.make_mesh()) == 1  # the tests' single CPU device
+    assert forward.rows_per_pass(_mesh_of("cpu")) == 1
+    assert forward.rows_per_pass(_mesh_of("gpu")) is None
+    assert forward.rows_per_pass(_mesh_of("tpu")) is None
+    assert forward.rows_per_pass(_mesh_of("cpu", "cpu")) is None  # the mesh splits the batch already
 
 
 def test_passes_give_the_outputs_of_one_call_in_order():
@@ -37,7 +37,7 @@ def test_passes_give_the_outputs_of_one_call_in_order():
     rows = jnp.arange(6 * 3 * 2, dtype=jnp.float32).reshape(6, 3, 2)
     whole = apply(rows)
     for per_pass in (1, 2, 3, 4, None):  # 4 does not divide 6: one call
-        got = jax.jit(lambda r, p=per_pass: inference._apply_in_passes(apply, r, p))(rows)
+        got = jax.jit(lambda r, p=per_pass: forward._apply_in_passes(apply, r, p))(rows)
         for a, b in zip(got, whole):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -45,16 +45,16 @@ def test_passes_give_the_outputs_of_one_call_in_order():
 @pytest.mark.parametrize("average,features", [("prob", False), ("score", True)])
 def test_the_forward_in_passes_matches_the_whole_batch(average, features):
     model = Recognizer(stgcnpp_spec(60, **SMALL), rngs=nnx.Rngs(0))
-    graphdef, params, stats, rest = inference.split_eval(model)
+    graphdef, params, stats, rest = forward.split_eval(model)
     x = jnp.asarray(tr.make_inputs("nturgb+d", n=6, t=24).numpy()).reshape(3, 2, 2, 24, 25, 3)  # 3 samples x 2 clips
     mesh = sharding.make_mesh()
-    forward = inference.make_forward(graphdef, rest, mesh, average, features)
-    assert "while" in forward.lower(params, stats, x).compile().as_text()  # it does run in passes here
+    compiled = forward.make_forward(graphdef, rest, mesh, average, features)
+    assert "while" in compiled.lower(params, stats, x).compile().as_text()  # it does run in passes here
 
     whole = jax.jit(
-        lambda p, s, k: inference._forward(graphdef, rest, p, s, k, average=average, features=features, per_pass=None)
+        lambda p, s, k: forward._forward(graphdef, rest, p, s, k, average=average, features=features, per_pass=None)
     )(params, stats, x)
-    got = forward(params, stats, x)
+    got = compiled(params, stats, x)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(whole)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     assert jax.tree.leaves(got)[0].shape == (3, 60)

@@ -78,13 +78,13 @@ def test_products_in_a_loop_count_once_per_trip():
 
 def test_the_per_clip_inference_loop_costs_what_the_whole_batch_does():
     from skeljax import sharding
-    from skeljax.models import forward as inference
+    from skeljax.models import forward
 
     model = Recognizer(stgcnpp_spec(60), rngs=nnx.Rngs(0))
-    graphdef, params, stats, rest = inference.split_eval(model)
-    forward = inference.make_forward(graphdef, rest, sharding.make_mesh(), "prob")
+    graphdef, params, stats, rest = forward.split_eval(model)
+    compiled = forward.make_forward(graphdef, rest, sharding.make_mesh(), "prob")
     x = jax.ShapeDtypeStruct((3, 1, 2, 100, 25, 3), jnp.float32)
-    dots = mf.dots_in_hlo(forward.lower(params, stats, x).compile().as_text())
+    dots = mf.dots_in_hlo(compiled.lower(params, stats, x).compile().as_text())
     assert sum(n * d.flops for d, n in dots.items()) / 2e9 == pytest.approx(3 * 2.925, rel=0.01)
 
 

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.test_reliability import REPO, cli_env, main_cmd, write_tiny_config, xla_cache  # noqa: F401
+from tests.helpers import REPO, cli_env, main_cmd, write_tiny_config
 
 OVERRIDES = ("--config.num_epochs=2",)  # 28 training samples, batch 8: 3 steps per epoch, 6 steps
 
@@ -64,7 +64,7 @@ def _metrics(workdir):
 
 
 @pytest.mark.slow
-def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path, xla_cache):  # noqa: F811
+def test_two_processes_of_four_devices_equal_one_process_of_eight(tmp_path, xla_cache):
     from skeljax import train
     from skeljax.models import model_dir
 

@@ -14,8 +14,7 @@ from skeljax.data import ntu_meta, pickle_source, prepare_ntu
 from skeljax.data.annotations import AnnotationError, load_annotations
 from skeljax.data.ntu_raw import read_ntu_skeleton_mmaction0x
 from skeljax.data.tfds_builders import load_source, make_builder
-from tests.helpers import REPO, run_trainer, synthetic_ntu_keypoints, write_ntu_skeleton
-from tests.test_tfds_builders import NAMES60
+from tests.helpers import NAMES60, REPO, run_trainer, synthetic_ntu_keypoints, write_ntu_skeleton
 
 
 def _read_all(src):

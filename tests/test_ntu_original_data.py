@@ -20,7 +20,7 @@ from skeljax.data.ntu_raw import (
 )
 from skeljax.data.pipelines import make_pipeline
 from skeljax.data.tfds_builders import load_source, make_builder
-from tests.test_ntu_raw import body, frames_from, write_skeleton
+from tests.helpers import body, frames_from, load_config, random_original, write_skeleton
 
 NAMES = [  # xsub: P001/P002 train, P003 val; xview: cameras 2 and 3 train, camera 1 val
     "S001C001P001R001A001",
@@ -181,7 +181,6 @@ def test_a_float16_pickle_under_the_original_name_is_refused(tmp_path):
 def test_original_configs_and_zoo_rows_use_the_original_input():
     from skeljax.predict.settings import row_settings
     from skeljax.zoo import find_row
-    from tests.test_configs import load_config
 
     for split in ("xsub", "xview"):
         c = load_config(f"configs/stgcn_ntu60.py:original_{split}")
@@ -194,7 +193,6 @@ def test_predict_a_skeleton_file_as_the_original_network_does(tmp_path):
     import torch
 
     from skeljax import predict
-    from tests.test_stgcn_original import random_original
 
     net = random_original("ntu-rgb+d", seed=11)
     pt = tmp_path / "st_gcn.ntu-xsub.pt"

@@ -12,52 +12,7 @@ from skeljax.data.ntu_raw import (
     read_ntu_skeleton,
     read_ntu_skeleton_mmaction0x,
 )
-
-RNG = np.random.default_rng(1234)
-NAME = "S001C002P003R002A013"
-
-
-# ---------------------------------------------------------------------------------------------
-# Synthetic files in the exact NTU `.skeleton` text format (as read by PYSKL's tools/data/ntu_preproc.py)
-
-
-def skeleton_lines(frames):
-    """frames: list of frames, each a list of (bodyID, (25, 3) xyz) -> the file's lines."""
-    lines = [str(len(frames))]
-    for bodies in frames:
-        lines.append(str(len(bodies)))
-        for bid, xyz in bodies:
-            lines.append(f"{bid} 0 0 1 0 1 0 0.0123 -0.2345 2")
-            lines.append("25")
-            for x, y, z in xyz:
-                lines.append(f"{x:.7f} {y:.7f} {z:.7f} 261.2 203.4 961.9 511.1 0.2 0.0 0.9 0.1 2")
-    return lines
-
-
-def write_skeleton(tmp_path, frames, name=NAME, crlf=False):
-    path = tmp_path / f"{name}.skeleton"
-    eol = "\r\n" if crlf else "\n"
-    path.write_bytes((eol.join(skeleton_lines(frames)) + eol).encode("ascii"))
-    return path
-
-
-def body(n_frames, scale=1.0, lying=False, offset=(0.0, 0.0, 3.0), noise=0.005):
-    """(T, 25, 3) joints: an upright (tall, narrow) or lying (wide) figure; variance grows with scale."""
-    xs = np.linspace(-0.2, 0.2, 25)[RNG.permutation(25)]
-    ys = np.linspace(-0.8, 0.8, 25)[RNG.permutation(25)]
-    zs = RNG.uniform(-0.1, 0.1, 25)
-    shape = np.stack([ys, xs, zs] if lying else [xs, ys, zs], 1) * scale + np.asarray(offset)
-    return np.round(shape[None] + RNG.normal(0, noise, (n_frames, 25, 3)), 7)  # exactly what the file holds
-
-
-def frames_from(*tracks, length=None):
-    """tracks: (bodyID, first file frame, (T, 25, 3)) -> per-frame body lists in track order."""
-    length = length or max(s + k.shape[0] for _, s, k in tracks)
-    frames = [[] for _ in range(length)]
-    for bid, start, kpt in tracks:
-        for t in range(kpt.shape[0]):
-            frames[start + t].append((bid, kpt[t]))
-    return frames
+from tests.helpers import SKELETON_NAME, body, frames_from, skeleton_lines, write_skeleton
 
 
 def f16(a):
@@ -135,7 +90,7 @@ def check(tmp_path, frames, crlf=False):
     path = write_skeleton(tmp_path, frames, crlf=crlf)
     anno = read_ntu_skeleton(path)
     ref = reference_pyskl(path)
-    assert anno["frame_dir"] == NAME and anno["label"] == 12
+    assert anno["frame_dir"] == SKELETON_NAME and anno["label"] == 12
     assert anno["keypoint"].dtype == np.float16
     assert anno["total_frames"] == anno["keypoint"].shape[1]
     np.testing.assert_array_equal(anno["keypoint"], ref.astype(np.float16))
@@ -265,7 +220,7 @@ def test_slot1_span_starts_at_zero(tmp_path):
 
 
 def test_no_usable_body(tmp_path):
-    with pytest.raises(EmptySkeletonError, match=NAME):
+    with pytest.raises(EmptySkeletonError, match=SKELETON_NAME):
         read_ntu_skeleton(write_skeleton(tmp_path, [[], [], []]))
     with pytest.raises(EmptySkeletonError, match="at most 11 frames"):
         read_ntu_skeleton(write_skeleton(tmp_path, frames_from((1, 0, body(5)), (2, 0, body(8)))))
@@ -280,7 +235,7 @@ def test_non_ntu_name_is_rejected(tmp_path):
 # Malformed files: error names the file and the 1-based line
 
 
-def _write_lines(tmp_path, lines, name=NAME):
+def _write_lines(tmp_path, lines, name=SKELETON_NAME):
     path = tmp_path / f"{name}.skeleton"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -426,7 +381,7 @@ def test_mmaction0x_matches_reference(tmp_path):
     frames.insert(10, [])
     path = write_skeleton(tmp_path, frames)
     anno = read_ntu_skeleton_mmaction0x(path)
-    assert anno["frame_dir"] == NAME and anno["label"] == 12
+    assert anno["frame_dir"] == SKELETON_NAME and anno["label"] == 12
     assert anno["total_frames"] == 31 and anno["img_shape"] == (1080, 1920) == anno["original_shape"]
     kp = anno["keypoint"]
     assert kp.shape == (2, 31, 25, 3) and kp.dtype == np.float32

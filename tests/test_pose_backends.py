@@ -15,7 +15,7 @@ from skeljax.pose import PersonPose, PoseError, base, estimators, make_estimator
 from skeljax.testing import pose_fixtures as pf
 from skeljax.zoo import __main__ as zoo_cli
 from skeljax.zoo import download
-from tests.test_zoo import Server
+from tests.http_server import Server
 
 NO_VIDEO_EXTRA = 'the video extra (mediapipe, OpenCV) is not installed: pip install "skeljax[video]"'
 NO_RTM_EXTRA = 'the rtm extra (rtmlib, onnxruntime) is not installed: pip install "skeljax[rtm]"'

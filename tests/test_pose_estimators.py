@@ -11,7 +11,7 @@ from skeljax import predict as P
 from skeljax.data import pose_estimators as PE
 from skeljax.models.model_dir import save_model
 from skeljax.models.stgcn import stgcnpp_spec
-from tests.test_predict import SMALL, small_model
+from tests.helpers import SMALL, small_model
 
 # Joint names, in each format's own order (OpenPose's doc/02_output.md, COCO's person keypoints).
 COCO17 = (

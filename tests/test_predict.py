@@ -7,7 +7,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from flax import nnx
 
 from skeljax import metrics
 from skeljax import predict as P
@@ -17,20 +16,10 @@ from skeljax.data.ntu_meta import NTU60_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
 from skeljax.models import state_dict
 from skeljax.models.model_dir import save_model
-from skeljax.models.stgcn import Recognizer, mmaction0x_spec, stgcn_original_spec, stgcn_pyskl_spec, stgcnpp_spec
+from skeljax.models.stgcn import mmaction0x_spec, stgcn_original_spec, stgcn_pyskl_spec, stgcnpp_spec
 from skeljax.testing import torch_reference as tr
 from tests import numpy_reference_transforms as npref
-from tests.test_ntu_raw import body, frames_from, write_skeleton
-
-SMALL = {"base_channels": 8, "num_stages": 4, "inflate_stages": (3,), "down_stages": (3,)}
-
-
-def small_model(spec, seed: int) -> Recognizer:
-    """A tiny model with a sharpened head, so that class probabilities are far from uniform."""
-    m = Recognizer(spec, rngs=nnx.Rngs(seed))
-    m.head.fc.weight[...] = m.head.fc.weight[...] * 200.0
-    m.eval()
-    return m
+from tests.helpers import SMALL, body, frames_from, small_model, write_skeleton
 
 
 def reference_input(anno, feat="j", *, recipe="pyskl", layout="nturgb+d"):

@@ -10,27 +10,25 @@ import shutil
 import numpy as np
 import pytest
 
-from skeljax import convert as convert_cli
+from skeljax import convert, train, zoo
 from skeljax import predict as P
-from skeljax import train, zoo
 from skeljax.config import recipes
 from skeljax.data import generate_synthetic
 from skeljax.data.ntu_meta import NTU60_CLASSES
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
-from skeljax.models import model_dir as checkpoint
 from skeljax.models import state_dict
+from skeljax.models.model_dir import SPEC_FILE, TEST_KEY, load_model, save_model
 from skeljax.models.stgcn import stgcnpp_spec
 from skeljax.predict.settings import row_settings
 from skeljax.zoo import download
-from tests.test_predict import SMALL, small_model
-from tests.test_train import data_dir, tiny_config  # noqa: F401  (data_dir is a fixture)
+from tests.helpers import SMALL, small_model, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BONE_ROW = "stgcnpp_ntu60_xsub_3d_b"
 
 
 def spec_json(model_dir) -> dict:
-    with open(os.path.join(model_dir, checkpoint.SPEC_FILE)) as f:
+    with open(os.path.join(model_dir, SPEC_FILE)) as f:
         return json.load(f)
 
 
@@ -55,12 +53,12 @@ def explicit(model, **settings) -> P.Predictor:
     return P.Predictor(model, "<explicit>", **s)
 
 
-def test_trained_exports_carry_the_run_settings(data_dir, tmp_path):  # noqa: F811
+def test_trained_exports_carry_the_run_settings(data_dir, tmp_path):
     cfg = tiny_config(data_dir, **{"data.feat": "b", "num_epochs": 1, "test_last": False, "test_best": False})
     workdir = tmp_path / "run"
     train.train_and_evaluate(cfg, str(workdir))
     for name in ("best", "final"):
-        stored = spec_json(workdir / name)[checkpoint.TEST_KEY]
+        stored = spec_json(workdir / name)[TEST_KEY]
         assert stored == {
             "layout": "nturgb+d",
             "feat": "b",
@@ -76,7 +74,7 @@ def test_trained_exports_carry_the_run_settings(data_dir, tmp_path):  # noqa: F8
     assert settings_of(p) == ("nturgb+d", "b", "pyskl", 8, 2, "prob", SYNTHETIC_CLASSES)
     anno = generate_synthetic(2, seed=9)["annotations"][2]
     got = P.predict(p, anno)
-    ref = explicit(checkpoint.load_model(str(moved)), feat="b", clip_len=8, num_clips=2, class_names=SYNTHETIC_CLASSES)
+    ref = explicit(load_model(str(moved)), feat="b", clip_len=8, num_clips=2, class_names=SYNTHETIC_CLASSES)
     want = P.predict(ref, anno)
     np.testing.assert_allclose(got.probs, want.probs, rtol=1e-6, atol=1e-7)
     assert got.class_names == SYNTHETIC_CLASSES and got.top_k(0)[0]["label"] in SYNTHETIC_CLASSES
@@ -84,9 +82,9 @@ def test_trained_exports_carry_the_run_settings(data_dir, tmp_path):  # noqa: F8
 
 def test_converted_bone_model_needs_no_flag_at_predict_time(ntu, capsys):
     dst = str(ntu["dir"] / "b_model")
-    assert convert_cli.main([ntu["pth"], dst, "--feat", "b"]) == 0
+    assert convert.main([ntu["pth"], dst, "--feat", "b"]) == 0
     assert "feat b, recipe pyskl" in capsys.readouterr().out
-    stored = spec_json(dst)[checkpoint.TEST_KEY]
+    stored = spec_json(dst)[TEST_KEY]
     assert stored == {
         "layout": "nturgb+d",
         "feat": "b",
@@ -110,22 +108,22 @@ def test_converted_bone_model_needs_no_flag_at_predict_time(ntu, capsys):
 def test_converter_flags_and_labels(ntu, tmp_path):
     dst = str(tmp_path / "m")
     flags = ["--feat", "jm", "--clip-len", "50", "--test-num-clips", "2", "--test-average", "score"]
-    assert convert_cli.main([ntu["pth"], dst, *flags, "--labels", "ntu60"]) == 0
+    assert convert.main([ntu["pth"], dst, *flags, "--labels", "ntu60"]) == 0
     p = P.load_predictor(dst)
     assert settings_of(p) == ("nturgb+d", "jm", "pyskl", 50, 2, "score", NTU60_CLASSES)
     assert P.load_predictor(dst, recipe="vanilla").clip_len == 300
     # settings the test pipeline cannot take are refused before anything is written
-    assert convert_cli.main([ntu["pth"], str(tmp_path / "bad"), "--recipe", "vanilla", "--test-num-clips", "2"]) == 1
+    assert convert.main([ntu["pth"], str(tmp_path / "bad"), "--recipe", "vanilla", "--test-num-clips", "2"]) == 1
     assert not os.path.exists(tmp_path / "bad")
 
 
 def test_converter_takes_the_zoo_rows_settings(ntu, tmp_path):
     dst = str(tmp_path / "zoo_b")
-    assert convert_cli.main([ntu["pth"], dst, "--zoo", BONE_ROW]) == 0
+    assert convert.main([ntu["pth"], dst, "--zoo", BONE_ROW]) == 0
     meta = spec_json(dst)
     row = zoo.find_row(BONE_ROW)
     assert meta["source"] == row.url
-    assert meta[checkpoint.TEST_KEY] == {
+    assert meta[TEST_KEY] == {
         "layout": "nturgb+d",
         "feat": "b",
         "recipe": "pyskl",
@@ -139,7 +137,7 @@ def test_converter_takes_the_zoo_rows_settings(ntu, tmp_path):
 
 def test_flags_override_the_stored_settings(ntu, tmp_path):
     dst = str(tmp_path / "b")
-    assert convert_cli.main([ntu["pth"], dst, "--feat", "b"]) == 0
+    assert convert.main([ntu["pth"], dst, "--feat", "b"]) == 0
     assert P.load_predictor(dst, feat="jm").feat == "jm"
     # another recipe brings its own clip settings, not the stored recipe's 10 x 100
     van = P.load_predictor(dst, recipe="vanilla")
@@ -151,8 +149,8 @@ def test_flags_override_the_stored_settings(ntu, tmp_path):
 
 def test_directories_without_the_key_predict_as_before(ntu, tmp_path):
     old = str(tmp_path / "old")
-    checkpoint.save_model(old, ntu["model"], extra={"source": "x.pth"})  # as the converter wrote it before
-    assert checkpoint.TEST_KEY not in spec_json(old)
+    save_model(old, ntu["model"], extra={"source": "x.pth"})  # as the converter wrote it before
+    assert TEST_KEY not in spec_json(old)
     p = P.load_predictor(old)
     assert settings_of(p) == ("nturgb+d", "j", "pyskl", 100, 10, "prob", None)
     assert P.load_predictor(old, feat="b").feat == "b"
@@ -161,7 +159,7 @@ def test_directories_without_the_key_predict_as_before(ntu, tmp_path):
     )
     # an old run export: the settings come from the run's config.json beside it, and flat keys still refuse conflicts
     best = tmp_path / "run" / "best"
-    checkpoint.save_model(str(best), ntu["model"], extra={"step": 3})
+    save_model(str(best), ntu["model"], extra={"step": 3})
     (tmp_path / "run" / "config.json").write_text(json.dumps({"data": {"feat": "bm", "clip_len": 50}}))
     assert settings_of(P.load_predictor(best))[1:5] == ("bm", "pyskl", 50, 10)
     with pytest.raises(P.PredictError, match="trained on feat 'bm' but feat 'j'"):
@@ -186,12 +184,12 @@ def test_zoo_get_writes_and_adds_the_settings(ntu, tmp_path, monkeypatch):
     shutil.copy(ntu["pth"], dest)
     monkeypatch.setenv("SKELJAX_CACHE", str(tmp_path / "cache"))
     model_dir = download.get(BONE_ROW, mirror=f"file://{mirror}", quiet=True)
-    assert spec_json(model_dir)[checkpoint.TEST_KEY] == row_settings(row)
+    assert spec_json(model_dir)[TEST_KEY] == row_settings(row)
     assert P.load_predictor(model_dir).feat == "b"
     # a directory a previous version converted (no key) gets its row's settings on the next get
     meta = spec_json(model_dir)
-    del meta[checkpoint.TEST_KEY]
-    with open(os.path.join(model_dir, checkpoint.SPEC_FILE), "w") as f:
+    del meta[TEST_KEY]
+    with open(os.path.join(model_dir, SPEC_FILE), "w") as f:
         json.dump(meta, f)
     assert download.get(BONE_ROW, quiet=True) == model_dir
-    assert spec_json(model_dir)[checkpoint.TEST_KEY]["feat"] == "b"
+    assert spec_json(model_dir)[TEST_KEY]["feat"] == "b"

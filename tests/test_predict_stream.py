@@ -18,7 +18,7 @@ from skeljax.pose.base import PersonPose, native_stderr_silenced
 from skeljax.predict import live as S
 from skeljax.predict import load_predictor, predict_windows, stream
 from skeljax.predict.cli import main
-from tests.test_predict import SMALL, small_model
+from tests.helpers import SMALL, small_model
 
 cv2 = pytest.importorskip("cv2", reason="reading a video needs OpenCV (pip install 'skeljax[video]')")
 

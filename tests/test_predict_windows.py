@@ -11,7 +11,7 @@ from skeljax.data import generate_synthetic
 from skeljax.data.annotations import save_annotations
 from skeljax.models.model_dir import save_model
 from skeljax.models.stgcn import stgcnpp_spec
-from tests.test_predict import SMALL, small_model
+from tests.helpers import SMALL, small_model
 
 
 @pytest.fixture(scope="module")

@@ -2,102 +2,17 @@
 file or field and the problem, and leaves existing checkpoints and datasets byte-for-byte unchanged (hashed
 before and after). Unit tests of the same checks live beside their modules (table in docs/reliability.md).
 
-Also the helpers the other end-to-end files use: a shrunk copy of configs/demo.py and `run_cli`.
+The end-to-end helpers (a shrunk copy of configs/demo.py, `run_cli`) are in tests/helpers.py.
 """
 
 import hashlib
 import os
 import pickle
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEMO = os.path.join(REPO, "configs", "demo.py")
-
-TINY_CONFIG = textwrap.dedent('''
-    """configs/demo.py shrunk for tests: two ST-GCN++ blocks of 8 channels, 16-frame clips, tiny data."""
-    import importlib.util
-
-    import ml_collections
-
-    _spec = importlib.util.spec_from_file_location("skeljax_demo_config", {demo!r})
-    _demo = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(_demo)
-
-
-    def get_config(arg=None):
-        c = _demo.get_config()
-        c.model.base_channels, c.model.num_stages = 8, 2
-        c.model.inflate_stages, c.model.down_stages = (2,), (2,)
-        c.model.bn_group = 4
-        c.model.tcn_dropout = 0.2          # a resumed run must reproduce the dropout masks
-        c.data.data_dir = {data_dir!r}
-        c.data.builder_kwargs.num_per_class = {num_per_class}
-        c.data.clip_len, c.data.test_num_clips = 16, 1
-        c.batch_size, c.eval_batch_size, c.test_batch_size = 8, 8, 8
-        c.num_epochs, c.log_every_steps = 3, 1
-        c.optimizer.lr = 0.05
-        c.checkpoint.keep, c.checkpoint.every_steps = 2, 2
-        c.data.num_workers = 0             # worker start-up (~2 s per pass) would dominate; test_resume uses them
-        if arg == "ntu":                   # NTU-60 xsub 3D from a manual_dir pickle or .skeleton folder
-            c.data.dataset, c.model.num_classes = "ntu60/xsub_3d", 60
-            c.data.builder_kwargs = ml_collections.ConfigDict()
-        return c
-''')
-
-
-def write_tiny_config(directory, data_dir, num_per_class=3) -> str:
-    path = os.path.join(directory, "tiny_demo.py")
-    with open(path, "w") as f:
-        f.write(TINY_CONFIG.format(demo=DEMO, data_dir=str(data_dir), num_per_class=num_per_class))
-    return path
-
-
-# Subprocesses share a persistent XLA cache: building a model eagerly is ~100 small compilations (~15 s on
-# this CPU) that the cache turns into ~1 s. Set per session by the `xla_cache` fixture.
-_XLA_CACHE: list[str] = []
-
-
-@pytest.fixture(scope="session")
-def xla_cache(tmp_path_factory):
-    path = str(tmp_path_factory.getbasetemp() / "skeljax_cli_xla_cache")
-    _XLA_CACHE[:] = [path]
-    yield path
-    _XLA_CACHE.clear()
-
-
-def cli_env(**extra) -> dict:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=REPO)
-    env.pop("XLA_FLAGS", None)
-    if _XLA_CACHE:
-        env.update(
-            JAX_COMPILATION_CACHE_DIR=_XLA_CACHE[0],
-            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-            JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-        )
-    env.update(extra)
-    return env
-
-
-def run_cli(*args, timeout=600, env=None):
-    """`python ARGS...` from the repository root; returns the CompletedProcess."""
-    return subprocess.run(
-        [sys.executable, *map(str, args)],
-        cwd=REPO,
-        env=env or cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def main_cmd(config, workdir, *overrides, mode="train"):
-    return ["-m", "skeljax.main", "--config", config, "--workdir", workdir, "--mode", mode, *overrides]
+from tests.helpers import cli_env, main_cmd, run_cli, write_tiny_config
 
 
 def digest(path) -> dict[str, str]:

@@ -18,14 +18,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.test_reliability import (  # noqa: F401
-    REPO,
-    cli_env,
-    main_cmd,
-    run_cli,
-    write_tiny_config,
-    xla_cache,
-)
+from tests.helpers import REPO, cli_env, main_cmd, run_cli, write_tiny_config
 
 NUM_PER_CLASS = 4  # 42 training samples: 5 steps per epoch, 15 steps in 3 epochs; checkpoints every 2 steps
 # Logging every 3 steps: checkpoints fall inside logging windows, whose unlogged part travels in the checkpoint.
@@ -172,7 +165,7 @@ def test_stop_request_catches_sigterm_and_restores_the_handler():
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory, xla_cache):  # noqa: F811
+def setup(tmp_path_factory, xla_cache):
     from skeljax.data.tfds_builders import load_source
 
     root = tmp_path_factory.mktemp("resume")

@@ -9,36 +9,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 import skeljax
 from skeljax.config import schema
 from skeljax.models import graph, model_dir, state_dict, stgcn
-from skeljax.testing import torch_reference as ref
 from skeljax.testing import torch_reference_original as orig
+from tests.helpers import ORIGINAL_NUM_CLASSES, random_original
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAYOUTS = {"openpose": 400, "ntu-rgb+d": 60}
-
-
-class _Holder(nn.Module):
-    """Holds the network under `net.` so that ref.randomize_ recognises `edge_importance.i` as edge importance."""
-
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def example_input(self, t=24, seed=0):
-        return self.net.example_input(t=t, seed=seed)
-
-    def forward(self, x):
-        return self.net(x)
-
-
-def random_original(layout, seed):
-    net = orig.OriginalSTGCN(layout, LAYOUTS[layout])
-    ref.randomize_(_Holder(net), seed=seed)
-    return net.eval()
 
 
 def save(net, path, *, zip_format, with_a=True):
@@ -57,7 +35,7 @@ def to_model_input(x_nctvm):
 
 
 def test_reference_graph_matches_the_library_graph():
-    for layout in LAYOUTS:
+    for layout in ORIGINAL_NUM_CLASSES:
         want = orig.spatial_graph(layout).astype(np.float32)
         np.testing.assert_array_equal(graph.adjacency(stgcn.ORIGINAL_GRAPHS[layout], "mmaction_spatial"), want)
     # By hand on OpenPose: the neck (centre, 1) reaches itself, the nose (0) and the shoulders (2, 5); the nose
@@ -81,7 +59,7 @@ def test_original_checkpoint_parity(tmp_path, layout, zip_format, with_a):
         assert (f.read(2) == b"PK") == zip_format  # the legacy format is not a zip archive
     model = skeljax.load_pytorch_checkpoint(path)
     spec = model.spec
-    assert spec.family == "stgcn_original" and spec.num_classes == LAYOUTS[layout]
+    assert spec.family == "stgcn_original" and spec.num_classes == ORIGINAL_NUM_CLASSES[layout]
     assert spec.layout == layout and spec.gcn_adaptive == "importance" and spec.data_bn_type == "VC"
     x = net.example_input(n=3, t=40, seed=2)
     assert float(x[1, ..., 1].abs().sum()) == 0.0

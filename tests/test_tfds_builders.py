@@ -10,21 +10,11 @@ from skeljax.data import ntu_meta
 from skeljax.data.ntu_raw import read_ntu_skeleton
 from skeljax.data.synthetic import TWO_PERSON, generate_synthetic, in_split, sample_name
 from skeljax.data.tfds_builders import load_source, make_builder
-from tests.helpers import synthetic_ntu_keypoints, write_ntu_skeleton
+from tests.helpers import NAMES60, synthetic_ntu_keypoints, write_ntu_skeleton
 
 # Cross-subject training subjects of NTU-60 (as in MMAction2 0.x's tools/data/skeleton/gen_ntu_rgbd_raw.py), written
 # out here as an independent reference.
 XSUB60_TRAIN = {1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38}
-NAMES60 = [
-    "S001C001P001R001A001",
-    "S001C002P003R001A002",
-    "S002C003P002R002A050",
-    "S003C001P007R001A060",
-    "S001C002P008R002A010",
-    "S017C003P040R001A023",
-    "S005C001P004R002A055",
-    "S010C003P010R001A031",
-]
 NAMES120 = NAMES60[:4] + [
     "S018C001P041R001A061",
     "S019C002P045R002A106",

@@ -16,46 +16,9 @@ import pytest
 from skeljax import ensemble, train
 from skeljax.config import schema
 from skeljax.data.tfds_builders import load_source
-from skeljax.models import model_dir as checkpoint
+from skeljax.models.model_dir import load_model, read_spec
 from skeljax.train import compile_step, loop
-
-NUM_PER_CLASS = 3
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    # A persistent compilation cache makes the repeated runs below (same shapes) skip most of XLA's work.
-    cache = tmp_path_factory.mktemp("xla_cache")
-    old = (jax.config.jax_compilation_cache_dir, jax.config.jax_persistent_cache_min_compile_time_secs)
-    jax.config.update("jax_compilation_cache_dir", str(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    yield str(tmp_path_factory.mktemp("tfds"))
-    jax.config.update("jax_compilation_cache_dir", old[0])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", old[1])
-
-
-def tiny_config(data_dir, **over):
-    c = schema.base_config()
-    c.model.family, c.model.layout, c.model.num_classes = "stgcnpp", "nturgb+d", 14
-    c.model.base_channels, c.model.num_stages = 8, 2  # two real ST-GCN++ blocks (one strided): fast to compile
-    c.model.inflate_stages, c.model.down_stages = (2,), (2,)
-    c.model.bn_group = 4
-    c.model.tcn_dropout = 0.2  # exercises the per-step dropout keys on resume
-    c.data.dataset, c.data.data_dir = "skeljax_synthetic/3d", data_dir
-    c.data.builder_kwargs.num_per_class = NUM_PER_CLASS
-    c.data.clip_len, c.data.test_num_clips, c.data.repeat_times = 8, 2, 1
-    c.batch_size, c.eval_batch_size, c.test_batch_size = 8, 8, 4  # neither divides the val split
-    c.num_epochs, c.log_every_steps = 2, 2
-    c.optimizer.lr = 0.05
-    c.checkpoint.keep = 1
-    c.data.num_workers = 0  # worker start-up (~2 s per pass) would dominate these runs; a test below uses 2
-    for k, v in over.items():
-        node = c
-        *path, leaf = k.split(".")
-        for p in path:
-            node = node[p]
-        node[leaf] = v
-    return c
+from tests.helpers import TINY_NUM_PER_CLASS, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +29,7 @@ def full_run(data_dir, tmp_path_factory):
 
 
 def _params(model_dir):
-    return train.flat_model_state(checkpoint.load_model(model_dir))
+    return train.flat_model_state(load_model(model_dir))
 
 
 @pytest.mark.slow
@@ -160,7 +123,7 @@ def test_run_directory_contents(data_dir, full_run):
             assert f.read(8) == b"\x89PNG\r\n\x1a\n", png
 
     # Score files: every val sample exactly once, keyed by frame_dir, probabilities (10-clip softmax mean).
-    source = load_source("skeljax_synthetic/3d", "val", data_dir, num_per_class=NUM_PER_CLASS)
+    source = load_source("skeljax_synthetic/3d", "val", data_dir, num_per_class=TINY_NUM_PER_CLASS)
     assert len(source) % config.test_batch_size and len(source) % config.eval_batch_size  # padding exercised
     truth = {source[i]["frame_dir"]: source[i]["label"] for i in range(len(source))}
     for tag in ("last", "best"):
@@ -174,7 +137,7 @@ def test_run_directory_contents(data_dir, full_run):
         assert results[f"{tag}/test/top1"] == pytest.approx(top1)
 
     # Exports load as skeljax model directories; best/ holds the best validation step.
-    best_spec, best_meta = checkpoint.read_spec(os.path.join(workdir, "best"))
+    best_spec, best_meta = read_spec(os.path.join(workdir, "best"))
     assert best_spec.num_classes == 14
     vals = [r for r in records if "val/top1" in r]
     best_val = max(r["val/top1"] for r in vals)
@@ -197,7 +160,7 @@ def test_evaluate_and_test_modes_on_a_finished_run(data_dir, full_run):
 
 def test_init_from_with_dont_load_for_a_new_head(data_dir, full_run):
     workdir, _ = full_run
-    src = train.flat_model_state(checkpoint.load_model(os.path.join(workdir, "best")))
+    src = train.flat_model_state(load_model(os.path.join(workdir, "best")))
     config = tiny_config(data_dir, **{"model.num_classes": 5})
     config.init_from.path = os.path.join(workdir, "best")
     with pytest.raises(ValueError, match="best.*cls_head.fc_cls.weight"):

@@ -10,7 +10,7 @@ import pytest
 
 import skeljax
 from skeljax import zoo
-from skeljax.models import model_dir as checkpoint
+from skeljax.models.model_dir import read_spec
 from skeljax.testing import torch_reference as ref
 from skeljax.zoo import __main__ as zoo_cli
 from skeljax.zoo import download
@@ -165,7 +165,7 @@ def test_get_downloads_verifies_converts_then_is_instant(server, released, tmp_p
     with open(tmp_path / "cache" / NAME / "j.pth", "rb") as f:
         assert f.read() == body
     assert not [p for p in cache_files(tmp_path) if ".part" in p]
-    _, meta = checkpoint.read_spec(model_dir)
+    _, meta = read_spec(model_dir)
     assert meta["source"] == HOST + PATH and meta["zoo"]["name"] == NAME
     assert_same_weights(skeljax.load_model(model_dir), tmodel)
 
