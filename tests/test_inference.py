@@ -37,7 +37,7 @@ def test_passes_give_the_outputs_of_one_call_in_order():
     rows = jnp.arange(6 * 3 * 2, dtype=jnp.float32).reshape(6, 3, 2)
     whole = apply(rows)
     for per_pass in (1, 2, 3, 4, None):  # 4 does not divide 6: one call
-        got = jax.jit(lambda r, p=per_pass: forward._apply_in_passes(apply, r, p))(rows)
+        got = jax.jit(lambda r, p=per_pass: forward.apply_in_passes(apply, r, p))(rows)
         for a, b in zip(got, whole):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
@@ -52,7 +52,9 @@ def test_the_forward_in_passes_matches_the_whole_batch(average, features):
     assert "while" in compiled.lower(params, stats, x).compile().as_text()  # it does run in passes here
 
     whole = jax.jit(
-        lambda p, s, k: forward._forward(graphdef, rest, p, s, k, average=average, features=features, per_pass=None)
+        lambda p, s, k: forward.forward_in_passes(
+            graphdef, rest, p, s, k, average=average, features=features, per_pass=None
+        )
     )(params, stats, x)
     got = compiled(params, stats, x)
     for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(whole)):

@@ -113,9 +113,9 @@ def test_corrupt_model_files_are_named(tmp_path):
     bad_onnx = tmp_path / "rtmo.onnx"
     bad_onnx.write_bytes(b"<html>404</html>")
     with pytest.raises(PoseError, match=f"{bad_onnx}: not an ONNX model file"):
-        rtm_backend._check_onnx(str(bad_onnx))
+        rtm_backend.check_onnx_file(str(bad_onnx))
     with pytest.raises(PoseError, match="no such pose model file"):
-        rtm_backend._check_onnx(str(tmp_path / "missing.onnx"))
+        rtm_backend.check_onnx_file(str(tmp_path / "missing.onnx"))
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -276,8 +276,8 @@ def test_the_loop_waits_for_this_step_on_cpu_and_keeps_one_queued_elsewhere(monk
     monkeypatch.setattr(loop.jax, "default_backend", lambda: backend)
     monkeypatch.setattr(loop.jax, "block_until_ready", waited.append)
     first, second = {"train/loss": 1}, {"train/loss": 2}
-    loop._bound_run_ahead(first, [])
-    loop._bound_run_ahead(second, [first])
+    loop.bound_run_ahead(first, [])
+    loop.bound_run_ahead(second, [first])
     # CPU: every step is finished before the next batch is fetched; GPU/TPU: the one before it.
     assert waited == ([first, second] if backend == "cpu" else [first])
 

@@ -56,7 +56,7 @@ def rows_per_pass(mesh: Mesh) -> int | None:
     return 1 if mesh.devices.size == 1 and devices[0].platform == "cpu" else None
 
 
-def _apply_in_passes(apply, rows: jax.Array, per_pass: int | None):
+def apply_in_passes(apply, rows: jax.Array, per_pass: int | None):
     """`apply(rows)` over the leading axis `per_pass` rows at a time, in a compiled loop; outputs concatenated."""
     n = rows.shape[0]
     if per_pass is None or n <= per_pass or n % per_pass:
@@ -65,11 +65,13 @@ def _apply_in_passes(apply, rows: jax.Array, per_pass: int | None):
     return jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
 
 
-def _forward(graphdef, rest, params, batch_stats, keypoint, *, average: str, features: bool, per_pass: int | None):
+def forward_in_passes(
+    graphdef, rest, params, batch_stats, keypoint, *, average: str, features: bool, per_pass: int | None
+):
     """keypoint (B, clips, M, T, V, C) -> per-sample scores (B, K) [, clip-mean pooled features (B, D)]."""
     b, nc = keypoint.shape[:2]
     rows = keypoint.reshape((b * nc,) + keypoint.shape[2:])
-    out = _apply_in_passes(lambda x: forward_rows(graphdef, params, batch_stats, rest, x, features), rows, per_pass)
+    out = apply_in_passes(lambda x: forward_rows(graphdef, params, batch_stats, rest, x, features), rows, per_pass)
     logits, feats = out if features else (out, None)
     logits = logits.reshape(b, nc, -1)
     scores = jax.nn.softmax(logits, axis=-1).mean(axis=1) if average == "prob" else logits.mean(axis=1)
@@ -80,7 +82,7 @@ def _forward(graphdef, rest, params, batch_stats, keypoint, *, average: str, fea
 def _compiled(mesh: Mesh, average: str, features: bool):
     """One jit per (mesh, average, features); it compiles once per architecture (graphdef) and input shape."""
     repl, data = sharding.replicated(mesh), sharding.data_sharding(mesh)
-    fn = functools.partial(_forward, average=average, features=features, per_pass=rows_per_pass(mesh))
+    fn = functools.partial(forward_in_passes, average=average, features=features, per_pass=rows_per_pass(mesh))
     return jax.jit(
         fn, static_argnums=0, in_shardings=(repl, repl, repl, data), out_shardings=(data, data) if features else data
     )

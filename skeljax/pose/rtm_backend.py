@@ -30,7 +30,7 @@ def import_rtmlib(what: str = "the rtmlib pose backend"):
     return rtmlib
 
 
-def _check_onnx(path: str) -> str:
+def check_onnx_file(path: str) -> str:
     if not os.path.isfile(path):
         raise PoseError(path, "no such pose model file")
     with open(path, "rb") as f:
@@ -43,7 +43,7 @@ def _check_onnx(path: str) -> str:
 def _load(path: str, make):
     """`make(path)`, with onnxruntime's failure on a corrupt file as a PoseError naming it. rtmlib prints a line
     per model loaded on stdout, where skeljax-predict writes its results: it goes nowhere."""
-    _check_onnx(path)
+    check_onnx_file(path)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return make(path)

@@ -280,7 +280,7 @@ def _train_step(s: _Session, meter: metrics_writer.Throughput) -> None:
 
     The time spent in `next(train_iter)` is the loop waiting for its input (`train/input_wait_fraction`: that time
     over the window's wall time, without the validation and checkpoint pauses). On the CPU backend the loop waits for
-    each step before fetching the next batch (`_bound_run_ahead`), so the fraction is the share of time the device
+    each step before fetching the next batch (`bound_run_ahead`), so the fraction is the share of time the device
     (the host's cores) had nothing to do. On a GPU or TPU one step stays queued while the loop fetches the next
     batch, so the device runs the step before during part of that wait: the fraction says *whether* the input sets
     the pace (near 0: it keeps ahead), not exactly how long the device idles (the demo on CPU with the unbounded
@@ -297,7 +297,7 @@ def _train_step(s: _Session, meter: metrics_writer.Throughput) -> None:
         _compile_train_step(s, inputs)
     s.state, metrics = s.train_step(s.state, inputs)
     s.step += 1
-    _bound_run_ahead(metrics, s.pending)
+    bound_run_ahead(metrics, s.pending)
     s.pending.append(metrics)
     if meter.t0 is None:
         jax.block_until_ready(metrics)
@@ -322,7 +322,7 @@ def _train_step(s: _Session, meter: metrics_writer.Throughput) -> None:
         )
 
 
-def _bound_run_ahead(metrics: dict, pending: list) -> None:
+def bound_run_ahead(metrics: dict, pending: list) -> None:
     """Wait for the step just dispatched on the CPU backend, for the one before it elsewhere.
 
     Left alone, the loop runs ahead of the device until the next log step. On a GPU or TPU one queued step keeps the
