@@ -38,6 +38,9 @@ def test_answers_must_agree_on_the_classes():
     a = json.dumps({"top5": [{"index": i, "prob": 0.2 - 0.01 * i} for i in range(5)]})
     b = json.dumps({"top5": [{"index": i, "prob": 0.2 - 0.01 * i + (3e-5 if i == 2 else 0)} for i in range(5)]})
     assert bench.same_answer(a, b) == pytest.approx(3e-5)
+    swapped = json.dumps({"top5": [{"index": i, "prob": 0.2 - 0.01 * j} for j, i in enumerate([0, 2, 1, 3, 4])]})
+    with pytest.raises(SystemExit, match="error: skeljax and PyTorch disagree on the top-5 classes"):
+        bench.same_answer(a, swapped)
     swapped = json.dumps({"top5": [{"index": i, "prob": 0.1} for i in (1, 0, 2, 3, 4)]})
     with pytest.raises(SystemExit, match="disagree on the top-5 classes"):
         bench.same_answer(a, swapped)
