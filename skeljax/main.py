@@ -144,8 +144,7 @@ def _parse_flags(argv: list[str]) -> list[str]:
         if line is not None:
             sys.exit(cli.error(line))
         if isinstance(e, flags.Error):  # what absl's own parser prints for a bad or missing flag value
-            print(f"error: {e}\nPass --helpshort or --helpfull to see help on flags.", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(cli.error(f"{e}\nPass --helpshort or --helpfull to see help on flags."))
         if isinstance(e, (AttributeError, KeyError)):  # ml_collections: unknown field in a --config.x override
             sys.exit(cli.error(_unknown_field(e, argv), status=2))
         raise
