@@ -177,6 +177,18 @@ def select_tracks(tracks: Sequence[Mapping[int, Person]], max_persons: int = MAX
     return sorted(best)
 
 
+def stack_tracks(
+    tracks: Sequence[Mapping[int, Person]], keep: Sequence[int], total_frames: int, num_joints: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """keypoint (len(keep), T, V, 2) and keypoint_score (len(keep), T, V) of tracks `keep`; absent frames stay zero."""
+    kp = np.zeros((len(keep), total_frames, num_joints, 2), np.float32)
+    score = np.zeros(kp.shape[:3], np.float32)
+    for m, k in enumerate(keep):
+        for t, p in tracks[k].items():
+            kp[m, t], score[m, t] = p.keypoints, p.scores
+    return kp, score
+
+
 def build_annotation(
     frames: Sequence[Sequence[Person]],
     *,
@@ -193,11 +205,7 @@ def build_annotation(
     if not tracks:
         raise PoseEstimatorError(where, f"no person detected in any of its {len(frames)} frames")
     keep = select_tracks(tracks, max_persons)
-    kp = np.zeros((len(keep), len(frames), num_joints, 2), np.float32)
-    score = np.zeros((len(keep), len(frames), num_joints), np.float32)
-    for m, k in enumerate(keep):
-        for t, p in tracks[k].items():
-            kp[m, t], score[m, t] = p.keypoints, p.scores
+    kp, score = stack_tracks(tracks, keep, len(frames), num_joints)
     return {
         "frame_dir": name,
         "keypoint": kp,

@@ -197,14 +197,10 @@ def window_sample(
     if not tracks:
         return None
     ids = sorted(tracks)
-    keep = [ids[k] for k in pose_estimators.select_tracks([tracks[i] for i in ids], max_persons)]
-    row = {k: m for m, k in enumerate(keep)}
-    kp = np.zeros((len(keep), len(entries), NUM_JOINTS, 2), np.float32)
-    score = np.zeros(kp.shape[:3], np.float32)
-    for t, (_, people) in enumerate(entries):
-        for track, p in people:
-            if track in row:
-                kp[row[track], t], score[row[track], t] = p.keypoints, p.scores
+    by_id = [tracks[i] for i in ids]
+    rows = pose_estimators.select_tracks(by_id, max_persons)
+    kp, score = pose_estimators.stack_tracks(by_id, rows, len(entries), NUM_JOINTS)
+    keep = [ids[k] for k in rows]
     return {
         "frame_dir": name,
         "keypoint": kp,
