@@ -151,9 +151,10 @@ class IouTracker:
         for d, box in enumerate(boxes):
             k = matched.get(d)
             if k is None:
+                k = len(self.last_box)
                 self.last_box.append(box)
-                k = len(self.last_box) - 1
-            self.last_box[k] = box
+            else:
+                self.last_box[k] = box
             ids.append(k)
         return ids
 

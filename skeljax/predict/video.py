@@ -33,7 +33,7 @@ from skeljax.pose import DEFAULT_POSE, PersonPose, make_estimator, video_io
 from skeljax.pose.estimators import require_extra
 from skeljax.predict.errors import PredictError
 from skeljax.predict.predictor import as_predictors, predict
-from skeljax.predict.windows import WindowPrediction, window_annotation, window_spans
+from skeljax.predict.windows import WindowPrediction, format_windows, window_annotation, window_spans
 
 DEFAULT_CHECKPOINT = "zoo:stgcnpp_ntu60_xsub_2d_j"
 COCO2D_HINT = (
@@ -230,17 +230,12 @@ def format_people(windows: Sequence[PersonWindowPrediction], as_json: bool = Fal
     """One line per track and window: JSON Lines records, or 'track K [start, end)  label prob | ...'."""
     if as_json:
         return "\n".join(w.to_json() for w in windows)
-    return "\n".join(
-        f"track {w.track} [{w.start}, {w.end})  " + " | ".join(f"{t['label']} {t['prob']:.4f}" for t in w.top5)
-        for w in windows
-    )
+    return "\n".join(f"track {w.track} {format_windows([w])}" for w in windows)  # its window's line, track first
 
 
 def format_video(result: VideoPrediction, as_json: bool = False, whole: bool = True) -> str:
     """The output of `--video`: per track and window with --per-person (`format_people`); per window with --window
     (`format_windows`); else the whole video as `--input` prints one sample, with its tracks."""
-    from skeljax.predict.windows import format_windows
-
     if result.windows and isinstance(result.windows[0], PersonWindowPrediction):
         return format_people(result.windows, as_json)
     if not whole:
