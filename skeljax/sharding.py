@@ -27,6 +27,21 @@ def make_mesh(devices=None) -> Mesh:
     return Mesh(np.array(devices), ("data",))
 
 
+# LLVM optimisation level of XLA's CPU code. XLA's default, 3, spends ~2.5 s of the 3.6 s compile of the
+# evaluation forward in LLVM on a 2-core CPU; at 1 that forward compiles ~1 s faster and the train step ~2 s faster,
+# and both run as fast (the heavy work is in library matrix-product kernels, not generated code; measured in one
+# process, compiled both ways: forward 0.40 s either way at one sample, train step 4.21 / 4.23 s at batch 16).
+CPU_LLVM_OPT_LEVEL = 1
+
+
+def compiler_options(mesh: Mesh) -> dict[str, Any] | None:
+    """XLA compiler options for the programs jitted over `mesh` (`jax.jit(..., compiler_options=...)`): a lower LLVM
+    optimisation level on CPU, XLA's defaults elsewhere. They are part of the compilation cache's key."""
+    if mesh.devices.flat[0].platform != "cpu":
+        return None
+    return {"xla_backend_optimization_level": CPU_LLVM_OPT_LEVEL}
+
+
 def replicated(mesh: Mesh) -> NamedSharding:
     """Every device holds the whole array (parameters, optimizer state, BN statistics)."""
     return NamedSharding(mesh, PartitionSpec())

@@ -30,6 +30,32 @@ def test_one_cpu_device_runs_a_clip_at_a_time_and_other_meshes_the_whole_batch()
     assert forward.rows_per_pass(_mesh_of("cpu", "cpu")) is None  # the mesh splits the batch already
 
 
+def test_cpu_programs_compile_at_llvm_level_1_other_platforms_with_xla_defaults():
+    assert sharding.compiler_options(_mesh_of("cpu")) == {"xla_backend_optimization_level": 1}
+    assert sharding.compiler_options(_mesh_of("gpu")) is None
+    assert sharding.compiler_options(_mesh_of("tpu")) is None
+
+
+def test_the_forward_and_the_train_step_hand_their_compiler_options_to_xla(monkeypatch):
+    # an option XLA rejects makes the compile fail: the options do reach XLA from both jits
+    from skeljax.train.step import jit_train_step
+
+    monkeypatch.setattr(sharding, "CPU_LLVM_OPT_LEVEL", "not-a-level")
+    forward.jitted_forward.cache_clear()
+    mesh = sharding.make_mesh()
+    model = Recognizer(stgcnpp_spec(60, **SMALL), rngs=nnx.Rngs(0))
+    graphdef, params, stats, rest = forward.split_eval(model)
+    x = jnp.zeros((1, 1, 2, 8, 25, 3), jnp.float32)
+    try:
+        with pytest.raises(Exception, match="xla_backend_optimization_level"):
+            forward.make_forward(graphdef, rest, mesh).lower(params, stats, x).compile()
+        step = jit_train_step(lambda state, batch: (state, {"loss": batch["x"].sum()}), mesh)
+        with pytest.raises(Exception, match="xla_backend_optimization_level"):
+            step.lower({"w": jnp.ones(2)}, {"x": jnp.ones((1, 2))}).compile()
+    finally:
+        forward.jitted_forward.cache_clear()  # no jit with the bad option left behind for other tests
+
+
 def test_passes_give_the_outputs_of_one_call_in_order():
     def apply(x):  # row-wise, with a tuple output as the forward with features has
         return x.sum(axis=(1, 2)), x[:, 0] * 2.0

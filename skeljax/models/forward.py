@@ -79,12 +79,16 @@ def forward_in_passes(
 
 
 @functools.cache
-def _compiled(mesh: Mesh, average: str, features: bool):
+def jitted_forward(mesh: Mesh, average: str, features: bool):
     """One jit per (mesh, average, features); it compiles once per architecture (graphdef) and input shape."""
     repl, data = sharding.replicated(mesh), sharding.data_sharding(mesh)
     fn = functools.partial(forward_in_passes, average=average, features=features, per_pass=rows_per_pass(mesh))
     return jax.jit(
-        fn, static_argnums=0, in_shardings=(repl, repl, repl, data), out_shardings=(data, data) if features else data
+        fn,
+        static_argnums=0,
+        in_shardings=(repl, repl, repl, data),
+        out_shardings=(data, data) if features else data,
+        compiler_options=sharding.compiler_options(mesh),
     )
 
 
@@ -110,7 +114,7 @@ def make_forward(graphdef, rest, mesh: Mesh, average: str = "prob", features: bo
     Parameters and statistics are replicated over `mesh`, the batch is sharded over its 'data' axis (B must be a
     multiple of the device count). With `features`, also the pooled features averaged over clips (B, D).
     """
-    return Forward(_compiled(mesh, check_average(average), bool(features)), graphdef, rest)
+    return Forward(jitted_forward(mesh, check_average(average), bool(features)), graphdef, rest)
 
 
 def model_forward(model: nnx.Module, mesh: Mesh, average: str = "prob", features: bool = False):

@@ -58,4 +58,10 @@ def global_norms(*trees) -> list[jax.Array]:
 def jit_train_step(train_step, mesh):
     """jax.jit with explicit shardings: state replicated and donated, batch sharded over 'data'."""
     repl, data = sharding.replicated(mesh), input_pipeline.data_sharding(mesh)
-    return jax.jit(train_step, in_shardings=(repl, data), out_shardings=(repl, repl), donate_argnums=0)
+    return jax.jit(
+        train_step,
+        in_shardings=(repl, data),
+        out_shardings=(repl, repl),
+        donate_argnums=0,
+        compiler_options=sharding.compiler_options(mesh),
+    )
