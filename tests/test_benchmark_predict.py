@@ -60,6 +60,7 @@ def test_a_page_section_is_replaced_in_place_or_appended(tmp_path):
 def test_the_section_reports_both_ratios_and_the_phases():
     bench = _load()
     phases = {"imports": 2.0, "build_and_load": 0.5, "first_prediction": 3.0, "run_only": 0.4}
+    phases.update(trace_and_lower=0.7, xla_compile=1.9)
     res = {
         "skeljax_cold_s": 7.5,
         "skeljax_warm_s": 4.5,
@@ -77,6 +78,8 @@ def test_the_section_reports_both_ratios_and_the_phases():
     assert "| skeljax-predict, cold (empty compilation cache) | 7.5 | 1.50x |" in text
     assert "| skeljax-predict, warm (cache filled) | 4.5 | 0.90x |" in text
     assert "| first prediction | 3.00 | 0.80 |" in text
+    assert "| of the first prediction: xla compile | 1.90 | 1.90 |" in text
+    assert "| of the first prediction: trace and lower | 0.70 | 0.70 |" in text
     assert "`python scripts/benchmark_predict.py --repeats 3`" in text
 
 
@@ -92,5 +95,12 @@ def test_one_run_end_to_end(tmp_path):
     assert data["max_prob_difference"] < 1e-4
     for run in ("cold", "warm"):
         phases = data["phases"][run]
-        assert set(phases) == {"imports", "build_and_load", "first_prediction", "run_only"}
+        assert set(phases) == {
+            "imports",
+            "build_and_load",
+            "first_prediction",
+            "run_only",
+            "trace_and_lower",
+            "xla_compile",
+        }
         assert all(v > 0 for v in phases.values())
