@@ -552,6 +552,11 @@ SPEED_NOTES = """\
   PyTorch against 0.73x with remat in the run of 2026-12-07, before the change), and the whole loop of
   `scripts/benchmark_e2e.py --quick` went from 0.68x to 0.96x PyTorch (3.3 against 3.4 samples/s, idle machine,
   one run; peak memory of the job 6.0 GB, PyTorch's 5.9 GB).
+- XLA compiles CPU programs with LLVM at optimisation level 1 instead of 3 (`skeljax.sharding.compiler_options`,
+  passed to the forward's and the train step's `jax.jit`): on the 2-core CPU the evaluation forward compiles
+  ~1 s faster and the train step ~2 s faster, and both run as fast (in one process, compiled both ways: forward
+  0.40 s either way for one sample, train step 4.21 / 4.23 s at batch 16). Almost all of their run time is in
+  library matrix-product kernels and simple loops, which LLVM's expensive passes do not speed up.
 - Parameters, their names and shapes are unchanged (checkpoints and the converter rely on them).
 
 Tried on the 2-core CPU without a gain (within the 5-7% noise of identical runs, or slower), so that nobody repeats
@@ -562,7 +567,10 @@ flags (oneDNN, XNNPACK, the concurrency-optimised scheduler, YNNPACK fusion type
 gradients as standard-form products after an explicit transpose, so that YNNPACK runs them (20% slower step); the
 first block's 3-channel products as broadcast multiply-adds instead of matrix products (no change beyond 2% in an
 in-process A/B); the MSTCN max pool as shifted maxima with a first-maximum custom backward, which removes the index
-arrays and scatter XLA makes of reduce-window's gradient on CPU (train step 1.006x in an in-process A/B).
+arrays and scatter XLA makes of reduce-window's gradient on CPU (train step 1.006x in an in-process A/B); the
+weight gradients with small outputs (64x64 1x1-convolution weights, the 75x25 graph gradients, K = 80,000-200,000
+rows), which run at 33-40 GFLOP/s inside the step (~15% of it), as split-K batched products summed afterwards or
+after a transposing copy (timed alone: 0.9-1.3x, no consistent gain).
 """
 
 
