@@ -34,12 +34,12 @@ import threading
 import time
 
 from skeljax.config.run_config import usable_cores
+from skeljax.cpu_malloc import OPT_OUT_ENV, with_malloc_env
 from skeljax.testing.benchmarking import (
     cell,
     generated_header,
     machine_info,
     markdown_table,
-    with_malloc_env,
     without_page_flags,
     write_page,
 )
@@ -458,7 +458,8 @@ def main(argv=None) -> int:
     if args._torch:
         print(json.dumps(torch_loop(args)), flush=True)
         return 0
-    env = dict(os.environ) if args.no_malloc_env else with_malloc_env(dict(os.environ))
+    # --no-malloc-env: glibc's defaults on both sides (the trainer would otherwise add them itself, skeljax.cpu_malloc)
+    env = {**os.environ, OPT_OUT_ENV: "1"} if args.no_malloc_env else with_malloc_env(dict(os.environ))
     res = {
         "date": datetime.date.today().isoformat(),
         "command": "python scripts/benchmark_e2e.py " + " ".join(_without_docs_flags(argv)),

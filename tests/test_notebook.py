@@ -21,6 +21,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from PIL import Image
 
+from skeljax.cpu_malloc import MALLOC_ENV
 from skeljax.data.ntu_standin import write_ntu60_standin
 from skeljax.data.synthetic import SYNTHETIC_CLASSES
 from skeljax.io.pth import save_pth
@@ -30,14 +31,6 @@ from skeljax.predict import LABEL_SETS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "notebooks", "quickstart.ipynb")
-# glibc allocator settings that make XLA on CPU much faster; they only act when set before the kernel starts.
-MALLOC_ENV = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_MAX_": "0",
-    "MALLOC_MMAP_THRESHOLD_": "33554432",
-    "MALLOC_TRIM_THRESHOLD_": "8589934592",
-    "MALLOC_TOP_PAD_": "536870912",
-}
 ZOO_NAME = "stgcnpp_ntu60_xsub_3d_j"
 ZOO_PATH = "mmaction/pyskl/ckpt/stgcnpp/stgcnpp_ntu60_xsub_3dkp/j.pth"  # the released file's path on its host
 NTU_PATH = "mmaction/pyskl/data/nturgbd/ntu60_3danno.pkl"  # PYSKL's published annotation pickle, same host

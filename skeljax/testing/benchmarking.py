@@ -1,7 +1,7 @@
 """What the benchmark scripts in `scripts/` share: glibc's malloc settings, the description of the machine a run
 measured, timing loops, peak memory, and the Markdown tables and pages they write into `docs/`.
 
-Only the standard library is imported at the top, so that a script can re-execute itself with `MALLOC_ENV` before
+Only the standard library (and `skeljax.cpu_malloc`, which imports nothing else) is imported at the top, so that a script can re-execute itself with `MALLOC_ENV` before
 JAX or PyTorch load (`use_malloc_env`).
 """
 
@@ -16,14 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 
 # Both frameworks take scratch memory from glibc malloc on every call; without these settings glibc maps and
-# page-faults fresh pages each time (stack notes: ~66k faults per call, 1.6x slower inference). docs/benchmarks.md.
-MALLOC_ENV = {
-    "MALLOC_ARENA_MAX": "1",
-    "MALLOC_MMAP_MAX_": "0",
-    "MALLOC_MMAP_THRESHOLD_": "33554432",
-    "MALLOC_TRIM_THRESHOLD_": "8589934592",
-    "MALLOC_TOP_PAD_": "536870912",
-}
+# page-faults fresh pages each time (~66k faults per call, 1.6x slower inference). docs/benchmarks.md.
+from skeljax.cpu_malloc import MALLOC_ENV
+
 NO_MALLOC_ENV_FLAG = "--no-malloc-env"
 
 
@@ -35,11 +30,6 @@ def use_malloc_env(argv: Sequence[str]) -> None:
     for key, value in MALLOC_ENV.items():
         os.environ.setdefault(key, value)
     os.execv(sys.executable, [sys.executable, *argv])
-
-
-def with_malloc_env(env: dict) -> dict:
-    """`env` plus those of `MALLOC_ENV`'s variables it lacks: what child processes measured side by side get."""
-    return {**env, **{k: env.get(k, v) for k, v in MALLOC_ENV.items()}}
 
 
 # ------------------------------------------------------------------------------------------------------------------
