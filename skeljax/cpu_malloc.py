@@ -44,13 +44,23 @@ def runs_on_cpu(env: dict) -> bool:
     return not any(importlib.util.find_spec(m) is not None for m in ACCELERATOR_MODULES)
 
 
-def reexec_with_malloc_env(command: Sequence[str], env: dict | None = None) -> None:
-    """Replace this process by `command` (argv, executable first) with `MALLOC_ENV` added, when JAX will run on the
-    CPU and any of its variables is missing; otherwise return. Call it before anything large is allocated."""
+def restart_with_malloc_env(command: Sequence[str], env: dict | None = None) -> None:
+    """Replace this process by `command` (argv, executable first) with `MALLOC_ENV`'s missing variables added;
+    return when none is missing. glibc reads them only at start-up, hence the new process. The benchmark scripts
+    call this directly (`skeljax.testing.benchmarking.use_malloc_env`), on every platform."""
     env = dict(os.environ if env is None else env)
-    if env.get(OPT_OUT_ENV, "") not in ("", "0") or all(k in env for k in MALLOC_ENV) or not runs_on_cpu(env):
+    if all(k in env for k in MALLOC_ENV):
+        return
+    os.execve(command[0], list(command), with_malloc_env(env))
+
+
+def reexec_with_malloc_env(command: Sequence[str], env: dict | None = None) -> None:
+    """The trainer's restart: `restart_with_malloc_env` when JAX will run on the CPU and `SKELJAX_NO_MALLOC_ENV` is
+    not set; otherwise return. Call it before anything large is allocated."""
+    env = dict(os.environ if env is None else env)
+    if env.get(OPT_OUT_ENV, "") not in ("", "0") or not runs_on_cpu(env):
         return
     try:
-        os.execve(command[0], list(command), with_malloc_env(env))
+        restart_with_malloc_env(command, env)
     except OSError:  # cannot re-execute (an unusual launcher): run on with glibc's defaults
         return

@@ -86,3 +86,12 @@ def test_the_training_command_runs_with_the_settings(tmp_path, extra, seen):
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert f"error: {config}" in proc.stderr and "stop here" in proc.stderr
     assert out.read_text() == repr(seen)
+
+
+def test_the_benchmarks_restart_on_every_platform_unless_nothing_is_missing(monkeypatch):
+    calls = []
+    monkeypatch.setattr(os, "execve", lambda path, argv, new_env: calls.append(new_env))
+    cpu_malloc.restart_with_malloc_env(["/bin/python", "bench.py"], {"JAX_PLATFORMS": "cuda"})
+    assert len(calls) == 1 and calls[0]["MALLOC_ARENA_MAX"] == "1" and calls[0]["JAX_PLATFORMS"] == "cuda"
+    cpu_malloc.restart_with_malloc_env(["/bin/python", "bench.py"], dict(cpu_malloc.MALLOC_ENV))
+    assert len(calls) == 1

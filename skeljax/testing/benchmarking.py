@@ -1,8 +1,8 @@
 """What the benchmark scripts in `scripts/` share: glibc's malloc settings, the description of the machine a run
 measured, timing loops, peak memory, and the Markdown tables and pages they write into `docs/`.
 
-Only the standard library (and `skeljax.cpu_malloc`, which imports nothing else) is imported at the top, so that a script can re-execute itself with `MALLOC_ENV` before
-JAX or PyTorch load (`use_malloc_env`).
+Only the standard library and `skeljax.cpu_malloc` (itself standard library only) are imported at the top, so that
+a script can re-execute itself with glibc's malloc settings before JAX or PyTorch load (`use_malloc_env`).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-# Both frameworks take scratch memory from glibc malloc on every call; without these settings glibc maps and
-# page-faults fresh pages each time (~66k faults per call, 1.6x slower inference). docs/benchmarks.md.
+from skeljax import cpu_malloc
 from skeljax.cpu_malloc import MALLOC_ENV
 
 NO_MALLOC_ENV_FLAG = "--no-malloc-env"
@@ -24,12 +23,11 @@ NO_MALLOC_ENV_FLAG = "--no-malloc-env"
 
 def use_malloc_env(argv: Sequence[str]) -> None:
     """Re-execute this script with `MALLOC_ENV` when any of its variables is missing (values already set are kept),
-    unless `--no-malloc-env` is in `argv`. glibc reads them at start-up, hence the new process."""
-    if NO_MALLOC_ENV_FLAG in argv or all(k in os.environ for k in MALLOC_ENV):
-        return
-    for key, value in MALLOC_ENV.items():
-        os.environ.setdefault(key, value)
-    os.execv(sys.executable, [sys.executable, *argv])
+    unless `--no-malloc-env` is in `argv`. Both frameworks take scratch memory from glibc malloc on every call;
+    without these settings glibc maps and page-faults fresh pages each time (~66k faults per call, 1.6x slower
+    inference; docs/benchmarks.md)."""
+    if NO_MALLOC_ENV_FLAG not in argv:
+        cpu_malloc.restart_with_malloc_env([sys.executable, *argv])
 
 
 # ------------------------------------------------------------------------------------------------------------------
