@@ -1,12 +1,15 @@
-"""Single layers against PyTorch: the temporal max pool of the MSTCN's max branch, forward and backward."""
+"""Single layers against PyTorch: the temporal max pool of the MSTCN's max branch and its dilated temporal
+convolutions in both arrangements, forward and backward."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from flax import nnx
 
-from skeljax.models.layers import max_pool_time
+from skeljax.models.layers import TemporalConv, max_pool_time
+from skeljax.models.stgcn import dilated_conv
 
 
 def _torch_pool(x, g, stride):
@@ -73,3 +76,37 @@ def test_batch_norm_statistics_update_follows_pytorch_and_refuses_a_wrong_shape(
     assert int(bn.num_batches_tracked[...]) == 1
     with pytest.raises(ValueError, match=r"BatchNorm statistics: \(1, 5\) float32 for a \(5,\) float32 variable"):
         bn.update_stats(jnp.zeros((1, 5)), jnp.ones((1, 5)))
+
+
+def _torch_temporal_conv(x, w, g, stride, dilation, padding):
+    """PyTorch's conv2d with a (k, 1) kernel as PYSKL's unit_tcn runs it, on (V, B, T, C) NumPy data; y, dx, dw."""
+    xt = torch.tensor(x.transpose(1, 3, 2, 0), requires_grad=True)  # (B, C, T, V)
+    wt = torch.tensor(w.transpose(2, 1, 0)[..., None], requires_grad=True)  # (C_out, C_in, k, 1)
+    yt = torch.nn.functional.conv2d(xt, wt, stride=(stride, 1), padding=(padding, 0), dilation=(dilation, 1))
+    yt.backward(torch.tensor(g.transpose(1, 3, 2, 0)))
+    dw = wt.grad.numpy()[..., 0].transpose(2, 1, 0)
+    return yt.detach().numpy().transpose(3, 0, 2, 1), xt.grad.numpy().transpose(3, 0, 2, 1), dw
+
+
+@pytest.mark.parametrize("taps_first", [True, False], ids=["taps_first", "im2col"])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("dilation", [1, 4])
+def test_dilated_conv_matches_torch_in_both_arrangements(taps_first, stride, dilation):
+    """Inference shifts the k taps after the matmul, training shifts the inputs before it (im2col): both are
+    PyTorch's dilated, strided conv, values and gradients, including the zero-padded ends."""
+    conv = TemporalConv(5, 6, 3, rngs=nnx.Rngs(0), stride=stride, dilation=dilation)
+    rng = np.random.default_rng(dilation * 10 + stride)
+    x = rng.normal(size=(4, 2, 11, 5)).astype(np.float32)  # (V, B, T, C_in)
+    w = rng.normal(size=(3, 5, 6)).astype(np.float32)
+    t_out = (11 - 1) // stride + 1
+    g = rng.normal(size=(4, 2, t_out, 6)).astype(np.float32)
+    want_y, want_dx, want_dw = _torch_temporal_conv(x, w, g, stride, dilation, conv.padding)
+
+    def f(x, w):
+        return dilated_conv(x, conv, w, taps_first=taps_first)
+
+    y, vjp = jax.vjp(f, jnp.asarray(x), jnp.asarray(w))
+    dx, dw = vjp(jnp.asarray(g))
+    np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, want_dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dw, want_dw, rtol=1e-5, atol=1e-4)
