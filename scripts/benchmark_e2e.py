@@ -7,7 +7,8 @@ processes, logging to metrics.jsonl, checkpoints), run on `skeljax_synthetic/ntu
 head (skeljax/testing/torch_reference.py) trained by a plain PyTorch loop: a `torch.utils.data.DataLoader` with worker
 processes over the same samples and the same PYSKL train transform (skeljax.data.pipelines, NumPy), SGD with
 Nesterov momentum, the loss read back every step as MMEngine's logger does. Each side runs in a fresh process, one
-after the other, in the same invocation of this script.
+after the other, in the same invocation of this script; with `--repeats N`, N runs per side, the sides alternating
+in pairs, and each side reports its median.
 
 Reported per side: steady-state samples/s (the last `--steps` steps, after `--steps` warm-up steps), the share of
 that time spent waiting for input, peak host memory of the job (PSS summed over the training process and its
@@ -18,6 +19,7 @@ the full NTU-60 recipe (40,091 training samples x 5 repeats x 16 epochs, trainin
 
 Examples:
   python scripts/benchmark_e2e.py --quick --json /tmp/e2e.json        # CPU smoke run: batch 16, T=100, 2 persons
+  python scripts/benchmark_e2e.py --batch 16 --steps 8 --num-per-class 40 --repeats 3  # a CPU, noise tamed
   python scripts/benchmark_e2e.py --batch 128 --steps 100 --update-docs  # a GPU host (docs/benchmarks_e2e.md)
 """
 
@@ -27,6 +29,7 @@ import argparse
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -334,6 +337,45 @@ def torch_side(args, tmp: str, env: dict) -> dict:
     return {**result, "peak_host_mb": peak, "wall_s": wall, "log": log_path}
 
 
+SIDES = {  # name: (what runs, function)
+    "skeljax": ("steps of the trainer (python -m skeljax.main)", skeljax_side),
+    "torch": ("steps of the same loop in PyTorch", torch_side),
+}
+
+
+def side_order(repeats: int, with_torch: bool) -> list[str]:
+    """The runs in order: skeljax first, then the sides alternate in pairs (ABBA...), so that a machine getting
+    slower or faster during the benchmark weighs on both sides alike."""
+    if not with_torch:
+        return ["skeljax"] * repeats
+    pairs = (("skeljax", "torch"), ("torch", "skeljax"))
+    return [side for r in range(repeats) for side in pairs[r % 2]]
+
+
+def run_alternating(args, tmp: str, env: dict) -> dict:
+    """{side: its result} over --repeats fresh runs per side (see `median_run`)."""
+    runs = {}
+    for i, side in enumerate(side_order(args.repeats, not args.no_torch)):
+        what, run = SIDES[side]
+        n = len(runs.setdefault(side, [])) + 1
+        print(f"{side} ({n}/{args.repeats}): {2 * args.steps} {what} ...", flush=True)
+        folder = os.path.join(tmp, f"{i}_{side}")
+        os.makedirs(folder)
+        result = run(args, folder, env)
+        result.pop("log", None)  # the temporary folder goes away
+        print(f"{side}: {json.dumps(_short(result))}", flush=True)
+        runs[side].append(result)
+    return {side: median_run(results) for side, results in runs.items()}
+
+
+def median_run(results: list[dict]) -> dict:
+    """One side's result over its runs: samples/s is the median of the runs' (all of them in `samples_per_s_runs`,
+    in run order); the other figures are those of the run at the (lower) median."""
+    rates = [r["samples_per_s"] for r in results]
+    middle = sorted(results, key=lambda r: r["samples_per_s"])[(len(results) - 1) // 2]
+    return {**middle, "samples_per_s": statistics.median(rates), "samples_per_s_runs": rates}
+
+
 def _shared_flags(args) -> list[str]:
     flags = ["--batch", str(args.batch), "--steps", str(args.steps), "--workers", str(args.workers)]
     flags += ["--data-dir", args.data_dir, "--clip-len", str(args.clip_len)]
@@ -370,15 +412,30 @@ TABLE_ROWS = (  # (row name, key of each side's result, cell format)
 def table(res: dict) -> str:
     s, t = res["skeljax"], res.get("torch") or {}
     rows = [(name, cell(s.get(k), f), cell(t.get(k), f)) for name, k, f in TABLE_ROWS]
+    if len(s.get("samples_per_s_runs", [])) > 1:
+        rows.append(("samples/s of each run, in order", _runs_cell(s), _runs_cell(t)))
     if res.get("ratio") is not None:
         rows.append(("skeljax / PyTorch samples/s", f"{res['ratio']:.2f}x", ""))
     return markdown_table(("", "skeljax", "PyTorch"), rows)
+
+
+def _runs_cell(side: dict) -> str:
+    return ", ".join(f"{v:.2f}" for v in side.get("samples_per_s_runs", [])) or "-"
 
 
 def _remat_chosen(side: dict) -> str:
     """', compiled with remat' / ', compiled without remat' as the trainer decided (pages of older runs: '')."""
     chosen = side.get("remat")
     return "" if chosen is None else f", compiled {'with' if chosen else 'without'} remat"
+
+
+def _repeats_sentence(repeats: int) -> str:
+    if repeats == 1:
+        return "One run per side."
+    return (
+        f"{repeats} runs per side, the sides alternating in pairs (skeljax, PyTorch, PyTorch, skeljax, ...); "
+        "samples/s is each side's median, the other figures those of its median run."
+    )
 
 
 def write_docs(res: dict, path: str = DOCS) -> None:
@@ -395,6 +452,7 @@ with worker processes, the same PYSKL train transform), each in a fresh process 
 `{DATASET}` ({a["train_samples"]} training samples; 60 classes, 2 persons, 100-300 frames), clips of
 {a["clip_len"]} frames, batch {a["batch"]}, {a["workers"]} input worker processes per side, compute dtype
 {a["compute_dtype"]}, remat {a["remat"]}{_remat_chosen(s)} (skeljax). Steady state: the last {a["steps"]} of {2 * a["steps"]} steps.
+{_repeats_sentence(a.get("repeats", 1))}
 
 ## Results
 
@@ -440,6 +498,13 @@ def parse(argv):
     p.add_argument("--compute-dtype", default="float32", choices=("float32", "bfloat16"))
     p.add_argument("--remat", default="auto", choices=("auto", "on", "off"), help="skeljax's config.remat")
     p.add_argument("--no-torch", action="store_true", help="skeljax only")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="fresh runs per side, alternating sides; each side reports its median (runs of the same command "
+        "differ by up to 10%% on a shared CPU)",
+    )
     p.add_argument("--timeout", type=float, default=3600, help="seconds each side may run")
     p.add_argument("--no-malloc-env", action="store_true", help="do not give both sides the malloc settings")
     p.add_argument("--_torch", action="store_true", help=argparse.SUPPRESS)
@@ -447,6 +512,8 @@ def parse(argv):
     args.batch = args.batch or (16 if args.quick else 128)
     args.steps = args.steps or (4 if args.quick else 50)
     args.workers = usable_cores() if args.workers is None else args.workers
+    if args.repeats < 1:
+        p.error("--repeats must be at least 1")
     if args.quick and args.num_per_class is None:
         args.num_per_class = 10
     return p, args
@@ -475,20 +542,13 @@ def main(argv=None) -> int:
         "compute_dtype": args.compute_dtype,
         "remat": args.remat,
         "num_per_class": args.num_per_class,
+        "repeats": args.repeats,
         **data,
     }
     if 2 * args.steps * args.batch > data["train_samples"] * 5:
         p.error(f"{2 * args.steps} steps of {args.batch} pass the first epoch: lower --steps or raise the data size")
     with tempfile.TemporaryDirectory(prefix="skeljax_e2e_") as tmp:
-        print(f"skeljax: {2 * args.steps} steps of the trainer (python -m skeljax.main) ...", flush=True)
-        res["skeljax"] = skeljax_side(args, tmp, env)
-        print(f"skeljax: {json.dumps(_short(res['skeljax']))}", flush=True)
-        if not args.no_torch:
-            print(f"PyTorch: {2 * args.steps} steps of the same loop ...", flush=True)
-            res["torch"] = torch_side(args, tmp, env)
-            print(f"PyTorch: {json.dumps(_short(res['torch']))}", flush=True)
-        for side in ("skeljax", "torch"):
-            res.get(side, {}).pop("log", None)  # the temporary folder goes away
+        res.update(run_alternating(args, tmp, env))
     summarise(res)
     print()
     print(table(res))

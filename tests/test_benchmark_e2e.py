@@ -84,3 +84,43 @@ def test_quick_run_writes_every_key(tmp_path):
     assert data["ratio"] == pytest.approx(s["samples_per_s"] / t["samples_per_s"])
     assert math.isclose(data["projected_recipe_minutes"], 3_207_280 / s["samples_per_s"] / 60)
     assert "samples/s (steady state)" in res.stdout
+
+
+def test_repeats_alternate_the_sides_and_report_each_sides_median(tmp_path, monkeypatch):
+    e2e = _load()
+    assert e2e.side_order(3, True) == ["skeljax", "torch", "torch", "skeljax", "skeljax", "torch"]
+    assert e2e.side_order(2, False) == ["skeljax", "skeljax"]
+    rates = {"skeljax": iter([3.0, 3.6, 3.3]), "torch": iter([3.4, 3.1, 3.2])}
+    calls = []
+
+    def fake(side):
+        def run(args, folder, env):
+            calls.append((side, os.path.basename(folder)))
+            assert os.path.isdir(folder)
+            rate = next(rates[side])
+            return {"samples_per_s": rate, "compile_s": rate * 10, "log": os.path.join(folder, "x.log")}
+
+        return run
+
+    monkeypatch.setattr(e2e, "SIDES", {side: ("steps", fake(side)) for side in ("skeljax", "torch")})
+    args = e2e.parse(["--quick", "--repeats", "3"])[1]
+    res = e2e.run_alternating(args, str(tmp_path), {})
+    assert [c[0] for c in calls] == e2e.side_order(3, True)
+    assert len({c[1] for c in calls}) == 6  # a fresh folder per run
+    s, t = res["skeljax"], res["torch"]
+    assert s["samples_per_s"] == 3.3 and s["samples_per_s_runs"] == [3.0, 3.6, 3.3] and s["compile_s"] == 33.0
+    assert t["samples_per_s"] == 3.2 and t["compile_s"] == 32.0 and "log" not in s
+    e2e.summarise(res)
+    assert res["ratio"] == pytest.approx(3.3 / 3.2)
+    table = e2e.table(res)
+    assert "| samples/s of each run, in order | 3.00, 3.60, 3.30 | 3.40, 3.10, 3.20 |" in table
+    # an even count: the median of the rates; the other figures from the lower middle run
+    even = e2e.median_run([{"samples_per_s": 2.0, "compile_s": 1.0}, {"samples_per_s": 4.0, "compile_s": 2.0}])
+    assert even["samples_per_s"] == 3.0 and even["compile_s"] == 1.0
+
+
+def test_repeats_below_one_are_refused(capsys):
+    e2e = _load()
+    with pytest.raises(SystemExit):
+        e2e.parse(["--repeats", "0"])
+    assert "--repeats must be at least 1" in capsys.readouterr().err
