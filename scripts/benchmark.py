@@ -512,9 +512,15 @@ SPEED_NOTES = """\
   channels and the graph aggregation is one matrix product over the joints, with no transposes in between.
 - The graph aggregation runs before the 1x1 convolution (fewer channels to aggregate when C_in < C_out); the
   convolution's bias is aggregated through the graph exactly.
-- MSTCN: the six branch 1x1 convolutions that share an input are one matrix product; each dilated branch's
-  temporal convolution is a small matrix product to its k taps, which one fused pass shifts and sums (a single
-  block-diagonal product for all branches did ~5x the FLOPs and cost a third of inference time).
+- MSTCN: the six branch 1x1 convolutions that share an input are one matrix product (a single block-diagonal
+  product for all branches did ~5x the FLOPs and cost a third of inference time). Each dilated branch's temporal
+  convolution is one small matrix product, arranged per mode (`skeljax.models.stgcn.dilated_conv`): in inference
+  to its k taps, which one fused pass shifts and sums; in training from its k shifted inputs side by side (im2col).
+  The gradient of the taps form is the output gradient shifted back into k taps, and XLA on CPU fused the
+  transform BatchNorm's backward into that pass, evaluating it k times per element at strided channel slices
+  (13% of the step); the im2col form's gradient goes straight into matrix products. Train step 1.05x and 1.10x
+  faster in two in-process A/Bs on 2026-12-07 (same process, both programs, alternating calls); inference keeps
+  the taps form, 2-5% faster there.
 - Inference on one CPU device runs the clips through the network one at a time, in a compiled loop
   (`skeljax.models.forward.rows_per_pass`): a clip's activations (~1.3 MB per tensor) stay in the L3 cache from layer to
   layer, where batch-16 tensors (~20 MB each, two or three live at once against 32 MB of L3) stream through memory
@@ -541,13 +547,15 @@ SPEED_NOTES = """\
   few GB free, while PYSKL's batch of 128 (34 GB without remat) on a 23 GB host, or the recipe's batch on a 16 GB
   Colab GPU, gets it; the train-step row says which one the trainer picked.
 - The CPU training step, where its time goes (`scripts/profile_train_step.py` on the idle 2-core CPU: batch 16, no
-  remat, XLA's kernels under JAX's profiler, shares of their time): matrix products 60% (forward 19%, backward
-  41%); elementwise work of the backward pass 29%, of which the MSTCN branches' gradient (their temporal taps
-  shifted back, the transform BatchNorm's backward recomputed per branch slice) 13%, BatchNorm's backward products
-  7.5%, ReLU masks 3.7%, the splits of the branch concatenation 2.8%; elementwise work of the forward pass 10%
-  (ReLU 2.9%, slices 2.3%, subtractions and sums 3.2%); the SGD update over the 434 tensors with the logged norms 1.7%. Fusing
-  the optax update into one flat vector could so buy at most ~1.5%, and was not done (torch-exact SGD and the
-  bit-exact resume stay as they are). What sped up the default CPU trainer on 2026-12-07 is `remat='auto'`
+  remat, XLA's kernels under JAX's profiler, shares of their time), after the MSTCN change above: matrix products
+  64% (forward 21%, backward 43%); elementwise work of the backward pass 22% (BatchNorm's backward 8.5%, ReLU
+  masks 4.7%, the splits of the MSTCN concatenation 4.2%, sums of gradients 2.1%); elementwise work of the forward
+  pass 12% (ReLU 3.1%, the concatenation 2.6%, slices 2.1%); the SGD update over the 434 tensors with the logged
+  norms 1.8%. Before it, the MSTCN branches' shifted taps gradient alone was 13% and the backward's elementwise
+  work 29%. The kernels' times add up to ~1.2x the step's wall time: XLA runs independent kernels on both cores
+  at once, so a product inside the step shows half the rate it reaches alone (80-98 against 170 GFLOP/s for the
+  20000x256x256 products) without being a slower kernel. Fusing the optax update into one flat vector could buy
+  at most ~1.5%, and was not done (torch-exact SGD and the bit-exact resume stay as they are). What sped up the default CPU trainer on 2026-12-07 is `remat='auto'`
   following the host's free memory: at batch 16 it now picks the step without remat (the "no remat" row: 0.99x
   PyTorch against 0.73x with remat in the run of 2026-12-07, before the change), and the whole loop of
   `scripts/benchmark_e2e.py --quick` went from 0.68x to 0.96x PyTorch (3.3 against 3.4 samples/s, idle machine,
@@ -562,7 +570,10 @@ SPEED_NOTES = """\
 Tried on the 2-core CPU without a gain (within the 5-7% noise of identical runs, or slower), so that nobody repeats
 them blindly: the gcn as conv-first with one K-stacked aggregation product, as one product over K*C_in after a
 transposing copy, or with per-subset aggregation; an optimization barrier on the MSTCN concatenation's gradient
-(so that the branches' gradient slices stop recomputing the BatchNorm backward) or after every block; XLA CPU
+(so that the branches' gradient slices stop recomputing the BatchNorm backward) or after every block (XLA's CPU
+pipeline removes optimization barriers before it fuses: the compiled step has none left, so a barrier cannot
+make XLA keep a value it prefers to recompute); a custom VJP for the taps form that shifts the gradient back
+from a barrier (same time, for that reason); XLA CPU
 flags (oneDNN, XNNPACK, the concurrency-optimised scheduler, YNNPACK fusion types); bfloat16 activations; weight
 gradients as standard-form products after an explicit transpose, so that YNNPACK runs them (20% slower step); the
 first block's 3-channel products as broadcast multiply-adds instead of matrix products (no change beyond 2% in an
