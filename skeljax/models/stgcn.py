@@ -298,7 +298,7 @@ class MultiScaleTemporalConv(nnx.Module):
         Layout of the work (measured on a 2-core CPU, where it halved this module's time): the six branch 1x1
         convs share their input and are one matmul; the branch outputs are concatenated once. Each dilated
         branch's temporal conv is one small matmul, arranged differently for inference and training:
-        - eval: to its k taps, which one fused elementwise pass shifts and sums (3-5% faster inference than
+        - eval: to its k taps, which one fused elementwise pass shifts and sums (2-5% faster inference than
           the training form);
         - training: from its k shifted inputs side by side (im2col). The gradient of the taps form is the output
           gradient shifted back into k taps, and XLA on CPU fused the transform BatchNorm's backward into that
