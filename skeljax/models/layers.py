@@ -362,11 +362,15 @@ class TemporalConv(nnx.Module):
         self.dilation = dilation
         self.padding = (k + (k - 1) * (dilation - 1) - 1) // 2
 
+    def out_length(self, t: int) -> int:
+        """Frames out for t frames in."""
+        k = self.weight.shape[0]
+        return (t + 2 * self.padding - self.dilation * (k - 1) - 1) // self.stride + 1
+
     def im2col(self, x: jax.Array, time_axis: int = 1) -> jax.Array:
         """The k shifted (and strided) copies of x side by side on the channel axis: the conv is then one matmul."""
         k, p, d, s = self.weight.shape[0], self.padding, self.dilation, self.stride
-        t = x.shape[time_axis]
-        t_out = (t + 2 * p - d * (k - 1) - 1) // s + 1
+        t_out = self.out_length(x.shape[time_axis])
         pad = [(0, 0)] * x.ndim
         pad[time_axis] = (p, p)
         xp = jnp.pad(x, pad)

@@ -355,7 +355,7 @@ def dilated_conv(x: jax.Array, conv: TemporalConv, w: jax.Array, *, taps_first: 
     k, cin, cout = w.shape
     if not taps_first:
         return dense(conv.im2col(x, T_AXIS), w.reshape(k * cin, cout))
-    t_out = (x.shape[T_AXIS] + 2 * conv.padding - conv.dilation * (k - 1) - 1) // conv.stride + 1
+    t_out = conv.out_length(x.shape[T_AXIS])
     taps = dense(x, w.transpose(1, 0, 2).reshape(cin, k * cout)).reshape(x.shape[:-1] + (k, cout))
     shifts = [j * conv.dilation - conv.padding for j in range(k)]
     return sum(_time_shift(taps[..., j, :], shift, conv.stride, t_out) for j, shift in enumerate(shifts))

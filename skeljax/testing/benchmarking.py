@@ -15,8 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from skeljax import cpu_malloc
-from skeljax.cpu_malloc import MALLOC_ENV
+from skeljax.cpu_malloc import MALLOC_ENV, restart_with_malloc_env
 
 NO_MALLOC_ENV_FLAG = "--no-malloc-env"
 
@@ -27,7 +26,7 @@ def use_malloc_env(argv: Sequence[str]) -> None:
     without these settings glibc maps and page-faults fresh pages each time (~66k faults per call, 1.6x slower
     inference; docs/benchmarks.md)."""
     if NO_MALLOC_ENV_FLAG not in argv:
-        cpu_malloc.restart_with_malloc_env([sys.executable, *argv])
+        restart_with_malloc_env([sys.executable, *argv])
 
 
 # ------------------------------------------------------------------------------------------------------------------
