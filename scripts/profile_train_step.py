@@ -4,7 +4,8 @@ times it) under JAX's profiler, each XLA thunk's time summed by phase and by the
 A thunk is one kernel of the compiled program (a matrix product, a fused elementwise loop, a copy). Its phase and
 operation come from the metadata XLA keeps in the optimized HLO: `transpose(jvp(...))` is the backward pass, `jvp(...)`
 the forward pass, anything else the optimizer update and the logged norms; matrix products (XLA's dot thunks and
-the YNNPACK fusions that hold them) are counted apart from the elementwise work.
+the library fusions that hold a dot) are counted apart from the rest. Library (YNNPACK) fusions also run the
+step's reductions (BatchNorm's sums, bias gradients): those count as the reduction they are, not as products.
 
   python scripts/profile_train_step.py [--batch 16] [--frames 100] [--steps 2] [--top 20]
 """
@@ -22,7 +23,7 @@ import tempfile
 
 from skeljax.testing.benchmarking import use_malloc_env
 
-PRODUCT_PREFIXES = ("ynn", "dot", "custom-call")
+PRODUCT_PREFIXES = ("dot", "custom-call")
 RUNTIME_EVENTS = ("$", "PjitFunction", "CommonPjRt", "ThunkExecutor", "Thread", "Allocate", "Handle", "Parse")
 RUNTIME_EVENTS += ("Python", "Wait", "end:", "Slinky")
 
@@ -73,18 +74,34 @@ def op_names(hlo: str) -> dict[str, str]:
     return names
 
 
-def category(thunk: str, op_name: str) -> tuple[str, str]:
+def product_thunks(hlo: str) -> set[str]:
+    """The entry computation's matrix-product kernels: XLA's dot (and custom-call) thunks, and the library fusions
+    (kind=kCustom, e.g. YNNPACK's) whose fused computation holds a dot or a convolution."""
+    bodies = {m.group(1): m.group(2) for m in re.finditer(r"^%([\w.\-]+) [^\n]*\{\n(.*?)\n\}$", hlo, re.M | re.S)}
+    entry = hlo[hlo.index("\nENTRY") :]
+    products = set()
+    for m in re.finditer(r"^\s+(?:ROOT )?%?([\w.\-]+) = [^\n]*", entry, re.M):
+        name, line = m.group(1), m.group(0)
+        called = re.search(r"calls=%([\w.\-]+)", line) if "kind=kCustom" in line else None
+        if name.startswith(PRODUCT_PREFIXES) or (
+            called and re.search(r"\b(?:dot|convolution)\(", bodies.get(called.group(1), ""))
+        ):
+            products.add(name)
+    return products
+
+
+def category(thunk: str, op_name: str, products: set[str]) -> tuple[str, str]:
     """(phase, what): phase forward / backward / update; what 'matrix products' or the op's last name part."""
     phase = "backward" if "transpose(jvp" in op_name else "forward" if "jvp(" in op_name else "update and norms"
-    what = "matrix products" if thunk.startswith(PRODUCT_PREFIXES) else re.sub(r"\[.*", "", op_name.split("/")[-1])
+    what = "matrix products" if thunk in products else re.sub(r"\[.*", "", op_name.split("/")[-1])
     return phase, what or "?"
 
 
-def report(times: collections.Counter, names: dict[str, str], steps: int, top: int) -> None:
+def report(times: collections.Counter, names: dict[str, str], products: set[str], steps: int, top: int) -> None:
     total = sum(times.values())
     by_phase, by_what = collections.Counter(), collections.Counter()
     for thunk, us in times.items():
-        phase, what = category(thunk, names.get(thunk, ""))
+        phase, what = category(thunk, names.get(thunk, ""), products)
         by_phase[phase + (", matrix products" if what == "matrix products" else ", other")] += us
         by_what[(phase, what)] += us
     print(f"thunk time per step: {total / steps / 1e3:.0f} ms ({len(times)} thunks)")
@@ -107,7 +124,8 @@ def main(argv=None) -> int:
     step, compiled, arrays = compiled_step(args.batch, args.frames)
     with tempfile.TemporaryDirectory() as trace_dir:
         times = thunk_times(step, arrays, args.steps, trace_dir)
-    report(times, op_names(compiled.as_text()), args.steps, args.top)
+    hlo = compiled.as_text()
+    report(times, op_names(hlo), product_thunks(hlo), args.steps, args.top)
     return 0
 
 

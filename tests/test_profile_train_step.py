@@ -14,9 +14,24 @@ HLO = """HloModule jit_train_step
   ROOT %m = f32[4]{0} multiply(%p, %p), metadata={op_name="inner"}
 }
 
+%fused_computation.2 (p.1: f32[4,4]) -> f32[4,4] {
+  %p.1 = f32[4,4]{1,0} parameter(0)
+  ROOT %d = f32[4,4]{1,0} dot(%p.1, %p.1), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+%fused_computation.3 (p.2: f32[], p.3: f32[4,4], p.4: f32[4,4]) -> f32[4] {
+  %p.3 = f32[4,4]{1,0} parameter(1)
+  %p.4 = f32[4,4]{1,0} parameter(2)
+  %mul.1 = f32[4,4]{1,0} multiply(%p.3, %p.4)
+  %p.2 = f32[] parameter(0)
+  ROOT %r = f32[4]{0} reduce(%mul.1, %p.2), dimensions={0}, to_apply=%region_0
+}
+
 ENTRY %main (a: f32[4]) -> f32[4] {
   %a = f32[4]{0} parameter(0)
-  %ynn_fusion.3 = f32[4]{0} fusion(%a), kind=kCustom, metadata={op_name="jit(train_step)/jvp()/dot_general"}
+  %ynn_fusion.3 = f32[4]{0} fusion(%a), kind=kCustom, calls=%fused_computation.2, metadata={op_name="jit(train_step)/jvp()/dot_general"}
+  %ynn_fusion.4 = f32[4]{0} fusion(%a), kind=kCustom, calls=%fused_computation.3, metadata={op_name="jit(train_step)/transpose(jvp())/reduce_sum"}
+  %dot.5 = f32[4]{0} dot(%a, %a), metadata={op_name="jit(train_step)/transpose(jvp())/dot_general"}
   %add_bitcast_fusion.2 = f32[4]{0} fusion(%a), metadata={op_name="jit(train_step)/transpose(jvp())/add_any"}
   %mul_fusion = f32[4]{0} fusion(%a), metadata={op_name="jit(train_step)/mul[x=1]"}
   ROOT %relu_fusion = f32[4]{0} fusion(%a), metadata={op_name="jit(train_step)/jvp()/max"}
@@ -36,12 +51,16 @@ def test_thunks_are_attributed_to_their_pass_and_operation(capsys):
     names = prof.op_names(HLO)
     assert names["add_bitcast_fusion.2"] == "jit(train_step)/transpose(jvp())/add_any"
     assert "m" not in names  # instructions of fused computations are not thunks
-    assert prof.category("ynn_fusion.3", names["ynn_fusion.3"]) == ("forward", "matrix products")
-    assert prof.category("add_bitcast_fusion.2", names["add_bitcast_fusion.2"]) == ("backward", "add_any")
-    assert prof.category("mul_fusion", names["mul_fusion"]) == ("update and norms", "mul")
+    # a library fusion is a product only when it holds a dot: YNNPACK also runs the step's reductions
+    products = prof.product_thunks(HLO)
+    assert products == {"ynn_fusion.3", "dot.5"}
+    assert prof.category("ynn_fusion.3", names["ynn_fusion.3"], products) == ("forward", "matrix products")
+    assert prof.category("ynn_fusion.4", names["ynn_fusion.4"], products) == ("backward", "reduce_sum")
+    assert prof.category("add_bitcast_fusion.2", names["add_bitcast_fusion.2"], products) == ("backward", "add_any")
+    assert prof.category("mul_fusion", names["mul_fusion"], products) == ("update and norms", "mul")
     times = collections.Counter({"ynn_fusion.3": 500.0, "add_bitcast_fusion.2": 300.0, "mul_fusion": 100.0})
     times["relu_fusion"] = 100.0
-    prof.report(times, names, steps=2, top=3)
+    prof.report(times, names, products, steps=2, top=3)
     out = capsys.readouterr().out
     assert out.startswith("thunk time per step: 0 ms (4 thunks)")
     assert "  50.0%  forward, matrix products" in out and "  30.0%  backward, other" in out
