@@ -548,11 +548,16 @@ SPEED_NOTES = """\
   Colab GPU, gets it; the train-step row says which one the trainer picked.
 - The CPU training step, where its time goes (`scripts/profile_train_step.py` on the idle 2-core CPU: batch 16, no
   remat, XLA's kernels under JAX's profiler, shares of their time), after the MSTCN change above: matrix products
-  64% (forward 21%, backward 43%); elementwise work of the backward pass 22% (BatchNorm's backward 8.5%, ReLU
-  masks 4.7%, the splits of the MSTCN concatenation 4.2%, sums of gradients 2.1%); elementwise work of the forward
-  pass 12% (ReLU 3.1%, the concatenation 2.6%, slices 2.1%); the SGD update over the 434 tensors with the logged
-  norms 1.8%. Before it, the MSTCN branches' shifted taps gradient alone was 13% and the backward's elementwise
-  work 29%. The kernels' times add up to ~1.2x the step's wall time: XLA runs independent kernels on both cores
+  50% (forward 18%, backward 32%); reductions 13% (the backward's 11%: BatchNorm's two sums per layer and the
+  bias gradients; the forward's 3%: BatchNorm statistics), which YNNPACK runs like the products (before
+  2026-12-07 the profile counted every YNNPACK kernel as a product and read 64%); the rest of the backward pass
+  21% (BatchNorm's backward 8.0%, the splits of the MSTCN concatenation 4.5%, ReLU masks 4.3%, sums of gradients
+  2.2%); the rest of the forward pass 13% (ReLU 3.6%, the concatenation 3.0%, slices 2.0%); the SGD update over
+  the 434 tensors with the logged norms 2.2%. Before it, the MSTCN branches' shifted taps gradient alone was 13%
+  and the backward's elementwise work 29%. Leaving the biases in front of a training-mode BatchNorm out (they
+  cancel there; their gradient reductions are about a seventh of the backward's reductions) measured no
+  difference (this script's `bench_train` in fresh processes taken in turns, ratio to PyTorch: 1.00, 1.02, 1.07
+  and 1.01x without them, 1.01, 1.08 and 1.01x with them) and was not kept. The kernels' times add up to ~1.2x the step's wall time: XLA runs independent kernels on both cores
   at once, so a product inside the step shows half the rate it reaches alone (80-98 against 170 GFLOP/s for the
   20000x256x256 products) without being a slower kernel. Fusing the optax update into one flat vector could buy
   at most ~1.5%, and was not done (torch-exact SGD and the bit-exact resume stay as they are). What sped up the default CPU trainer on 2026-12-07 is `remat='auto'`
