@@ -64,13 +64,19 @@ def thunk_times(step, arrays, steps: int, trace_dir: str) -> collections.Counter
     return times
 
 
+def entry_instructions(hlo: str):
+    """(name, line) of each instruction of the entry computation: the program's thunks."""
+    entry = hlo[hlo.index("\nENTRY") :]
+    for m in re.finditer(r"^\s+(?:ROOT )?%?([\w.\-]+) = [^\n]*", entry, re.M):
+        yield m.group(1), m.group(0)
+
+
 def op_names(hlo: str) -> dict[str, str]:
     """{instruction name of the entry computation: its op_name metadata}."""
-    entry = hlo[hlo.index("\nENTRY") :]
     names = {}
-    for m in re.finditer(r"^\s+(?:ROOT )?%?([\w.\-]+) = [^\n]*", entry, re.M):
-        op = re.search(r'op_name="([^"]*)"', m.group(0))
-        names[m.group(1)] = op.group(1) if op else ""
+    for name, line in entry_instructions(hlo):
+        op = re.search(r'op_name="([^"]*)"', line)
+        names[name] = op.group(1) if op else ""
     return names
 
 
@@ -78,10 +84,8 @@ def product_thunks(hlo: str) -> set[str]:
     """The entry computation's matrix-product kernels: XLA's dot (and custom-call) thunks, and the library fusions
     (kind=kCustom, e.g. YNNPACK's) whose fused computation holds a dot or a convolution."""
     bodies = {m.group(1): m.group(2) for m in re.finditer(r"^%([\w.\-]+) [^\n]*\{\n(.*?)\n\}$", hlo, re.M | re.S)}
-    entry = hlo[hlo.index("\nENTRY") :]
     products = set()
-    for m in re.finditer(r"^\s+(?:ROOT )?%?([\w.\-]+) = [^\n]*", entry, re.M):
-        name, line = m.group(1), m.group(0)
+    for name, line in entry_instructions(hlo):
         called = re.search(r"calls=%([\w.\-]+)", line) if "kind=kCustom" in line else None
         if name.startswith(PRODUCT_PREFIXES) or (
             called and re.search(r"\b(?:dot|convolution)\(", bodies.get(called.group(1), ""))
